@@ -1,0 +1,242 @@
+//! The typed events the executor emits. Every output (journal, progress display, markdown report,
+//! JSON summary, lessons record) is a consumer of this stream, and a run can be re-rendered from
+//! its journal alone.
+//!
+//! Invariants: events are append-only and self-describing (they carry the names, objectives and
+//! parameters a report needs); `Record::seq` increases by one per event; times are the run's clock
+//! (virtual time on the simulated estate, wall time otherwise), so `elapsed_ms` is what durations
+//! are computed from, never the difference of two `at` strings.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// The journal schema version; bumped on incompatible changes.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    /// Run clock time of the event.
+    pub at: DateTime<Utc>,
+    /// Milliseconds since the run started (the run clock).
+    pub elapsed_ms: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Phases of a drill, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Steady-state hypothesis before the fault: a gate.
+    Before,
+    /// The method: the step DAG, with the during-hypothesis and recovery monitors.
+    Method,
+    /// Steady-state verification after the method.
+    After,
+    /// Rollbacks.
+    Rollback,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    /// Cancelled by an abort or an interrupt while running.
+    Cancelled,
+    /// Never started because the run stopped first.
+    Skipped,
+}
+
+/// How a run ended; the exit code follows from it (see `crate::exit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// Steady before, recovered within RTO, data loss within RPO, after-check met, rollbacks ok.
+    Pass,
+    /// The before-hypothesis was not met: nothing was injected.
+    NotSteady,
+    /// An objective was missed, the after-check failed, or a step failed with on_failure: continue.
+    Missed,
+    /// A step failure, an abort condition or an interrupt stopped the drill.
+    Aborted,
+    /// A rollback failed (or is still owed): the environment may not be back to normal.
+    RollbackFailed,
+}
+
+/// A static description of one step, as planned (for reports rendered from the journal alone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStep {
+    pub id: String,
+    pub action: String,
+    pub after: Vec<String>,
+    pub wave: usize,
+    pub critical: bool,
+    pub has_rollback: bool,
+    pub description: Option<String>,
+}
+
+/// Objectives in force for the run, in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectivesInfo {
+    pub rto_ms: u64,
+    pub rpo_ms: u64,
+    pub mttd_ms: Option<u64>,
+}
+
+/// One measured figure against its objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// `rto`, `rpo` or `mttd`.
+    pub name: String,
+    /// The measured value; `None` when it was never reached before the deadline.
+    pub measured_ms: Option<u64>,
+    pub objective_ms: Option<u64>,
+    /// Resolution of the figure (the poll interval that produced it).
+    pub resolution_ms: u64,
+    /// When `measured_ms` is `None`: the deadline it was not reached by.
+    pub deadline_ms: Option<u64>,
+    pub met: bool,
+    /// One line of explanation, e.g. "fault at +2m, all 2 recovery probes passing from +9m10s".
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        journal_version: u32,
+        run_id: String,
+        experiment: String,
+        title: Option<String>,
+        description: Option<String>,
+        owner: Option<String>,
+        tags: Vec<String>,
+        file: String,
+        environment: String,
+        backend: String,
+        /// `virtual` (simulated estate on a paused clock) or `wall`.
+        clock: String,
+        seed: Option<u64>,
+        variables: Vec<(String, String)>,
+        objectives: ObjectivesInfo,
+        steps: Vec<PlannedStep>,
+        critical_path: Vec<String>,
+        /// Id of the fault step that starts the recovery clock.
+        fault_step: Option<String>,
+        dry_run: bool,
+        firedrill_version: String,
+    },
+    PhaseStarted {
+        phase: Phase,
+    },
+    /// One probe evaluation. `value` is the probe's output, `ok` whether its tolerance held.
+    ProbeChecked {
+        phase: Phase,
+        probe: String,
+        ok: bool,
+        value: Json,
+        message: String,
+    },
+    HypothesisResult {
+        phase: Phase,
+        met: bool,
+        failed: Vec<String>,
+    },
+    StepStarted {
+        step: String,
+        action: String,
+        attempt: u32,
+    },
+    StepRetrying {
+        step: String,
+        attempt: u32,
+        error: String,
+        backoff_ms: u64,
+    },
+    StepFinished {
+        step: String,
+        outcome: StepOutcome,
+        attempts: u32,
+        duration_ms: u64,
+        output: Json,
+        error: Option<String>,
+    },
+    /// The fault step started: the recovery clock runs from here.
+    FaultInjected {
+        step: String,
+    },
+    /// A during-hypothesis probe out of tolerance (recorded; aborts only when sustained).
+    Deviation {
+        probe: String,
+        value: Json,
+        message: String,
+    },
+    /// An abort condition held for its whole window, a step failed, or an interrupt arrived.
+    AbortTriggered {
+        reason: String,
+    },
+    Interrupted {
+        signal: String,
+        /// 1 for the first (graceful) interrupt, 2 for the second (stop at once).
+        count: u32,
+    },
+    /// Something the environment did on its own (e.g. the simulated estate's controllers),
+    /// reported by the provider; `at_ms` is run-clock milliseconds.
+    EnvironmentEvent {
+        at_ms: u64,
+        component: String,
+        message: String,
+    },
+    /// The detection probe passed for the first time.
+    Detected {
+        probe: String,
+        after_ms: u64,
+    },
+    /// A recovery probe's first pass in the streak that counted (for bottleneck analysis).
+    RecoveryProbePassing {
+        probe: String,
+        after_ms: u64,
+    },
+    /// Every recovery probe passed `consecutive` polls in a row.
+    Recovered {
+        after_ms: u64,
+    },
+    RecoveryDeadlineExceeded {
+        deadline_ms: u64,
+        failing: Vec<String>,
+    },
+    DataLossMeasured {
+        probe: String,
+        /// Time of the newest write that survived (run clock).
+        newest_write: Option<DateTime<Utc>>,
+        loss_ms: Option<u64>,
+    },
+    RollbackStarted {
+        step: String,
+        action: String,
+    },
+    RollbackFinished {
+        step: String,
+        ok: bool,
+        duration_ms: u64,
+        error: Option<String>,
+    },
+    /// A rollback that did not run (second interrupt, or --rollback never): the environment
+    /// still carries this step's change.
+    RollbackOwed {
+        step: String,
+        action: String,
+        reason: String,
+    },
+    RunFinished {
+        verdict: VerdictKind,
+        exit_code: i32,
+        measurements: Vec<Measurement>,
+        reasons: Vec<String>,
+    },
+}

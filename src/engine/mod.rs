@@ -1,0 +1,3 @@
+//! The drill engine: typed events, the async executor, hypothesis and recovery monitors.
+
+pub mod events;
