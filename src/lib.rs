@@ -1,5 +1,13 @@
+pub mod check;
 pub mod decode;
 pub mod diag;
 pub mod duration;
 pub mod engine;
+pub mod environment;
+pub mod exit;
+pub mod plan;
+pub mod provider;
+pub mod spec;
+pub mod tolerance;
+pub mod vocab;
 pub mod yaml;
