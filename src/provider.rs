@@ -41,6 +41,9 @@ pub trait Provider: Send + Sync {
     /// Backend name for reports (`sim`, `kubernetes`, `aws`).
     fn backend(&self) -> &'static str;
 
+    /// Called once when the run starts, with the run clock the provider's times refer to.
+    fn start(&self, _clock: crate::engine::clock::RunClock) {}
+
     /// Inject: run an action. The output is journaled and is handed back to `revert`.
     fn inject<'a>(
         &'a self,

@@ -630,6 +630,7 @@ pub async fn execute(
     mut interrupts: watch::Receiver<u32>,
 ) -> Outcome {
     let (abort_tx, mut abort_rx) = watch::channel(None::<String>);
+    provider.start(clock);
     let sh = Arc::new(Shared {
         exp: exp.clone(),
         provider,

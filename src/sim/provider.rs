@@ -1,0 +1,324 @@
+//! The simulated estate as a [`Provider`]: maps the portable action and probe vocabulary onto the
+//! model, on the run clock (virtual time when the runtime is paused).
+//!
+//! Dry runs apply the action to a throwaway copy of the estate, so they resolve targets exactly
+//! ("would kill api-7f3k2") and touch nothing.
+
+use super::model::{DnsTarget, Estate, KillMode, SimError, SimParams};
+use crate::diag::Diagnostic;
+use crate::engine::clock::RunClock;
+use crate::environment::Environment;
+use crate::provider::{BoxFuture, EnvironmentEvent, Provider, ProviderError};
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub struct SimProvider {
+    estate: Mutex<Estate>,
+    clock: OnceLock<RunClock>,
+    cursor: Mutex<usize>,
+    seed: u64,
+}
+
+/// Check an environment's `sim:` settings without running anything.
+pub fn check_settings(env: &Environment) -> Result<(), Vec<Diagnostic>> {
+    SimProvider::new(env, None).map(|_| ())
+}
+
+impl SimProvider {
+    /// Build the estate from an environment's settings; `seed` overrides the environment's.
+    pub fn new(env: &Environment, seed: Option<u64>) -> Result<SimProvider, Vec<Diagnostic>> {
+        let mut params: SimParams = match serde_path_to_error::deserialize(&env.settings) {
+            Ok(p) => p,
+            Err(e) => {
+                let path = e.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                let msg = e.inner().to_string();
+                return Err(vec![env.settings_error(&path, msg, "fix this setting; environments/sim.yaml documents every one".into())]);
+            }
+        };
+        if let Some(s) = seed {
+            params.seed = s;
+        }
+        let seed = params.seed;
+        match Estate::new(params, seed) {
+            Ok(estate) => Ok(SimProvider { estate: Mutex::new(estate), clock: OnceLock::new(), cursor: Mutex::new(0), seed }),
+            Err(SimError::InvalidParams(problems)) => Err(problems
+                .into_iter()
+                .map(|p| {
+                    let path = p.split([':', ' ']).next().unwrap_or_default().to_string();
+                    env.settings_error(&path, p.clone(), "fix this setting; environments/sim.yaml documents every one".into())
+                })
+                .collect()),
+            Err(e) => Err(vec![env.settings_error("", e.to_string(), "fix the simulated estate's settings".into())]),
+        }
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn clock(&self) -> RunClock {
+        *self.clock.get_or_init(RunClock::start_now)
+    }
+
+    fn now(&self) -> Duration {
+        self.clock().elapsed()
+    }
+
+    fn time(&self, secs: Option<f64>) -> Json {
+        match secs {
+            Some(s) => json!(self.clock().at(Duration::from_secs_f64(s.max(0.0))).to_rfc3339()),
+            None => Json::Null,
+        }
+    }
+
+    fn default_cluster(estate: &Estate) -> String {
+        estate.clusters().into_iter().next().unwrap_or_default()
+    }
+}
+
+fn s<'a>(p: &'a Json, k: &str) -> &'a str {
+    p.get(k).and_then(Json::as_str).unwrap_or_default()
+}
+
+fn labels(p: &Json, k: &str) -> BTreeMap<String, String> {
+    p.get(k).and_then(Json::as_object).map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()).unwrap_or_default()
+}
+
+fn err(e: SimError) -> ProviderError {
+    match e {
+        SimError::Refused(m) => ProviderError::InvalidState(m),
+        other => ProviderError::InvalidTarget(other.to_string()),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: T) -> Json {
+    serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
+/// Apply an action to an estate at `at`. Shared by real runs and dry runs (on a copy).
+fn apply(estate: &mut Estate, at: Duration, clock: &RunClock, action: &str, p: &Json) -> Result<Json, ProviderError> {
+    let cluster = p.get("cluster").and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| SimProvider::default_cluster(estate));
+    Ok(match action {
+        "k8s.pod_kill" => {
+            let value = p.get("value").and_then(Json::as_u64).unwrap_or(1) as u32;
+            let mode = match s(p, "mode") {
+                "all" => KillMode::All,
+                "fixed" => KillMode::Fixed(value),
+                "fixed-percent" => {
+                    if !(1..=100).contains(&value) {
+                        return Err(ProviderError::InvalidTarget(format!("fixed-percent needs `value` from 1 to 100, got {value}")));
+                    }
+                    KillMode::FixedPercent(value)
+                }
+                _ => KillMode::One,
+            };
+            let sel = labels(p, "selector");
+            if let Some(cap) = p.get("max_pods").and_then(Json::as_u64) {
+                let mut copy = estate.clone();
+                let n = copy.kill_pods(at, &cluster, s(p, "namespace"), &sel, mode).map_err(err)?.len() as u64;
+                if n > cap {
+                    return Err(ProviderError::InvalidTarget(format!("blast radius: this would kill {n} pods, over max_pods {cap}; raise max_pods or narrow the selector")));
+                }
+            }
+            let killed = estate.kill_pods(at, &cluster, s(p, "namespace"), &sel, mode).map_err(err)?;
+            json!({"cluster": cluster, "namespace": s(p, "namespace"), "killed": killed, "count": killed.len()})
+        }
+        "k8s.cordon_zone" => json!({"cluster": cluster, "zone": s(p, "zone"), "nodes": estate.cordon_zone(at, &cluster, s(p, "zone")).map_err(err)?}),
+        "k8s.drain_zone" => json!({"cluster": cluster, "zone": s(p, "zone"), "nodes": estate.drain_zone(at, &cluster, s(p, "zone")).map_err(err)?}),
+        "k8s.scale" => {
+            let replicas = p.get("replicas").and_then(Json::as_u64).unwrap_or(0) as u32;
+            let prev = estate.scale(at, &cluster, s(p, "namespace"), s(p, "deployment"), replicas).map_err(err)?;
+            json!({"cluster": cluster, "deployment": s(p, "deployment"), "previous": prev, "replicas": replicas})
+        }
+        "az.power_interruption" => {
+            estate.lose_zone(at, s(p, "zone")).map_err(err)?;
+            json!({"zone": s(p, "zone"), "power": "off"})
+        }
+        "region.outage" => {
+            estate.lose_region(at, s(p, "region")).map_err(err)?;
+            json!({"region": s(p, "region"), "state": "lost"})
+        }
+        "db.cluster_failover" => {
+            let target = p.get("target_instance").and_then(Json::as_str);
+            json!({"cluster": s(p, "cluster"), "new_writer": estate.db_failover(at, s(p, "cluster"), target).map_err(err)?})
+        }
+        "db.instance_reboot" => {
+            let force = p.get("force_failover").and_then(Json::as_bool).unwrap_or(false);
+            estate.db_reboot(at, s(p, "instance"), force).map_err(err)?;
+            json!({"instance": s(p, "instance"), "force_failover": force})
+        }
+        "db.global_switchover" | "db.global_failover" => {
+            let loss = action == "db.global_failover" && p.get("allow_data_loss").and_then(Json::as_bool).unwrap_or(false);
+            estate.global_failover(at, s(p, "global_cluster"), s(p, "target_cluster"), loss).map_err(err)?;
+            json!({"global_cluster": s(p, "global_cluster"), "target_cluster": s(p, "target_cluster"), "allow_data_loss": loss})
+        }
+        "db.detach_and_promote" => {
+            estate.detach_and_promote(at, s(p, "global_cluster"), s(p, "cluster")).map_err(err)?;
+            json!({"cluster": s(p, "cluster"), "detached_from": s(p, "global_cluster")})
+        }
+        "db.cluster_outage" => {
+            estate.cluster_outage(at, s(p, "cluster")).map_err(err)?;
+            json!({"cluster": s(p, "cluster"), "state": "unavailable"})
+        }
+        "db.point_in_time_restore" => {
+            let to = match p.get("restore_time").and_then(Json::as_str) {
+                None | Some("latest") => None,
+                Some(t) => {
+                    let t = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| ProviderError::InvalidTarget(format!("restore_time: {e}")))?;
+                    Some(clock.offset_of(t.with_timezone(&chrono::Utc)))
+                }
+            };
+            let serve = p.get("serve").and_then(Json::as_bool).unwrap_or(false);
+            let point = estate.pitr_restore(at, s(p, "source_cluster"), s(p, "target_cluster"), to, serve).map_err(err)?;
+            json!({"source_cluster": s(p, "source_cluster"), "target_cluster": s(p, "target_cluster"), "restore_point": clock.at(point).to_rfc3339(), "serve": serve})
+        }
+        "dns.failover" => {
+            let to = if s(p, "to") == "primary" { DnsTarget::Primary } else { DnsTarget::Secondary };
+            estate.dns_failover(at, s(p, "record"), to).map_err(err)?;
+            json!({"record": s(p, "record"), "to": s(p, "to")})
+        }
+        other => return Err(ProviderError::Unsupported { backend: "sim".into(), name: other.into() }),
+    })
+}
+
+impl Provider for SimProvider {
+    fn backend(&self) -> &'static str {
+        "sim"
+    }
+
+    fn start(&self, clock: RunClock) {
+        let _ = self.clock.set(clock);
+    }
+
+    fn inject<'a>(&'a self, action: &'a str, params: &'a Json) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        Box::pin(async move {
+            let clock = self.clock();
+            let out = {
+                let mut e = self.estate.lock().expect("estate poisoned");
+                apply(&mut e, clock.elapsed(), &clock, action, params)?
+            };
+            // A restore is done when its cluster is available (unless told not to wait).
+            if action == "db.point_in_time_restore" && params.get("wait").and_then(Json::as_bool).unwrap_or(true) {
+                let target = s(params, "target_cluster");
+                loop {
+                    let status = self.estate.lock().expect("estate poisoned").db_cluster(self.now(), target).map_err(err)?.status;
+                    if status == "available" {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn revert<'a>(&'a self, action: &'a str, params: &'a Json, output: &'a Json) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        Box::pin(async move {
+            let at = self.now();
+            let mut e = self.estate.lock().expect("estate poisoned");
+            match action {
+                "k8s.cordon_zone" | "k8s.drain_zone" => {
+                    let nodes: Vec<String> = output.get("nodes").and_then(Json::as_array).map(|a| a.iter().filter_map(|n| n.as_str().map(str::to_string)).collect()).unwrap_or_default();
+                    let cluster = output.get("cluster").and_then(Json::as_str).unwrap_or_default();
+                    e.uncordon_nodes(at, cluster, &nodes).map_err(err)?;
+                    Ok(json!({"uncordoned": nodes}))
+                }
+                "k8s.scale" => {
+                    let prev = output.get("previous").and_then(Json::as_u64).ok_or_else(|| ProviderError::InvalidState("the scale step recorded no previous replica count; nothing to restore".into()))? as u32;
+                    let cluster = output.get("cluster").and_then(Json::as_str).unwrap_or_default();
+                    e.scale(at, cluster, s(params, "namespace"), s(params, "deployment"), prev).map_err(err)?;
+                    Ok(json!({"replicas": prev}))
+                }
+                "az.power_interruption" => {
+                    e.restore_zone(at, s(params, "zone")).map_err(err)?;
+                    Ok(json!({"zone": s(params, "zone"), "power": "on"}))
+                }
+                "region.outage" => {
+                    e.restore_region(at, s(params, "region")).map_err(err)?;
+                    Ok(json!({"region": s(params, "region"), "state": "restored"}))
+                }
+                "db.cluster_outage" => {
+                    e.cluster_repair(at, s(params, "cluster")).map_err(err)?;
+                    Ok(json!({"cluster": s(params, "cluster"), "state": "repaired"}))
+                }
+                "dns.failover" => {
+                    e.dns_reset(at, s(params, "record")).map_err(err)?;
+                    Ok(json!({"record": s(params, "record"), "control": "health checks"}))
+                }
+                other => Err(ProviderError::Unsupported { backend: "sim".into(), name: format!("rollback of {other}") }),
+            }
+        })
+    }
+
+    fn observe<'a>(&'a self, probe: &'a str, p: &'a Json) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        Box::pin(async move {
+            let at = self.now();
+            let mut e = self.estate.lock().expect("estate poisoned");
+            let cluster = p.get("cluster").and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| Self::default_cluster(&e));
+            Ok(match probe {
+                "service.metrics" => to_json(e.service(at, s(p, "service")).map_err(err)?),
+                "k8s.pods" => to_json(e.pods(at, &cluster, s(p, "namespace"), &labels(p, "selector")).map_err(err)?),
+                "k8s.nodes" => to_json(e.nodes(at, &cluster, p.get("zone").and_then(Json::as_str)).map_err(err)?),
+                "k8s.memory" => json!({"cluster": cluster, "utilization": e.memory_utilization(at, &cluster).map_err(err)?}),
+                "db.cluster" => {
+                    let v = e.db_cluster(at, s(p, "cluster")).map_err(err)?;
+                    drop(e);
+                    json!({
+                        "cluster": s(p, "cluster"),
+                        "status": v.status,
+                        "role": v.role,
+                        "writer": v.writer,
+                        "writer_zone": v.writer_zone,
+                        "writable": v.writable,
+                        "latest_write": self.time(v.latest_write_secs),
+                        "latest_restorable_time": self.time(v.latest_restorable_secs),
+                    })
+                }
+                "dns.record" => to_json(e.dns(at, s(p, "record")).map_err(err)?),
+                "alert" => {
+                    let v = e.alert(at, s(p, "name")).map_err(err)?;
+                    drop(e);
+                    json!({"name": s(p, "name"), "state": v.state, "firing": v.state == "firing", "since": self.time(v.since_secs)})
+                }
+                other => return Err(ProviderError::Unsupported { backend: "sim".into(), name: other.into() }),
+            })
+        })
+    }
+
+    fn describe(&self, action: &str, params: &Json) -> Result<String, ProviderError> {
+        let clock = self.clock();
+        let mut copy = self.estate.lock().expect("estate poisoned").clone();
+        let out = apply(&mut copy, Duration::ZERO, &clock, action, params)?;
+        let what = match action {
+            "k8s.pod_kill" => format!("kill {} pod(s) in {}/{}: {}", out["count"], out["cluster"].as_str().unwrap_or_default(), out["namespace"].as_str().unwrap_or_default(), list(&out["killed"])),
+            "k8s.cordon_zone" => format!("cordon {} node(s) in {}: {}", out["nodes"].as_array().map_or(0, Vec::len), s(params, "zone"), list(&out["nodes"])),
+            "k8s.drain_zone" => format!("drain {} node(s) in {}: {}", out["nodes"].as_array().map_or(0, Vec::len), s(params, "zone"), list(&out["nodes"])),
+            "k8s.scale" => format!("scale {} from {} to {} replicas", s(params, "deployment"), out["previous"], out["replicas"]),
+            "db.cluster_failover" => format!("fail over {} to {}", s(params, "cluster"), out["new_writer"].as_str().unwrap_or_default()),
+            _ => format!("{action} {out}"),
+        };
+        Ok(what)
+    }
+
+    fn drain_events(&self) -> Vec<EnvironmentEvent> {
+        let at = self.now();
+        let mut e = self.estate.lock().expect("estate poisoned");
+        e.advance_to(at);
+        let mut cursor = self.cursor.lock().expect("cursor poisoned");
+        let log = e.log();
+        let out = log[(*cursor).min(log.len())..].iter().map(|ev| EnvironmentEvent { at_ms: ev.at.as_millis() as u64, component: ev.component.clone(), message: ev.message.clone() }).collect();
+        *cursor = log.len();
+        out
+    }
+}
+
+fn list(v: &Json) -> String {
+    v.as_array().map(|a| a.iter().filter_map(Json::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+}
