@@ -1,6 +1,8 @@
 //! Outputs rendered from a run's event stream: the [`summary::RunSummary`] (JSON), the markdown
 //! post-drill report, and the structured lessons-learned record.
 
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod lessons;
 pub mod markdown;
 pub mod summary;

@@ -640,3 +640,139 @@ pub fn verdict_label(kind: VerdictKind) -> &'static str {
         VerdictKind::RollbackFailed => "ROLLBACK FAILED",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::{self, RUN_ID};
+
+    #[test]
+    fn pass_run_is_folded_completely() {
+        let s = RunSummary::from_records(&fixtures::pass_run());
+        assert_eq!(s.run_id, RUN_ID);
+        assert_eq!(s.experiment, "az-loss");
+        assert_eq!(s.owner.as_deref(), Some("team-payments"));
+        assert_eq!(s.seed, Some(42));
+        assert_eq!(s.started, Some(fixtures::t0()));
+        assert!(s.is_finished());
+        let v = s.verdict.as_ref().unwrap();
+        assert_eq!((v.kind, v.exit_code), (VerdictKind::Pass, 0));
+        assert_eq!(s.verdict_label(), "PASS");
+        assert_eq!(s.measurements.len(), 3);
+        assert!(s.measurements.iter().all(|m| m.met));
+        assert_eq!(s.duration_ms, 301_000);
+        assert_eq!(
+            s.finished,
+            Some(fixtures::t0() + chrono::Duration::seconds(301))
+        );
+
+        let phases: Vec<Phase> = s.phases.iter().map(|p| p.phase).collect();
+        assert_eq!(
+            phases,
+            [Phase::Before, Phase::Method, Phase::After, Phase::Rollback]
+        );
+        let before = s.phase(Phase::Before).unwrap();
+        assert_eq!(before.probes.len(), 2);
+        assert!(before.hypothesis.as_ref().unwrap().met);
+        assert_eq!(s.phase(Phase::Method).unwrap().probes.len(), 3);
+
+        let snap = &s.steps[0];
+        assert_eq!(snap.id, "snapshot-db");
+        assert_eq!(snap.started_at_ms, Some(2_000), "first attempt's start");
+        assert_eq!(snap.finished_at_ms, Some(32_000));
+        assert_eq!(snap.attempts, 2);
+        assert_eq!(snap.retries.len(), 1);
+        assert_eq!(snap.retries[0].at_ms, 12_000);
+        assert_eq!(snap.outcome, Some(StepOutcome::Succeeded));
+        assert_eq!(snap.output["snapshot_id"], "snap-0a1b2c");
+        assert_eq!(s.steps[1].after, ["snapshot-db"]);
+
+        assert_eq!(s.fault_step.as_deref(), Some("fail-az"));
+        assert_eq!(s.fault_at_ms, Some(32_000));
+        let d = s.detection.as_ref().unwrap();
+        assert_eq!(
+            (d.probe.as_str(), d.after_ms, d.at_ms),
+            ("alerts-firing", 45_000, 77_000)
+        );
+        assert_eq!(s.recovery_probes.len(), 2);
+        let last = s.last_recovering_probe().unwrap();
+        assert_eq!(
+            (last.probe.as_str(), last.at_ms),
+            ("dns-serves-dr", 247_000)
+        );
+        assert_eq!(s.recovered.as_ref().unwrap().after_ms, 215_000);
+        assert!(s.deadline_exceeded.is_none());
+        assert_eq!(s.data_loss[0].loss_ms, Some(20_000));
+        assert_eq!(s.deviations.len(), 2);
+        assert_eq!(s.environment_events.len(), 4);
+        assert_eq!(s.rollbacks.len(), 2);
+        assert!(s.rollbacks.iter().all(|r| r.ok == Some(true)));
+        assert_eq!(s.rollbacks[0].duration_ms, Some(20_000));
+        assert!(s.owed_rollbacks.is_empty() && s.aborts.is_empty());
+    }
+
+    #[test]
+    fn missed_rto_run_names_the_gating_probe() {
+        let s = RunSummary::from_records(&fixtures::missed_rto_run());
+        assert_eq!(s.verdict.as_ref().unwrap().kind, VerdictKind::Missed);
+        assert_eq!(s.verdict_label(), "MISSED");
+        let rto = s.measurement("rto").unwrap();
+        assert!(!rto.met);
+        assert_eq!(rto.measured_ms, Some(550_000));
+        let last = s.last_recovering_probe().unwrap();
+        assert_eq!(last.probe, "dns-serves-dr");
+        assert_eq!(last.at_ms, 582_000, "fault +32s plus 9m10s");
+        assert_eq!(s.verdict.as_ref().unwrap().reasons.len(), 1);
+    }
+
+    #[test]
+    fn aborted_run_keeps_aborts_interrupts_and_owed_rollbacks() {
+        let s = RunSummary::from_records(&fixtures::aborted_run());
+        let v = s.verdict.as_ref().unwrap();
+        assert_eq!((v.kind, v.exit_code), (VerdictKind::RollbackFailed, 4));
+        assert_eq!(s.aborts.len(), 1);
+        assert_eq!(s.aborts[0].at_ms, 120_000);
+        assert_eq!(
+            s.interrupts.iter().map(|i| i.count).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert_eq!(s.owed_rollbacks.len(), 1);
+        assert_eq!(s.owed_rollbacks[0].step, "fail-az");
+        assert_eq!(s.rollbacks.len(), 1);
+        assert_eq!(s.rollbacks[0].ok, Some(false));
+        assert!(s.rollbacks[0].error.as_deref().unwrap().contains("503"));
+        let promote = s.steps.iter().find(|st| st.id == "promote-dr").unwrap();
+        assert_eq!(promote.outcome, Some(StepOutcome::Cancelled));
+        assert!(s.recovered.is_none());
+        assert!(s.measurements.is_empty());
+    }
+
+    #[test]
+    fn partial_journal_is_unfinished_with_a_running_step() {
+        let s = RunSummary::from_records(&fixtures::partial_run());
+        assert!(!s.is_finished());
+        assert!(s.verdict.is_none());
+        assert!(s.finished.is_none());
+        assert_eq!(s.verdict_label(), "UNFINISHED");
+        assert_eq!(s.duration_ms, 95_000);
+        let promote = s.steps.iter().find(|st| st.id == "promote-dr").unwrap();
+        assert_eq!(promote.started_at_ms, Some(95_000));
+        assert_eq!(promote.outcome, None);
+        assert_eq!(s.fault_at_ms, Some(32_000));
+        assert_eq!(s.deviations.len(), 2);
+
+        // Even with no RunStarted at all, folding does not panic.
+        let tail = &fixtures::partial_run()[5..];
+        let s = RunSummary::from_records(tail);
+        assert!(s.run_id.is_empty() && !s.is_finished());
+        assert!(!s.steps.is_empty());
+    }
+
+    #[test]
+    fn summary_round_trips_through_json() {
+        let s = RunSummary::from_records(&fixtures::missed_rto_run());
+        let text = serde_json::to_string_pretty(&s).unwrap();
+        let back: RunSummary = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+    }
+}
