@@ -442,3 +442,157 @@ pub fn resolve_run(root: &Path, spec: &str) -> Result<RunEntry, JournalError> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures;
+
+    fn write_run(root: &Path, id: &str, records: &[Record], summary: bool) -> PathBuf {
+        let dir = root.join(id);
+        let mut j = Journal::create(&dir).unwrap();
+        for r in records {
+            j.append(r).unwrap();
+        }
+        j.finish().unwrap();
+        if summary {
+            write_summary(&dir, &RunSummary::from_records(records)).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn append_then_read_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let records = fixtures::pass_run();
+        let dir = write_run(tmp.path(), "r1", &records, false);
+        let read = read_journal(&dir.join(JOURNAL_FILE)).unwrap();
+        assert_eq!(read.records, records);
+        assert!(!read.truncated_tail);
+        let text = fs::read_to_string(dir.join(JOURNAL_FILE)).unwrap();
+        assert_eq!(text.lines().count(), records.len(), "one line per event");
+    }
+
+    #[test]
+    fn create_refuses_an_existing_journal() {
+        let tmp = tempfile::tempdir().unwrap();
+        Journal::create(tmp.path()).unwrap();
+        let err = Journal::create(tmp.path()).unwrap_err();
+        assert!(matches!(err, JournalError::AlreadyExists { .. }), "{err}");
+    }
+
+    #[test]
+    fn truncated_last_line_is_dropped_and_flagged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let records = fixtures::pass_run();
+        let dir = write_run(tmp.path(), "r1", &records[..5], false);
+        let path = dir.join(JOURNAL_FILE);
+        let full = serde_json::to_string(&records[5]).unwrap();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&full.as_bytes()[..full.len() / 2]).unwrap();
+        let read = read_journal(&path).unwrap();
+        assert!(read.truncated_tail);
+        assert_eq!(read.records, records[..5]);
+    }
+
+    #[test]
+    fn corrupt_middle_line_is_an_error_with_path_and_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let records = fixtures::pass_run();
+        let path = tmp.path().join(JOURNAL_FILE);
+        let mut text = String::new();
+        for (i, r) in records[..4].iter().enumerate() {
+            if i == 2 {
+                text.push_str("{\"seq\": 2, \"type\": \"no_such_event\"}\n");
+            } else {
+                text.push_str(&serde_json::to_string(r).unwrap());
+                text.push('\n');
+            }
+        }
+        fs::write(&path, text).unwrap();
+        let err = read_journal(&path).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, JournalError::Parse { line: 3, .. }), "{msg}");
+        assert!(msg.contains(&format!("{}:3:", path.display())), "{msg}");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn run_ids_are_sortable_and_salted() {
+        let id = new_run_id("AZ loss!", fixtures::t0(), 0x1234_3f2a);
+        assert_eq!(id, "20261122T143501Z-az-loss-3f2a");
+        let later = new_run_id("AZ loss!", fixtures::t0() + chrono::Duration::seconds(1), 0);
+        assert!(later > id);
+        assert!(later.ends_with("-0000"));
+    }
+
+    #[test]
+    fn list_and_resolve_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        assert!(list_runs(&root.join("missing")).unwrap().is_empty());
+        let a = "20261120T100000Z-az-loss-aaaa";
+        let b = "20261121T100000Z-az-loss-bbbb";
+        let c = "20261121T110000Z-az-loss-cccc";
+        write_run(root, a, &fixtures::missed_rto_run_with_id(a), true);
+        write_run(root, b, &fixtures::missed_rto_run_with_id(b), false);
+        // c: the process died mid-run.
+        let mut partial = fixtures::partial_run();
+        if let crate::engine::events::Event::RunStarted { run_id, .. } = &mut partial[0].event {
+            *run_id = c.to_string();
+        }
+        write_run(root, c, &partial, false);
+        fs::create_dir(root.join("not-a-run")).unwrap();
+
+        let runs = list_runs(root).unwrap();
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, [c, b, a], "newest first");
+        assert!(!runs[0].finished);
+        assert_eq!(runs[0].verdict, None);
+        assert!(
+            runs[0].status().contains("process died"),
+            "{}",
+            runs[0].status()
+        );
+        assert_eq!(runs[1].verdict, Some(VerdictKind::Missed));
+        assert_eq!(runs[1].exit_code, Some(1));
+        assert!(runs[2].finished && runs[2].experiment == "az-loss");
+        assert_eq!(runs[2].started, Some(fixtures::t0()));
+
+        assert_eq!(resolve_run(root, "latest").unwrap().id, c);
+        assert_eq!(resolve_run(root, a).unwrap().id, a);
+        assert_eq!(resolve_run(root, "20261120").unwrap().id, a);
+        let err = resolve_run(root, "20261121").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, JournalError::Ambiguous { .. }), "{msg}");
+        assert!(msg.contains(b) && msg.contains(c), "{msg}");
+        let err = resolve_run(root, "2025").unwrap_err();
+        assert!(matches!(err, JournalError::NoMatch { .. }), "{err}");
+        let by_dir = resolve_run(root, root.join(b).to_str().unwrap()).unwrap();
+        assert_eq!(by_dir.id, b);
+        let by_file = resolve_run(root, root.join(a).join(JOURNAL_FILE).to_str().unwrap());
+        assert_eq!(by_file.unwrap().id, a);
+        let err = resolve_run(root, root.join("not-a-run").to_str().unwrap()).unwrap_err();
+        assert!(matches!(err, JournalError::NotARun { .. }), "{err}");
+
+        let empty = tempfile::tempdir().unwrap();
+        let err = resolve_run(empty.path(), "latest").unwrap_err();
+        assert!(matches!(err, JournalError::NoRuns { .. }), "{err}");
+    }
+
+    #[test]
+    fn summary_is_written_and_preferred_when_listing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = write_run(tmp.path(), fixtures::RUN_ID, &fixtures::pass_run(), true);
+        let s = read_summary(&dir).unwrap().unwrap();
+        assert_eq!(s, RunSummary::from_records(&fixtures::pass_run()));
+        // Break the journal: listing still works from summary.json.
+        fs::write(dir.join(JOURNAL_FILE), "garbage\n").unwrap();
+        let runs = list_runs(tmp.path()).unwrap();
+        assert_eq!(runs[0].verdict, Some(VerdictKind::Pass));
+        assert!(runs[0].problem.is_none());
+        fs::remove_file(dir.join(SUMMARY_FILE)).unwrap();
+        let runs = list_runs(tmp.path()).unwrap();
+        assert!(runs[0].problem.as_deref().unwrap().contains(":1:"));
+    }
+}
