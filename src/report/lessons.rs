@@ -436,9 +436,9 @@ fn recovery_window_analysis(s: &RunSummary) -> Option<String> {
     }
     let list = events
         .iter()
-        .map(|e| format!("{} {}: {}", offset(e.at_ms), e.component, e.message))
+        .map(|e| format!("{} {} ({})", offset(e.at_ms), e.component, e.message))
         .collect::<Vec<_>>()
-        .join("; ");
+        .join(", then ");
     let mut out = format!(
         "Environment events in the recovery window ({} to {}): {list}.",
         offset(start),

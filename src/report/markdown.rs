@@ -654,3 +654,148 @@ fn open_items_section(out: &mut String, items: &[OpenActionItem]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures;
+    use crate::report::lessons::ActionItem;
+
+    fn render(records: &[crate::engine::events::Record], open: &[OpenActionItem]) -> String {
+        render_markdown(&RunSummary::from_records(records), open)
+    }
+
+    fn earlier_item() -> OpenActionItem {
+        OpenActionItem {
+            run_id: "20261001T090000Z-az-loss-0001".into(),
+            item: ActionItem {
+                id: "20261001T090000Z-az-loss-0001#1".into(),
+                title: "Lower the route53 health-check interval".into(),
+                owner: "team-payments".into(),
+                due: chrono::NaiveDate::from_ymd_opt(2026, 10, 15),
+                status: ActionStatus::Open,
+            },
+        }
+    }
+
+    macro_rules! redacted {
+        ($name:expr, $report:expr) => {
+            insta::with_settings!({filters => vec![
+                (r"\d{8}T\d{6}Z-[a-z0-9-]+-[0-9a-f]{4}", "[run-id]"),
+                (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "[timestamp]"),
+                (r"\d{4}-\d{2}-\d{2}", "[date]"),
+            ]}, {
+                insta::assert_snapshot!($name, $report);
+            });
+        };
+    }
+
+    #[test]
+    fn pass_report_snapshot() {
+        redacted!("pass_report", render(&fixtures::pass_run(), &[]));
+    }
+
+    #[test]
+    fn missed_report_snapshot() {
+        redacted!(
+            "missed_report",
+            render(&fixtures::missed_rto_run(), &[earlier_item()])
+        );
+    }
+
+    #[test]
+    fn missed_report_shows_the_miss_and_its_cause() {
+        let md = render(&fixtures::missed_rto_run(), &[]);
+        assert!(md.starts_with("# Drill report: Lose availability zone eu-west-1a\n"));
+        assert!(md.contains("Verdict: **MISSED** (exit code 1)"));
+        assert!(md.contains("| RTO | 9m10s | 5m | ±10s | MISSED |"), "{md}");
+        assert!(md.contains("| RPO | 20s | 1m | ±5s | met |"));
+        assert!(md.contains("exceeded by 4m10s"));
+        assert!(
+            md.contains("recovery was gated by probe `dns-serves-dr`, which passed last at +9m42s")
+        );
+        assert!(
+            md.contains("The longest gap, 6m25s between rds orders-db"),
+            "{md}"
+        );
+        assert!(md.contains("<!-- TODO(team-payments): "));
+        let sections: Vec<usize> = [
+            "## Verdict",
+            "## Timeline",
+            "## Steady state",
+            "## Steps",
+            "## Environment events",
+            "## Rollbacks",
+            "## Lessons learned",
+            "## Open action items from earlier drills",
+        ]
+        .iter()
+        .map(|h| md.find(h).unwrap_or_else(|| panic!("missing {h}")))
+        .collect();
+        assert!(
+            sections.windows(2).all(|w| w[0] < w[1]),
+            "sections in order"
+        );
+    }
+
+    #[test]
+    fn never_recovered_is_shown_against_the_deadline() {
+        let mut s = RunSummary::from_records(&fixtures::missed_rto_run());
+        let rto = s.measurements.iter_mut().find(|m| m.name == "rto").unwrap();
+        rto.measured_ms = None;
+        rto.deadline_ms = Some(1_800_000);
+        let md = render_markdown(&s, &[]);
+        assert!(
+            md.contains("| RTO | > 30m (deadline) | 5m | ±10s | MISSED |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn aborted_report_warns_about_owed_rollbacks() {
+        let md = render(&fixtures::aborted_run(), &[]);
+        assert!(md.contains("Verdict: **ROLLBACK FAILED** (exit code 4)"));
+        assert!(md.contains("**Aborted** at +2m: availability below 0.8 for 1m"));
+        assert!(md.contains(
+            "> **Warning: rollbacks owed.** The environment still carries these changes:"
+        ));
+        assert!(
+            md.contains("> - `fail-az` (`sim.restore_zone`): second interrupt: stopped at once")
+        );
+        assert!(md.contains("| `promote-dr` | `dns.failback` | FAILED | 14s | route53 API returned 503 \\| throttled |"), "{md}");
+        assert!(md.contains("Fix the rollback of step `promote-dr`"));
+    }
+
+    #[test]
+    fn unfinished_report_says_the_process_died() {
+        let md = render(&fixtures::partial_run(), &[]);
+        assert!(md.contains("**UNFINISHED**"));
+        assert!(md.contains("the process died"));
+        assert!(md.contains("running when the journal ends"));
+        assert!(md.contains("    section Steps\n"));
+    }
+
+    #[test]
+    fn mermaid_text_and_ids_are_sanitized() {
+        assert_eq!(mermaid_id("db:primary#1"), "db_primary_1");
+        assert_eq!(mermaid_id("fail-az"), "fail-az");
+        let t = mermaid_text("a: b # c; d");
+        assert!(
+            !t.contains(':') && !t.contains('#') && !t.contains(';'),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn long_output_is_truncated() {
+        let mut s = RunSummary::from_records(&fixtures::pass_run());
+        s.steps[0].output = serde_json::json!({"blob": "x".repeat(1000)});
+        let md = render_markdown(&s, &[]);
+        let line = md
+            .lines()
+            .find(|l| l.contains("output: `{\"blob\""))
+            .unwrap();
+        assert!(line.chars().count() < 330, "{}", line.len());
+        assert!(line.contains('…'));
+    }
+}
