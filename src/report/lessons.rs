@@ -699,7 +699,18 @@ pub fn save(dir: &Path, record: &LessonsRecord) -> Result<PathBuf, LessonsError>
         path: exp_dir.clone(),
         source,
     })?;
-    let path = exp_dir.join(format!("{}.json", slug(&record.run_id)));
+    let file: String = record
+        .run_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let path = exp_dir.join(format!("{file}.json"));
     if path.exists() {
         return Err(LessonsError::AlreadyExists { path });
     }
@@ -773,4 +784,139 @@ pub fn open_items(
                 })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::{self, RUN_ID};
+
+    fn record(records: &[crate::engine::events::Record]) -> LessonsRecord {
+        LessonsRecord::from_summary(&RunSummary::from_records(records))
+    }
+
+    #[test]
+    fn missed_run_has_an_action_item_for_the_rto() {
+        let l = record(&fixtures::missed_rto_run());
+        assert_eq!(l.verdict, Some(VerdictKind::Missed));
+        assert!(l.severity.starts_with("high"), "{}", l.severity);
+        let first = &l.action_items[0];
+        assert_eq!(first.id, format!("{RUN_ID}#1"));
+        assert!(first.title.contains("RTO"), "{}", first.title);
+        assert!(first.title.contains("exceeded by 4m10s"), "{}", first.title);
+        assert!(first.title.contains("dns-serves-dr"), "{}", first.title);
+        assert_eq!(first.owner, "team-payments");
+        assert_eq!(first.due, NaiveDate::from_ymd_opt(2026, 12, 6));
+        assert_eq!(first.status, ActionStatus::Open);
+        assert!(l.root_cause.contains("RTO missed"), "{}", l.root_cause);
+        assert!(l.root_cause.contains("dominant contributor"));
+        assert!(
+            !l.impact.contains("TODO"),
+            "availability probe gives impact"
+        );
+    }
+
+    #[test]
+    fn pass_run_has_no_objective_items_and_owner_todo_when_unowned() {
+        let l = record(&fixtures::pass_run());
+        assert!(l.action_items.iter().all(|a| !a.title.contains("RTO")));
+        assert_eq!(l.severity, "low (every objective met)");
+
+        let mut s = RunSummary::from_records(&fixtures::missed_rto_run());
+        s.owner = None;
+        s.phases.retain(|p| p.phase != Phase::Method);
+        s.data_loss.clear();
+        let l = LessonsRecord::from_summary(&s);
+        assert_eq!(l.action_items[0].owner, "TODO");
+        assert!(l.impact.starts_with("<!-- TODO(owner): "), "{}", l.impact);
+    }
+
+    #[test]
+    fn aborted_run_items_cover_abort_rollbacks_and_owed_changes() {
+        let l = record(&fixtures::aborted_run());
+        let titles: Vec<&str> = l.action_items.iter().map(|a| a.title.as_str()).collect();
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.starts_with("Investigate the abort")),
+            "{titles:?}"
+        );
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.starts_with("Fix the rollback of step `promote-dr`"))
+        );
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.starts_with("Revert step `fail-az`"))
+        );
+        assert!(l.severity.starts_with("critical"));
+    }
+
+    #[test]
+    fn unfinished_run_is_flagged() {
+        let l = record(&fixtures::partial_run());
+        assert_eq!(l.verdict, None);
+        assert!(l.severity.starts_with("unknown"));
+        assert!(l.root_cause.contains("did not finish"));
+        assert!(l.timeline.last().unwrap().what.contains("process died"));
+    }
+
+    #[test]
+    fn save_and_open_items_across_runs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let older = "20261101T100000Z-az-loss-0001";
+        let newer = "20261122T143501Z-az-loss-3f2a";
+        let a = record(&fixtures::missed_rto_run_with_id(older));
+        let b = record(&fixtures::missed_rto_run_with_id(newer));
+        assert_eq!(a.action_items.len(), 2);
+        let path_a = save(dir, &a).unwrap();
+        assert_eq!(path_a, dir.join("az-loss").join(format!("{older}.json")));
+        save(dir, &b).unwrap();
+        let err = save(dir, &b).unwrap_err();
+        assert!(matches!(err, LessonsError::AlreadyExists { .. }), "{err}");
+
+        let open = open_items(dir, "az-loss", Some(newer)).unwrap();
+        assert_eq!(open.len(), 2);
+        assert!(open.iter().all(|o| o.run_id == older));
+
+        // Someone closes the first item of the older run by editing the JSON.
+        let text = fs::read_to_string(&path_a).unwrap();
+        let mut json: Json = serde_json::from_str(&text).unwrap();
+        json["action_items"][0]["status"] = Json::from("done");
+        fs::write(&path_a, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+
+        let open = open_items(dir, "az-loss", None).unwrap();
+        let ids: Vec<&str> = open.iter().map(|o| o.item.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                format!("{older}#2"),
+                format!("{newer}#1"),
+                format!("{newer}#2")
+            ],
+            "oldest first, closed item gone"
+        );
+        assert!(
+            open_items(dir, "other-experiment", None)
+                .unwrap()
+                .is_empty()
+        );
+
+        fs::write(dir.join("az-loss").join("broken.json"), "{").unwrap();
+        let err = open_items(dir, "az-loss", None).unwrap_err();
+        assert!(err.to_string().contains("broken.json"), "{err}");
+    }
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let l = record(&fixtures::aborted_run());
+        let text = serde_json::to_string(&l).unwrap();
+        assert!(text.contains("\"status\":\"open\""));
+        assert!(text.contains("\"duration\":\"2m19s\""));
+        let back: LessonsRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, l);
+    }
 }
