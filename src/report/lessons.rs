@@ -609,6 +609,18 @@ fn findings(s: &RunSummary) -> Vec<String> {
     {
         out.push("Add detection: the fault was never detected".to_string());
     }
+    // Without an MTTD objective, detection taking more than half the RTO is still slow.
+    if let (Some(d), Some(o)) = (&s.detection, &s.objectives)
+        && o.mttd_ms.is_none()
+        && d.after_ms * 2 > o.rto_ms
+    {
+        out.push(format!(
+            "Speed up detection (slow detection): `{}` took {}, more than half the {} RTO",
+            d.probe,
+            human(d.after_ms),
+            human(o.rto_ms)
+        ));
+    }
     for a in &s.aborts {
         out.push(format!(
             "Investigate the abort at {}: {}",
@@ -852,6 +864,21 @@ mod tests {
                 .any(|t| t.starts_with("Revert step `fail-az`"))
         );
         assert!(l.severity.starts_with("critical"));
+    }
+
+    #[test]
+    fn slow_detection_without_mttd_objective_is_an_item() {
+        let mut s = RunSummary::from_records(&fixtures::pass_run());
+        s.objectives.as_mut().unwrap().mttd_ms = None;
+        let slow = |s: &RunSummary| {
+            LessonsRecord::from_summary(s)
+                .action_items
+                .iter()
+                .any(|a| a.title.contains("slow detection"))
+        };
+        assert!(!slow(&s), "45s is fast against a 5m RTO");
+        s.detection.as_mut().unwrap().after_ms = 200_000;
+        assert!(slow(&s));
     }
 
     #[test]
