@@ -1,7 +1,15 @@
+pub mod check;
 pub mod decode;
 pub mod diag;
 pub mod duration;
 pub mod engine;
+pub mod environment;
+pub mod exit;
 pub mod journal;
+pub mod plan;
+pub mod provider;
 pub mod report;
+pub mod spec;
+pub mod tolerance;
+pub mod vocab;
 pub mod yaml;

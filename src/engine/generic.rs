@@ -1,0 +1,175 @@
+//! Generic actions and probes that need no backend: `http` and `command`, so a drill against a
+//! real service can check its health. Their output is JSON: http gives `status`, `latency_ms`
+//! and `body` (parsed as JSON when it is JSON); command gives `exit_code`, `stdout`, `stderr`.
+
+use serde_json::{Value as Json, json};
+use std::sync::Once;
+use std::time::Duration;
+
+fn param_duration(p: &Json, key: &str, default: Duration) -> Duration {
+    p.get(key)
+        .and_then(Json::as_str)
+        .and_then(|s| crate::duration::parse(s).ok())
+        .unwrap_or(default)
+}
+
+static TLS: Once = Once::new();
+
+/// Install ring as the process-wide rustls provider (one provider for the whole build).
+pub fn install_crypto_provider() {
+    TLS.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// Send the request described by `params`; `is_action` applies `expect_status` (default 2xx).
+pub async fn http(params: &Json, is_action: bool) -> Result<Json, String> {
+    install_crypto_provider();
+    let url = params.get("url").and_then(Json::as_str).unwrap_or_default();
+    let method = params.get("method").and_then(Json::as_str).unwrap_or("GET");
+    let timeout = param_duration(params, "timeout", Duration::from_secs(10));
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+    let mut req = client.request(method, url);
+    if let Some(h) = params.get("headers").and_then(Json::as_object) {
+        for (k, v) in h {
+            req = req.header(k, v.as_str().unwrap_or_default());
+        }
+    }
+    if let Some(b) = params.get("body") {
+        req = req.json(b);
+    }
+    let started = std::time::Instant::now();
+    let resp = req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("GET {url}: no answer within {}", crate::duration::format(timeout))
+        } else if e.is_connect() {
+            format!("{url}: cannot connect ({}); check the URL and that the service is reachable from here", root_cause(&e))
+        } else {
+            format!("{url}: {}", root_cause(&e))
+        }
+    })?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| format!("{url}: reading the body: {e}"))?;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let body = serde_json::from_str::<Json>(&text)
+        .unwrap_or(Json::String(text.chars().take(4096).collect()));
+    let out = json!({"status": status, "latency_ms": latency_ms, "body": body});
+    if is_action {
+        let ok = match params.get("expect_status").and_then(Json::as_u64) {
+            Some(want) => u64::from(status) == want,
+            None => (200..300).contains(&status),
+        };
+        if !ok {
+            return Err(format!("{url} answered {status}"));
+        }
+    }
+    Ok(out)
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cur = e;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    cur.to_string()
+}
+
+/// Run the command described by `params`; `is_action` applies `expect_exit` (default 0).
+pub async fn command(params: &Json, is_action: bool) -> Result<Json, String> {
+    let argv: Vec<String> = params
+        .get("run")
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some((prog, args)) = argv.split_first() else {
+        return Err("`run` is empty; give the program and its arguments".into());
+    };
+    let timeout = param_duration(params, "timeout", Duration::from_secs(60));
+    let child = tokio::process::Command::new(prog)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(timeout, child).await {
+        Err(_) => {
+            return Err(format!(
+                "`{}` did not finish within {}; it was killed",
+                argv.join(" "),
+                crate::duration::format(timeout)
+            ));
+        }
+        Ok(Err(e)) => {
+            return Err(format!(
+                "cannot run `{prog}`: {e}; check it is installed and on PATH"
+            ));
+        }
+        Ok(Ok(o)) => o,
+    };
+    let code = out.status.code().unwrap_or(-1);
+    let trim = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .chars()
+            .take(4096)
+            .collect::<String>()
+    };
+    let res = json!({"exit_code": code, "stdout": trim(&out.stdout).trim_end(), "stderr": trim(&out.stderr).trim_end()});
+    if is_action {
+        let want = params
+            .get("expect_exit")
+            .and_then(Json::as_i64)
+            .unwrap_or(0);
+        if i64::from(code) != want {
+            return Err(format!(
+                "`{}` exited {code} (expected {want}): {}",
+                argv.join(" "),
+                res["stderr"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn command_reports_exit_and_output() {
+        let ok = command(&json!({"run": ["sh", "-c", "echo hi; exit 3"]}), false)
+            .await
+            .unwrap();
+        assert_eq!(ok["exit_code"], json!(3));
+        assert_eq!(ok["stdout"], json!("hi"));
+        let err = command(&json!({"run": ["sh", "-c", "exit 3"]}), true)
+            .await
+            .unwrap_err();
+        assert!(err.contains("exited 3 (expected 0)"), "{err}");
+        let missing = command(&json!({"run": ["definitely-not-a-program-xyz"]}), true)
+            .await
+            .unwrap_err();
+        assert!(missing.contains("cannot run"), "{missing}");
+    }
+
+    #[tokio::test]
+    async fn http_unreachable_endpoint_is_a_clear_error() {
+        // Port 9 (discard) on loopback: nothing listens there.
+        let err = http(
+            &json!({"url": "http://127.0.0.1:9/health", "timeout": "2s"}),
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains("cannot connect"), "{err}");
+    }
+}

@@ -1,0 +1,1012 @@
+//! The experiment language: the typed model of `kind: Experiment` documents and their decoding.
+//!
+//! Pipeline (like just's lexer → parser → analyzer): [`crate::yaml`] loads located nodes,
+//! [`expand_variables`] substitutes `${name}`, the decoders here build the model while collecting
+//! every problem, and [`crate::check`] validates references and the step graph.
+//!
+//! Invariant: pure and synchronous; no IO beyond the caller handing in the text.
+
+use crate::decode::{Cx, Decode, OrderedMap, Spanned, choice};
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::tolerance::{Check, Tolerance};
+use crate::vocab;
+use crate::yaml::{Limits, Loc, Node, NodeKind};
+use serde_json::Value as Json;
+use std::time::Duration;
+
+pub const API_VERSION: &str = "firedrill.dev/v1";
+pub const DEFAULT_RTO: Duration = Duration::from_secs(15 * 60);
+pub const DEFAULT_RPO: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    pub file: String,
+    pub metadata: Metadata,
+    pub objectives: Objectives,
+    /// Variables after overrides, in declaration order.
+    pub variables: Vec<(String, String)>,
+    pub probes: Vec<ProbeDef>,
+    pub before: Vec<Spanned<String>>,
+    pub during: Option<During>,
+    pub after: Vec<Spanned<String>>,
+    pub steps: Vec<Step>,
+    pub recovery: Option<Recovery>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    pub name: String,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Objectives {
+    pub rto: Duration,
+    pub rpo: Duration,
+    pub mttd: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeDef {
+    pub name: Spanned<String>,
+    pub kind: String,
+    pub with: Json,
+    pub tolerance: Tolerance,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct During {
+    pub interval: Duration,
+    pub probes: Vec<Spanned<String>>,
+    pub abort_when: Vec<AbortCondition>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AbortRule {
+    Above(f64),
+    Below(f64),
+    /// The probe's tolerance fails.
+    Failing,
+    /// The probe's value rises by more than this within the window.
+    IncreaseAbove(f64),
+}
+
+#[derive(Debug, Clone)]
+pub struct AbortCondition {
+    pub probe: Spanned<String>,
+    pub rule: AbortRule,
+    /// `for` (sustained) or `within` (increase) window.
+    pub window: Duration,
+}
+
+impl AbortCondition {
+    pub fn describe(&self) -> String {
+        let w = crate::duration::format(self.window);
+        match self.rule {
+            AbortRule::Above(x) => format!("{} > {x} for {w}", self.probe.value),
+            AbortRule::Below(x) => format!("{} < {x} for {w}", self.probe.value),
+            AbortRule::Failing => format!("{} failing for {w}", self.probe.value),
+            AbortRule::IncreaseAbove(x) => {
+                format!("{} increase > {x} within {w}", self.probe.value)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    Abort,
+    Continue,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub factor: f64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            backoff: Duration::from_secs(1),
+            factor: 2.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum RollbackSpec {
+    /// The action's natural inverse, if it has one (the default).
+    Auto,
+    None,
+    Action {
+        action: String,
+        with: Json,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: Spanned<String>,
+    pub action: Spanned<String>,
+    pub with: Json,
+    pub after: Vec<Spanned<String>>,
+    pub timeout: Option<Duration>,
+    pub retry: Retry,
+    pub on_failure: OnFailure,
+    pub rollback: RollbackSpec,
+    pub description: Option<String>,
+}
+
+impl Step {
+    /// Whether a rollback will run for this step (explicit, or automatic with a natural inverse).
+    pub fn has_rollback(&self) -> bool {
+        match &self.rollback {
+            RollbackSpec::Auto => {
+                vocab::action(&self.action.value).is_some_and(|a| a.auto_rollback.is_some())
+            }
+            RollbackSpec::None => false,
+            RollbackSpec::Action { .. } => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub fault: Spanned<String>,
+    pub probes: Vec<Spanned<String>>,
+    pub consecutive: u32,
+    pub interval: Duration,
+    pub deadline: Option<Duration>,
+    pub detection: Option<Spanned<String>>,
+    pub data_loss: Option<DataLoss>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataLoss {
+    pub probe: Spanned<String>,
+    /// Path to the newest surviving write's timestamp in the probe's output.
+    pub field: String,
+}
+
+impl Recovery {
+    pub fn deadline_for(&self, objectives: &Objectives) -> Duration {
+        self.deadline.unwrap_or(objectives.rto * 2)
+    }
+}
+
+/// The whole front end: text → validated experiment, or every problem found.
+pub fn parse_experiment(
+    file: &str,
+    bytes: &[u8],
+    overrides: &[(String, String)],
+) -> Result<Experiment, Vec<Diagnostic>> {
+    let limits = Limits::default();
+    let load_err = |e: crate::yaml::LoadError| {
+        vec![Diagnostic {
+            file: file.to_string(),
+            loc: e.loc,
+            path: String::new(),
+            message: e.message,
+            help: e.help,
+        }]
+    };
+    let text = crate::yaml::decode_text(bytes, &limits).map_err(load_err)?;
+    let mut root = crate::yaml::load(text, &limits).map_err(load_err)?;
+    let mut cx = Cx::new(file);
+    let variables = expand_variables(&mut cx, &mut root, overrides);
+    let exp = decode_experiment(&mut cx, &root, variables);
+    if let Some(exp) = &exp {
+        crate::check::check_experiment(&mut cx, exp);
+    }
+    match exp {
+        Some(e) if cx.diags.is_empty() => Ok(e),
+        _ => {
+            let mut d = cx.diags;
+            d.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((0, 0)));
+            Err(d)
+        }
+    }
+}
+
+/// Read `variables:`, apply `--var` overrides, and substitute `${name}` in every other scalar.
+/// `$${` writes a literal `${`.
+pub fn expand_variables(
+    cx: &mut Cx,
+    root: &mut Node,
+    overrides: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    if let Some(node) = root.get("variables") {
+        if let Some(map) = cx.key("variables", |cx| OrderedMap::<Node>::decode(cx, node)) {
+            for (k, v) in map.0 {
+                match &v.kind {
+                    NodeKind::Scalar { value, .. } => vars.push((k.value, value.clone())),
+                    NodeKind::Null => vars.push((k.value, String::new())),
+                    _ => cx.key("variables", |cx| {
+                        cx.key(&k.value, |cx| {
+                            cx.error(
+                                v.loc,
+                                "a variable's default must be a scalar",
+                                "write `name: value`",
+                            )
+                        })
+                    }),
+                }
+            }
+        }
+    }
+    for (k, v) in overrides {
+        match vars.iter_mut().find(|(name, _)| name == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => {
+                let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+                cx.error_at(
+                    "variables",
+                    None,
+                    format!("--var {k}={v}: the experiment declares no variable `{k}`"),
+                    did_you_mean(k, &names, "declared variables"),
+                );
+            }
+        }
+    }
+    if let NodeKind::Map(entries) = &mut root.kind {
+        for (k, v) in entries.iter_mut() {
+            if k.as_str() == Some("variables") {
+                continue;
+            }
+            let key = k.as_str().unwrap_or_default().to_string();
+            cx.key(&key, |cx| substitute(cx, v, &vars));
+        }
+    }
+    vars
+}
+
+fn substitute(cx: &mut Cx, node: &mut Node, vars: &[(String, String)]) {
+    match &mut node.kind {
+        NodeKind::Scalar { value, plain } if value.contains('$') => {
+            let mut out = String::new();
+            let mut rest = value.as_str();
+            let whole =
+                value.starts_with("${") && value.ends_with('}') && value.matches("${").count() == 1;
+            while let Some(i) = rest.find('$') {
+                out.push_str(&rest[..i]);
+                let after = &rest[i..];
+                if let Some(r) = after.strip_prefix("$${") {
+                    out.push_str("${");
+                    rest = r;
+                } else if let Some(r) = after.strip_prefix("${") {
+                    let Some(end) = r.find('}') else {
+                        cx.error(
+                            node.loc,
+                            "unclosed `${` in a variable reference",
+                            "write `${name}`, or `$${` for a literal `${`",
+                        );
+                        return;
+                    };
+                    let name = &r[..end];
+                    match vars.iter().find(|(n, _)| n == name) {
+                        Some((_, v)) => out.push_str(v),
+                        None => {
+                            let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+                            cx.error(
+                                node.loc,
+                                format!("unknown variable `${{{name}}}`"),
+                                did_you_mean(
+                                    name,
+                                    &names,
+                                    "declare it under `variables:`; declared",
+                                ),
+                            );
+                        }
+                    }
+                    rest = &r[end + 1..];
+                } else {
+                    out.push('$');
+                    rest = &after[1..];
+                }
+            }
+            out.push_str(rest);
+            // A scalar that was only a variable reference keeps YAML typing (numbers, booleans).
+            *plain = *plain || whole;
+            *value = out;
+        }
+        NodeKind::Seq(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                cx.idx(i, |cx| substitute(cx, item, vars));
+            }
+        }
+        NodeKind::Map(entries) => {
+            for (k, v) in entries.iter_mut() {
+                let key = k.as_str().unwrap_or_default().to_string();
+                cx.key(&key, |cx| substitute(cx, v, vars));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn decode_experiment(
+    cx: &mut Cx,
+    root: &Node,
+    variables: Vec<(String, String)>,
+) -> Option<Experiment> {
+    let mut m = cx.map(root, "the experiment")?;
+    let api = m.req::<Spanned<String>>(cx, "apiVersion");
+    if let Some(api) = &api
+        && api.value != API_VERSION
+    {
+        cx.key("apiVersion", |cx| {
+            cx.error(
+                api.loc,
+                format!("unsupported apiVersion `{}`", api.value),
+                format!("write `apiVersion: {API_VERSION}`"),
+            )
+        });
+    }
+    if let Some(kind) = m.req::<Spanned<String>>(cx, "kind")
+        && kind.value != "Experiment"
+    {
+        let help = if kind.value == "Environment" {
+            "this is an environment file; pass it with `--env`, and pass an experiment as the argument".to_string()
+        } else {
+            "write `kind: Experiment`".to_string()
+        };
+        cx.key("kind", |cx| {
+            cx.error(
+                kind.loc,
+                format!("expected `kind: Experiment`, found `{}`", kind.value),
+                help,
+            )
+        });
+    }
+    let metadata = m
+        .node("metadata")
+        .and_then(|n| cx.key("metadata", |cx| decode_metadata(cx, n)));
+    if !m.has("metadata") {
+        cx.error(
+            root.loc,
+            "the experiment is missing required key `metadata`",
+            "add `metadata: {name: my-drill}`",
+        );
+    }
+    let objectives = match m.node("objectives") {
+        Some(n) => cx.key("objectives", |cx| decode_objectives(cx, n)),
+        None => Some(Objectives {
+            rto: DEFAULT_RTO,
+            rpo: DEFAULT_RPO,
+            mttd: None,
+        }),
+    };
+    m.node("variables"); // expanded already
+    let (probes, before, during, after) = match m.node("steady_state") {
+        Some(n) => cx
+            .key("steady_state", |cx| decode_steady_state(cx, n))
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
+    let steps = m.req::<Vec<Step>>(cx, "steps");
+    let recovery = m.opt::<Recovery>(cx, "recovery");
+    m.finish(cx);
+    Some(Experiment {
+        file: cx.file.clone(),
+        metadata: metadata?,
+        objectives: objectives?,
+        variables,
+        probes,
+        before,
+        during,
+        after,
+        steps: steps?,
+        recovery,
+    })
+}
+
+fn decode_metadata(cx: &mut Cx, n: &Node) -> Option<Metadata> {
+    let mut m = cx.map(n, "metadata")?;
+    let name = m.req::<Spanned<String>>(cx, "name");
+    if let Some(name) = &name
+        && !valid_name(&name.value)
+    {
+        cx.key("name", |cx| {
+            cx.error(
+                name.loc,
+                format!("`{}` is not a valid experiment name", name.value),
+                "use letters, digits, `-` and `_` (it names run directories and lessons records)",
+            )
+        });
+    }
+    let md = Metadata {
+        name: name.map(|n| n.value).unwrap_or_default(),
+        title: m.opt(cx, "title"),
+        description: m.opt(cx, "description"),
+        owner: m.opt(cx, "owner"),
+        tags: m.opt(cx, "tags").unwrap_or_default(),
+    };
+    m.finish(cx);
+    Some(md)
+}
+
+/// Names of experiments, steps and probes: they end up in file names and Mermaid graphs.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !s.starts_with('-')
+}
+
+fn positive(
+    cx: &mut Cx,
+    m: &mut crate::decode::MapReader,
+    key: &'static str,
+    what: &str,
+) -> Option<Duration> {
+    let node = m.node(key)?;
+    let d = cx.key(key, |cx| Duration::decode(cx, node))?;
+    if d.is_zero() {
+        cx.key(key, |cx| cx.error(node.loc, format!("{what} must be positive"), format!("give a positive duration, e.g. `{key}: 15m`{}", if key == "rpo" { " (for zero data loss write `rpo: 1s`, the finest resolution a drill can measure)" } else { "" })));
+        return None;
+    }
+    Some(d)
+}
+
+fn decode_objectives(cx: &mut Cx, n: &Node) -> Option<Objectives> {
+    let mut m = cx.map(n, "objectives")?;
+    let rto = if m.has("rto") {
+        positive(cx, &mut m, "rto", "the RTO")
+    } else {
+        m.node("rto");
+        Some(DEFAULT_RTO)
+    };
+    let rpo = if m.has("rpo") {
+        positive(cx, &mut m, "rpo", "the RPO")
+    } else {
+        m.node("rpo");
+        Some(DEFAULT_RPO)
+    };
+    let mttd = if m.has("mttd") {
+        positive(cx, &mut m, "mttd", "the MTTD").map(Some)
+    } else {
+        m.node("mttd");
+        Some(None)
+    };
+    m.finish(cx);
+    Some(Objectives {
+        rto: rto?,
+        rpo: rpo?,
+        mttd: mttd?,
+    })
+}
+
+type SteadyState = (
+    Vec<ProbeDef>,
+    Vec<Spanned<String>>,
+    Option<During>,
+    Vec<Spanned<String>>,
+);
+
+fn decode_steady_state(cx: &mut Cx, n: &Node) -> Option<SteadyState> {
+    let mut m = cx.map(n, "steady_state")?;
+    let probes = m.opt::<Vec<ProbeDef>>(cx, "probes").unwrap_or_default();
+    let before = m.opt(cx, "before").unwrap_or_default();
+    let during = m.opt::<During>(cx, "during");
+    let after = m.opt(cx, "after").unwrap_or_default();
+    m.finish(cx);
+    Some((probes, before, during, after))
+}
+
+impl Decode for ProbeDef {
+    fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
+        let mut m = cx.map(n, "a probe")?;
+        let name = m.req::<Spanned<String>>(cx, "name");
+        if let Some(name) = &name
+            && !valid_name(&name.value)
+        {
+            cx.key("name", |cx| {
+                cx.error(
+                    name.loc,
+                    format!("`{}` is not a valid probe name", name.value),
+                    "use letters, digits, `-` and `_`",
+                )
+            });
+        }
+        let kind = m.req::<Spanned<String>>(cx, "type");
+        let with_node = m.node("with");
+        let with = match &kind {
+            Some(k) => match vocab::probe(&k.value) {
+                Some(pk) => vocab::check_params(
+                    cx,
+                    n,
+                    with_node,
+                    pk.params,
+                    &format!("probe type `{}`", pk.name),
+                ),
+                None => {
+                    let help = did_you_mean(&k.value, &vocab::probe_names(), "probe types");
+                    cx.key("type", |cx| {
+                        cx.error(k.loc, format!("unknown probe type `{}`", k.value), help)
+                    });
+                    None
+                }
+            },
+            None => None,
+        };
+        let tolerance = match m.node("tolerance") {
+            Some(t) => cx.key("tolerance", |cx| decode_tolerance(cx, t)),
+            None => Some(Tolerance::default()),
+        };
+        let timeout = m
+            .opt::<Duration>(cx, "timeout")
+            .unwrap_or(Duration::from_secs(30));
+        m.finish(cx);
+        Some(ProbeDef {
+            name: name?,
+            kind: kind?.value,
+            with: with?,
+            tolerance: tolerance?,
+            timeout,
+        })
+    }
+}
+
+fn decode_tolerance(cx: &mut Cx, n: &Node) -> Option<Tolerance> {
+    // Shorthand: a scalar means `equals`.
+    if let NodeKind::Scalar { .. } = n.kind {
+        return Some(Tolerance {
+            path: None,
+            check: Check::Equals(n.to_json()),
+        });
+    }
+    let mut m = cx.map(n, "a tolerance")?;
+    let path = m.opt::<Spanned<String>>(cx, "path");
+    if let Some(p) = &path
+        && let Err(e) = crate::tolerance::validate_path(&p.value)
+    {
+        cx.key("path", |cx| {
+            cx.error(
+                p.loc,
+                e,
+                "write a path like `ready_ratio`, `body.status` or `items[0].name`",
+            )
+        });
+    }
+    let equals = m.node("equals").map(Node::to_json);
+    let one_of = m.opt::<Vec<Json>>(cx, "one_of");
+    let min = m.opt::<f64>(cx, "min");
+    let max = m.opt::<f64>(cx, "max");
+    let range = m.opt::<Vec<f64>>(cx, "range");
+    let regex = m.opt::<Spanned<String>>(cx, "regex");
+    let kinds = [
+        equals.is_some(),
+        one_of.is_some(),
+        min.is_some() || max.is_some() || range.is_some(),
+        regex.is_some(),
+    ];
+    let count = kinds.iter().filter(|b| **b).count();
+    if count > 1 {
+        cx.error(
+            n.loc,
+            "a tolerance has more than one kind of check",
+            "use one of: `equals`, `one_of`, `min`/`max`/`range`, `regex`",
+        );
+    }
+    let check = if let Some(e) = equals {
+        Some(Check::Equals(e))
+    } else if let Some(o) = one_of {
+        Some(Check::OneOf(o))
+    } else if let Some(r) = regex {
+        match regex::Regex::new(&r.value) {
+            Ok(re) => Some(Check::Regex(re)),
+            Err(e) => {
+                cx.key("regex", |cx| {
+                    cx.error(
+                        r.loc,
+                        format!("invalid regex: {e}"),
+                        "fix the regular expression (Rust regex syntax)",
+                    )
+                });
+                None
+            }
+        }
+    } else if let Some(r) = range {
+        if r.len() != 2 || r[0] > r[1] {
+            cx.key("range", |cx| {
+                cx.error(
+                    n.loc,
+                    "a range needs two numbers, low first",
+                    "write `range: [0, 0.05]`",
+                )
+            });
+            None
+        } else {
+            Some(Check::Bounds {
+                min: Some(r[0]),
+                max: Some(r[1]),
+            })
+        }
+    } else if min.is_some() || max.is_some() {
+        if let (Some(a), Some(b)) = (min, max)
+            && a > b
+        {
+            cx.error(
+                n.loc,
+                format!("min {a} is above max {b}: nothing can pass"),
+                "swap them",
+            );
+        }
+        Some(Check::Bounds { min, max })
+    } else {
+        Some(Check::Any)
+    };
+    m.finish(cx);
+    Some(Tolerance {
+        path: path.map(|p| p.value),
+        check: check?,
+    })
+}
+
+impl Decode for During {
+    fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
+        let mut m = cx.map(n, "the during-hypothesis")?;
+        let interval = m.opt::<Spanned<Duration>>(cx, "interval");
+        if let Some(i) = &interval
+            && i.value < Duration::from_millis(100)
+        {
+            cx.key("interval", |cx| {
+                cx.error(
+                    i.loc,
+                    "interval below 100ms",
+                    "probe at most ten times a second, e.g. `interval: 10s`",
+                )
+            });
+        }
+        let probes = m.opt(cx, "probes").unwrap_or_default();
+        let abort_when = m.opt(cx, "abort_when").unwrap_or_default();
+        m.finish(cx);
+        Some(During {
+            interval: interval.map(|i| i.value).unwrap_or(Duration::from_secs(10)),
+            probes,
+            abort_when,
+        })
+    }
+}
+
+impl Decode for AbortCondition {
+    fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
+        let mut m = cx.map(n, "an abort condition")?;
+        let probe = m.req::<Spanned<String>>(cx, "probe");
+        let above = m.opt::<f64>(cx, "above");
+        let below = m.opt::<f64>(cx, "below");
+        let failing = m.opt::<bool>(cx, "failing");
+        let increase = m.opt::<f64>(cx, "increase_above");
+        let window_for = m.opt::<Duration>(cx, "for");
+        let within = m.opt::<Duration>(cx, "within");
+        let rules: Vec<AbortRule> = [
+            above.map(AbortRule::Above),
+            below.map(AbortRule::Below),
+            failing.filter(|f| *f).map(|_| AbortRule::Failing),
+            increase.map(AbortRule::IncreaseAbove),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let rule = match rules.as_slice() {
+            [r] => Some(*r),
+            [] => {
+                cx.error(n.loc, "an abort condition needs a rule", "add one of `above: X`, `below: X`, `failing: true` or `increase_above: N` (with `within:`)");
+                None
+            }
+            _ => {
+                cx.error(
+                    n.loc,
+                    "an abort condition has more than one rule",
+                    "split it into one condition per rule",
+                );
+                None
+            }
+        };
+        let window = match (rule, window_for, within) {
+            (Some(AbortRule::IncreaseAbove(_)), None, Some(w)) => Some(w),
+            (Some(AbortRule::IncreaseAbove(_)), _, None) => {
+                cx.error(
+                    n.loc,
+                    "`increase_above` needs `within`",
+                    "write e.g. `increase_above: 10` with `within: 5m`",
+                );
+                None
+            }
+            (Some(_), _, Some(_)) => {
+                cx.error(
+                    n.loc,
+                    "`within` goes with `increase_above`",
+                    "use `for:` for a sustained condition",
+                );
+                None
+            }
+            (Some(_), w, None) => Some(w.unwrap_or(Duration::ZERO)),
+            (None, _, _) => None,
+        };
+        m.finish(cx);
+        Some(AbortCondition {
+            probe: probe?,
+            rule: rule?,
+            window: window?,
+        })
+    }
+}
+
+impl Decode for Step {
+    fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
+        let mut m = cx.map(n, "a step")?;
+        let id = m.req::<Spanned<String>>(cx, "id");
+        if let Some(id) = &id
+            && !valid_name(&id.value)
+        {
+            cx.key("id", |cx| {
+                cx.error(
+                    id.loc,
+                    format!("`{}` is not a valid step id", id.value),
+                    "use letters, digits, `-` and `_`",
+                )
+            });
+        }
+        let action = m.req::<Spanned<String>>(cx, "action");
+        let with_node = m.node("with");
+        let with = action
+            .as_ref()
+            .and_then(|a| action_params(cx, n, a, with_node));
+        let after = match m.node("after") {
+            // `after: x` is accepted as `after: [x]`.
+            Some(
+                s @ Node {
+                    kind: NodeKind::Scalar { .. },
+                    ..
+                },
+            ) => cx
+                .key("after", |cx| Spanned::<String>::decode(cx, s))
+                .map(|x| vec![x]),
+            Some(other) => cx.key("after", |cx| Vec::<Spanned<String>>::decode(cx, other)),
+            None => Some(Vec::new()),
+        };
+        let timeout = m.opt::<Spanned<Duration>>(cx, "timeout");
+        if let Some(t) = &timeout
+            && t.value.is_zero()
+        {
+            cx.key("timeout", |cx| {
+                cx.error(
+                    t.loc,
+                    "a zero timeout fails every attempt",
+                    "give a positive duration, or leave `timeout` out",
+                )
+            });
+        }
+        let retry = m.opt::<Retry>(cx, "retry").unwrap_or_default();
+        let on_failure = m.node("on_failure").and_then(|x| {
+            cx.key("on_failure", |cx| {
+                choice(
+                    cx,
+                    x,
+                    "on_failure",
+                    &[
+                        ("abort", OnFailure::Abort),
+                        ("continue", OnFailure::Continue),
+                    ],
+                )
+            })
+        });
+        let rollback = match m.node("rollback") {
+            None => Some(RollbackSpec::Auto),
+            Some(r) => cx.key("rollback", |cx| {
+                decode_rollback(cx, r, action.as_ref().map(|a| a.value.as_str()))
+            }),
+        };
+        let description = m.opt(cx, "description");
+        m.finish(cx);
+        Some(Step {
+            id: id?,
+            action: action?,
+            with: with?,
+            after: after?,
+            timeout: timeout.map(|t| t.value),
+            retry,
+            on_failure: on_failure.unwrap_or(OnFailure::Abort),
+            rollback: rollback?,
+            description,
+        })
+    }
+}
+
+fn action_params(
+    cx: &mut Cx,
+    owner: &Node,
+    action: &Spanned<String>,
+    with: Option<&Node>,
+) -> Option<Json> {
+    match vocab::action(&action.value) {
+        Some(a) => vocab::check_params(cx, owner, with, a.params, &format!("action `{}`", a.name)),
+        None => {
+            let help = did_you_mean(&action.value, &vocab::action_names(), "actions");
+            cx.key("action", |cx| {
+                cx.error(
+                    action.loc,
+                    format!("unknown action `{}`", action.value),
+                    help,
+                )
+            });
+            None
+        }
+    }
+}
+
+fn decode_rollback(cx: &mut Cx, n: &Node, action: Option<&str>) -> Option<RollbackSpec> {
+    match &n.kind {
+        NodeKind::Scalar { value, .. } if value == "auto" => {
+            if let Some(a) = action.and_then(vocab::action)
+                && a.auto_rollback.is_none()
+            {
+                cx.error(n.loc, format!("action `{}` has no automatic rollback", a.name), "write `rollback: none`, or give an explicit `rollback: {action: ..., with: ...}`");
+                return None;
+            }
+            Some(RollbackSpec::Auto)
+        }
+        NodeKind::Scalar { value, .. } if value == "none" => Some(RollbackSpec::None),
+        NodeKind::Map(_) => {
+            let mut m = cx.map(n, "a rollback")?;
+            let act = m.req::<Spanned<String>>(cx, "action");
+            let with_node = m.node("with");
+            let with = act
+                .as_ref()
+                .and_then(|a| action_params(cx, n, a, with_node));
+            m.finish(cx);
+            Some(RollbackSpec::Action {
+                action: act?.value,
+                with: with?,
+            })
+        }
+        _ => {
+            cx.error(
+                n.loc,
+                "a rollback is `auto`, `none`, or an action",
+                "write `rollback: auto`, `rollback: none`, or `rollback: {action: ..., with: ...}`",
+            );
+            None
+        }
+    }
+}
+
+impl Decode for Retry {
+    fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
+        let mut m = cx.map(n, "a retry policy")?;
+        let attempts = m.opt::<Spanned<u32>>(cx, "attempts");
+        if let Some(a) = &attempts
+            && (a.value == 0 || a.value > 100)
+        {
+            cx.key("attempts", |cx| {
+                cx.error(
+                    a.loc,
+                    format!("{} attempts is out of range", a.value),
+                    "give 1 to 100 attempts (1 means no retry)",
+                )
+            });
+        }
+        let backoff = m.opt::<Duration>(cx, "backoff");
+        let factor = m.opt::<Spanned<f64>>(cx, "factor");
+        if let Some(f) = &factor
+            && !(1.0..=10.0).contains(&f.value)
+        {
+            cx.key("factor", |cx| {
+                cx.error(
+                    f.loc,
+                    format!("backoff factor {} is out of range", f.value),
+                    "give a factor from 1 (constant) to 10",
+                )
+            });
+        }
+        m.finish(cx);
+        let d = Retry::default();
+        Some(Retry {
+            attempts: attempts.map(|a| a.value).unwrap_or(d.attempts),
+            backoff: backoff.unwrap_or(d.backoff),
+            factor: factor.map(|f| f.value).unwrap_or(d.factor),
+        })
+    }
+}
+
+impl Decode for Recovery {
+    fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
+        let mut m = cx.map(n, "the recovery section")?;
+        let fault = m.req::<Spanned<String>>(cx, "fault");
+        let probes = m.req::<Vec<Spanned<String>>>(cx, "probes");
+        if let Some(p) = &probes
+            && p.is_empty()
+        {
+            cx.key("probes", |cx| {
+                cx.error(
+                    n.loc,
+                    "no recovery probes",
+                    "name the probes that define \"recovered\" (all must pass)",
+                )
+            });
+        }
+        let consecutive = m.opt::<Spanned<u32>>(cx, "consecutive");
+        if let Some(c) = &consecutive
+            && (c.value == 0 || c.value > 1000)
+        {
+            cx.key("consecutive", |cx| {
+                cx.error(
+                    c.loc,
+                    format!("consecutive {} is out of range", c.value),
+                    "give 1 to 1000 consecutive passing polls",
+                )
+            });
+        }
+        let interval = m.opt::<Spanned<Duration>>(cx, "interval");
+        if let Some(i) = &interval
+            && i.value < Duration::from_millis(100)
+        {
+            cx.key("interval", |cx| {
+                cx.error(
+                    i.loc,
+                    "interval below 100ms",
+                    "poll at most ten times a second, e.g. `interval: 10s`",
+                )
+            });
+        }
+        let deadline = m.opt::<Spanned<Duration>>(cx, "deadline");
+        if let Some(d) = &deadline
+            && d.value.is_zero()
+        {
+            cx.key("deadline", |cx| cx.error(d.loc, "a zero deadline can never be met", "give the longest you will wait for recovery, e.g. `deadline: 30m` (default: twice the RTO)"));
+        }
+        let detection = m.opt(cx, "detection");
+        let data_loss = m.opt::<DataLoss>(cx, "data_loss");
+        m.finish(cx);
+        Some(Recovery {
+            fault: fault?,
+            probes: probes?,
+            consecutive: consecutive.map(|c| c.value).unwrap_or(1),
+            interval: interval.map(|i| i.value).unwrap_or(Duration::from_secs(10)),
+            deadline: deadline.map(|d| d.value),
+            detection,
+            data_loss,
+        })
+    }
+}
+
+impl Decode for DataLoss {
+    fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
+        let mut m = cx.map(n, "the data-loss measurement")?;
+        let probe = m.req(cx, "probe");
+        let field = m.req::<Spanned<String>>(cx, "field");
+        if let Some(f) = &field
+            && let Err(e) = crate::tolerance::validate_path(&f.value)
+        {
+            cx.key("field", |cx| {
+                cx.error(
+                    f.loc,
+                    e,
+                    "write a path into the probe output, e.g. `latest_write`",
+                )
+            });
+        }
+        m.finish(cx);
+        Some(DataLoss {
+            probe: probe?,
+            field: field?.value,
+        })
+    }
+}
+
+/// The location to report for "the whole file".
+pub const TOP: Loc = Loc {
+    line: 1,
+    col: 1,
+    len: 1,
+};

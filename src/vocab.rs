@@ -1,0 +1,599 @@
+//! The action and probe vocabulary: every action and probe kind an experiment may name, with the
+//! parameters each takes. Validation checks `with:` blocks against it; every backend (the
+//! simulated estate now, Kubernetes and AWS later) implements the same names, so an experiment
+//! runs unchanged against any of them: the environment decides.
+//!
+//! Invariant: this table is the single source of truth for names and parameters; the README's
+//! format reference and `firedrill validate` both follow from it.
+
+use crate::decode::Cx;
+use crate::diag::did_you_mean;
+use crate::yaml::{Node, NodeKind};
+use serde_json::{Map, Value as Json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    Str,
+    Int,
+    Num,
+    Bool,
+    Duration,
+    StrList,
+    /// A mapping of label names to values (a Kubernetes-style selector).
+    Labels,
+    Enum(&'static [&'static str]),
+    /// An RFC 3339 time or `latest`.
+    Time,
+    /// Anything (passed through as JSON).
+    Any,
+}
+
+impl ParamType {
+    fn describe(&self) -> String {
+        match self {
+            ParamType::Str => "a string".into(),
+            ParamType::Int => "a whole number".into(),
+            ParamType::Num => "a number".into(),
+            ParamType::Bool => "true or false".into(),
+            ParamType::Duration => "a duration like `90s`".into(),
+            ParamType::StrList => "a list of strings".into(),
+            ParamType::Labels => "a mapping of labels, e.g. `{app: api}`".into(),
+            ParamType::Enum(v) => format!("one of {}", v.join(", ")),
+            ParamType::Time => "an RFC 3339 time or `latest`".into(),
+            ParamType::Any => "any value".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub required: bool,
+    pub doc: &'static str,
+}
+
+const fn req(name: &'static str, ty: ParamType, doc: &'static str) -> Param {
+    Param {
+        name,
+        ty,
+        required: true,
+        doc,
+    }
+}
+const fn opt(name: &'static str, ty: ParamType, doc: &'static str) -> Param {
+    Param {
+        name,
+        ty,
+        required: false,
+        doc,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ActionKind {
+    pub name: &'static str,
+    pub params: &'static [Param],
+    pub doc: &'static str,
+    /// What the automatic rollback does, if the action has a natural inverse.
+    pub auto_rollback: Option<&'static str>,
+    /// Built-in steps are run by the executor itself, not by a backend.
+    pub builtin: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeKind {
+    pub name: &'static str,
+    pub params: &'static [Param],
+    pub doc: &'static str,
+    /// The fields of the probe's JSON output.
+    pub output: &'static str,
+}
+
+use ParamType::*;
+
+const CLUSTER: Param = opt(
+    "cluster",
+    Str,
+    "Kubernetes cluster (default: the environment's first cluster)",
+);
+const KILL_MODES: &[&str] = &["one", "all", "fixed", "fixed-percent"];
+
+pub const ACTIONS: &[ActionKind] = &[
+    ActionKind {
+        name: "wait",
+        params: &[req("duration", Duration, "how long to wait")],
+        doc: "Wait for a duration.",
+        auto_rollback: None,
+        builtin: true,
+    },
+    ActionKind {
+        name: "assert",
+        params: &[req("probe", Str, "name of a steady-state probe")],
+        doc: "Run a probe once; fail unless its tolerance holds.",
+        auto_rollback: None,
+        builtin: true,
+    },
+    ActionKind {
+        name: "wait_until",
+        params: &[
+            req("probe", Str, "name of a steady-state probe"),
+            req(
+                "deadline",
+                Duration,
+                "fail if the probe has not held by then",
+            ),
+            opt("interval", Duration, "poll interval (default 10s)"),
+        ],
+        doc: "Poll a probe until its tolerance holds, or fail at the deadline.",
+        auto_rollback: None,
+        builtin: true,
+    },
+    ActionKind {
+        name: "approval",
+        params: &[req("message", Str, "what the operator approves")],
+        doc: "Ask an operator on the terminal; fails closed when unattended unless `--approve` was given.",
+        auto_rollback: None,
+        builtin: true,
+    },
+    ActionKind {
+        name: "http",
+        params: HTTP_PARAMS,
+        doc: "Send an HTTP request; fails unless the status is as expected.",
+        auto_rollback: None,
+        builtin: true,
+    },
+    ActionKind {
+        name: "command",
+        params: COMMAND_PARAMS,
+        doc: "Run a local command; fails unless it exits with the expected code.",
+        auto_rollback: None,
+        builtin: true,
+    },
+    ActionKind {
+        name: "k8s.pod_kill",
+        params: &[
+            CLUSTER,
+            req("namespace", Str, "namespace of the pods"),
+            req("selector", Labels, "label selector, e.g. `{app: api}`"),
+            opt(
+                "mode",
+                Enum(KILL_MODES),
+                "how many matching pods to kill (default one)",
+            ),
+            opt(
+                "value",
+                Int,
+                "count for `fixed`, percent for `fixed-percent`",
+            ),
+            opt(
+                "max_pods",
+                Int,
+                "blast-radius cap: refuse to kill more pods than this",
+            ),
+        ],
+        doc: "Delete pods matching a selector; their controllers replace them.",
+        auto_rollback: None,
+        builtin: false,
+    },
+    ActionKind {
+        name: "k8s.cordon_zone",
+        params: &[
+            CLUSTER,
+            req("zone", Str, "availability zone, e.g. us-east-1a"),
+        ],
+        doc: "Mark every node of a zone unschedulable.",
+        auto_rollback: Some("uncordon the nodes this step cordoned, and only those"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "k8s.drain_zone",
+        params: &[CLUSTER, req("zone", Str, "availability zone")],
+        doc: "Cordon every node of a zone and evict its pods.",
+        auto_rollback: Some("uncordon the nodes this step drained"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "k8s.scale",
+        params: &[
+            CLUSTER,
+            req("namespace", Str, "namespace"),
+            req("deployment", Str, "deployment name"),
+            req("replicas", Int, "new replica count"),
+        ],
+        doc: "Scale a deployment.",
+        auto_rollback: Some("restore the previous replica count"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "az.power_interruption",
+        params: &[req("zone", Str, "availability zone to lose")],
+        doc: "Lose an availability zone (FIS AZ power interruption): its nodes, pods and database instances.",
+        auto_rollback: Some("restore power to the zone"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "region.outage",
+        params: &[req("region", Str, "region to lose")],
+        doc: "Lose a whole region: every zone, its endpoint and its database cluster.",
+        auto_rollback: Some("restore the region"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "db.cluster_failover",
+        params: &[
+            req("cluster", Str, "database cluster"),
+            opt(
+                "target_instance",
+                Str,
+                "reader to promote (default: chosen by the service)",
+            ),
+        ],
+        doc: "Fail over a database cluster's writer to a reader.",
+        auto_rollback: None,
+        builtin: false,
+    },
+    ActionKind {
+        name: "db.instance_reboot",
+        params: &[
+            req("instance", Str, "database instance"),
+            opt(
+                "force_failover",
+                Bool,
+                "fail over if the instance is the writer (default false)",
+            ),
+        ],
+        doc: "Reboot a database instance.",
+        auto_rollback: None,
+        builtin: false,
+    },
+    ActionKind {
+        name: "db.global_switchover",
+        params: &[
+            req("global_cluster", Str, "global database"),
+            req("target_cluster", Str, "secondary cluster to make primary"),
+        ],
+        doc: "Planned switchover of a global database (no data loss; needs a healthy primary).",
+        auto_rollback: None,
+        builtin: false,
+    },
+    ActionKind {
+        name: "db.global_failover",
+        params: &[
+            req("global_cluster", Str, "global database"),
+            req("target_cluster", Str, "secondary cluster to promote"),
+            opt(
+                "allow_data_loss",
+                Bool,
+                "unplanned failover accepting the replication lag as data loss (default false: switchover)",
+            ),
+        ],
+        doc: "Fail over a global database to a secondary region.",
+        auto_rollback: None,
+        builtin: false,
+    },
+    ActionKind {
+        name: "db.detach_and_promote",
+        params: &[
+            req("global_cluster", Str, "global database"),
+            req("cluster", Str, "secondary cluster to detach and promote"),
+        ],
+        doc: "Remove a secondary from its global database and promote it to a standalone writer.",
+        auto_rollback: None,
+        builtin: false,
+    },
+    ActionKind {
+        name: "db.cluster_outage",
+        params: &[req("cluster", Str, "database cluster")],
+        doc: "Make a database cluster unavailable beyond failover (storage loss): the fault of a backup drill.",
+        auto_rollback: Some("repair the cluster"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "db.point_in_time_restore",
+        params: &[
+            req("source_cluster", Str, "cluster whose backups to restore"),
+            req("target_cluster", Str, "name of the new cluster"),
+            opt(
+                "restore_time",
+                Time,
+                "time to restore to, or `latest` (default)",
+            ),
+            opt(
+                "serve",
+                Bool,
+                "switch the service's writes to the restored cluster once available (default false)",
+            ),
+            opt(
+                "wait",
+                Bool,
+                "wait until the restored cluster is available (default true)",
+            ),
+        ],
+        doc: "Restore a database cluster to a point in time, into a new cluster.",
+        auto_rollback: None,
+        builtin: false,
+    },
+    ActionKind {
+        name: "dns.failover",
+        params: &[
+            req("record", Str, "DNS record name"),
+            req(
+                "to",
+                Enum(&["primary", "secondary"]),
+                "where the record should answer",
+            ),
+        ],
+        doc: "Force a failover record to its primary or secondary target.",
+        auto_rollback: Some("return the record to health-check control"),
+        builtin: false,
+    },
+];
+
+const HTTP_PARAMS: &[Param] = &[
+    req("url", Str, "URL"),
+    opt(
+        "method",
+        Enum(&["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
+        "HTTP method (default GET)",
+    ),
+    opt("headers", Labels, "request headers"),
+    opt("body", Any, "request body (JSON)"),
+    opt("timeout", Duration, "request timeout (default 10s)"),
+    opt(
+        "expect_status",
+        Int,
+        "status required for an action to succeed (default: any 2xx)",
+    ),
+];
+
+const COMMAND_PARAMS: &[Param] = &[
+    req(
+        "run",
+        StrList,
+        "program and arguments, e.g. `[curl, -sf, http://x]`",
+    ),
+    opt(
+        "expect_exit",
+        Int,
+        "exit code required for an action to succeed (default 0)",
+    ),
+    opt(
+        "timeout",
+        Duration,
+        "kill the command after this long (default 60s)",
+    ),
+];
+
+pub const PROBES: &[ProbeKind] = &[
+    ProbeKind {
+        name: "service.metrics",
+        params: &[req("service", Str, "service name")],
+        doc: "Client-side view of a service.",
+        output: "availability, error_rate, p99_latency_seconds, serving_region, rps",
+    },
+    ProbeKind {
+        name: "k8s.pods",
+        params: &[
+            CLUSTER,
+            req("namespace", Str, "namespace"),
+            req("selector", Labels, "label selector"),
+        ],
+        doc: "Pods matching a selector.",
+        output: "desired, ready, starting, pending, ready_ratio, restarts",
+    },
+    ProbeKind {
+        name: "k8s.nodes",
+        params: &[CLUSTER, opt("zone", Str, "only this zone")],
+        doc: "Nodes, optionally of one zone.",
+        output: "ready, total, schedulable",
+    },
+    ProbeKind {
+        name: "k8s.memory",
+        params: &[CLUSTER],
+        doc: "Memory requested by running pods over Ready nodes' memory.",
+        output: "utilization",
+    },
+    ProbeKind {
+        name: "db.cluster",
+        params: &[req("cluster", Str, "database cluster")],
+        doc: "A database cluster's status, writer and data freshness.",
+        output: "status, role, writer, writer_zone, writable, latest_write, latest_restorable_time",
+    },
+    ProbeKind {
+        name: "dns.record",
+        params: &[req("record", Str, "DNS record name")],
+        doc: "What a failover record answers.",
+        output: "authoritative, answer, primary_healthy, ttl_seconds",
+    },
+    ProbeKind {
+        name: "alert",
+        params: &[req("name", Str, "alert rule name")],
+        doc: "State of an alert rule.",
+        output: "state (inactive, pending, firing), firing, since",
+    },
+    ProbeKind {
+        name: "http",
+        params: HTTP_PARAMS,
+        doc: "An HTTP request.",
+        output: "status, latency_ms, body",
+    },
+    ProbeKind {
+        name: "command",
+        params: COMMAND_PARAMS,
+        doc: "A local command.",
+        output: "exit_code, stdout, stderr",
+    },
+];
+
+pub fn action(name: &str) -> Option<&'static ActionKind> {
+    ACTIONS.iter().find(|a| a.name == name)
+}
+
+pub fn probe(name: &str) -> Option<&'static ProbeKind> {
+    PROBES.iter().find(|p| p.name == name)
+}
+
+pub fn action_names() -> Vec<&'static str> {
+    ACTIONS.iter().map(|a| a.name).collect()
+}
+
+pub fn probe_names() -> Vec<&'static str> {
+    PROBES.iter().map(|p| p.name).collect()
+}
+
+/// Check a `with:` block against a parameter list; returns the parameters as a JSON object.
+pub fn check_params(
+    cx: &mut Cx,
+    owner: &Node,
+    with: Option<&Node>,
+    params: &[Param],
+    what: &str,
+) -> Option<Json> {
+    let mut out = Map::new();
+    let mut ok = true;
+    let entries: &[(Node, Node)] = match with.map(|w| &w.kind) {
+        None | Some(NodeKind::Null) => &[],
+        Some(NodeKind::Map(e)) => e,
+        Some(_) => {
+            let w = with.expect("matched Some");
+            cx.key("with", |cx| {
+                cx.error(
+                    w.loc,
+                    format!(
+                        "expected a mapping of parameters for {what}, found {}",
+                        w.describe()
+                    ),
+                    "write parameters as `with: {name: value}`",
+                )
+            });
+            return None;
+        }
+    };
+    let names: Vec<&str> = params.iter().map(|p| p.name).collect();
+    for (k, v) in entries {
+        let Some(name) = k.as_str() else { continue };
+        let Some(p) = params.iter().find(|p| p.name == name) else {
+            ok = false;
+            let help = did_you_mean(name, &names, &format!("parameters of {what}"));
+            cx.key("with", |cx| {
+                cx.key(name, |cx| {
+                    cx.error(k.loc, format!("{what} has no parameter `{name}`"), help)
+                })
+            });
+            continue;
+        };
+        match cx.key("with", |cx| cx.key(name, |cx| check_value(cx, v, p))) {
+            Some(j) => {
+                out.insert(name.to_string(), j);
+            }
+            None => ok = false,
+        }
+    }
+    for p in params.iter().filter(|p| p.required) {
+        if !entries.iter().any(|(k, _)| k.as_str() == Some(p.name)) {
+            ok = false;
+            let loc = with.map(|w| w.loc).unwrap_or(owner.loc);
+            cx.error(
+                loc,
+                format!("{what} needs parameter `{}` ({})", p.name, p.ty.describe()),
+                format!("add `{}: ...` under `with:` ({})", p.name, p.doc),
+            );
+        }
+    }
+    ok.then_some(Json::Object(out))
+}
+
+fn check_value(cx: &mut Cx, v: &Node, p: &Param) -> Option<Json> {
+    use crate::decode::Decode;
+    let bad = |cx: &mut Cx, found: &str| {
+        cx.error(
+            v.loc,
+            format!(
+                "parameter `{}` must be {}, found {found}",
+                p.name,
+                p.ty.describe()
+            ),
+            format!("{}: {}", p.name, p.doc),
+        );
+        None
+    };
+    let json = v.to_json();
+    match p.ty {
+        Any => Some(json),
+        Str => match &v.kind {
+            NodeKind::Scalar { value, .. } => Some(Json::String(value.clone())),
+            _ => bad(cx, v.describe()),
+        },
+        Int => match json.as_u64() {
+            Some(_) => Some(json),
+            None => bad(cx, &format!("`{}`", v.as_str().unwrap_or(v.describe()))),
+        },
+        Num => match json.as_f64() {
+            Some(_) => Some(json),
+            None => bad(cx, &format!("`{}`", v.as_str().unwrap_or(v.describe()))),
+        },
+        Bool => match json {
+            Json::Bool(_) => Some(json),
+            _ => bad(cx, &format!("`{}`", v.as_str().unwrap_or(v.describe()))),
+        },
+        Duration => {
+            std::time::Duration::decode(cx, v).map(|d| Json::String(crate::duration::format(d)))
+        }
+        StrList => match &v.kind {
+            NodeKind::Seq(items)
+                if items
+                    .iter()
+                    .all(|i| matches!(i.kind, NodeKind::Scalar { .. })) =>
+            {
+                Some(Json::Array(
+                    items
+                        .iter()
+                        .map(|i| Json::String(i.as_str().unwrap_or_default().to_string()))
+                        .collect(),
+                ))
+            }
+            _ => bad(cx, v.describe()),
+        },
+        Labels => match &v.kind {
+            NodeKind::Map(e)
+                if e.iter()
+                    .all(|(_, x)| matches!(x.kind, NodeKind::Scalar { .. })) =>
+            {
+                Some(Json::Object(
+                    e.iter()
+                        .map(|(k, x)| {
+                            (
+                                k.as_str().unwrap_or_default().to_string(),
+                                Json::String(x.as_str().unwrap_or_default().to_string()),
+                            )
+                        })
+                        .collect(),
+                ))
+            }
+            _ => bad(cx, v.describe()),
+        },
+        Enum(options) => match v.as_str() {
+            Some(s) if options.contains(&s) => Some(json_str(s)),
+            Some(s) => {
+                cx.error(
+                    v.loc,
+                    format!("`{s}` is not a valid `{}`", p.name),
+                    did_you_mean(s, options, "choices"),
+                );
+                None
+            }
+            None => bad(cx, v.describe()),
+        },
+        Time => match v.as_str() {
+            Some("latest") => Some(json_str("latest")),
+            Some(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => Some(json_str(s)),
+            Some(s) => bad(cx, &format!("`{s}`")),
+            None => bad(cx, v.describe()),
+        },
+    }
+}
+
+fn json_str(s: &str) -> Json {
+    Json::String(s.to_string())
+}
