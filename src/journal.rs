@@ -555,7 +555,7 @@ mod tests {
             runs[0].status()
         );
         assert_eq!(runs[1].verdict, Some(VerdictKind::Missed));
-        assert_eq!(runs[1].exit_code, Some(1));
+        assert_eq!(runs[1].exit_code, Some(crate::exit::MISSED));
         assert!(runs[2].finished && runs[2].experiment == "az-loss");
         assert_eq!(runs[2].started, Some(fixtures::t0()));
 

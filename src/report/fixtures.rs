@@ -317,7 +317,7 @@ impl Builder {
             t + 34,
             Event::RunFinished {
                 verdict,
-                exit_code: if verdict == VerdictKind::Pass { 0 } else { 1 },
+                exit_code: crate::exit::for_verdict(verdict),
                 measurements: vec![
                     Measurement {
                         name: "rto".into(),
@@ -495,7 +495,7 @@ pub fn aborted_run() -> Vec<Record> {
             139,
             Event::RunFinished {
                 verdict: VerdictKind::RollbackFailed,
-                exit_code: 4,
+                exit_code: crate::exit::ROLLBACK_FAILED,
                 measurements: vec![],
                 reasons: vec![
                     "aborted: availability below 0.8 for 1m".into(),

@@ -707,7 +707,7 @@ mod tests {
     fn missed_report_shows_the_miss_and_its_cause() {
         let md = render(&fixtures::missed_rto_run(), &[]);
         assert!(md.starts_with("# Drill report: Lose availability zone eu-west-1a\n"));
-        assert!(md.contains("Verdict: **MISSED** (exit code 1)"));
+        assert!(md.contains("Verdict: **MISSED** (exit code 4)"));
         assert!(md.contains("| RTO | 9m10s | 5m | ±10s | MISSED |"), "{md}");
         assert!(md.contains("| RPO | 20s | 1m | ±5s | met |"));
         assert!(md.contains("exceeded by 4m10s"));
@@ -754,7 +754,7 @@ mod tests {
     #[test]
     fn aborted_report_warns_about_owed_rollbacks() {
         let md = render(&fixtures::aborted_run(), &[]);
-        assert!(md.contains("Verdict: **ROLLBACK FAILED** (exit code 4)"));
+        assert!(md.contains("Verdict: **ROLLBACK FAILED** (exit code 6)"));
         assert!(md.contains("**Aborted** at +2m: availability below 0.8 for 1m"));
         assert!(md.contains(
             "> **Warning: rollbacks owed.** The environment still carries these changes:"

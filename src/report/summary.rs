@@ -729,7 +729,7 @@ mod tests {
     fn aborted_run_keeps_aborts_interrupts_and_owed_rollbacks() {
         let s = RunSummary::from_records(&fixtures::aborted_run());
         let v = s.verdict.as_ref().unwrap();
-        assert_eq!((v.kind, v.exit_code), (VerdictKind::RollbackFailed, 4));
+        assert_eq!((v.kind, v.exit_code), (VerdictKind::RollbackFailed, 6));
         assert_eq!(s.aborts.len(), 1);
         assert_eq!(s.aborts[0].at_ms, 120_000);
         assert_eq!(
