@@ -1,0 +1,801 @@
+//! The post-drill markdown report: evidence SRE teams attach to a drill. Rendered from a
+//! [`RunSummary`] alone; the lessons-learned section is rendered from the [`LessonsRecord`] built
+//! from the same summary.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::duration::format;
+use crate::engine::events::{Measurement, Phase, StepOutcome};
+use crate::report::lessons::{
+    ActionStatus, LessonsRecord, OpenActionItem, offset, short_json, truncate,
+};
+use crate::report::summary::{PhaseSummary, ProbeResult, RunSummary};
+
+/// Longest output / value shown inline, in characters.
+const MAX_INLINE: usize = 300;
+
+fn human(ms: u64) -> String {
+    format(Duration::from_millis(ms))
+}
+
+/// Make text safe inside a markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn or_dash(s: Option<String>) -> String {
+    s.unwrap_or_else(|| "-".to_string())
+}
+
+/// Mermaid gantt ids: `[A-Za-z0-9_-]` only.
+fn mermaid_id(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Mermaid gantt task text: `:` separates fields and `#`/`;` start entities and statements, so
+/// they are replaced by look-alikes that cannot break the diagram.
+fn mermaid_text(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ':' => '\u{2236}',
+            '#' => '\u{FF03}',
+            ';' => ',',
+            '\n' | '\r' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+fn secs_floor(ms: u64) -> u64 {
+    ms / 1000
+}
+
+fn secs_ceil(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+/// Render the full report. `open_items` are the still-open action items of earlier drills of the
+/// same experiment (see `lessons::open_items`).
+pub fn render_markdown(summary: &RunSummary, open_items: &[OpenActionItem]) -> String {
+    let lessons = LessonsRecord::from_summary(summary);
+    let mut out = String::new();
+    header(&mut out, summary);
+    verdict(&mut out, summary);
+    gantt(&mut out, summary);
+    steady_state(&mut out, summary);
+    steps(&mut out, summary);
+    environment(&mut out, summary);
+    rollbacks(&mut out, summary);
+    lessons_section(&mut out, &lessons);
+    open_items_section(&mut out, open_items);
+    out
+}
+
+fn header(out: &mut String, s: &RunSummary) {
+    let _ = writeln!(out, "# Drill report: {}\n", s.display_title());
+    let mut verdict_line = format!("**{}**", s.verdict_label());
+    if let Some(v) = &s.verdict {
+        let _ = write!(verdict_line, " (exit code {})", v.exit_code);
+    } else {
+        verdict_line.push_str(
+            " - the journal ends without a verdict: the process died before the run finished",
+        );
+    }
+    if s.dry_run {
+        verdict_line.push_str(" - dry run: nothing was injected");
+    }
+    let _ = writeln!(out, "Verdict: {verdict_line}\n");
+    if let Some(d) = &s.description {
+        let _ = writeln!(out, "{d}\n");
+    }
+    let seed = s
+        .seed
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "none".into());
+    let started = s
+        .started
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let mut duration = human(s.duration_ms);
+    if !s.is_finished() {
+        duration.push_str(" (until the journal ends)");
+    }
+    let _ = writeln!(out, "| | |\n|---|---|");
+    let _ = writeln!(out, "| Run | `{}` |", s.run_id);
+    let _ = writeln!(out, "| Experiment | `{}` (`{}`) |", s.experiment, s.file);
+    let _ = writeln!(
+        out,
+        "| Environment | {} (backend `{}`, clock `{}`, seed {seed}) |",
+        cell(&s.environment),
+        s.backend,
+        s.clock
+    );
+    let _ = writeln!(out, "| Started | {started} |");
+    let _ = writeln!(out, "| Duration | {duration} |");
+    let _ = writeln!(
+        out,
+        "| Owner | {} |",
+        cell(s.owner.as_deref().unwrap_or("unassigned"))
+    );
+    if !s.tags.is_empty() {
+        let _ = writeln!(out, "| Tags | {} |", cell(&s.tags.join(", ")));
+    }
+    if let Some(v) = &s.firedrill_version {
+        let _ = writeln!(out, "| firedrill | {v} |");
+    }
+    if s.journal_truncated_tail {
+        let _ = writeln!(
+            out,
+            "\n> **Warning:** the journal's last line was cut short (the process died while writing it) and was dropped."
+        );
+    }
+    out.push('\n');
+}
+
+fn measured_cell(m: &Measurement) -> String {
+    match (m.measured_ms, m.deadline_ms) {
+        (Some(v), _) => human(v),
+        (None, Some(d)) => format!("> {} (deadline)", human(d)),
+        (None, None) => "not measured".to_string(),
+    }
+}
+
+fn verdict(out: &mut String, s: &RunSummary) {
+    out.push_str("## Verdict\n\n");
+    if s.measurements.is_empty() {
+        match &s.objectives {
+            Some(o) => {
+                let mttd = o
+                    .mttd_ms
+                    .map(|m| format!(", MTTD {}", human(m)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "No measurements were recorded. Objectives in force: RTO {}, RPO {}{mttd}.\n",
+                    human(o.rto_ms),
+                    human(o.rpo_ms)
+                );
+            }
+            None => out.push_str("No measurements were recorded.\n\n"),
+        }
+    } else {
+        out.push_str("| Objective | Measured | Target | Resolution | Result |\n");
+        out.push_str("|---|---|---|---|---|\n");
+        for m in &s.measurements {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | ±{} | {} |",
+                m.name.to_uppercase(),
+                measured_cell(m),
+                or_dash(m.objective_ms.map(human)),
+                human(m.resolution_ms),
+                if m.met { "met" } else { "MISSED" }
+            );
+        }
+        out.push('\n');
+        for m in &s.measurements {
+            if !m.detail.is_empty() {
+                let _ = writeln!(out, "- {}: {}", m.name.to_uppercase(), m.detail);
+            }
+        }
+        out.push('\n');
+    }
+    if let Some(v) = &s.verdict
+        && !v.reasons.is_empty()
+    {
+        out.push_str("Reasons:\n\n");
+        for r in &v.reasons {
+            let _ = writeln!(out, "- {r}");
+        }
+        out.push('\n');
+    }
+}
+
+fn gantt(out: &mut String, s: &RunSummary) {
+    out.push_str("## Timeline\n\n");
+    out.push_str("Offsets from the start of the run (run clock).\n\n");
+    out.push_str("```mermaid\ngantt\n    dateFormat X\n    axisFormat %H:%M:%S\n");
+    let started: Vec<_> = s
+        .steps
+        .iter()
+        .filter(|st| st.started_at_ms.is_some())
+        .collect();
+    if !started.is_empty() {
+        out.push_str("    section Steps\n");
+        for st in started {
+            let start = st.started_at_ms.unwrap_or(0);
+            let end = st.finished_at_ms.unwrap_or(s.duration_ms);
+            let tag = match st.outcome {
+                Some(StepOutcome::Succeeded) => "done, ",
+                Some(StepOutcome::Failed | StepOutcome::TimedOut) => "crit, ",
+                None => "active, ",
+                _ => "",
+            };
+            let _ = writeln!(
+                out,
+                "    {} ({}) :{tag}step_{}, {}, {}",
+                mermaid_text(&st.id),
+                mermaid_text(&st.action),
+                mermaid_id(&st.id),
+                secs_floor(start),
+                secs_ceil(end).max(secs_floor(start) + 1)
+            );
+        }
+    }
+    let mut milestones = Vec::new();
+    if let (Some(step), Some(at)) = (&s.fault_step, s.fault_at_ms) {
+        milestones.push(("fault", format!("Fault injected ({step})"), at));
+    }
+    if let Some(d) = &s.detection {
+        milestones.push(("detected", format!("Detected ({})", d.probe), d.at_ms));
+    }
+    if let Some(r) = &s.recovered {
+        milestones.push(("recovered", "Recovered".to_string(), r.at_ms));
+    }
+    if let Some(d) = &s.deadline_exceeded {
+        milestones.push((
+            "deadline",
+            "Recovery deadline exceeded".to_string(),
+            d.at_ms,
+        ));
+    }
+    for (i, a) in s.aborts.iter().enumerate() {
+        milestones.push((
+            if i == 0 { "abort" } else { "abort_more" },
+            "Abort".to_string(),
+            a.at_ms,
+        ));
+    }
+    if !milestones.is_empty() {
+        out.push_str("    section Recovery\n");
+        for (id, text, at) in milestones {
+            let t = secs_floor(at);
+            let _ = writeln!(
+                out,
+                "    {} :milestone, {id}, {t}, {t}",
+                mermaid_text(&text)
+            );
+        }
+    }
+    if !s.rollbacks.is_empty() {
+        out.push_str("    section Rollbacks\n");
+        for (i, r) in s.rollbacks.iter().enumerate() {
+            let end = r.started_at_ms + r.duration_ms.unwrap_or(0);
+            let tag = match r.ok {
+                Some(true) => "done, ",
+                Some(false) => "crit, ",
+                None => "active, ",
+            };
+            let _ = writeln!(
+                out,
+                "    rollback {} :{tag}rb_{}_{i}, {}, {}",
+                mermaid_text(&r.step),
+                mermaid_id(&r.step),
+                secs_floor(r.started_at_ms),
+                secs_ceil(end).max(secs_floor(r.started_at_ms) + 1)
+            );
+        }
+    }
+    out.push_str("```\n\n");
+}
+
+/// Latest check per probe, with how many checks and failures it had, in first-seen order.
+fn probe_rows(p: &PhaseSummary) -> Vec<(&ProbeResult, usize, usize)> {
+    let mut names: Vec<&str> = Vec::new();
+    for r in &p.probes {
+        if !names.contains(&r.name.as_str()) {
+            names.push(&r.name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            let checks: Vec<_> = p.probes.iter().filter(|r| r.name == n).collect();
+            let fails = checks.iter().filter(|r| !r.ok).count();
+            (checks[checks.len() - 1], checks.len(), fails)
+        })
+        .collect()
+}
+
+fn probe_table(out: &mut String, s: &RunSummary, phase: Phase, label: &str) {
+    let _ = writeln!(out, "### {label}\n");
+    let Some(p) = s.phase(phase) else {
+        out.push_str("Not reached.\n\n");
+        return;
+    };
+    if let Some(h) = &p.hypothesis {
+        if h.met {
+            let _ = writeln!(out, "Hypothesis **met** at {}.\n", offset(h.at_ms));
+        } else {
+            let failed = h
+                .failed
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                out,
+                "Hypothesis **not met** at {}: {failed} failed.\n",
+                offset(h.at_ms)
+            );
+        }
+    }
+    if p.probes.is_empty() {
+        out.push_str("No probe checks recorded.\n\n");
+        return;
+    }
+    out.push_str("| Probe | Result | Value | Message | Last checked | Checks |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    for (r, checks, fails) in probe_rows(p) {
+        let counts = if fails > 0 {
+            format!("{checks} ({fails} failed)")
+        } else {
+            checks.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | `{}` | {} | {} | {counts} |",
+            r.name,
+            if r.ok { "ok" } else { "FAIL" },
+            cell(&short_json(&r.value, 80)),
+            cell(&r.message),
+            offset(r.at_ms)
+        );
+    }
+    out.push('\n');
+}
+
+/// The worst value among deviations: farthest from the probe's before-phase value when that is
+/// numeric, else the last one.
+fn worst_value<'a>(s: &RunSummary, probe: &str, values: &[&'a Json]) -> &'a Json {
+    let baseline = s
+        .phase(Phase::Before)
+        .and_then(|p| p.probes.iter().rev().find(|r| r.name == probe))
+        .and_then(|r| r.value.as_f64());
+    if let Some(b) = baseline {
+        let best = values
+            .iter()
+            .filter_map(|v| v.as_f64().map(|x| ((x - b).abs(), *v)))
+            .fold(None::<(f64, &Json)>, |acc, (d, v)| match acc {
+                Some((ad, _)) if ad >= d => acc,
+                _ => Some((d, v)),
+            });
+        if let Some((_, v)) = best {
+            return v;
+        }
+    }
+    values[values.len() - 1]
+}
+
+fn steady_state(out: &mut String, s: &RunSummary) {
+    out.push_str("## Steady state\n\n");
+    probe_table(out, s, Phase::Before, "Before the fault");
+    probe_table(out, s, Phase::Method, "During the method");
+    if s.deviations.is_empty() {
+        out.push_str("Deviations: none.\n\n");
+    } else {
+        let _ = writeln!(out, "Deviations: {}.\n", s.deviations.len());
+        out.push_str("| Probe | Count | First | Last | Worst value | Last message |\n");
+        out.push_str("|---|---|---|---|---|---|\n");
+        let mut names: Vec<&str> = Vec::new();
+        for d in &s.deviations {
+            if !names.contains(&d.probe.as_str()) {
+                names.push(&d.probe);
+            }
+        }
+        for n in names {
+            let devs: Vec<_> = s.deviations.iter().filter(|d| d.probe == n).collect();
+            let values: Vec<&Json> = devs.iter().map(|d| &d.value).collect();
+            let last = devs[devs.len() - 1];
+            let _ = writeln!(
+                out,
+                "| `{n}` | {} | {} | {} | `{}` | {} |",
+                devs.len(),
+                offset(devs[0].at_ms),
+                offset(last.at_ms),
+                cell(&short_json(worst_value(s, n, &values), 80)),
+                cell(&last.message)
+            );
+        }
+        out.push('\n');
+    }
+    for a in &s.aborts {
+        let _ = writeln!(out, "**Aborted** at {}: {}\n", offset(a.at_ms), a.reason);
+    }
+    for i in &s.interrupts {
+        let _ = writeln!(
+            out,
+            "**Interrupted** at {} by {} (interrupt #{}).\n",
+            offset(i.at_ms),
+            i.signal,
+            i.count
+        );
+    }
+    probe_table(out, s, Phase::After, "After the method");
+}
+
+fn outcome_label(o: Option<StepOutcome>, started: bool) -> &'static str {
+    match o {
+        Some(StepOutcome::Succeeded) => "succeeded",
+        Some(StepOutcome::Failed) => "FAILED",
+        Some(StepOutcome::TimedOut) => "TIMED OUT",
+        Some(StepOutcome::Cancelled) => "cancelled",
+        Some(StepOutcome::Skipped) => "skipped",
+        None if started => "running when the journal ends",
+        None => "not started",
+    }
+}
+
+fn interesting(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::Object(m) => !m.is_empty(),
+        Json::Array(a) => !a.is_empty(),
+        Json::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+fn steps(out: &mut String, s: &RunSummary) {
+    out.push_str("## Steps\n\n");
+    if s.steps.is_empty() {
+        out.push_str("No steps recorded.\n\n");
+        return;
+    }
+    out.push_str("| Step | Action | After | Started | Duration | Attempts | Outcome |\n");
+    out.push_str("|---|---|---|---|---|---|---|\n");
+    for st in &s.steps {
+        let mut id = format!("`{}`", st.id);
+        if s.fault_step.as_deref() == Some(st.id.as_str()) {
+            id.push_str(" (fault)");
+        }
+        if s.critical_path.contains(&st.id) {
+            id.push_str(" *");
+        }
+        let after = if st.after.is_empty() {
+            "-".to_string()
+        } else {
+            st.after.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "| {id} | `{}` | {} | {} | {} | {} | {} |",
+            cell(&st.action),
+            cell(&after),
+            or_dash(st.started_at_ms.map(offset)),
+            or_dash(st.duration_ms.map(human)),
+            st.attempts,
+            outcome_label(st.outcome, st.started_at_ms.is_some())
+        );
+    }
+    if !s.critical_path.is_empty() {
+        out.push_str("\n`*` on the critical path.\n");
+    }
+    out.push('\n');
+    let detailed: Vec<_> = s
+        .steps
+        .iter()
+        .filter(|st| st.error.is_some() || interesting(&st.output) || !st.retries.is_empty())
+        .collect();
+    if detailed.is_empty() {
+        return;
+    }
+    out.push_str("Details:\n\n");
+    for st in detailed {
+        let _ = writeln!(out, "- `{}`", st.id);
+        if let Some(e) = &st.error {
+            let _ = writeln!(out, "  - error: {}", truncate(e, MAX_INLINE));
+        }
+        for r in &st.retries {
+            let _ = writeln!(
+                out,
+                "  - attempt {} failed at {}: {} (retried after {})",
+                r.attempt,
+                offset(r.at_ms),
+                truncate(&r.error, MAX_INLINE),
+                human(r.backoff_ms)
+            );
+        }
+        if interesting(&st.output) {
+            let _ = writeln!(
+                out,
+                "  - output: `{}`",
+                truncate(&st.output.to_string(), MAX_INLINE)
+            );
+        }
+    }
+    out.push('\n');
+}
+
+fn environment(out: &mut String, s: &RunSummary) {
+    out.push_str("## Environment events\n\n");
+    if s.environment_events.is_empty() {
+        out.push_str("The environment reported no events.\n\n");
+        return;
+    }
+    let mut events: Vec<_> = s.environment_events.iter().collect();
+    events.sort_by_key(|e| e.at_ms);
+    out.push_str("```text\n");
+    for e in events {
+        let _ = writeln!(out, "{:<9} {}: {}", offset(e.at_ms), e.component, e.message);
+    }
+    out.push_str("```\n\n");
+}
+
+fn rollbacks(out: &mut String, s: &RunSummary) {
+    out.push_str("## Rollbacks\n\n");
+    if s.rollbacks.is_empty() && s.owed_rollbacks.is_empty() {
+        out.push_str("No rollbacks ran.\n\n");
+        return;
+    }
+    if !s.rollbacks.is_empty() {
+        out.push_str("| Step | Action | Result | Duration | Error |\n|---|---|---|---|---|\n");
+        for r in &s.rollbacks {
+            let result = match r.ok {
+                Some(true) => "ok",
+                Some(false) => "FAILED",
+                None => "did not finish",
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | `{}` | {result} | {} | {} |",
+                r.step,
+                cell(&r.action),
+                or_dash(r.duration_ms.map(human)),
+                cell(&or_dash(
+                    r.error.as_deref().map(|e| truncate(e, MAX_INLINE))
+                ))
+            );
+        }
+        out.push('\n');
+    }
+    if !s.owed_rollbacks.is_empty() {
+        out.push_str(
+            "> **Warning: rollbacks owed.** The environment still carries these changes:\n>\n",
+        );
+        for o in &s.owed_rollbacks {
+            let _ = writeln!(
+                out,
+                "> - `{}` (`{}`): {}",
+                o.step,
+                cell(&o.action),
+                o.reason
+            );
+        }
+        out.push_str(
+            ">\n> Revert them by hand, or re-run the rollbacks, before the next drill.\n\n",
+        );
+    }
+}
+
+fn lessons_section(out: &mut String, l: &LessonsRecord) {
+    out.push_str("## Lessons learned\n\n### Summary\n\n");
+    let _ = writeln!(
+        out,
+        "- Date: {}",
+        l.date
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    );
+    let _ = writeln!(out, "- Duration: {}", format(l.duration));
+    let _ = writeln!(out, "- Severity: {}", l.severity);
+    let _ = writeln!(out, "- Impact: {}\n", l.impact);
+    out.push_str("### Timeline\n\n");
+    for e in &l.timeline {
+        let _ = writeln!(out, "- `{}` {}", offset(e.at_ms), e.what);
+    }
+    let _ = writeln!(out, "\n### Root cause\n\n{}\n", l.root_cause);
+    let _ = writeln!(out, "### Resolution\n\n{}\n", l.resolution);
+    out.push_str("### Action items\n\n");
+    if l.action_items.is_empty() {
+        out.push_str("None from this drill.\n\n");
+    } else {
+        out.push_str("| Id | Action | Owner | Due | Status |\n|---|---|---|---|---|\n");
+        for a in &l.action_items {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} |",
+                a.id,
+                cell(&a.title),
+                cell(&a.owner),
+                or_dash(a.due.map(|d| d.to_string())),
+                status_label(a.status)
+            );
+        }
+        out.push('\n');
+    }
+    for (title, items) in [
+        ("What went well", &l.went_well),
+        ("What to improve", &l.to_improve),
+        ("Prevention", &l.prevention),
+    ] {
+        let _ = writeln!(out, "### {title}\n");
+        for i in items {
+            let _ = writeln!(out, "- {i}");
+        }
+        out.push('\n');
+    }
+}
+
+fn status_label(s: ActionStatus) -> &'static str {
+    match s {
+        ActionStatus::Open => "open",
+        ActionStatus::Done => "done",
+        ActionStatus::Wontfix => "wontfix",
+    }
+}
+
+fn open_items_section(out: &mut String, items: &[OpenActionItem]) {
+    out.push_str("## Open action items from earlier drills of this experiment\n\n");
+    if items.is_empty() {
+        out.push_str("None.\n");
+        return;
+    }
+    out.push_str("| Run | Item | Owner | Due |\n|---|---|---|---|\n");
+    for o in items {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            o.run_id,
+            cell(&o.item.title),
+            cell(&o.item.owner),
+            or_dash(o.item.due.map(|d| d.to_string()))
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures;
+    use crate::report::lessons::ActionItem;
+
+    fn render(records: &[crate::engine::events::Record], open: &[OpenActionItem]) -> String {
+        render_markdown(&RunSummary::from_records(records), open)
+    }
+
+    fn earlier_item() -> OpenActionItem {
+        OpenActionItem {
+            run_id: "20261001T090000Z-az-loss-0001".into(),
+            item: ActionItem {
+                id: "20261001T090000Z-az-loss-0001#1".into(),
+                title: "Lower the route53 health-check interval".into(),
+                owner: "team-payments".into(),
+                due: chrono::NaiveDate::from_ymd_opt(2026, 10, 15),
+                status: ActionStatus::Open,
+            },
+        }
+    }
+
+    macro_rules! redacted {
+        ($name:expr, $report:expr) => {
+            insta::with_settings!({filters => vec![
+                (r"\d{8}T\d{6}Z-[a-z0-9-]+-[0-9a-f]{4}", "[run-id]"),
+                (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "[timestamp]"),
+                (r"\d{4}-\d{2}-\d{2}", "[date]"),
+            ]}, {
+                insta::assert_snapshot!($name, $report);
+            });
+        };
+    }
+
+    #[test]
+    fn pass_report_snapshot() {
+        redacted!("pass_report", render(&fixtures::pass_run(), &[]));
+    }
+
+    #[test]
+    fn missed_report_snapshot() {
+        redacted!(
+            "missed_report",
+            render(&fixtures::missed_rto_run(), &[earlier_item()])
+        );
+    }
+
+    #[test]
+    fn missed_report_shows_the_miss_and_its_cause() {
+        let md = render(&fixtures::missed_rto_run(), &[]);
+        assert!(md.starts_with("# Drill report: Lose availability zone eu-west-1a\n"));
+        assert!(md.contains("Verdict: **MISSED** (exit code 4)"));
+        assert!(md.contains("| RTO | 9m10s | 5m | ±10s | MISSED |"), "{md}");
+        assert!(md.contains("| RPO | 20s | 1m | ±5s | met |"));
+        assert!(md.contains("exceeded by 4m10s"));
+        assert!(
+            md.contains("recovery was gated by probe `dns-serves-dr`, which passed last at +9m42s")
+        );
+        assert!(
+            md.contains("The longest gap, 6m25s between rds orders-db"),
+            "{md}"
+        );
+        assert!(md.contains("<!-- TODO(team-payments): "));
+        let sections: Vec<usize> = [
+            "## Verdict",
+            "## Timeline",
+            "## Steady state",
+            "## Steps",
+            "## Environment events",
+            "## Rollbacks",
+            "## Lessons learned",
+            "## Open action items from earlier drills",
+        ]
+        .iter()
+        .map(|h| md.find(h).unwrap_or_else(|| panic!("missing {h}")))
+        .collect();
+        assert!(
+            sections.windows(2).all(|w| w[0] < w[1]),
+            "sections in order"
+        );
+    }
+
+    #[test]
+    fn never_recovered_is_shown_against_the_deadline() {
+        let mut s = RunSummary::from_records(&fixtures::missed_rto_run());
+        let rto = s.measurements.iter_mut().find(|m| m.name == "rto").unwrap();
+        rto.measured_ms = None;
+        rto.deadline_ms = Some(1_800_000);
+        let md = render_markdown(&s, &[]);
+        assert!(
+            md.contains("| RTO | > 30m (deadline) | 5m | ±10s | MISSED |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn aborted_report_warns_about_owed_rollbacks() {
+        let md = render(&fixtures::aborted_run(), &[]);
+        assert!(md.contains("Verdict: **ROLLBACK FAILED** (exit code 6)"));
+        assert!(md.contains("**Aborted** at +2m: availability below 0.8 for 1m"));
+        assert!(md.contains(
+            "> **Warning: rollbacks owed.** The environment still carries these changes:"
+        ));
+        assert!(
+            md.contains("> - `fail-az` (`sim.restore_zone`): second interrupt: stopped at once")
+        );
+        assert!(md.contains("| `promote-dr` | `dns.failback` | FAILED | 14s | route53 API returned 503 \\| throttled |"), "{md}");
+        assert!(md.contains("Fix the rollback of step `promote-dr`"));
+    }
+
+    #[test]
+    fn unfinished_report_says_the_process_died() {
+        let md = render(&fixtures::partial_run(), &[]);
+        assert!(md.contains("**UNFINISHED**"));
+        assert!(md.contains("the process died"));
+        assert!(md.contains("running when the journal ends"));
+        assert!(md.contains("    section Steps\n"));
+    }
+
+    #[test]
+    fn mermaid_text_and_ids_are_sanitized() {
+        assert_eq!(mermaid_id("db:primary#1"), "db_primary_1");
+        assert_eq!(mermaid_id("fail-az"), "fail-az");
+        let t = mermaid_text("a: b # c; d");
+        assert!(
+            !t.contains(':') && !t.contains('#') && !t.contains(';'),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn long_output_is_truncated() {
+        let mut s = RunSummary::from_records(&fixtures::pass_run());
+        s.steps[0].output = serde_json::json!({"blob": "x".repeat(1000)});
+        let md = render_markdown(&s, &[]);
+        let line = md
+            .lines()
+            .find(|l| l.contains("output: `{\"blob\""))
+            .unwrap();
+        assert!(line.chars().count() < 330, "{}", line.len());
+        assert!(line.contains('…'));
+    }
+}

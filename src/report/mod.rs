@@ -1,0 +1,12 @@
+//! Outputs rendered from a run's event stream: the [`summary::RunSummary`] (JSON), the markdown
+//! post-drill report, and the structured lessons-learned record.
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+pub mod lessons;
+pub mod markdown;
+pub mod summary;
+
+pub use lessons::{ActionItem, ActionStatus, LessonsRecord, OpenActionItem};
+pub use markdown::render_markdown;
+pub use summary::RunSummary;
