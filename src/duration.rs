@@ -13,9 +13,13 @@ pub enum DurationError {
     Negative(String),
     #[error("`{0}` has no unit; write e.g. `{0}s` or `{0}m` (units: ms, s, m, h, d)")]
     NoUnit(String),
-    #[error("`{0}` is not a duration; write a number with a unit, e.g. `90s`, `15m`, `1h30m` (units: ms, s, m, h, d)")]
+    #[error(
+        "`{0}` is not a duration; write a number with a unit, e.g. `90s`, `15m`, `1h30m` (units: ms, s, m, h, d)"
+    )]
     Invalid(String),
-    #[error("`{0}` is longer than the 30-day limit; a drill step or objective that long is almost certainly a typo")]
+    #[error(
+        "`{0}` is longer than the 30-day limit; a drill step or objective that long is almost certainly a typo"
+    )]
     TooLong(String),
 }
 
@@ -103,7 +107,11 @@ pub fn format(d: Duration) -> String {
 /// Format a signed difference (`-1m5s`, `4m10s`).
 pub fn format_signed(ms: i64) -> String {
     let d = Duration::from_millis(ms.unsigned_abs());
-    if ms < 0 { format!("-{}", format(d)) } else { format(d) }
+    if ms < 0 {
+        format!("-{}", format(d))
+    } else {
+        format(d)
+    }
 }
 
 /// serde glue: `#[serde(with = "crate::duration::serde_human")]` on a `Duration` field.
@@ -159,7 +167,10 @@ mod tests {
         assert_eq!(parse(""), Err(DurationError::Empty));
         assert!(matches!(parse("-5m"), Err(DurationError::Negative(_))));
         assert!(matches!(parse("15"), Err(DurationError::NoUnit(_))));
-        assert!(matches!(parse("15 minutes"), Err(DurationError::Invalid(_))));
+        assert!(matches!(
+            parse("15 minutes"),
+            Err(DurationError::Invalid(_))
+        ));
         assert!(matches!(parse("m"), Err(DurationError::Invalid(_))));
         assert!(matches!(parse("99999d"), Err(DurationError::TooLong(_))));
         assert!(parse("15").unwrap_err().to_string().contains("15s"));

@@ -1,1 +1,2 @@
 pub mod duration;
+pub mod sim;

@@ -1,0 +1,3 @@
+//! Embedded simulated estate (placeholder docs, expanded below).
+
+pub mod model;
