@@ -2506,7 +2506,7 @@ impl Estate {
         if let Some(w) = &why {
             self.note(format!("route53 {name}"), w.clone());
         }
-        self.update_authoritative(r, why.unwrap_or_else(|| "health status".into()));
+        self.update_authoritative(r, why.unwrap_or_else(|| "health checks".into()));
     }
 
     fn update_authoritative(&mut self, r: usize, why: String) {
@@ -3533,6 +3533,32 @@ mod tests {
             log.iter()
                 .any(|l| l.contains("resolvers now answer us-west-2 (TTL 1m expired)")),
             "{log:#?}"
+        );
+    }
+
+    #[test]
+    fn dns_fails_back_after_threshold_successes_and_ttl() {
+        let mut e = estate(SimParams::default());
+        e.lose_region(t(600.0), "us-east-1").unwrap();
+        e.restore_region(t(1000.0), "us-east-1").unwrap();
+        assert_eq!(e.dns(t(1000.0), REC).unwrap().answer, "us-west-2");
+        // Evicted east pods were Pending (no Ready node); they start again on restore.
+        let ready = first_time(&mut e, 1000.0, 2000.0, |e, x| {
+            e.pods(x, "prod-east", "web", &sel("api")).unwrap().ready > 0
+        });
+        let back = first_time(&mut e, ready, 3000.0, |e, x| {
+            e.dns(x, REC).unwrap().answer == "us-east-1"
+        });
+        // threshold (3) consecutive passing checks, 30s apart, then TTL 60s.
+        let d = back - ready;
+        assert!(
+            (120.0..=151.0).contains(&d),
+            "failback {d}s after pods Ready"
+        );
+        assert!(
+            e.log()
+                .iter()
+                .any(|l| l.message.contains("primary healthy again"))
         );
     }
 
