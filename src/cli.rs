@@ -9,6 +9,7 @@ use crate::engine::executor::{self, Emitter, MemorySink, RollbackPolicy, RunOpti
 use crate::environment::{self, Environment};
 use crate::exit;
 use crate::journal::{self, Journal};
+use crate::provider::Provider;
 use crate::report::{lessons, markdown, summary::RunSummary};
 use crate::spec::{self, Experiment};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -130,7 +131,11 @@ struct RunArgs {
     #[arg(long, default_value = ".firedrill/runs", env = "FIREDRILL_RUNS_DIR")]
     runs_dir: PathBuf,
     /// Where lessons-learned records accumulate.
-    #[arg(long, default_value = ".firedrill/lessons", env = "FIREDRILL_LESSONS_DIR")]
+    #[arg(
+        long,
+        default_value = ".firedrill/lessons",
+        env = "FIREDRILL_LESSONS_DIR"
+    )]
     lessons_dir: PathBuf,
     /// `json` prints the machine-readable summary on stdout.
     #[arg(long, value_enum, default_value = "text")]
@@ -155,7 +160,11 @@ struct ReportArgs {
     run: String,
     #[arg(long, default_value = ".firedrill/runs", env = "FIREDRILL_RUNS_DIR")]
     runs_dir: PathBuf,
-    #[arg(long, default_value = ".firedrill/lessons", env = "FIREDRILL_LESSONS_DIR")]
+    #[arg(
+        long,
+        default_value = ".firedrill/lessons",
+        env = "FIREDRILL_LESSONS_DIR"
+    )]
     lessons_dir: PathBuf,
     /// `json` prints the summary instead of markdown.
     #[arg(long, value_enum, default_value = "text")]
@@ -179,11 +188,17 @@ struct Failure {
 }
 
 fn invalid(diags: &[Diagnostic], source: Option<&str>) -> Failure {
-    Failure { code: exit::INVALID_INPUT, message: render_all(diags, source) }
+    Failure {
+        code: exit::INVALID_INPUT,
+        message: render_all(diags, source),
+    }
 }
 
 fn internal(message: impl Into<String>) -> Failure {
-    Failure { code: exit::INTERNAL, message: format!("error: {}", message.into()) }
+    Failure {
+        code: exit::INTERNAL,
+        message: format!("error: {}", message.into()),
+    }
 }
 
 /// Entry point: returns the process exit code.
@@ -192,7 +207,11 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit::INVALID_INPUT } else { exit::PASS };
+            return if e.use_stderr() {
+                exit::INVALID_INPUT
+            } else {
+                exit::PASS
+            };
         }
     };
     init_tracing(cli.verbose);
@@ -221,35 +240,58 @@ fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
-    let meta = std::fs::metadata(path).map_err(|e| Failure { code: exit::INVALID_INPUT, message: format!("error: {}: cannot read: {e}\n  = help: check the path", path.display()) })?;
+    let meta = std::fs::metadata(path).map_err(|e| Failure {
+        code: exit::INVALID_INPUT,
+        message: format!(
+            "error: {}: cannot read: {e}\n  = help: check the path",
+            path.display()
+        ),
+    })?;
     if meta.is_dir() {
-        return Err(Failure { code: exit::INVALID_INPUT, message: format!("error: {}: is a directory\n  = help: pass a YAML file, e.g. experiments/pod-kill.yaml", path.display()) });
+        return Err(Failure {
+            code: exit::INVALID_INPUT,
+            message: format!(
+                "error: {}: is a directory\n  = help: pass a YAML file, e.g. experiments/pod-kill.yaml",
+                path.display()
+            ),
+        });
     }
     // Refuse huge files before reading them whole.
     if meta.len() > crate::yaml::Limits::default().max_bytes as u64 {
         let d = Diagnostic { file: path.display().to_string(), loc: None, path: String::new(), message: format!("file is {} bytes, over the {} byte limit", meta.len(), crate::yaml::Limits::default().max_bytes), help: "experiment and environment files are small hand-written documents; check you passed the right file".into() };
         return Err(invalid(&[d], None));
     }
-    std::fs::read(path).map_err(|e| Failure { code: exit::INVALID_INPUT, message: format!("error: {}: cannot read: {e}", path.display()) })
+    std::fs::read(path).map_err(|e| Failure {
+        code: exit::INVALID_INPUT,
+        message: format!("error: {}: cannot read: {e}", path.display()),
+    })
 }
 
 fn load_experiment(path: &Path, vars: &[(String, String)]) -> Result<Experiment, Failure> {
     let bytes = read_file(path)?;
     let file = path.display().to_string();
-    spec::parse_experiment(&file, &bytes, vars).map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))
+    spec::parse_experiment(&file, &bytes, vars)
+        .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))
 }
 
 fn load_environment(args: &EnvArgs) -> Result<Environment, Failure> {
     match &args.env {
-        None => environment::builtin(&args.sets).map_err(|d| invalid(&d, Some(environment::BUILTIN_SIM))),
+        None => environment::builtin(&args.sets)
+            .map_err(|d| invalid(&d, Some(environment::BUILTIN_SIM))),
         Some(p) => {
             let bytes = read_file(p)?;
-            environment::parse_environment(&p.display().to_string(), &bytes, &args.sets).map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))
+            environment::parse_environment(&p.display().to_string(), &bytes, &args.sets)
+                .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))
         }
     }
 }
@@ -268,11 +310,20 @@ fn validate(a: ValidateArgs) -> Result<i32, Failure> {
             }
         };
         let name = f.display().to_string();
-        let is_env = std::str::from_utf8(&bytes).is_ok_and(|t| t.lines().any(|l| l.trim() == "kind: Environment"));
+        let is_env = std::str::from_utf8(&bytes)
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == "kind: Environment"));
         let res = if is_env {
-            environment::parse_environment(&name, &bytes, &[]).and_then(|env| crate::sim::provider::check_settings(&env)).map(|_| format!("ok: {name} (environment)"))
+            environment::parse_environment(&name, &bytes, &[])
+                .and_then(|env| crate::sim::provider::check_settings(&env))
+                .map(|_| format!("ok: {name} (environment)"))
         } else {
-            spec::parse_experiment(&name, &bytes, &a.vars.vars).map(|e| format!("ok: {name} ({} steps, {} probes)", e.steps.len(), e.probes.len()))
+            spec::parse_experiment(&name, &bytes, &a.vars.vars).map(|e| {
+                format!(
+                    "ok: {name} ({} steps, {} probes)",
+                    e.steps.len(),
+                    e.probes.len()
+                )
+            })
         };
         match res {
             Ok(line) => println!("{line}"),
@@ -283,7 +334,10 @@ fn validate(a: ValidateArgs) -> Result<i32, Failure> {
         }
     }
     if bad > 0 {
-        return Err(Failure { code: exit::INVALID_INPUT, message: all });
+        return Err(Failure {
+            code: exit::INVALID_INPUT,
+            message: all,
+        });
     }
     Ok(exit::PASS)
 }
@@ -298,17 +352,26 @@ fn plan(a: PlanArgs) -> Result<i32, Failure> {
 /// Whether a drill needs real time (it talks to something outside the simulated estate).
 fn needs_wall_clock(exp: &Experiment) -> bool {
     let generic = |k: &str| k == "http" || k == "command" || k == "approval";
-    exp.probes.iter().any(|p| generic(&p.kind))
-        || exp.steps.iter().any(|s| generic(&s.action.value) || matches!(&s.rollback, spec::RollbackSpec::Action { action, .. } if generic(action)))
+    exp.probes.iter().any(|p| generic(&p.kind)) || exp.steps.iter().any(|s| {
+        generic(&s.action.value)
+            || matches!(&s.rollback, spec::RollbackSpec::Action { action, .. } if generic(action))
+    })
 }
 
 fn run(a: RunArgs) -> Result<i32, Failure> {
     let exp = load_experiment(&a.experiment, &a.vars.vars)?;
     let env = load_environment(&a.env)?;
     if env.protected && a.confirm.as_deref() != Some(env.name.as_str()) {
-        return Err(Failure { code: exit::INVALID_INPUT, message: format!("error: environment `{}` is protected\n  = help: re-run with `--confirm {}` to confirm a drill against it", env.name, env.name) });
+        return Err(Failure {
+            code: exit::INVALID_INPUT,
+            message: format!(
+                "error: environment `{}` is protected\n  = help: re-run with `--confirm {}` to confirm a drill against it",
+                env.name, env.name
+            ),
+        });
     }
-    let provider = crate::sim::provider::SimProvider::new(&env, a.seed).map_err(|d| invalid(&d, Some(&env.source)))?;
+    let provider = crate::sim::provider::SimProvider::new(&env, a.seed)
+        .map_err(|d| invalid(&d, Some(&env.source)))?;
     let seed = provider.seed();
     let plan = crate::plan::plan(&exp);
     let virtual_clock = match a.clock {
@@ -324,7 +387,11 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
 
     if a.dry_run {
         let mut out = crate::plan::render(&exp, &plan);
-        out.push_str(&format!("\nEnvironment: {} (backend {}, seed {seed})\n\nWould do:\n", env.name, env.backend.name()));
+        out.push_str(&format!(
+            "\nEnvironment: {} (backend {}, seed {seed})\n\nWould do:\n",
+            env.name,
+            env.backend.name()
+        ));
         let mut problems = Vec::new();
         for &i in &plan.order {
             let s = &exp.steps[i];
@@ -335,11 +402,20 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
             };
             match what {
                 Ok(w) => out.push_str(&format!("  {:<24} {w}\n", s.id.value)),
-                Err(e) => problems.push(Diagnostic { file: exp.file.clone(), loc: Some(s.action.loc), path: format!("steps[{i}]"), message: format!("step `{}`: {e}", s.id.value), help: "fix the step's target so it exists in the environment".into() }),
+                Err(e) => problems.push(Diagnostic {
+                    file: exp.file.clone(),
+                    loc: Some(s.action.loc),
+                    path: format!("steps[{i}]"),
+                    message: format!("step `{}`: {e}", s.id.value),
+                    help: "fix the step's target so it exists in the environment".into(),
+                }),
             }
         }
         if !problems.is_empty() {
-            return Err(invalid(&problems, std::str::from_utf8(&read_file(&a.experiment)?).ok()));
+            return Err(invalid(
+                &problems,
+                std::str::from_utf8(&read_file(&a.experiment)?).ok(),
+            ));
         }
         out.push_str("\nDry run: nothing was touched and nothing was written.\n");
         print!("{out}");
@@ -347,9 +423,15 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
     }
 
     let runtime = if virtual_clock {
-        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
     }
     .map_err(|e| internal(format!("cannot start the runtime: {e}")))?;
 
@@ -374,9 +456,11 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
         let salt = std::process::id() as u64 ^ clock.start_wall.timestamp_subsec_nanos() as u64;
         let run_id = journal::new_run_id(&exp.metadata.name, clock.start_wall, salt);
         let run_dir = runs_dir.join(&run_id);
-        let journal = Journal::create(&run_dir).map_err(|e| internal(format!("cannot create the run journal: {e}")))?;
+        let journal = Journal::create(&run_dir)
+            .map_err(|e| internal(format!("cannot create the run journal: {e}")))?;
         let memory = MemorySink::default();
-        let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(JournalSink(journal)), Box::new(memory.clone())];
+        let mut sinks: Vec<Box<dyn Sink>> =
+            vec![Box::new(JournalSink(journal)), Box::new(memory.clone())];
         if !quiet {
             sinks.push(Box::new(Progress::new(std::io::stderr().is_terminal())));
         }
@@ -390,7 +474,9 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
                 int_tx.send_modify(|c| *c += 1);
             }
         });
-        let approver: Option<executor::Approver> = (std::io::stdin().is_terminal() && std::io::stderr().is_terminal()).then(|| Arc::new(ask_operator) as executor::Approver);
+        let approver: Option<executor::Approver> = (std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal())
+        .then(|| Arc::new(ask_operator) as executor::Approver);
         let opts = RunOptions {
             run_id: run_id.clone(),
             concurrency,
@@ -399,26 +485,50 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
             approver,
             environment: env_name,
             backend: provider.backend_name().to_string(),
-            clock_kind: if virtual_clock { "virtual".into() } else { "wall".into() },
+            clock_kind: if virtual_clock {
+                "virtual".into()
+            } else {
+                "wall".into()
+            },
             seed: Some(seed),
         };
-        let outcome = executor::execute(exp.clone(), plan, Arc::new(provider), emitter.clone(), clock, opts, int_rx).await;
+        let outcome = executor::execute(
+            exp.clone(),
+            plan,
+            Arc::new(provider),
+            emitter.clone(),
+            clock,
+            opts,
+            int_rx,
+        )
+        .await;
         let errors = emitter.errors();
         let records = memory.0.lock().expect("memory sink").clone();
         let summary = RunSummary::from_records(&records);
         journal::write_summary(&run_dir, &summary).map_err(|e| internal(e.to_string()))?;
         let record = lessons::LessonsRecord::from_summary(&summary);
         lessons::save(&lessons_dir, &record).map_err(|e| internal(e.to_string()))?;
-        let open = lessons::open_items(&lessons_dir, &exp.metadata.name, Some(&run_id)).map_err(|e| internal(e.to_string()))?;
-        std::fs::write(run_dir.join("report.md"), markdown::render_markdown(&summary, &open)).map_err(|e| internal(format!("cannot write the report: {e}")))?;
+        let open = lessons::open_items(&lessons_dir, &exp.metadata.name, Some(&run_id))
+            .map_err(|e| internal(e.to_string()))?;
+        std::fs::write(
+            run_dir.join("report.md"),
+            markdown::render_markdown(&summary, &open),
+        )
+        .map_err(|e| internal(format!("cannot write the report: {e}")))?;
         if !errors.is_empty() {
-            return Err(internal(format!("the journal could not be written: {}", errors.join("; "))));
+            return Err(internal(format!(
+                "the journal could not be written: {}",
+                errors.join("; ")
+            )));
         }
         Ok((outcome.exit_code, run_dir, summary))
     });
     let (code, run_dir, summary) = result?;
     if output_json {
-        println!("{}", serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?
+        );
     } else {
         print_verdict(&summary, &run_dir, wall_started.elapsed());
     }
@@ -427,25 +537,54 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
 
 fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
     let mut out = std::io::stdout().lock();
-    let verdict = s.verdict.as_ref().map(|v| format!("{:?}", v.kind).to_uppercase()).unwrap_or_else(|| "UNFINISHED".into());
+    let verdict = s
+        .verdict
+        .as_ref()
+        .map(|v| format!("{:?}", v.kind).to_uppercase())
+        .unwrap_or_else(|| "UNFINISHED".into());
     let _ = writeln!(out, "\n{} {}: {}", s.experiment, s.run_id, verdict);
     if let Some(v) = &s.verdict {
-        for m in &v.measurements {
+        for m in &s.measurements {
             let measured = match m.measured_ms {
                 Some(ms) => crate::duration::format(std::time::Duration::from_millis(ms)),
-                None => format!("> {}", crate::duration::format(std::time::Duration::from_millis(m.deadline_ms.unwrap_or_default()))),
+                None => format!(
+                    "> {}",
+                    crate::duration::format(std::time::Duration::from_millis(
+                        m.deadline_ms.unwrap_or_default()
+                    ))
+                ),
             };
-            let target = m.objective_ms.map(|o| crate::duration::format(std::time::Duration::from_millis(o))).unwrap_or_else(|| "-".into());
-            let _ = writeln!(out, "  {:<5} {:>10}  (target {}, resolution ±{})  {}", m.name.to_uppercase(), measured, target, crate::duration::format(std::time::Duration::from_millis(m.resolution_ms)), if m.met { "met" } else { "MISSED" });
+            let target = m
+                .objective_ms
+                .map(|o| crate::duration::format(std::time::Duration::from_millis(o)))
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "  {:<5} {:>10}  (target {}, resolution ±{})  {}",
+                m.name.to_uppercase(),
+                measured,
+                target,
+                crate::duration::format(std::time::Duration::from_millis(m.resolution_ms)),
+                if m.met { "met" } else { "MISSED" }
+            );
         }
         for r in &v.reasons {
             let _ = writeln!(out, "  - {r}");
         }
     }
-    let span = s.duration_ms.map(|d| crate::duration::format(std::time::Duration::from_millis(d))).unwrap_or_default();
-    let _ = writeln!(out, "  drill span {span} ({} clock), wall time {:.2}s", s.clock, wall.as_secs_f64());
+    let span = crate::duration::format(std::time::Duration::from_millis(s.duration_ms));
+    let _ = writeln!(
+        out,
+        "  drill span {span} ({} clock), wall time {:.2}s",
+        s.clock,
+        wall.as_secs_f64()
+    );
     let _ = writeln!(out, "  report:  {}", run_dir.join("report.md").display());
-    let _ = writeln!(out, "  journal: {}", run_dir.join("journal.jsonl").display());
+    let _ = writeln!(
+        out,
+        "  journal: {}",
+        run_dir.join("journal.jsonl").display()
+    );
 }
 
 fn ask_operator(prompt: &str) -> Result<bool, String> {
@@ -453,7 +592,9 @@ fn ask_operator(prompt: &str) -> Result<bool, String> {
     write!(err, "\n{prompt}\nApprove? [y/N] ").map_err(|e| e.to_string())?;
     err.flush().map_err(|e| e.to_string())?;
     let mut line = String::new();
-    std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES"))
 }
 
@@ -494,31 +635,107 @@ struct Progress {
 
 impl Progress {
     fn new(tty: bool) -> Progress {
-        Progress { tty, running: Vec::new() }
+        Progress {
+            tty,
+            running: Vec::new(),
+        }
     }
 
     fn line(&self, rec: &Record) -> Option<String> {
         let ms = |m: u64| crate::duration::format(std::time::Duration::from_millis(m));
         Some(match &rec.event {
-            Event::RunStarted { experiment, environment, backend, clock, .. } => format!("drill {experiment} on {environment} ({backend}, {clock} clock)"),
+            Event::RunStarted {
+                experiment,
+                environment,
+                backend,
+                clock,
+                ..
+            } => format!("drill {experiment} on {environment} ({backend}, {clock} clock)"),
             Event::PhaseStarted { phase } => format!("phase {}", phase_name(*phase)),
-            Event::HypothesisResult { phase, met, failed } => format!("steady state {}: {}", phase_name(*phase), if *met { "met".to_string() } else { format!("NOT met ({})", failed.join(", ")) }),
-            Event::StepStarted { step, action, attempt } => format!("step {step} ({action}) started{}", if *attempt > 1 { format!(", attempt {attempt}") } else { String::new() }),
-            Event::StepRetrying { step, error, backoff_ms, .. } => format!("step {step} failed: {error}; retrying in {}", ms(*backoff_ms)),
-            Event::StepFinished { step, outcome, duration_ms, error, .. } => match outcome {
+            Event::HypothesisResult { phase, met, failed } => format!(
+                "steady state {}: {}",
+                phase_name(*phase),
+                if *met {
+                    "met".to_string()
+                } else {
+                    format!("NOT met ({})", failed.join(", "))
+                }
+            ),
+            Event::StepStarted {
+                step,
+                action,
+                attempt,
+            } => format!(
+                "step {step} ({action}) started{}",
+                if *attempt > 1 {
+                    format!(", attempt {attempt}")
+                } else {
+                    String::new()
+                }
+            ),
+            Event::StepRetrying {
+                step,
+                error,
+                backoff_ms,
+                ..
+            } => format!(
+                "step {step} failed: {error}; retrying in {}",
+                ms(*backoff_ms)
+            ),
+            Event::StepFinished {
+                step,
+                outcome,
+                duration_ms,
+                error,
+                ..
+            } => match outcome {
                 StepOutcome::Skipped => format!("step {step} skipped"),
-                o => format!("step {step} {} after {}{}", format!("{o:?}").to_lowercase(), ms(*duration_ms), error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()),
+                o => format!(
+                    "step {step} {} after {}{}",
+                    format!("{o:?}").to_lowercase(),
+                    ms(*duration_ms),
+                    error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                ),
             },
             Event::FaultInjected { step } => format!("FAULT {step}: recovery clock started"),
             Event::AbortTriggered { reason } => format!("ABORT: {reason}"),
-            Event::Interrupted { count, .. } => if *count == 1 { "interrupted: aborting and rolling back (interrupt again to stop at once)".into() } else { "interrupted again: stopping at once".into() },
-            Event::EnvironmentEvent { component, message, .. } => format!("  env {component}: {message}"),
-            Event::Detected { probe, after_ms } => format!("detected by {probe} after {}", ms(*after_ms)),
+            Event::Interrupted { count, .. } => {
+                if *count == 1 {
+                    "interrupted: aborting and rolling back (interrupt again to stop at once)"
+                        .into()
+                } else {
+                    "interrupted again: stopping at once".into()
+                }
+            }
+            Event::EnvironmentEvent {
+                component, message, ..
+            } => format!("  env {component}: {message}"),
+            Event::Detected { probe, after_ms } => {
+                format!("detected by {probe} after {}", ms(*after_ms))
+            }
             Event::Recovered { after_ms } => format!("RECOVERED after {}", ms(*after_ms)),
-            Event::RecoveryDeadlineExceeded { deadline_ms, failing } => format!("NOT recovered within {} (failing: {})", ms(*deadline_ms), failing.join(", ")),
-            Event::RollbackFinished { step, ok, error, .. } => format!("rollback {step}: {}", if *ok { "ok".into() } else { format!("FAILED: {}", error.clone().unwrap_or_default()) }),
+            Event::RecoveryDeadlineExceeded {
+                deadline_ms,
+                failing,
+            } => format!(
+                "NOT recovered within {} (failing: {})",
+                ms(*deadline_ms),
+                failing.join(", ")
+            ),
+            Event::RollbackFinished {
+                step, ok, error, ..
+            } => format!(
+                "rollback {step}: {}",
+                if *ok {
+                    "ok".into()
+                } else {
+                    format!("FAILED: {}", error.clone().unwrap_or_default())
+                }
+            ),
             Event::RollbackOwed { step, reason, .. } => format!("rollback {step} OWED: {reason}"),
-            Event::DataLossMeasured { loss_ms: Some(l), .. } => format!("data loss window {}", ms(*l)),
+            Event::DataLossMeasured {
+                loss_ms: Some(l), ..
+            } => format!("data loss window {}", ms(*l)),
             _ => return None,
         })
     }
@@ -536,12 +753,19 @@ fn phase_name(p: Phase) -> &'static str {
 impl Sink for Progress {
     fn record(&mut self, rec: &Record) -> Result<(), String> {
         match &rec.event {
-            Event::StepStarted { step, .. } if !self.running.contains(step) => self.running.push(step.clone()),
+            Event::StepStarted { step, .. } if !self.running.contains(step) => {
+                self.running.push(step.clone())
+            }
             Event::StepFinished { step, .. } => self.running.retain(|s| s != step),
             _ => {}
         }
         let mut err = std::io::stderr().lock();
-        let t = crate::duration::format(std::time::Duration::from_millis(rec.elapsed_ms));
+        // Environment events carry their own time (the estate reports them when next observed).
+        let at_ms = match &rec.event {
+            Event::EnvironmentEvent { at_ms, .. } => *at_ms,
+            _ => rec.elapsed_ms,
+        };
+        let t = crate::duration::format(std::time::Duration::from_millis(at_ms));
         if let Some(line) = self.line(rec) {
             if self.tty {
                 let _ = write!(err, "\r\x1b[2K");
@@ -549,7 +773,11 @@ impl Sink for Progress {
             let _ = writeln!(err, "[+{t:>7}] {line}");
         }
         if self.tty {
-            let status = if self.running.is_empty() { String::new() } else { format!(" running: {}", self.running.join(", ")) };
+            let status = if self.running.is_empty() {
+                String::new()
+            } else {
+                format!(" running: {}", self.running.join(", "))
+            };
             let _ = write!(err, "\r\x1b[2K  … +{t}{status}");
             if matches!(rec.event, Event::RunFinished { .. }) {
                 let _ = write!(err, "\r\x1b[2K");
@@ -564,36 +792,61 @@ fn runs(a: RunsArgs) -> Result<i32, Failure> {
     let list = journal::list_runs(&a.runs_dir).map_err(|e| internal(e.to_string()))?;
     if a.output == OutputArg::Json {
         let rows: Vec<serde_json::Value> = list.iter().map(|r| serde_json::json!({"id": r.id, "experiment": r.experiment, "started": r.started, "status": r.status(), "exit_code": r.exit_code, "dir": r.dir})).collect();
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
         return Ok(exit::PASS);
     }
     if list.is_empty() {
         println!("no runs in {}", a.runs_dir.display());
         return Ok(exit::PASS);
     }
-    println!("{:<44} {:<20} {:<22} STATUS", "RUN", "EXPERIMENT", "STARTED");
+    println!(
+        "{:<44} {:<20} {:<22} STATUS",
+        "RUN", "EXPERIMENT", "STARTED"
+    );
     for r in list {
-        let started = r.started.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string()).unwrap_or_default();
-        println!("{:<44} {:<20} {:<22} {}", r.id, r.experiment, started, r.status());
+        let started = r
+            .started
+            .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+            .unwrap_or_default();
+        println!(
+            "{:<44} {:<20} {:<22} {}",
+            r.id,
+            r.experiment,
+            started,
+            r.status()
+        );
     }
     Ok(exit::PASS)
 }
 
 fn report(a: ReportArgs) -> Result<i32, Failure> {
-    let entry = journal::resolve_run(&a.runs_dir, &a.run).map_err(|e| Failure { code: exit::INVALID_INPUT, message: format!("error: {e}") })?;
-    let read = journal::read_journal(&entry.dir.join("journal.jsonl")).map_err(|e| Failure { code: exit::INVALID_INPUT, message: format!("error: {e}") })?;
+    let entry = journal::resolve_run(&a.runs_dir, &a.run).map_err(|e| Failure {
+        code: exit::INVALID_INPUT,
+        message: format!("error: {e}"),
+    })?;
+    let read = journal::read_journal(&entry.dir.join("journal.jsonl")).map_err(|e| Failure {
+        code: exit::INVALID_INPUT,
+        message: format!("error: {e}"),
+    })?;
     if read.truncated_tail {
-        eprintln!("warning: the journal's last line was incomplete (the process died mid-write); it was skipped");
+        eprintln!(
+            "warning: the journal's last line was incomplete (the process died mid-write); it was skipped"
+        );
     }
     let summary = RunSummary::from_records(&read.records);
     let text = if a.output == OutputArg::Json {
         serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?
     } else {
-        let open = lessons::open_items(&a.lessons_dir, &summary.experiment, Some(&summary.run_id)).map_err(|e| internal(e.to_string()))?;
+        let open = lessons::open_items(&a.lessons_dir, &summary.experiment, Some(&summary.run_id))
+            .map_err(|e| internal(e.to_string()))?;
         markdown::render_markdown(&summary, &open)
     };
     match a.out {
-        Some(p) => std::fs::write(&p, text).map_err(|e| internal(format!("cannot write {}: {e}", p.display())))?,
+        Some(p) => std::fs::write(&p, text)
+            .map_err(|e| internal(format!("cannot write {}: {e}", p.display())))?,
         None => println!("{text}"),
     }
     Ok(exit::PASS)

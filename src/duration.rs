@@ -95,7 +95,7 @@ pub fn format(d: Duration) -> String {
     if s > 0 || out.is_empty() {
         let frac = ms % 1000;
         if h == 0 && m == 0 && frac != 0 {
-            out.push_str(&format!("{s}.{:03}", frac).trim_end_matches('0').to_string());
+            out.push_str(format!("{s}.{:03}", frac).trim_end_matches('0'));
             out.push('s');
         } else {
             out.push_str(&format!("{s}s"));

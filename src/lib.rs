@@ -1,4 +1,8 @@
+//! firedrill: chaos-engineering and disaster-recovery drills that measure recovery (RTO, RPO,
+//! MTTD) as a first-class verdict. See ARCHITECTURE.md for the code map and invariants.
+
 pub mod check;
+pub mod cli;
 pub mod decode;
 pub mod diag;
 pub mod duration;
@@ -9,6 +13,7 @@ pub mod journal;
 pub mod plan;
 pub mod provider;
 pub mod report;
+pub mod sim;
 pub mod spec;
 pub mod tolerance;
 pub mod vocab;

@@ -35,7 +35,11 @@ impl SimProvider {
                 let path = e.path().to_string();
                 let path = if path == "." { String::new() } else { path };
                 let msg = e.inner().to_string();
-                return Err(vec![env.settings_error(&path, msg, "fix this setting; environments/sim.yaml documents every one".into())]);
+                return Err(vec![env.settings_error(
+                    &path,
+                    msg,
+                    "fix this setting; environments/sim.yaml documents every one".into(),
+                )]);
             }
         };
         if let Some(s) = seed {
@@ -43,15 +47,28 @@ impl SimProvider {
         }
         let seed = params.seed;
         match Estate::new(params, seed) {
-            Ok(estate) => Ok(SimProvider { estate: Mutex::new(estate), clock: OnceLock::new(), cursor: Mutex::new(0), seed }),
+            Ok(estate) => Ok(SimProvider {
+                estate: Mutex::new(estate),
+                clock: OnceLock::new(),
+                cursor: Mutex::new(0),
+                seed,
+            }),
             Err(SimError::InvalidParams(problems)) => Err(problems
                 .into_iter()
                 .map(|p| {
                     let path = p.split([':', ' ']).next().unwrap_or_default().to_string();
-                    env.settings_error(&path, p.clone(), "fix this setting; environments/sim.yaml documents every one".into())
+                    env.settings_error(
+                        &path,
+                        p.clone(),
+                        "fix this setting; environments/sim.yaml documents every one".into(),
+                    )
                 })
                 .collect()),
-            Err(e) => Err(vec![env.settings_error("", e.to_string(), "fix the simulated estate's settings".into())]),
+            Err(e) => Err(vec![env.settings_error(
+                "",
+                e.to_string(),
+                "fix the simulated estate's settings".into(),
+            )]),
         }
     }
 
@@ -73,7 +90,11 @@ impl SimProvider {
 
     fn time(&self, secs: Option<f64>) -> Json {
         match secs {
-            Some(s) => json!(self.clock().at(Duration::from_secs_f64(s.max(0.0))).to_rfc3339()),
+            Some(s) => json!(
+                self.clock()
+                    .at(Duration::from_secs_f64(s.max(0.0)))
+                    .to_rfc3339()
+            ),
             None => Json::Null,
         }
     }
@@ -88,7 +109,14 @@ fn s<'a>(p: &'a Json, k: &str) -> &'a str {
 }
 
 fn labels(p: &Json, k: &str) -> BTreeMap<String, String> {
-    p.get(k).and_then(Json::as_object).map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()).unwrap_or_default()
+    p.get(k)
+        .and_then(Json::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn err(e: SimError) -> ProviderError {
@@ -103,8 +131,18 @@ fn to_json<T: serde::Serialize>(v: T) -> Json {
 }
 
 /// Apply an action to an estate at `at`. Shared by real runs and dry runs (on a copy).
-fn apply(estate: &mut Estate, at: Duration, clock: &RunClock, action: &str, p: &Json) -> Result<Json, ProviderError> {
-    let cluster = p.get("cluster").and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| SimProvider::default_cluster(estate));
+fn apply(
+    estate: &mut Estate,
+    at: Duration,
+    clock: &RunClock,
+    action: &str,
+    p: &Json,
+) -> Result<Json, ProviderError> {
+    let cluster = p
+        .get("cluster")
+        .and_then(Json::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| SimProvider::default_cluster(estate));
     Ok(match action {
         "k8s.pod_kill" => {
             let value = p.get("value").and_then(Json::as_u64).unwrap_or(1) as u32;
@@ -113,7 +151,9 @@ fn apply(estate: &mut Estate, at: Duration, clock: &RunClock, action: &str, p: &
                 "fixed" => KillMode::Fixed(value),
                 "fixed-percent" => {
                     if !(1..=100).contains(&value) {
-                        return Err(ProviderError::InvalidTarget(format!("fixed-percent needs `value` from 1 to 100, got {value}")));
+                        return Err(ProviderError::InvalidTarget(format!(
+                            "fixed-percent needs `value` from 1 to 100, got {value}"
+                        )));
                     }
                     KillMode::FixedPercent(value)
                 }
@@ -122,19 +162,38 @@ fn apply(estate: &mut Estate, at: Duration, clock: &RunClock, action: &str, p: &
             let sel = labels(p, "selector");
             if let Some(cap) = p.get("max_pods").and_then(Json::as_u64) {
                 let mut copy = estate.clone();
-                let n = copy.kill_pods(at, &cluster, s(p, "namespace"), &sel, mode).map_err(err)?.len() as u64;
+                let n = copy
+                    .kill_pods(at, &cluster, s(p, "namespace"), &sel, mode)
+                    .map_err(err)?
+                    .len() as u64;
                 if n > cap {
-                    return Err(ProviderError::InvalidTarget(format!("blast radius: this would kill {n} pods, over max_pods {cap}; raise max_pods or narrow the selector")));
+                    return Err(ProviderError::InvalidTarget(format!(
+                        "blast radius: this would kill {n} pods, over max_pods {cap}; raise max_pods or narrow the selector"
+                    )));
                 }
             }
-            let killed = estate.kill_pods(at, &cluster, s(p, "namespace"), &sel, mode).map_err(err)?;
+            let killed = estate
+                .kill_pods(at, &cluster, s(p, "namespace"), &sel, mode)
+                .map_err(err)?;
             json!({"cluster": cluster, "namespace": s(p, "namespace"), "killed": killed, "count": killed.len()})
         }
-        "k8s.cordon_zone" => json!({"cluster": cluster, "zone": s(p, "zone"), "nodes": estate.cordon_zone(at, &cluster, s(p, "zone")).map_err(err)?}),
-        "k8s.drain_zone" => json!({"cluster": cluster, "zone": s(p, "zone"), "nodes": estate.drain_zone(at, &cluster, s(p, "zone")).map_err(err)?}),
+        "k8s.cordon_zone" => {
+            json!({"cluster": cluster, "zone": s(p, "zone"), "nodes": estate.cordon_zone(at, &cluster, s(p, "zone")).map_err(err)?})
+        }
+        "k8s.drain_zone" => {
+            json!({"cluster": cluster, "zone": s(p, "zone"), "nodes": estate.drain_zone(at, &cluster, s(p, "zone")).map_err(err)?})
+        }
         "k8s.scale" => {
             let replicas = p.get("replicas").and_then(Json::as_u64).unwrap_or(0) as u32;
-            let prev = estate.scale(at, &cluster, s(p, "namespace"), s(p, "deployment"), replicas).map_err(err)?;
+            let prev = estate
+                .scale(
+                    at,
+                    &cluster,
+                    s(p, "namespace"),
+                    s(p, "deployment"),
+                    replicas,
+                )
+                .map_err(err)?;
             json!({"cluster": cluster, "deployment": s(p, "deployment"), "previous": prev, "replicas": replicas})
         }
         "az.power_interruption" => {
@@ -150,17 +209,27 @@ fn apply(estate: &mut Estate, at: Duration, clock: &RunClock, action: &str, p: &
             json!({"cluster": s(p, "cluster"), "new_writer": estate.db_failover(at, s(p, "cluster"), target).map_err(err)?})
         }
         "db.instance_reboot" => {
-            let force = p.get("force_failover").and_then(Json::as_bool).unwrap_or(false);
+            let force = p
+                .get("force_failover")
+                .and_then(Json::as_bool)
+                .unwrap_or(false);
             estate.db_reboot(at, s(p, "instance"), force).map_err(err)?;
             json!({"instance": s(p, "instance"), "force_failover": force})
         }
         "db.global_switchover" | "db.global_failover" => {
-            let loss = action == "db.global_failover" && p.get("allow_data_loss").and_then(Json::as_bool).unwrap_or(false);
-            estate.global_failover(at, s(p, "global_cluster"), s(p, "target_cluster"), loss).map_err(err)?;
+            let loss = action == "db.global_failover"
+                && p.get("allow_data_loss")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false);
+            estate
+                .global_failover(at, s(p, "global_cluster"), s(p, "target_cluster"), loss)
+                .map_err(err)?;
             json!({"global_cluster": s(p, "global_cluster"), "target_cluster": s(p, "target_cluster"), "allow_data_loss": loss})
         }
         "db.detach_and_promote" => {
-            estate.detach_and_promote(at, s(p, "global_cluster"), s(p, "cluster")).map_err(err)?;
+            estate
+                .detach_and_promote(at, s(p, "global_cluster"), s(p, "cluster"))
+                .map_err(err)?;
             json!({"cluster": s(p, "cluster"), "detached_from": s(p, "global_cluster")})
         }
         "db.cluster_outage" => {
@@ -171,20 +240,38 @@ fn apply(estate: &mut Estate, at: Duration, clock: &RunClock, action: &str, p: &
             let to = match p.get("restore_time").and_then(Json::as_str) {
                 None | Some("latest") => None,
                 Some(t) => {
-                    let t = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| ProviderError::InvalidTarget(format!("restore_time: {e}")))?;
+                    let t = chrono::DateTime::parse_from_rfc3339(t)
+                        .map_err(|e| ProviderError::InvalidTarget(format!("restore_time: {e}")))?;
                     Some(clock.offset_of(t.with_timezone(&chrono::Utc)))
                 }
             };
             let serve = p.get("serve").and_then(Json::as_bool).unwrap_or(false);
-            let point = estate.pitr_restore(at, s(p, "source_cluster"), s(p, "target_cluster"), to, serve).map_err(err)?;
+            let point = estate
+                .pitr_restore(
+                    at,
+                    s(p, "source_cluster"),
+                    s(p, "target_cluster"),
+                    to,
+                    serve,
+                )
+                .map_err(err)?;
             json!({"source_cluster": s(p, "source_cluster"), "target_cluster": s(p, "target_cluster"), "restore_point": clock.at(point).to_rfc3339(), "serve": serve})
         }
         "dns.failover" => {
-            let to = if s(p, "to") == "primary" { DnsTarget::Primary } else { DnsTarget::Secondary };
+            let to = if s(p, "to") == "primary" {
+                DnsTarget::Primary
+            } else {
+                DnsTarget::Secondary
+            };
             estate.dns_failover(at, s(p, "record"), to).map_err(err)?;
             json!({"record": s(p, "record"), "to": s(p, "to")})
         }
-        other => return Err(ProviderError::Unsupported { backend: "sim".into(), name: other.into() }),
+        other => {
+            return Err(ProviderError::Unsupported {
+                backend: "sim".into(),
+                name: other.into(),
+            });
+        }
     })
 }
 
@@ -197,7 +284,11 @@ impl Provider for SimProvider {
         let _ = self.clock.set(clock);
     }
 
-    fn inject<'a>(&'a self, action: &'a str, params: &'a Json) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn inject<'a>(
+        &'a self,
+        action: &'a str,
+        params: &'a Json,
+    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let clock = self.clock();
             let out = {
@@ -205,10 +296,18 @@ impl Provider for SimProvider {
                 apply(&mut e, clock.elapsed(), &clock, action, params)?
             };
             // A restore is done when its cluster is available (unless told not to wait).
-            if action == "db.point_in_time_restore" && params.get("wait").and_then(Json::as_bool).unwrap_or(true) {
+            if action == "db.point_in_time_restore"
+                && params.get("wait").and_then(Json::as_bool).unwrap_or(true)
+            {
                 let target = s(params, "target_cluster");
                 loop {
-                    let status = self.estate.lock().expect("estate poisoned").db_cluster(self.now(), target).map_err(err)?.status;
+                    let status = self
+                        .estate
+                        .lock()
+                        .expect("estate poisoned")
+                        .db_cluster(self.now(), target)
+                        .map_err(err)?
+                        .status;
                     if status == "available" {
                         break;
                     }
@@ -219,21 +318,47 @@ impl Provider for SimProvider {
         })
     }
 
-    fn revert<'a>(&'a self, action: &'a str, params: &'a Json, output: &'a Json) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn revert<'a>(
+        &'a self,
+        action: &'a str,
+        params: &'a Json,
+        output: &'a Json,
+    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let at = self.now();
             let mut e = self.estate.lock().expect("estate poisoned");
             match action {
                 "k8s.cordon_zone" | "k8s.drain_zone" => {
-                    let nodes: Vec<String> = output.get("nodes").and_then(Json::as_array).map(|a| a.iter().filter_map(|n| n.as_str().map(str::to_string)).collect()).unwrap_or_default();
-                    let cluster = output.get("cluster").and_then(Json::as_str).unwrap_or_default();
+                    let nodes: Vec<String> = output
+                        .get("nodes")
+                        .and_then(Json::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|n| n.as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let cluster = output
+                        .get("cluster")
+                        .and_then(Json::as_str)
+                        .unwrap_or_default();
                     e.uncordon_nodes(at, cluster, &nodes).map_err(err)?;
                     Ok(json!({"uncordoned": nodes}))
                 }
                 "k8s.scale" => {
                     let prev = output.get("previous").and_then(Json::as_u64).ok_or_else(|| ProviderError::InvalidState("the scale step recorded no previous replica count; nothing to restore".into()))? as u32;
-                    let cluster = output.get("cluster").and_then(Json::as_str).unwrap_or_default();
-                    e.scale(at, cluster, s(params, "namespace"), s(params, "deployment"), prev).map_err(err)?;
+                    let cluster = output
+                        .get("cluster")
+                        .and_then(Json::as_str)
+                        .unwrap_or_default();
+                    e.scale(
+                        at,
+                        cluster,
+                        s(params, "namespace"),
+                        s(params, "deployment"),
+                        prev,
+                    )
+                    .map_err(err)?;
                     Ok(json!({"replicas": prev}))
                 }
                 "az.power_interruption" => {
@@ -252,21 +377,40 @@ impl Provider for SimProvider {
                     e.dns_reset(at, s(params, "record")).map_err(err)?;
                     Ok(json!({"record": s(params, "record"), "control": "health checks"}))
                 }
-                other => Err(ProviderError::Unsupported { backend: "sim".into(), name: format!("rollback of {other}") }),
+                other => Err(ProviderError::Unsupported {
+                    backend: "sim".into(),
+                    name: format!("rollback of {other}"),
+                }),
             }
         })
     }
 
-    fn observe<'a>(&'a self, probe: &'a str, p: &'a Json) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn observe<'a>(
+        &'a self,
+        probe: &'a str,
+        p: &'a Json,
+    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let at = self.now();
             let mut e = self.estate.lock().expect("estate poisoned");
-            let cluster = p.get("cluster").and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| Self::default_cluster(&e));
+            let cluster = p
+                .get("cluster")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| Self::default_cluster(&e));
             Ok(match probe {
                 "service.metrics" => to_json(e.service(at, s(p, "service")).map_err(err)?),
-                "k8s.pods" => to_json(e.pods(at, &cluster, s(p, "namespace"), &labels(p, "selector")).map_err(err)?),
-                "k8s.nodes" => to_json(e.nodes(at, &cluster, p.get("zone").and_then(Json::as_str)).map_err(err)?),
-                "k8s.memory" => json!({"cluster": cluster, "utilization": e.memory_utilization(at, &cluster).map_err(err)?}),
+                "k8s.pods" => to_json(
+                    e.pods(at, &cluster, s(p, "namespace"), &labels(p, "selector"))
+                        .map_err(err)?,
+                ),
+                "k8s.nodes" => to_json(
+                    e.nodes(at, &cluster, p.get("zone").and_then(Json::as_str))
+                        .map_err(err)?,
+                ),
+                "k8s.memory" => {
+                    json!({"cluster": cluster, "utilization": e.memory_utilization(at, &cluster).map_err(err)?})
+                }
                 "db.cluster" => {
                     let v = e.db_cluster(at, s(p, "cluster")).map_err(err)?;
                     drop(e);
@@ -287,7 +431,12 @@ impl Provider for SimProvider {
                     drop(e);
                     json!({"name": s(p, "name"), "state": v.state, "firing": v.state == "firing", "since": self.time(v.since_secs)})
                 }
-                other => return Err(ProviderError::Unsupported { backend: "sim".into(), name: other.into() }),
+                other => {
+                    return Err(ProviderError::Unsupported {
+                        backend: "sim".into(),
+                        name: other.into(),
+                    });
+                }
             })
         })
     }
@@ -297,11 +446,36 @@ impl Provider for SimProvider {
         let mut copy = self.estate.lock().expect("estate poisoned").clone();
         let out = apply(&mut copy, Duration::ZERO, &clock, action, params)?;
         let what = match action {
-            "k8s.pod_kill" => format!("kill {} pod(s) in {}/{}: {}", out["count"], out["cluster"].as_str().unwrap_or_default(), out["namespace"].as_str().unwrap_or_default(), list(&out["killed"])),
-            "k8s.cordon_zone" => format!("cordon {} node(s) in {}: {}", out["nodes"].as_array().map_or(0, Vec::len), s(params, "zone"), list(&out["nodes"])),
-            "k8s.drain_zone" => format!("drain {} node(s) in {}: {}", out["nodes"].as_array().map_or(0, Vec::len), s(params, "zone"), list(&out["nodes"])),
-            "k8s.scale" => format!("scale {} from {} to {} replicas", s(params, "deployment"), out["previous"], out["replicas"]),
-            "db.cluster_failover" => format!("fail over {} to {}", s(params, "cluster"), out["new_writer"].as_str().unwrap_or_default()),
+            "k8s.pod_kill" => format!(
+                "kill {} pod(s) in {}/{}: {}",
+                out["count"],
+                out["cluster"].as_str().unwrap_or_default(),
+                out["namespace"].as_str().unwrap_or_default(),
+                list(&out["killed"])
+            ),
+            "k8s.cordon_zone" => format!(
+                "cordon {} node(s) in {}: {}",
+                out["nodes"].as_array().map_or(0, Vec::len),
+                s(params, "zone"),
+                list(&out["nodes"])
+            ),
+            "k8s.drain_zone" => format!(
+                "drain {} node(s) in {}: {}",
+                out["nodes"].as_array().map_or(0, Vec::len),
+                s(params, "zone"),
+                list(&out["nodes"])
+            ),
+            "k8s.scale" => format!(
+                "scale {} from {} to {} replicas",
+                s(params, "deployment"),
+                out["previous"],
+                out["replicas"]
+            ),
+            "db.cluster_failover" => format!(
+                "fail over {} to {}",
+                s(params, "cluster"),
+                out["new_writer"].as_str().unwrap_or_default()
+            ),
             _ => format!("{action} {out}"),
         };
         Ok(what)
@@ -313,12 +487,26 @@ impl Provider for SimProvider {
         e.advance_to(at);
         let mut cursor = self.cursor.lock().expect("cursor poisoned");
         let log = e.log();
-        let out = log[(*cursor).min(log.len())..].iter().map(|ev| EnvironmentEvent { at_ms: ev.at.as_millis() as u64, component: ev.component.clone(), message: ev.message.clone() }).collect();
+        let out = log[(*cursor).min(log.len())..]
+            .iter()
+            .map(|ev| EnvironmentEvent {
+                at_ms: ev.at.as_millis() as u64,
+                component: ev.component.clone(),
+                message: ev.message.clone(),
+            })
+            .collect();
         *cursor = log.len();
         out
     }
 }
 
 fn list(v: &Json) -> String {
-    v.as_array().map(|a| a.iter().filter_map(Json::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Json::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }

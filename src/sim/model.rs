@@ -1,0 +1,4162 @@
+//! The estate model: parameters, the event engine, actions and observations.
+//!
+//! See the [module docs](super) for the rules the model follows.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::{self, format as fmt};
+
+/// Fixed time an instance reboot without failover keeps the instance down.
+pub const DB_REBOOT_TIME: Duration = Duration::from_secs(20);
+
+const ONE_DAY: Duration = Duration::from_secs(86_400);
+const ONE_HOUR: Duration = Duration::from_secs(3_600);
+
+// ---------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------
+
+/// Every parameter of the simulated estate. `Default` is the reference estate
+/// (also written out in `environments/sim.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimParams {
+    /// Seed of the SplitMix64 generator (pod start-up jitter, health-check phase, kill picks).
+    pub seed: u64,
+    /// Cloud regions and their availability zones.
+    pub regions: Vec<RegionParams>,
+    /// Kubernetes (EKS-like) clusters.
+    pub kubernetes: Vec<ClusterParams>,
+    /// Aurora-like database clusters (each may head a global database).
+    pub databases: Vec<DatabaseParams>,
+    /// Route 53-like failover records.
+    pub dns: Vec<DnsRecordParams>,
+    /// Client-facing services (traffic model).
+    pub services: Vec<ServiceParams>,
+    /// Alert rules evaluated on service metrics.
+    pub alerts: Vec<AlertParams>,
+}
+
+/// A region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionParams {
+    /// Region name, e.g. `us-east-1`.
+    pub name: String,
+    /// Informational role: `primary` or `dr`.
+    pub role: RegionRole,
+    /// Availability zone names (unique across the estate).
+    pub zones: Vec<String>,
+}
+
+/// Role of a region in the estate (informational).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegionRole {
+    /// Normally serves traffic.
+    Primary,
+    /// Disaster-recovery standby.
+    Dr,
+}
+
+/// A Kubernetes cluster spanning every zone of its region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterParams {
+    /// Cluster name, e.g. `prod-east`.
+    pub name: String,
+    /// Region the cluster runs in (its nodes are spread over all the region's zones).
+    pub region: String,
+    /// Worker nodes in each zone.
+    pub nodes_per_zone: u32,
+    /// Scheduling capacity: pods one node can run.
+    pub pods_per_node: u32,
+    /// Memory of one node in GiB.
+    pub node_memory_gib: f64,
+    /// Node-monitor grace period: how long until a dead node is noticed NotReady.
+    #[serde(with = "crate::duration::serde_human")]
+    pub node_failure_detection: Duration,
+    /// Toleration of the NotReady taint: pods on a NotReady node are evicted this long after it is noticed.
+    #[serde(with = "crate::duration::serde_human")]
+    pub pod_eviction_timeout: Duration,
+    /// How long the ReplicaSet controller takes to create a replacement for a deleted pod.
+    #[serde(with = "crate::duration::serde_human")]
+    pub reschedule_delay: Duration,
+    /// Deployments running in the cluster.
+    pub deployments: Vec<DeploymentParams>,
+}
+
+/// A Deployment (its pods are spread across zones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentParams {
+    /// Deployment name, e.g. `api`.
+    pub name: String,
+    /// Namespace, e.g. `web`.
+    pub namespace: String,
+    /// Pod labels (what kill selectors match).
+    pub labels: BTreeMap<String, String>,
+    /// Desired replicas.
+    pub replicas: u32,
+    /// Time from scheduling to Ready.
+    #[serde(with = "crate::duration::serde_human")]
+    pub startup: Duration,
+    /// Start-up varies uniformly within ± this (seeded).
+    #[serde(with = "crate::duration::serde_human")]
+    pub startup_jitter: Duration,
+    /// Memory request of one pod in GiB.
+    pub memory_gib: f64,
+}
+
+/// An Aurora-like database cluster, optionally the primary of a global database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseParams {
+    /// Cluster name, e.g. `orders-db`.
+    pub name: String,
+    /// Engine (informational), e.g. `aurora-postgresql`.
+    pub engine: String,
+    /// Region of the cluster.
+    pub region: String,
+    /// Instances (one per zone is typical); storage is shared between them.
+    pub instances: Vec<DbInstanceParams>,
+    /// Name of the initial writer instance.
+    pub writer: String,
+    /// Time a (manual or automatic) in-cluster failover takes.
+    #[serde(with = "crate::duration::serde_human")]
+    pub failover_time: Duration,
+    /// Time until the loss of the writer is noticed and automatic failover starts.
+    #[serde(with = "crate::duration::serde_human")]
+    pub failure_detection: Duration,
+    /// Clients write continuously; newest-write timestamps have this resolution.
+    #[serde(with = "crate::duration::serde_human")]
+    pub write_interval: Duration,
+    /// Global database headed by this cluster, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global: Option<GlobalDbParams>,
+    /// Continuous backups (point-in-time restore).
+    pub backups: BackupParams,
+}
+
+/// A database instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbInstanceParams {
+    /// Instance name (unique across the estate).
+    pub name: String,
+    /// Zone the instance runs in (must belong to the cluster's region).
+    pub zone: String,
+}
+
+/// A global database: the primary cluster plus read-only secondaries in other regions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalDbParams {
+    /// Global database name, e.g. `orders-global`.
+    pub name: String,
+    /// Secondary clusters (they share the primary's failover, detection, write and backup settings).
+    pub secondaries: Vec<SecondaryClusterParams>,
+    /// Storage replication lag to secondaries.
+    #[serde(with = "crate::duration::serde_human")]
+    pub replication_lag: Duration,
+    /// Unplanned (allow-data-loss) failover time.
+    #[serde(with = "crate::duration::serde_human")]
+    pub failover_time: Duration,
+    /// Planned switchover time (no data loss).
+    #[serde(with = "crate::duration::serde_human")]
+    pub switchover_time: Duration,
+    /// Time to detach a secondary and promote it to a standalone writer.
+    #[serde(with = "crate::duration::serde_human")]
+    pub detach_promote_time: Duration,
+}
+
+/// A secondary cluster of a global database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryClusterParams {
+    /// Cluster name, e.g. `orders-db-dr`.
+    pub name: String,
+    /// Region (must differ from the primary's).
+    pub region: String,
+    /// Instances; the first one becomes the writer on promotion.
+    pub instances: Vec<DbInstanceParams>,
+}
+
+/// Continuous backup / point-in-time-restore settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupParams {
+    /// Latest restorable time = now − this.
+    #[serde(with = "crate::duration::serde_human")]
+    pub restorable_lag: Duration,
+    /// Earliest restorable time = now − this.
+    #[serde(with = "crate::duration::serde_human")]
+    pub retention: Duration,
+    /// Fixed part of a restore's duration.
+    #[serde(with = "crate::duration::serde_human")]
+    pub restore_base: Duration,
+    /// Restore time per GiB of data.
+    #[serde(with = "crate::duration::serde_human")]
+    pub restore_per_gib: Duration,
+    /// Data size in GiB.
+    pub size_gib: f64,
+}
+
+/// A failover DNS record with a health check on the primary endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRecordParams {
+    /// Record name, e.g. `api.example.com`.
+    pub name: String,
+    /// Region answered while the primary is healthy.
+    pub primary_region: String,
+    /// Region answered when the primary is unhealthy.
+    pub secondary_region: String,
+    /// Resolver cache time: clients see a changed answer this long after it changes.
+    #[serde(with = "crate::duration::serde_human")]
+    pub ttl: Duration,
+    /// Health check on the primary endpoint.
+    pub health_check: HealthCheckParams,
+}
+
+/// Health check settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckParams {
+    /// Time between checks (the first check happens at a seeded offset within one interval).
+    #[serde(with = "crate::duration::serde_human")]
+    pub interval: Duration,
+    /// Consecutive failures (or successes) needed to change the health status.
+    pub failure_threshold: u32,
+}
+
+/// A client-facing service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceParams {
+    /// Service name, e.g. `api`.
+    pub name: String,
+    /// Deployment serving it (in the cluster of the region clients resolve to).
+    pub deployment: String,
+    /// Namespace of that deployment.
+    pub namespace: String,
+    /// DNS record clients resolve.
+    pub dns_record: String,
+    /// Database cluster the service writes to initially (it follows global failovers).
+    pub database: String,
+    /// Offered load, requests per second.
+    pub rps: f64,
+    /// Fraction of requests that write to the database.
+    pub write_ratio: f64,
+    /// Requests per second one Ready pod can serve.
+    pub rps_per_pod: f64,
+    /// Latency of an idle service.
+    #[serde(with = "crate::duration::serde_human")]
+    pub base_latency: Duration,
+    /// Client timeout (the p99 latency when requests are dropped).
+    #[serde(with = "crate::duration::serde_human")]
+    pub timeout: Duration,
+}
+
+/// An alert rule: `metric` above/below a threshold for a while.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertParams {
+    /// Alert name, e.g. `ApiDown`.
+    pub name: String,
+    /// Service whose metrics are evaluated.
+    pub service: String,
+    /// Metric evaluated.
+    pub metric: Metric,
+    /// Condition: metric strictly above this (give exactly one of `above` / `below`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// Condition: metric strictly below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", with = "crate::duration::serde_human")]
+    pub for_: Duration,
+}
+
+/// Metrics alerts can use (all about one service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Fraction of requests failing.
+    ErrorRate,
+    /// Fraction of requests succeeding.
+    Availability,
+    /// p99 latency in seconds.
+    P99LatencySeconds,
+    /// 1 if the database the service writes to is writable, else 0.
+    DbWritable,
+    /// Ready / desired pods of the deployment in the serving region.
+    PodsReadyRatio,
+    /// Memory utilization of the serving cluster.
+    MemoryUtilization,
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+impl Default for SimParams {
+    fn default() -> Self {
+        let zones = |r: &str| vec![format!("{r}a"), format!("{r}b"), format!("{r}c")];
+        let deployments = |api_replicas: u32| {
+            vec![
+                DeploymentParams {
+                    name: s("api"),
+                    namespace: s("web"),
+                    labels: BTreeMap::from([(s("app"), s("api"))]),
+                    replicas: api_replicas,
+                    startup: secs(30),
+                    startup_jitter: secs(10),
+                    memory_gib: 2.0,
+                },
+                DeploymentParams {
+                    name: s("worker"),
+                    namespace: s("web"),
+                    labels: BTreeMap::from([(s("app"), s("worker"))]),
+                    replicas: 3,
+                    startup: secs(20),
+                    startup_jitter: secs(0),
+                    memory_gib: 1.0,
+                },
+            ]
+        };
+        let cluster = |name: &str, region: &str, api: u32| ClusterParams {
+            name: s(name),
+            region: s(region),
+            nodes_per_zone: 3,
+            pods_per_node: 8,
+            node_memory_gib: 16.0,
+            node_failure_detection: secs(40),
+            pod_eviction_timeout: secs(60),
+            reschedule_delay: secs(2),
+            deployments: deployments(api),
+        };
+        let inst = |name: &str, zone: &str| DbInstanceParams {
+            name: s(name),
+            zone: s(zone),
+        };
+        SimParams {
+            seed: 42,
+            regions: vec![
+                RegionParams {
+                    name: s("us-east-1"),
+                    role: RegionRole::Primary,
+                    zones: zones("us-east-1"),
+                },
+                RegionParams {
+                    name: s("us-west-2"),
+                    role: RegionRole::Dr,
+                    zones: zones("us-west-2"),
+                },
+            ],
+            kubernetes: vec![
+                cluster("prod-east", "us-east-1", 6),
+                cluster("prod-west", "us-west-2", 2),
+            ],
+            databases: vec![DatabaseParams {
+                name: s("orders-db"),
+                engine: s("aurora-postgresql"),
+                region: s("us-east-1"),
+                instances: vec![
+                    inst("orders-db-1", "us-east-1a"),
+                    inst("orders-db-2", "us-east-1b"),
+                    inst("orders-db-3", "us-east-1c"),
+                ],
+                writer: s("orders-db-1"),
+                failover_time: secs(35),
+                failure_detection: secs(15),
+                write_interval: secs(1),
+                global: Some(GlobalDbParams {
+                    name: s("orders-global"),
+                    secondaries: vec![SecondaryClusterParams {
+                        name: s("orders-db-dr"),
+                        region: s("us-west-2"),
+                        instances: vec![inst("orders-db-dr-1", "us-west-2a")],
+                    }],
+                    replication_lag: secs(1),
+                    failover_time: secs(120),
+                    switchover_time: secs(180),
+                    detach_promote_time: secs(60),
+                }),
+                backups: BackupParams {
+                    restorable_lag: secs(300),
+                    retention: secs(7 * 86_400),
+                    restore_base: secs(480),
+                    restore_per_gib: secs(5),
+                    size_gib: 50.0,
+                },
+            }],
+            dns: vec![DnsRecordParams {
+                name: s("api.example.com"),
+                primary_region: s("us-east-1"),
+                secondary_region: s("us-west-2"),
+                ttl: secs(60),
+                health_check: HealthCheckParams {
+                    interval: secs(30),
+                    failure_threshold: 3,
+                },
+            }],
+            services: vec![ServiceParams {
+                name: s("api"),
+                deployment: s("api"),
+                namespace: s("web"),
+                dns_record: s("api.example.com"),
+                database: s("orders-db"),
+                rps: 200.0,
+                write_ratio: 0.2,
+                rps_per_pod: 50.0,
+                base_latency: Duration::from_millis(80),
+                timeout: secs(30),
+            }],
+            alerts: vec![
+                AlertParams {
+                    name: s("ApiHighErrorRate"),
+                    service: s("api"),
+                    metric: Metric::ErrorRate,
+                    above: Some(0.05),
+                    below: None,
+                    for_: secs(60),
+                },
+                AlertParams {
+                    name: s("ApiDown"),
+                    service: s("api"),
+                    metric: Metric::Availability,
+                    above: None,
+                    below: Some(0.5),
+                    for_: secs(30),
+                },
+                AlertParams {
+                    name: s("DatabaseWriterUnavailable"),
+                    service: s("api"),
+                    metric: Metric::DbWritable,
+                    above: None,
+                    below: Some(1.0),
+                    for_: secs(30),
+                },
+            ],
+        }
+    }
+}
+
+/// Collects validation problems, each naming a field path.
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn push(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        self.0.push(format!("{path}: {msg}"));
+    }
+
+    fn duration(&mut self, path: &str, d: Duration, min_positive: bool, max: Duration) {
+        if min_positive && d.is_zero() {
+            self.push(path, "must be greater than 0s");
+        } else if d > max {
+            self.push(
+                path,
+                format_args!("{} is absurdly long; use at most {}", fmt(d), fmt(max)),
+            );
+        }
+    }
+
+    fn positive(&mut self, path: &str, v: f64, max: f64) {
+        if !v.is_finite() || v <= 0.0 {
+            self.push(path, format_args!("must be a positive number (got {v})"));
+        } else if v > max {
+            self.push(
+                path,
+                format_args!("{v} is absurdly large; use at most {max}"),
+            );
+        }
+    }
+
+    fn unique<'a>(&mut self, what: &str, items: impl Iterator<Item = (String, &'a str)>) {
+        let mut seen: BTreeMap<&str, String> = BTreeMap::new();
+        for (path, name) in items {
+            if name.trim().is_empty() {
+                self.push(&path, format_args!("{what} name must not be empty"));
+            } else if let Some(first) = seen.get(name) {
+                self.push(
+                    &path,
+                    format_args!("duplicate {what} `{name}` (already used at {first}); rename one"),
+                );
+            } else {
+                seen.insert(name, path);
+            }
+        }
+    }
+}
+
+fn list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = items.into_iter().collect();
+    if v.is_empty() {
+        "(none)".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+impl SimParams {
+    fn region(&self, name: &str) -> Option<&RegionParams> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    fn check_region(&self, p: &mut Problems, path: &str, name: &str) -> Option<&RegionParams> {
+        let r = self.region(name);
+        if r.is_none() {
+            p.push(
+                path,
+                format_args!(
+                    "unknown region `{name}`; use one of: {}",
+                    list(self.regions.iter().map(|r| r.name.as_str()))
+                ),
+            );
+        }
+        r
+    }
+
+    fn check_instances(
+        &self,
+        p: &mut Problems,
+        path: &str,
+        region: Option<&RegionParams>,
+        instances: &[DbInstanceParams],
+    ) {
+        if instances.is_empty() {
+            p.push(path, "needs at least one instance");
+        }
+        if let Some(r) = region {
+            for (k, i) in instances.iter().enumerate() {
+                if !r.zones.contains(&i.zone) {
+                    p.push(
+                        format_args!("{path}[{k}].zone"),
+                        format_args!(
+                            "zone `{}` is not in the cluster's region {}; use one of: {}",
+                            i.zone,
+                            r.name,
+                            list(r.zones.iter().map(String::as_str))
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every problem with these parameters, each naming the field path and what to do.
+    /// Empty when the parameters are usable.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Problems(Vec::new());
+        if self.regions.is_empty() {
+            p.push("regions", "at least one region is needed");
+        }
+        p.unique(
+            "region",
+            self.regions
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("regions[{i}].name"), r.name.as_str())),
+        );
+        p.unique(
+            "zone",
+            self.regions.iter().enumerate().flat_map(|(i, r)| {
+                r.zones
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, z)| (format!("regions[{i}].zones[{j}]"), z.as_str()))
+            }),
+        );
+        for (i, r) in self.regions.iter().enumerate() {
+            if r.zones.is_empty() {
+                p.push(format_args!("regions[{i}].zones"), "list at least one zone");
+            }
+        }
+        if self
+            .regions
+            .iter()
+            .filter(|r| r.role == RegionRole::Primary)
+            .count()
+            > 1
+        {
+            p.push("regions", "only one region may have role `primary`");
+        }
+
+        // Kubernetes
+        p.unique(
+            "cluster",
+            self.kubernetes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("kubernetes[{i}].name"), c.name.as_str())),
+        );
+        for (i, c) in self.kubernetes.iter().enumerate() {
+            let at = format!("kubernetes[{i}]");
+            self.check_region(&mut p, &format!("{at}.region"), &c.region);
+            if c.nodes_per_zone == 0 {
+                p.push(
+                    format_args!("{at}.nodes_per_zone"),
+                    "zero nodes: a cluster needs at least 1 node per zone",
+                );
+            } else if c.nodes_per_zone > 1000 {
+                p.push(
+                    format_args!("{at}.nodes_per_zone"),
+                    "absurd; use at most 1000",
+                );
+            }
+            if c.pods_per_node == 0 || c.pods_per_node > 1000 {
+                p.push(
+                    format_args!("{at}.pods_per_node"),
+                    "must be between 1 and 1000",
+                );
+            }
+            p.positive(
+                &format!("{at}.node_memory_gib"),
+                c.node_memory_gib,
+                65_536.0,
+            );
+            p.duration(
+                &format!("{at}.node_failure_detection"),
+                c.node_failure_detection,
+                false,
+                ONE_HOUR,
+            );
+            p.duration(
+                &format!("{at}.pod_eviction_timeout"),
+                c.pod_eviction_timeout,
+                false,
+                ONE_DAY,
+            );
+            p.duration(
+                &format!("{at}.reschedule_delay"),
+                c.reschedule_delay,
+                false,
+                ONE_HOUR,
+            );
+            p.unique(
+                "deployment",
+                c.deployments
+                    .iter()
+                    .enumerate()
+                    .map(|(j, d)| (format!("{at}.deployments[{j}].name"), d.name.as_str())),
+            );
+            for (j, d) in c.deployments.iter().enumerate() {
+                let dp = format!("{at}.deployments[{j}]");
+                if d.namespace.trim().is_empty() {
+                    p.push(format_args!("{dp}.namespace"), "must not be empty");
+                }
+                if d.labels.is_empty() {
+                    p.push(
+                        format_args!("{dp}.labels"),
+                        "give at least one label, e.g. `app: api`",
+                    );
+                }
+                if d.replicas > 10_000 {
+                    p.push(format_args!("{dp}.replicas"), "absurd; use at most 10000");
+                }
+                p.duration(&format!("{dp}.startup"), d.startup, false, ONE_HOUR);
+                if d.startup_jitter > d.startup {
+                    p.push(
+                        format_args!("{dp}.startup_jitter"),
+                        format_args!(
+                            "{} exceeds startup {}; use at most the startup time",
+                            fmt(d.startup_jitter),
+                            fmt(d.startup)
+                        ),
+                    );
+                }
+                p.positive(
+                    &format!("{dp}.memory_gib"),
+                    d.memory_gib,
+                    c.node_memory_gib.max(0.0),
+                );
+            }
+        }
+
+        // Databases
+        let mut cluster_names = Vec::new();
+        let mut instance_names = Vec::new();
+        let mut global_names = Vec::new();
+        for (i, d) in self.databases.iter().enumerate() {
+            let at = format!("databases[{i}]");
+            cluster_names.push((format!("{at}.name"), d.name.as_str()));
+            let region = self.check_region(&mut p, &format!("{at}.region"), &d.region);
+            self.check_instances(&mut p, &format!("{at}.instances"), region, &d.instances);
+            for (k, inst) in d.instances.iter().enumerate() {
+                instance_names.push((format!("{at}.instances[{k}].name"), inst.name.as_str()));
+            }
+            if !d.instances.iter().any(|x| x.name == d.writer) {
+                p.push(
+                    format_args!("{at}.writer"),
+                    format_args!(
+                        "`{}` is not one of the cluster's instances; use one of: {}",
+                        d.writer,
+                        list(d.instances.iter().map(|x| x.name.as_str()))
+                    ),
+                );
+            }
+            p.duration(
+                &format!("{at}.failover_time"),
+                d.failover_time,
+                true,
+                ONE_HOUR,
+            );
+            p.duration(
+                &format!("{at}.failure_detection"),
+                d.failure_detection,
+                false,
+                ONE_HOUR,
+            );
+            p.duration(
+                &format!("{at}.write_interval"),
+                d.write_interval,
+                true,
+                ONE_HOUR,
+            );
+            let b = &d.backups;
+            p.duration(
+                &format!("{at}.backups.restorable_lag"),
+                b.restorable_lag,
+                false,
+                ONE_DAY,
+            );
+            p.duration(
+                &format!("{at}.backups.retention"),
+                b.retention,
+                true,
+                duration::MAX,
+            );
+            if b.retention <= b.restorable_lag {
+                p.push(
+                    format_args!("{at}.backups.retention"),
+                    "must be longer than restorable_lag, or nothing is ever restorable",
+                );
+            }
+            p.duration(
+                &format!("{at}.backups.restore_base"),
+                b.restore_base,
+                false,
+                ONE_DAY,
+            );
+            p.duration(
+                &format!("{at}.backups.restore_per_gib"),
+                b.restore_per_gib,
+                false,
+                ONE_HOUR,
+            );
+            p.positive(&format!("{at}.backups.size_gib"), b.size_gib, 1_000_000.0);
+            if let Some(g) = &d.global {
+                let gp = format!("{at}.global");
+                global_names.push((format!("{gp}.name"), g.name.as_str()));
+                if g.secondaries.is_empty() {
+                    p.push(
+                        format_args!("{gp}.secondaries"),
+                        "list at least one secondary cluster",
+                    );
+                }
+                for (k, sc) in g.secondaries.iter().enumerate() {
+                    let sp = format!("{gp}.secondaries[{k}]");
+                    cluster_names.push((format!("{sp}.name"), sc.name.as_str()));
+                    let r = self.check_region(&mut p, &format!("{sp}.region"), &sc.region);
+                    if sc.region == d.region {
+                        p.push(
+                            format_args!("{sp}.region"),
+                            "a secondary must be in another region than the primary",
+                        );
+                    }
+                    self.check_instances(&mut p, &format!("{sp}.instances"), r, &sc.instances);
+                    for (m, inst) in sc.instances.iter().enumerate() {
+                        instance_names
+                            .push((format!("{sp}.instances[{m}].name"), inst.name.as_str()));
+                    }
+                }
+                p.duration(
+                    &format!("{gp}.replication_lag"),
+                    g.replication_lag,
+                    false,
+                    ONE_HOUR,
+                );
+                p.duration(
+                    &format!("{gp}.failover_time"),
+                    g.failover_time,
+                    true,
+                    ONE_DAY,
+                );
+                p.duration(
+                    &format!("{gp}.switchover_time"),
+                    g.switchover_time,
+                    true,
+                    ONE_DAY,
+                );
+                p.duration(
+                    &format!("{gp}.detach_promote_time"),
+                    g.detach_promote_time,
+                    true,
+                    ONE_DAY,
+                );
+            }
+        }
+        p.unique(
+            "database cluster",
+            cluster_names.iter().map(|(a, b)| (a.clone(), *b)),
+        );
+        p.unique(
+            "database instance",
+            instance_names.iter().map(|(a, b)| (a.clone(), *b)),
+        );
+        p.unique(
+            "global database",
+            global_names.iter().map(|(a, b)| (a.clone(), *b)),
+        );
+
+        // DNS
+        p.unique(
+            "dns record",
+            self.dns
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (format!("dns[{i}].name"), r.name.as_str())),
+        );
+        for (i, r) in self.dns.iter().enumerate() {
+            let at = format!("dns[{i}]");
+            self.check_region(&mut p, &format!("{at}.primary_region"), &r.primary_region);
+            self.check_region(
+                &mut p,
+                &format!("{at}.secondary_region"),
+                &r.secondary_region,
+            );
+            if r.primary_region == r.secondary_region {
+                p.push(
+                    format_args!("{at}.secondary_region"),
+                    "must differ from primary_region",
+                );
+            }
+            p.duration(&format!("{at}.ttl"), r.ttl, true, ONE_DAY);
+            p.duration(
+                &format!("{at}.health_check.interval"),
+                r.health_check.interval,
+                true,
+                ONE_HOUR,
+            );
+            if r.health_check.failure_threshold == 0 || r.health_check.failure_threshold > 10 {
+                p.push(
+                    format_args!("{at}.health_check.failure_threshold"),
+                    "must be between 1 and 10",
+                );
+            }
+        }
+
+        // Services
+        p.unique(
+            "service",
+            self.services
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (format!("services[{i}].name"), x.name.as_str())),
+        );
+        for (i, svc) in self.services.iter().enumerate() {
+            let at = format!("services[{i}]");
+            let found = self.kubernetes.iter().any(|c| {
+                c.deployments
+                    .iter()
+                    .any(|d| d.name == svc.deployment && d.namespace == svc.namespace)
+            });
+            if !found {
+                p.push(
+                    format_args!("{at}.deployment"),
+                    format_args!(
+                        "no cluster has deployment `{}` in namespace `{}`; deployments: {}",
+                        svc.deployment,
+                        svc.namespace,
+                        list(
+                            self.kubernetes
+                                .iter()
+                                .flat_map(|c| c.deployments.iter().map(|d| d.name.as_str()))
+                        )
+                    ),
+                );
+            }
+            if !self.dns.iter().any(|r| r.name == svc.dns_record) {
+                p.push(
+                    format_args!("{at}.dns_record"),
+                    format_args!(
+                        "unknown record `{}`; use one of: {}",
+                        svc.dns_record,
+                        list(self.dns.iter().map(|r| r.name.as_str()))
+                    ),
+                );
+            }
+            if !self.databases.iter().any(|d| d.name == svc.database) {
+                p.push(
+                    format_args!("{at}.database"),
+                    format_args!(
+                        "unknown database cluster `{}`; use one of: {}",
+                        svc.database,
+                        list(self.databases.iter().map(|d| d.name.as_str()))
+                    ),
+                );
+            }
+            p.positive(&format!("{at}.rps"), svc.rps, 10_000_000.0);
+            if !(0.0..=1.0).contains(&svc.write_ratio) {
+                p.push(format_args!("{at}.write_ratio"), "must be between 0 and 1");
+            }
+            p.positive(&format!("{at}.rps_per_pod"), svc.rps_per_pod, 10_000_000.0);
+            p.duration(
+                &format!("{at}.base_latency"),
+                svc.base_latency,
+                true,
+                ONE_HOUR,
+            );
+            p.duration(&format!("{at}.timeout"), svc.timeout, true, ONE_HOUR);
+            if svc.base_latency >= svc.timeout {
+                p.push(
+                    format_args!("{at}.timeout"),
+                    "must be longer than base_latency",
+                );
+            }
+        }
+
+        // Alerts
+        p.unique(
+            "alert",
+            self.alerts
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (format!("alerts[{i}].name"), a.name.as_str())),
+        );
+        for (i, a) in self.alerts.iter().enumerate() {
+            let at = format!("alerts[{i}]");
+            if !self.services.iter().any(|x| x.name == a.service) {
+                p.push(
+                    format_args!("{at}.service"),
+                    format_args!(
+                        "unknown service `{}`; use one of: {}",
+                        a.service,
+                        list(self.services.iter().map(|x| x.name.as_str()))
+                    ),
+                );
+            }
+            match (a.above, a.below) {
+                (Some(_), Some(_)) | (None, None) => {
+                    p.push(&at, "give exactly one of `above` or `below`")
+                }
+                (Some(v), None) | (None, Some(v)) if !v.is_finite() => {
+                    p.push(&at, "threshold must be a finite number")
+                }
+                _ => {}
+            }
+            p.duration(&format!("{at}.for"), a.for_, false, ONE_DAY);
+        }
+        p.0
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors, views, randomness
+// ---------------------------------------------------------------------------
+
+/// Why an action or observation could not be carried out.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SimError {
+    /// The parameters are unusable; every problem is listed.
+    #[error("invalid sim parameters:\n  - {}", .0.join("\n  - "))]
+    InvalidParams(Vec<String>),
+    /// A name that does not exist; lists the valid ones.
+    #[error("no {kind} `{name}` in the estate; {kind}s: {valid}")]
+    Unknown {
+        /// What kind of thing (zone, region, cluster, ...).
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// Valid names, comma separated.
+        valid: String,
+    },
+    /// The zone exists but not in that cluster's region.
+    #[error("zone `{zone}` is not in cluster `{cluster}`; its zones: {valid}")]
+    ZoneNotInCluster {
+        /// Zone given.
+        zone: String,
+        /// Cluster given.
+        cluster: String,
+        /// Zones of the cluster.
+        valid: String,
+    },
+    /// A kill selector matched nothing.
+    #[error(
+        "no pods match selector {selector} in namespace `{namespace}` of cluster `{cluster}`; label sets there: {valid}"
+    )]
+    NoMatchingPods {
+        /// Cluster.
+        cluster: String,
+        /// Namespace.
+        namespace: String,
+        /// Selector, rendered `k=v,...`.
+        selector: String,
+        /// Label sets of deployments in that namespace.
+        valid: String,
+    },
+    /// The action is not possible in the current state; the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// How many of the matching pods a kill deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KillMode {
+    /// One pod (picked with the seeded generator).
+    One,
+    /// Every matching pod.
+    All,
+    /// This many (at most all).
+    Fixed(u32),
+    /// This percentage, rounded up (1..=100).
+    FixedPercent(u32),
+}
+
+/// Which side of a failover record to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsTarget {
+    /// The primary region.
+    Primary,
+    /// The secondary region.
+    Secondary,
+}
+
+/// One notable controller reaction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EstateEvent {
+    /// Time since estate start.
+    #[serde(with = "crate::duration::serde_human")]
+    pub at: Duration,
+    /// Component, e.g. `route53 api.example.com`, `db orders-db`, `k8s prod-east`.
+    pub component: String,
+    /// Plain-English message.
+    pub message: String,
+}
+
+/// Service metrics at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceView {
+    /// Fraction of requests succeeding.
+    pub availability: f64,
+    /// Fraction of requests failing.
+    pub error_rate: f64,
+    /// p99 latency in seconds.
+    pub p99_latency_seconds: f64,
+    /// Region clients resolve to.
+    pub serving_region: String,
+    /// Offered load.
+    pub rps: f64,
+    /// Whether the database the service writes to is writable.
+    pub db_writable: bool,
+    /// Database cluster the service writes to.
+    pub database: String,
+}
+
+/// Pods of the deployments matching a selector.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodsView {
+    /// Desired replicas.
+    pub desired: u32,
+    /// Ready pods on Ready nodes.
+    pub ready: u32,
+    /// Pods scheduled and starting.
+    pub starting: u32,
+    /// Pods waiting for capacity.
+    pub pending: u32,
+    /// Pods stuck on NotReady nodes (not yet evicted).
+    pub unreachable: u32,
+    /// ready / desired (1 when desired is 0).
+    pub ready_ratio: f64,
+    /// Replacement pods created (for killed, drained or evicted pods).
+    pub restarts: u64,
+}
+
+/// Nodes of a cluster (optionally one zone).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodesView {
+    /// Ready nodes.
+    pub ready: u32,
+    /// All nodes.
+    pub total: u32,
+    /// Ready and not cordoned.
+    pub schedulable: u32,
+}
+
+/// A database cluster.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DbClusterView {
+    /// `available`, `failing-over`, `unavailable`, `creating` or `promoting`.
+    pub status: String,
+    /// `primary`, `secondary` or `standalone`.
+    pub role: String,
+    /// Writer instance (when available and not a secondary).
+    pub writer: Option<String>,
+    /// Zone of the writer.
+    pub writer_zone: Option<String>,
+    /// Accepts writes now.
+    pub writable: bool,
+    /// Time of the newest write the cluster holds (seconds since estate start).
+    pub latest_write_secs: Option<f64>,
+    /// Latest restorable time (seconds since estate start).
+    pub latest_restorable_secs: Option<f64>,
+}
+
+/// A failover DNS record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DnsView {
+    /// Region the authoritative servers answer.
+    pub authoritative: String,
+    /// Region resolvers (clients) get now.
+    pub answer: String,
+    /// Health-check status of the primary.
+    pub primary_healthy: bool,
+    /// Record TTL in seconds.
+    pub ttl_seconds: f64,
+}
+
+/// An alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertView {
+    /// `inactive`, `pending` or `firing`.
+    pub state: String,
+    /// When the current state began (seconds since estate start); None when inactive.
+    pub since_secs: Option<f64>,
+}
+
+/// SplitMix64: tiny, seeded, deterministic.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+fn dms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+fn floor_to(t: Duration, step: Duration) -> Duration {
+    let step = ms(step).max(1);
+    dms(ms(t) / step * step)
+}
+
+fn secs_f(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+// ---------------------------------------------------------------------------
+// State
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    PodReady(u64),
+    Reconcile(usize),
+    NodesNoticed {
+        cluster: usize,
+        zone: String,
+        epoch: u64,
+    },
+    EvictZone {
+        cluster: usize,
+        zone: String,
+        epoch: u64,
+    },
+    DbDetect {
+        db: usize,
+        epoch: u64,
+    },
+    DbTransitionDone {
+        db: usize,
+        epoch: u64,
+    },
+    InstanceBack {
+        db: usize,
+        inst: usize,
+        until: Duration,
+    },
+    HealthCheck(usize),
+    DnsPropagated(usize),
+    AlertFor {
+        alert: usize,
+        epoch: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Queued {
+    at: Duration,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    /// Reversed so the max-heap pops the earliest (time, seq) first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    cluster: usize,
+    name: String,
+    zone: String,
+    schedulable: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Deployment {
+    cluster: usize,
+    p: DeploymentParams,
+    replicas: u32,
+    restarts: u64,
+    /// Deleted pods the ReplicaSet still has to replace (counted as restarts when created).
+    owed: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    Starting,
+    Ready,
+}
+
+#[derive(Debug, Clone)]
+struct Pod {
+    name: String,
+    dep: usize,
+    node: Option<usize>,
+    phase: Phase,
+    startup: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Primary,
+    Secondary,
+    Standalone,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Secondary => "secondary",
+            Role::Standalone => "standalone",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct DbInstance {
+    name: String,
+    zone: String,
+    rebooting_until: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+enum TransitionKind {
+    FailingOver { target: usize, reason: String },
+    Promoting { what: String },
+    Creating { serve: Vec<usize>, took: Duration },
+}
+
+#[derive(Debug, Clone)]
+struct DbCluster {
+    name: String,
+    region: String,
+    instances: Vec<DbInstance>,
+    writer: usize,
+    role: Role,
+    global: Option<usize>,
+    failover_time: Duration,
+    failure_detection: Duration,
+    write_interval: Duration,
+    backups: BackupParams,
+    transition: Option<(TransitionKind, Duration)>,
+    outage: bool,
+    epoch: u64,
+    created_at: Duration,
+    /// Newest write held when the cluster got its data (promotion, restore).
+    inherited: Option<Duration>,
+    /// Periods during which the cluster took writes: (start, end or open).
+    spans: Vec<(Duration, Option<Duration>)>,
+}
+
+#[derive(Debug, Clone)]
+struct Global {
+    name: String,
+    primary: usize,
+    members: Vec<usize>,
+    p: GlobalDbParams,
+}
+
+#[derive(Debug, Clone)]
+struct DnsState {
+    p: DnsRecordParams,
+    fails: u32,
+    oks: u32,
+    primary_healthy: bool,
+    forced: Option<DnsTarget>,
+    history: Vec<(Duration, DnsTarget)>,
+    answered: DnsTarget,
+}
+
+#[derive(Debug, Clone)]
+struct AlertState {
+    p: AlertParams,
+    svc: usize,
+    pending_since: Option<Duration>,
+    firing_since: Option<Duration>,
+    epoch: u64,
+}
+
+#[derive(Debug, Clone)]
+struct ServiceState {
+    p: ServiceParams,
+    record: usize,
+    target: usize,
+    writing: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Metrics {
+    availability: f64,
+    error_rate: f64,
+    p99: f64,
+    db_writable: bool,
+    pods_ready_ratio: f64,
+    memory: f64,
+    reaching: bool,
+}
+
+/// The simulated estate: parameters, clock, event queue and state.
+#[derive(Debug, Clone)]
+pub struct Estate {
+    params: SimParams,
+    now: Duration,
+    queue: BinaryHeap<Queued>,
+    seq: u64,
+    rng: SplitMix64,
+    log: Vec<EstateEvent>,
+    /// zone → (lost, epoch)
+    zones: BTreeMap<String, (bool, u64)>,
+    unreachable_regions: Vec<String>,
+    nodes: Vec<Node>,
+    deployments: Vec<Deployment>,
+    pods: BTreeMap<u64, Pod>,
+    next_pod: u64,
+    dbs: Vec<DbCluster>,
+    globals: Vec<Global>,
+    dns: Vec<DnsState>,
+    services: Vec<ServiceState>,
+    alerts: Vec<AlertState>,
+}
+
+fn pod_suffix(id: u64) -> String {
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut h = SplitMix64(id ^ 0x5EED_F00D).next_u64();
+    (0..5)
+        .map(|_| {
+            let c = CHARS[(h % CHARS.len() as u64) as usize] as char;
+            h /= CHARS.len() as u64;
+            c
+        })
+        .collect()
+}
+
+fn render_selector(sel: &BTreeMap<String, String>) -> String {
+    if sel.is_empty() {
+        return "{}".into();
+    }
+    sel.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn matches(labels: &BTreeMap<String, String>, sel: &BTreeMap<String, String>) -> bool {
+    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+impl Estate {
+    /// Build the estate in its steady state at time 0 (every pod Ready, DNS on the primary).
+    pub fn new(params: SimParams, seed: u64) -> Result<Estate, SimError> {
+        let problems = params.validate();
+        if !problems.is_empty() {
+            return Err(SimError::InvalidParams(problems));
+        }
+        let mut e = Estate {
+            params: params.clone(),
+            now: Duration::ZERO,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng: SplitMix64(seed),
+            log: Vec::new(),
+            zones: BTreeMap::new(),
+            unreachable_regions: Vec::new(),
+            nodes: Vec::new(),
+            deployments: Vec::new(),
+            pods: BTreeMap::new(),
+            next_pod: 0,
+            dbs: Vec::new(),
+            globals: Vec::new(),
+            dns: Vec::new(),
+            services: Vec::new(),
+            alerts: Vec::new(),
+        };
+        for r in &params.regions {
+            for z in &r.zones {
+                e.zones.insert(z.clone(), (false, 0));
+            }
+        }
+        for (ci, c) in params.kubernetes.iter().enumerate() {
+            let region = params.region(&c.region).expect("validated");
+            for z in &region.zones {
+                for n in 1..=c.nodes_per_zone {
+                    e.nodes.push(Node {
+                        cluster: ci,
+                        name: format!("{z}-{n}"),
+                        zone: z.clone(),
+                        schedulable: true,
+                    });
+                }
+            }
+            for d in &c.deployments {
+                e.deployments.push(Deployment {
+                    cluster: ci,
+                    p: d.clone(),
+                    replicas: d.replicas,
+                    restarts: 0,
+                    owed: 0,
+                });
+            }
+        }
+        // Initial pods: already Ready at time 0.
+        for di in 0..e.deployments.len() {
+            for _ in 0..e.deployments[di].replicas {
+                let id = e.create_pod(di, false);
+                if let Some(p) = e.pods.get_mut(&id)
+                    && p.phase == Phase::Starting
+                {
+                    p.phase = Phase::Ready;
+                }
+            }
+        }
+        e.queue.clear();
+        let mk_inst = |v: &[DbInstanceParams]| {
+            v.iter()
+                .map(|i| DbInstance {
+                    name: i.name.clone(),
+                    zone: i.zone.clone(),
+                    rebooting_until: None,
+                })
+                .collect::<Vec<_>>()
+        };
+        for d in &params.databases {
+            let primary = e.dbs.len();
+            e.dbs.push(DbCluster {
+                name: d.name.clone(),
+                region: d.region.clone(),
+                instances: mk_inst(&d.instances),
+                writer: d
+                    .instances
+                    .iter()
+                    .position(|i| i.name == d.writer)
+                    .unwrap_or(0),
+                role: if d.global.is_some() {
+                    Role::Primary
+                } else {
+                    Role::Standalone
+                },
+                global: None,
+                failover_time: d.failover_time,
+                failure_detection: d.failure_detection,
+                write_interval: d.write_interval,
+                backups: d.backups.clone(),
+                transition: None,
+                outage: false,
+                epoch: 0,
+                created_at: Duration::ZERO,
+                inherited: None,
+                spans: Vec::new(),
+            });
+            if let Some(g) = &d.global {
+                let gi = e.globals.len();
+                e.dbs[primary].global = Some(gi);
+                let mut members = vec![primary];
+                for sc in &g.secondaries {
+                    members.push(e.dbs.len());
+                    let mut c = e.dbs[primary].clone();
+                    c.name = sc.name.clone();
+                    c.region = sc.region.clone();
+                    c.instances = mk_inst(&sc.instances);
+                    c.writer = 0;
+                    c.role = Role::Secondary;
+                    e.dbs.push(c);
+                }
+                e.globals.push(Global {
+                    name: g.name.clone(),
+                    primary,
+                    members,
+                    p: g.clone(),
+                });
+            }
+        }
+        for (ri, r) in params.dns.iter().enumerate() {
+            let phase = dms(1 + e.rng.below(ms(r.health_check.interval)));
+            e.dns.push(DnsState {
+                p: r.clone(),
+                fails: 0,
+                oks: r.health_check.failure_threshold,
+                primary_healthy: true,
+                forced: None,
+                history: vec![(Duration::ZERO, DnsTarget::Primary)],
+                answered: DnsTarget::Primary,
+            });
+            e.schedule(phase, Event::HealthCheck(ri));
+        }
+        for svc in &params.services {
+            let record = params
+                .dns
+                .iter()
+                .position(|r| r.name == svc.dns_record)
+                .expect("validated");
+            let target = e.db_index(&svc.database).expect("validated");
+            e.services.push(ServiceState {
+                p: svc.clone(),
+                record,
+                target,
+                writing: false,
+            });
+        }
+        for a in &params.alerts {
+            let svc = params
+                .services
+                .iter()
+                .position(|x| x.name == a.service)
+                .expect("validated");
+            e.alerts.push(AlertState {
+                p: a.clone(),
+                svc,
+                pending_since: None,
+                firing_since: None,
+                epoch: 0,
+            });
+        }
+        e.refresh();
+        Ok(e)
+    }
+
+    /// Build the estate seeded with `params.seed`.
+    pub fn from_params(params: SimParams) -> Result<Estate, SimError> {
+        let seed = params.seed;
+        Estate::new(params, seed)
+    }
+
+    /// Current simulated time.
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// The parameters the estate was built from.
+    pub fn params(&self) -> &SimParams {
+        &self.params
+    }
+
+    /// Every notable controller reaction so far, in time order.
+    pub fn log(&self) -> &[EstateEvent] {
+        &self.log
+    }
+
+    /// Process every queued event with time <= `t`, then set the clock to `t` (never backwards).
+    pub fn advance_to(&mut self, t: Duration) {
+        while let Some(top) = self.queue.peek() {
+            if top.at > t {
+                break;
+            }
+            let q = self.queue.pop().expect("peeked");
+            if q.at > self.now {
+                self.now = q.at;
+            }
+            self.handle(q.event);
+            self.refresh();
+        }
+        if t > self.now {
+            self.now = t;
+        }
+    }
+
+    fn schedule(&mut self, at: Duration, event: Event) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            at: at.max(self.now),
+            seq: self.seq,
+            event,
+        });
+    }
+
+    fn note(&mut self, component: impl Into<String>, message: impl Into<String>) {
+        self.log.push(EstateEvent {
+            at: self.now,
+            component: component.into(),
+            message: message.into(),
+        });
+    }
+
+    // ----- lookups -------------------------------------------------------
+
+    /// Zone names.
+    pub fn zones(&self) -> Vec<String> {
+        self.zones.keys().cloned().collect()
+    }
+
+    /// Region names.
+    pub fn regions(&self) -> Vec<String> {
+        self.params.regions.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// Kubernetes cluster names.
+    pub fn clusters(&self) -> Vec<String> {
+        self.params
+            .kubernetes
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// Database cluster names (including restored ones).
+    pub fn db_clusters(&self) -> Vec<String> {
+        self.dbs.iter().map(|d| d.name.clone()).collect()
+    }
+
+    /// Database instance names.
+    pub fn db_instances(&self) -> Vec<String> {
+        self.dbs
+            .iter()
+            .flat_map(|d| d.instances.iter().map(|i| i.name.clone()))
+            .collect()
+    }
+
+    /// Global database names.
+    pub fn global_databases(&self) -> Vec<String> {
+        self.globals.iter().map(|g| g.name.clone()).collect()
+    }
+
+    /// DNS record names.
+    pub fn records(&self) -> Vec<String> {
+        self.dns.iter().map(|d| d.p.name.clone()).collect()
+    }
+
+    /// Service names.
+    pub fn service_names(&self) -> Vec<String> {
+        self.services.iter().map(|x| x.p.name.clone()).collect()
+    }
+
+    /// Alert names.
+    pub fn alert_names(&self) -> Vec<String> {
+        self.alerts.iter().map(|a| a.p.name.clone()).collect()
+    }
+
+    fn unknown(kind: &'static str, name: &str, valid: Vec<String>) -> SimError {
+        SimError::Unknown {
+            kind,
+            name: name.to_string(),
+            valid: list(valid.iter().map(String::as_str)),
+        }
+    }
+
+    fn cluster_index(&self, name: &str) -> Result<usize, SimError> {
+        self.params
+            .kubernetes
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| Self::unknown("cluster", name, self.clusters()))
+    }
+
+    fn db_index(&self, name: &str) -> Option<usize> {
+        self.dbs.iter().position(|d| d.name == name)
+    }
+
+    fn db(&self, name: &str) -> Result<usize, SimError> {
+        self.db_index(name)
+            .ok_or_else(|| Self::unknown("database cluster", name, self.db_clusters()))
+    }
+
+    fn zone_checked(&self, zone: &str) -> Result<(), SimError> {
+        if self.zones.contains_key(zone) {
+            Ok(())
+        } else {
+            Err(Self::unknown("zone", zone, self.zones()))
+        }
+    }
+
+    fn cluster_zone(&self, cluster: &str, zone: &str) -> Result<usize, SimError> {
+        let ci = self.cluster_index(cluster)?;
+        let region = &self.params.kubernetes[ci].region;
+        let zones = &self.params.region(region).expect("validated").zones;
+        if !zones.iter().any(|z| z == zone) {
+            return Err(SimError::ZoneNotInCluster {
+                zone: zone.to_string(),
+                cluster: cluster.to_string(),
+                valid: list(zones.iter().map(String::as_str)),
+            });
+        }
+        Ok(ci)
+    }
+
+    fn zone_lost(&self, zone: &str) -> bool {
+        self.zones.get(zone).is_some_and(|z| z.0)
+    }
+
+    fn node_ready(&self, n: usize) -> bool {
+        !self.zone_lost(&self.nodes[n].zone)
+    }
+
+    fn region_reachable(&self, region: &str) -> bool {
+        !self.unreachable_regions.iter().any(|r| r == region)
+    }
+
+    fn cluster_p(&self, ci: usize) -> &ClusterParams {
+        &self.params.kubernetes[ci]
+    }
+
+    // ----- pods ------------------------------------------------------------
+
+    fn pods_on(&self, node: usize) -> usize {
+        self.pods.values().filter(|p| p.node == Some(node)).count()
+    }
+
+    fn pick_node(&self, dep: usize) -> Option<usize> {
+        let ci = self.deployments[dep].cluster;
+        let cap = self.cluster_p(ci).pods_per_node as usize;
+        let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in self.pods.values().filter(|p| p.dep == dep) {
+            if let Some(n) = p.node {
+                *per_zone.entry(self.nodes[n].zone.as_str()).or_default() += 1;
+            }
+        }
+        (0..self.nodes.len())
+            .filter(|&n| {
+                self.nodes[n].cluster == ci
+                    && self.nodes[n].schedulable
+                    && self.node_ready(n)
+                    && self.pods_on(n) < cap
+            })
+            .min_by_key(|&n| {
+                (
+                    per_zone
+                        .get(self.nodes[n].zone.as_str())
+                        .copied()
+                        .unwrap_or(0),
+                    self.pods_on(n),
+                    n,
+                )
+            })
+    }
+
+    fn jittered_startup(&mut self, dep: usize) -> Duration {
+        let d = &self.deployments[dep].p;
+        let (base, j) = (ms(d.startup), ms(d.startup_jitter));
+        if j == 0 {
+            return d.startup;
+        }
+        let offset = self.rng.below(2 * j + 1);
+        dms((base + offset).saturating_sub(j))
+    }
+
+    /// Create a pod for `dep`, scheduling it if possible. Returns its id.
+    fn create_pod(&mut self, dep: usize, log: bool) -> u64 {
+        self.next_pod += 1;
+        let id = self.next_pod;
+        let name = format!("{}-{}", self.deployments[dep].p.name, pod_suffix(id));
+        self.pods.insert(
+            id,
+            Pod {
+                name,
+                dep,
+                node: None,
+                phase: Phase::Pending,
+                startup: Duration::ZERO,
+            },
+        );
+        if !self.try_place(id) && log {
+            let cname = self.cluster_p(self.deployments[dep].cluster).name.clone();
+            let pname = self.pods[&id].name.clone();
+            self.note(
+                format!("k8s {cname}"),
+                format!("pod {pname} Pending: no schedulable node with a free slot"),
+            );
+        }
+        id
+    }
+
+    fn try_place(&mut self, id: u64) -> bool {
+        let dep = self.pods[&id].dep;
+        let Some(node) = self.pick_node(dep) else {
+            return false;
+        };
+        let startup = self.jittered_startup(dep);
+        let at = self.now + startup;
+        if let Some(p) = self.pods.get_mut(&id) {
+            p.node = Some(node);
+            p.phase = Phase::Starting;
+            p.startup = startup;
+        }
+        self.schedule(at, Event::PodReady(id));
+        true
+    }
+
+    fn schedule_pending(&mut self, ci: usize) {
+        let pending: Vec<u64> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| p.phase == Phase::Pending && self.deployments[p.dep].cluster == ci)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in pending {
+            if self.try_place(id) {
+                let p = &self.pods[&id];
+                let msg = format!(
+                    "pending pod {} scheduled on node {}",
+                    p.name,
+                    self.nodes[p.node.expect("placed")].name
+                );
+                let cname = self.cluster_p(ci).name.clone();
+                self.note(format!("k8s {cname}"), msg);
+            }
+        }
+    }
+
+    /// Delete pods; their ReplicaSets replace them after `reschedule_delay`.
+    fn delete_pods(&mut self, ids: &[u64]) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut deps = Vec::new();
+        for id in ids {
+            if let Some(p) = self.pods.remove(id) {
+                names.push(p.name);
+                self.deployments[p.dep].owed += 1;
+                if !deps.contains(&p.dep) {
+                    deps.push(p.dep);
+                }
+            }
+        }
+        for dep in deps {
+            let delay = self
+                .cluster_p(self.deployments[dep].cluster)
+                .reschedule_delay;
+            self.schedule(self.now + delay, Event::Reconcile(dep));
+        }
+        names
+    }
+
+    fn reconcile(&mut self, dep: usize) {
+        let have = self.pods.values().filter(|p| p.dep == dep).count() as u32;
+        let want = self.deployments[dep].replicas;
+        let ci = self.deployments[dep].cluster;
+        if have < want {
+            let n = want - have;
+            let replacements = n.min(self.deployments[dep].owed);
+            self.deployments[dep].owed -= replacements;
+            self.deployments[dep].restarts += u64::from(replacements);
+            let mut pending = 0;
+            for _ in 0..n {
+                let id = self.create_pod(dep, false);
+                if self.pods[&id].phase == Phase::Pending {
+                    pending += 1;
+                }
+            }
+            let cname = self.cluster_p(ci).name.clone();
+            let d = &self.deployments[dep].p;
+            let mut msg = format!(
+                "deployment {}/{}: ReplicaSet created {n} pod(s) ({replacements} replacement(s))",
+                d.namespace, d.name
+            );
+            if pending > 0 {
+                msg.push_str(&format!(
+                    ", {pending} Pending: no schedulable node with a free slot (pods_per_node {})",
+                    self.cluster_p(ci).pods_per_node
+                ));
+            }
+            self.note(format!("k8s {cname}"), msg);
+        } else {
+            self.deployments[dep].owed = 0;
+        }
+    }
+
+    fn ready_pods(&self, dep: usize) -> u32 {
+        self.pods
+            .values()
+            .filter(|p| {
+                p.dep == dep
+                    && p.phase == Phase::Ready
+                    && p.node.is_some_and(|n| self.node_ready(n))
+            })
+            .count() as u32
+    }
+
+    // ----- database --------------------------------------------------------
+
+    fn inst_up(&self, db: usize, i: usize) -> bool {
+        let inst = &self.dbs[db].instances[i];
+        inst.rebooting_until.is_none()
+            && !self.zone_lost(&inst.zone)
+            && self.region_reachable(&self.dbs[db].region)
+    }
+
+    fn writable(&self, db: usize) -> bool {
+        let d = &self.dbs[db];
+        !d.outage
+            && d.transition.is_none()
+            && d.role != Role::Secondary
+            && self.inst_up(db, d.writer)
+    }
+
+    fn status(&self, db: usize) -> &'static str {
+        let d = &self.dbs[db];
+        if d.outage {
+            return "unavailable";
+        }
+        match &d.transition {
+            Some((TransitionKind::FailingOver { .. }, _)) => "failing-over",
+            Some((TransitionKind::Promoting { .. }, _)) => "promoting",
+            Some((TransitionKind::Creating { .. }, _)) => "creating",
+            None if self.inst_up(db, d.writer) => "available",
+            None => "unavailable",
+        }
+    }
+
+    fn eligible_readers(&self, db: usize) -> Vec<usize> {
+        (0..self.dbs[db].instances.len())
+            .filter(|&i| i != self.dbs[db].writer && self.inst_up(db, i))
+            .collect()
+    }
+
+    /// Newest write a non-secondary cluster holds as of time `p`.
+    fn own_newest_at(&self, db: usize, p: Duration) -> Option<Duration> {
+        let d = &self.dbs[db];
+        let mut best = if d.created_at <= p { d.inherited } else { None };
+        for &(start, end) in &d.spans {
+            if start > p {
+                continue;
+            }
+            let upto = end.unwrap_or(self.now).min(p);
+            let w = floor_to(upto, d.write_interval);
+            if w >= start {
+                best = best.max(Some(w));
+            }
+        }
+        best
+    }
+
+    /// Newest write held at time `p` (secondaries: what has replicated from the primary).
+    fn newest_write_at(&self, db: usize, p: Duration) -> Option<Duration> {
+        let d = &self.dbs[db];
+        if d.role == Role::Secondary
+            && let Some(g) = d.global
+        {
+            let pc = self.globals[g].primary;
+            let lag = self.globals[g].p.replication_lag;
+            // Replication stops when the primary stops taking writes.
+            let stopped = match self.dbs[pc].spans.last() {
+                Some(&(_, Some(end))) => end,
+                _ => p,
+            };
+            let point = stopped.min(p).checked_sub(lag);
+            let replicated = point.and_then(|x| self.own_newest_at(pc, x));
+            return d.inherited.max(replicated);
+        }
+        self.own_newest_at(db, p)
+    }
+
+    fn start_transition(&mut self, db: usize, kind: TransitionKind, took: Duration) {
+        self.dbs[db].epoch += 1;
+        let until = self.now + took;
+        self.dbs[db].transition = Some((kind, until));
+        let epoch = self.dbs[db].epoch;
+        self.schedule(until, Event::DbTransitionDone { db, epoch });
+    }
+
+    fn writer_lost(&mut self, db: usize, why: &str) {
+        let d = &self.dbs[db];
+        if d.outage || d.transition.is_some() || d.role == Role::Secondary {
+            if d.role == Role::Secondary {
+                let msg = format!("instance {} lost ({why})", d.instances[d.writer].name);
+                self.note(format!("db {}", d.name), msg);
+            }
+            return;
+        }
+        let msg = format!(
+            "writer {} lost ({why}); writes failing until a failover completes",
+            d.instances[d.writer].name
+        );
+        let at = self.now + d.failure_detection;
+        let epoch = d.epoch;
+        self.note(format!("db {}", d.name), msg);
+        self.schedule(at, Event::DbDetect { db, epoch });
+    }
+
+    fn services_writing_to(&self, db: usize) -> Vec<usize> {
+        (0..self.services.len())
+            .filter(|&s| self.services[s].target == db)
+            .collect()
+    }
+
+    fn retarget_services(&mut self, from: usize, to: usize) {
+        for s in self.services_writing_to(from) {
+            self.services[s].target = to;
+            let msg = format!(
+                "writes now go to {} (was {})",
+                self.dbs[to].name, self.dbs[from].name
+            );
+            let sname = self.services[s].p.name.clone();
+            self.note(format!("service {sname}"), msg);
+        }
+    }
+
+    // ----- dns / service -----------------------------------------------------
+
+    fn region_of(&self, r: usize, t: DnsTarget) -> &str {
+        match t {
+            DnsTarget::Primary => &self.dns[r].p.primary_region,
+            DnsTarget::Secondary => &self.dns[r].p.secondary_region,
+        }
+    }
+
+    fn dns_authoritative(&self, r: usize) -> DnsTarget {
+        self.dns[r].history.last().expect("non-empty").1
+    }
+
+    fn dns_answer(&self, r: usize) -> DnsTarget {
+        let d = &self.dns[r];
+        let mut ans = d.history[0].1;
+        for &(t, v) in &d.history {
+            if t + d.p.ttl <= self.now {
+                ans = v;
+            }
+        }
+        ans
+    }
+
+    fn set_authoritative(&mut self, r: usize, t: DnsTarget, why: String) {
+        if self.dns_authoritative(r) == t {
+            return;
+        }
+        self.dns[r].history.push((self.now, t));
+        let region = self.region_of(r, t).to_string();
+        let (name, ttl) = (self.dns[r].p.name.clone(), self.dns[r].p.ttl);
+        self.note(
+            format!("route53 {name}"),
+            format!(
+                "{why}; authoritative answer is now {region} (resolvers follow after TTL {})",
+                fmt(ttl)
+            ),
+        );
+        self.schedule(self.now + ttl, Event::DnsPropagated(r));
+    }
+
+    /// The deployment serving service `s` in `region`, if any.
+    fn serving_dep(&self, s: usize, region: &str) -> Option<usize> {
+        let p = &self.services[s].p;
+        self.deployments.iter().position(|d| {
+            d.p.name == p.deployment
+                && d.p.namespace == p.namespace
+                && self.cluster_p(d.cluster).region == region
+        })
+    }
+
+    fn endpoint_healthy(&self, s: Option<usize>, region: &str) -> bool {
+        if !self.region_reachable(region) {
+            return false;
+        }
+        match s {
+            Some(s) => self
+                .serving_dep(s, region)
+                .is_some_and(|d| self.ready_pods(d) > 0),
+            None => true,
+        }
+    }
+
+    fn memory_of(&self, ci: usize) -> f64 {
+        let c = self.cluster_p(ci);
+        let ready_nodes = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].cluster == ci && self.node_ready(n))
+            .count() as f64;
+        if ready_nodes == 0.0 {
+            return 0.0;
+        }
+        let used: f64 = self
+            .pods
+            .values()
+            .filter(|p| {
+                self.deployments[p.dep].cluster == ci && p.node.is_some_and(|n| self.node_ready(n))
+            })
+            .map(|p| self.deployments[p.dep].p.memory_gib)
+            .sum();
+        used / (ready_nodes * c.node_memory_gib)
+    }
+
+    fn metrics(&self, s: usize) -> Metrics {
+        let svc = &self.services[s];
+        let region = self
+            .region_of(svc.record, self.dns_answer(svc.record))
+            .to_string();
+        let dep = self.serving_dep(s, &region);
+        let ready = dep.map(|d| self.ready_pods(d)).unwrap_or(0);
+        let desired = dep.map(|d| self.deployments[d].replicas).unwrap_or(0);
+        let db_writable = self.writable(svc.target);
+        let pods_ready_ratio = if desired == 0 {
+            1.0
+        } else {
+            f64::from(ready) / f64::from(desired)
+        };
+        let memory = dep
+            .map(|d| self.memory_of(self.deployments[d].cluster))
+            .unwrap_or(0.0);
+        let timeout = secs_f(svc.p.timeout);
+        if !self.region_reachable(&region) || ready == 0 {
+            return Metrics {
+                availability: 0.0,
+                error_rate: 1.0,
+                p99: timeout,
+                db_writable,
+                pods_ready_ratio,
+                memory,
+                reaching: false,
+            };
+        }
+        let capacity = f64::from(ready) * svc.p.rps_per_pod;
+        let served = (capacity / svc.p.rps).min(1.0);
+        let success = if db_writable {
+            served
+        } else {
+            served * (1.0 - svc.p.write_ratio)
+        };
+        let u = svc.p.rps / capacity;
+        let p99 = if u <= 1.0 {
+            (secs_f(svc.p.base_latency) * (1.0 + 9.0 * u * u * u)).min(timeout)
+        } else {
+            timeout
+        };
+        Metrics {
+            availability: success,
+            error_rate: 1.0 - success,
+            p99,
+            db_writable,
+            pods_ready_ratio,
+            memory,
+            reaching: true,
+        }
+    }
+
+    fn metric_value(m: &Metrics, metric: Metric) -> f64 {
+        match metric {
+            Metric::ErrorRate => m.error_rate,
+            Metric::Availability => m.availability,
+            Metric::P99LatencySeconds => m.p99,
+            Metric::DbWritable => {
+                if m.db_writable {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Metric::PodsReadyRatio => m.pods_ready_ratio,
+            Metric::MemoryUtilization => m.memory,
+        }
+    }
+
+    /// Recompute derived state after any change: write spans and alert conditions.
+    fn refresh(&mut self) {
+        let metrics: Vec<Metrics> = (0..self.services.len()).map(|s| self.metrics(s)).collect();
+        for (s, m) in metrics.iter().enumerate() {
+            let writing = m.reaching && m.db_writable;
+            if writing != self.services[s].writing {
+                self.services[s].writing = writing;
+                let db = self.services[s].target;
+                let msg = if writing {
+                    format!("writes to {} succeeding", self.dbs[db].name)
+                } else {
+                    format!("writes to {} failing", self.dbs[db].name)
+                };
+                let sname = self.services[s].p.name.clone();
+                self.note(format!("service {sname}"), msg);
+            }
+        }
+        for db in 0..self.dbs.len() {
+            let taking = self.services.iter().any(|x| x.target == db && x.writing);
+            let open = matches!(self.dbs[db].spans.last(), Some((_, None)));
+            let now = self.now;
+            if taking && !open {
+                self.dbs[db].spans.push((now, None));
+            } else if !taking
+                && open
+                && let Some(last) = self.dbs[db].spans.last_mut()
+            {
+                last.1 = Some(now);
+            }
+        }
+        for a in 0..self.alerts.len() {
+            let al = &self.alerts[a];
+            let v = Self::metric_value(&metrics[al.svc], al.p.metric);
+            let cond = match (al.p.above, al.p.below) {
+                (Some(x), _) => v > x,
+                (_, Some(x)) => v < x,
+                _ => false,
+            };
+            let active = al.pending_since.is_some() || al.firing_since.is_some();
+            if cond && !active {
+                let (for_, epoch) = (al.p.for_, al.epoch);
+                self.alerts[a].pending_since = Some(self.now);
+                self.schedule(self.now + for_, Event::AlertFor { alert: a, epoch });
+            } else if !cond && active {
+                let was_firing = al.firing_since.is_some();
+                let name = al.p.name.clone();
+                let al = &mut self.alerts[a];
+                al.pending_since = None;
+                al.firing_since = None;
+                al.epoch += 1;
+                if was_firing {
+                    self.note(format!("alert {name}"), "resolved");
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Event handlers
+// ---------------------------------------------------------------------------
+
+impl Estate {
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::PodReady(id) => {
+                let Some(p) = self.pods.get_mut(&id) else {
+                    return;
+                };
+                if p.phase != Phase::Starting {
+                    return;
+                }
+                p.phase = Phase::Ready;
+                let (name, node, startup, dep) = (p.name.clone(), p.node, p.startup, p.dep);
+                let node = node.expect("starting pods have a node");
+                let cname = self.cluster_p(self.deployments[dep].cluster).name.clone();
+                let mut msg = format!(
+                    "pod {name} Ready on node {} (startup {})",
+                    self.nodes[node].name,
+                    fmt(startup)
+                );
+                if !self.node_ready(node) {
+                    msg.push_str(", but its node is NotReady");
+                }
+                self.note(format!("k8s {cname}"), msg);
+            }
+            Event::Reconcile(dep) => self.reconcile(dep),
+            Event::NodesNoticed {
+                cluster,
+                zone,
+                epoch,
+            } => {
+                if self.zones[&zone] != (true, epoch) {
+                    return;
+                }
+                let c = self.cluster_p(cluster);
+                let n = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.cluster == cluster && n.zone == zone)
+                    .count();
+                let msg = format!(
+                    "{n} node(s) in {zone} marked NotReady (node-monitor grace {}); pods there are evicted after {}",
+                    fmt(c.node_failure_detection),
+                    fmt(c.pod_eviction_timeout)
+                );
+                let name = c.name.clone();
+                self.note(format!("k8s {name}"), msg);
+            }
+            Event::EvictZone {
+                cluster,
+                zone,
+                epoch,
+            } => {
+                if self.zones[&zone] != (true, epoch) {
+                    return;
+                }
+                let ids: Vec<u64> = self
+                    .pods
+                    .iter()
+                    .filter(|(_, p)| {
+                        p.node.is_some_and(|n| {
+                            self.nodes[n].cluster == cluster && self.nodes[n].zone == zone
+                        })
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                let c = self.cluster_p(cluster);
+                let msg = format!(
+                    "{} pod(s) on NotReady nodes in {zone} evicted ({} detection + {} eviction timeout); ReplicaSets replace them after {}",
+                    ids.len(),
+                    fmt(c.node_failure_detection),
+                    fmt(c.pod_eviction_timeout),
+                    fmt(c.reschedule_delay)
+                );
+                let name = c.name.clone();
+                self.note(format!("k8s {name}"), msg);
+                self.delete_pods(&ids);
+            }
+            Event::DbDetect { db, epoch } => {
+                let d = &self.dbs[db];
+                if d.epoch != epoch
+                    || d.outage
+                    || d.transition.is_some()
+                    || self.inst_up(db, d.writer)
+                {
+                    return;
+                }
+                let detection = d.failure_detection;
+                let name = d.name.clone();
+                match self.eligible_readers(db).first().copied() {
+                    None => self.note(
+                        format!("db {name}"),
+                        format!(
+                            "writer loss noticed after {}, but no healthy reader in a live zone: cluster unavailable until an instance comes back",
+                            fmt(detection)
+                        ),
+                    ),
+                    Some(target) => {
+                        let took = self.dbs[db].failover_time;
+                        let tname = self.dbs[db].instances[target].name.clone();
+                        self.note(
+                            format!("db {name}"),
+                            format!(
+                                "writer loss noticed after {}; automatic failover to {tname} started (takes {})",
+                                fmt(detection),
+                                fmt(took)
+                            ),
+                        );
+                        let reason = "automatic".to_string();
+                        self.start_transition(db, TransitionKind::FailingOver { target, reason }, took);
+                    }
+                }
+            }
+            Event::DbTransitionDone { db, epoch } => {
+                if self.dbs[db].epoch != epoch {
+                    return;
+                }
+                let Some((kind, _)) = self.dbs[db].transition.take() else {
+                    return;
+                };
+                let name = self.dbs[db].name.clone();
+                match kind {
+                    TransitionKind::FailingOver { target, reason } => {
+                        self.dbs[db].writer = target;
+                        let d = &self.dbs[db];
+                        let msg = format!(
+                            "{} promoted to writer after {} {reason} failover",
+                            d.instances[target].name,
+                            fmt(d.failover_time)
+                        );
+                        self.note(format!("db {name}"), msg);
+                        if !self.inst_up(db, target) {
+                            self.writer_lost(db, "its zone is down");
+                        }
+                    }
+                    TransitionKind::Promoting { what } => {
+                        let role = self.dbs[db].role.as_str();
+                        self.note(
+                            format!("db {name}"),
+                            format!("{what} complete: now the writable {role} cluster"),
+                        );
+                    }
+                    TransitionKind::Creating { serve, took } => {
+                        self.note(
+                            format!("db {name}"),
+                            format!("restored cluster available (restore took {})", fmt(took)),
+                        );
+                        for s in serve {
+                            let from = self.services[s].target;
+                            self.services[s].target = db;
+                            let sname = self.services[s].p.name.clone();
+                            let msg =
+                                format!("writes now go to {name} (was {})", self.dbs[from].name);
+                            self.note(format!("service {sname}"), msg);
+                        }
+                    }
+                }
+            }
+            Event::InstanceBack { db, inst, until } => {
+                if self.dbs[db].instances[inst].rebooting_until == Some(until) {
+                    self.dbs[db].instances[inst].rebooting_until = None;
+                    let msg = format!(
+                        "instance {} back after reboot",
+                        self.dbs[db].instances[inst].name
+                    );
+                    let name = self.dbs[db].name.clone();
+                    self.note(format!("db {name}"), msg);
+                }
+            }
+            Event::HealthCheck(r) => self.health_check(r),
+            Event::DnsPropagated(r) => {
+                let ans = self.dns_answer(r);
+                if ans != self.dns[r].answered {
+                    self.dns[r].answered = ans;
+                    let region = self.region_of(r, ans).to_string();
+                    let (name, ttl) = (self.dns[r].p.name.clone(), self.dns[r].p.ttl);
+                    self.note(
+                        format!("route53 {name}"),
+                        format!("resolvers now answer {region} (TTL {} expired)", fmt(ttl)),
+                    );
+                }
+            }
+            Event::AlertFor { alert, epoch } => {
+                let a = &mut self.alerts[alert];
+                if a.epoch != epoch || a.firing_since.is_some() {
+                    return;
+                }
+                if let Some(since) = a.pending_since {
+                    a.firing_since = Some(self.now);
+                    let name = a.p.name.clone();
+                    let msg = format!(
+                        "firing: {:?} {} for {} (since {})",
+                        a.p.metric,
+                        match (a.p.above, a.p.below) {
+                            (Some(x), _) => format!("above {x}"),
+                            (_, Some(x)) => format!("below {x}"),
+                            _ => String::new(),
+                        },
+                        fmt(a.p.for_),
+                        fmt(since)
+                    );
+                    self.note(format!("alert {name}"), msg);
+                }
+            }
+        }
+    }
+
+    fn health_check(&mut self, r: usize) {
+        let interval = self.dns[r].p.health_check.interval;
+        self.schedule(self.now + interval, Event::HealthCheck(r));
+        let threshold = self.dns[r].p.health_check.failure_threshold;
+        let svc = self.services.iter().position(|x| x.record == r);
+        let primary = self.dns[r].p.primary_region.clone();
+        let ok = self.endpoint_healthy(svc, &primary);
+        let name = self.dns[r].p.name.clone();
+        let d = &mut self.dns[r];
+        if ok {
+            d.oks += 1;
+            d.fails = 0;
+        } else {
+            d.fails += 1;
+            d.oks = 0;
+        }
+        let mut why = None;
+        if d.primary_healthy && d.fails >= threshold {
+            d.primary_healthy = false;
+            why = Some(format!(
+                "health check failed {threshold} times (interval {}), primary marked unhealthy",
+                fmt(interval)
+            ));
+        } else if !d.primary_healthy && d.oks >= threshold {
+            d.primary_healthy = true;
+            why = Some(format!(
+                "health check passed {threshold} times (interval {}), primary healthy again",
+                fmt(interval)
+            ));
+        }
+        if let Some(w) = &why {
+            self.note(format!("route53 {name}"), w.clone());
+        }
+        self.update_authoritative(r, why.unwrap_or_else(|| "health checks".into()));
+    }
+
+    fn update_authoritative(&mut self, r: usize, why: String) {
+        let d = &self.dns[r];
+        let target = match d.forced {
+            Some(t) => t,
+            None if d.primary_healthy => DnsTarget::Primary,
+            None if self.region_reachable(&d.p.secondary_region) => DnsTarget::Secondary,
+            // Both sides unhealthy: Route 53 answers the primary.
+            None => DnsTarget::Primary,
+        };
+        self.set_authoritative(r, target, why);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Actions
+// ---------------------------------------------------------------------------
+
+impl Estate {
+    fn finish<T>(&mut self, v: T) -> Result<T, SimError> {
+        self.refresh();
+        Ok(v)
+    }
+
+    /// Delete pods matching `selector` in `namespace`; ReplicaSets replace them after `reschedule_delay`.
+    pub fn kill_pods(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        namespace: &str,
+        selector: &BTreeMap<String, String>,
+        mode: KillMode,
+    ) -> Result<Vec<String>, SimError> {
+        self.advance_to(at);
+        let ci = self.cluster_index(cluster)?;
+        let mut ids: Vec<u64> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| {
+                let d = &self.deployments[p.dep];
+                d.cluster == ci && d.p.namespace == namespace && matches(&d.p.labels, selector)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            let valid = self
+                .deployments
+                .iter()
+                .filter(|d| d.cluster == ci && d.p.namespace == namespace)
+                .map(|d| render_selector(&d.p.labels))
+                .collect::<Vec<_>>();
+            return Err(SimError::NoMatchingPods {
+                cluster: cluster.into(),
+                namespace: namespace.into(),
+                selector: render_selector(selector),
+                valid: list(valid.iter().map(String::as_str)),
+            });
+        }
+        let n = ids.len();
+        let count = match mode {
+            KillMode::One => 1,
+            KillMode::All => n,
+            KillMode::Fixed(k) if k >= 1 => (k as usize).min(n),
+            KillMode::FixedPercent(p) if (1..=100).contains(&p) => (n * p as usize).div_ceil(100),
+            _ => {
+                return Err(SimError::Refused(format!(
+                    "kill mode {mode:?} is invalid; use One, All, Fixed(n >= 1) or FixedPercent(1..=100)"
+                )));
+            }
+        };
+        // Seeded partial Fisher-Yates shuffle picks the victims.
+        for i in 0..count {
+            let j = i + self.rng.below((n - i) as u64) as usize;
+            ids.swap(i, j);
+        }
+        ids.truncate(count);
+        ids.sort_unstable();
+        let names = self.delete_pods(&ids);
+        let msg = format!(
+            "killed {} pod(s) matching {} in {namespace}: {}; replacements after {}",
+            names.len(),
+            render_selector(selector),
+            names.join(", "),
+            fmt(self.cluster_p(ci).reschedule_delay)
+        );
+        self.note(format!("k8s {cluster}"), msg);
+        self.finish(names)
+    }
+
+    /// Cordon every node of `zone` in `cluster`; returns the node names.
+    pub fn cordon_zone(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        zone: &str,
+    ) -> Result<Vec<String>, SimError> {
+        self.advance_to(at);
+        let ci = self.cluster_zone(cluster, zone)?;
+        let mut names = Vec::new();
+        for n in self
+            .nodes
+            .iter_mut()
+            .filter(|n| n.cluster == ci && n.zone == zone)
+        {
+            n.schedulable = false;
+            names.push(n.name.clone());
+        }
+        self.note(
+            format!("k8s {cluster}"),
+            format!("cordoned {} node(s) in {zone}", names.len()),
+        );
+        self.finish(names)
+    }
+
+    /// Make nodes schedulable again; Pending pods are retried.
+    pub fn uncordon_nodes(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        nodes: &[String],
+    ) -> Result<(), SimError> {
+        self.advance_to(at);
+        let ci = self.cluster_index(cluster)?;
+        let mut idx = Vec::new();
+        for name in nodes {
+            match self
+                .nodes
+                .iter()
+                .position(|n| n.cluster == ci && &n.name == name)
+            {
+                Some(i) => idx.push(i),
+                None => {
+                    let valid = self
+                        .nodes
+                        .iter()
+                        .filter(|n| n.cluster == ci)
+                        .map(|n| n.name.clone())
+                        .collect();
+                    return Err(Self::unknown("node", name, valid));
+                }
+            }
+        }
+        for i in idx {
+            self.nodes[i].schedulable = true;
+        }
+        self.note(
+            format!("k8s {cluster}"),
+            format!("uncordoned {} node(s)", nodes.len()),
+        );
+        self.schedule_pending(ci);
+        self.finish(())
+    }
+
+    /// Cordon the zone and evict its pods (replaced elsewhere after `reschedule_delay`); returns evicted pod names.
+    pub fn drain_zone(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        zone: &str,
+    ) -> Result<Vec<String>, SimError> {
+        self.cordon_zone(at, cluster, zone)?;
+        let ci = self.cluster_index(cluster)?;
+        let ids: Vec<u64> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| {
+                p.node
+                    .is_some_and(|n| self.nodes[n].cluster == ci && self.nodes[n].zone == zone)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let names = self.delete_pods(&ids);
+        self.note(
+            format!("k8s {cluster}"),
+            format!("drained {zone}: evicted {} pod(s)", names.len()),
+        );
+        self.finish(names)
+    }
+
+    /// Power interruption of a zone (see module docs).
+    pub fn lose_zone(&mut self, at: Duration, zone: &str) -> Result<(), SimError> {
+        self.advance_to(at);
+        self.zone_checked(zone)?;
+        self.lose_zone_inner(zone, "zone power interruption");
+        self.finish(())
+    }
+
+    fn lose_zone_inner(&mut self, zone: &str, why: &str) {
+        let entry = self.zones.get_mut(zone).expect("checked");
+        if entry.0 {
+            return;
+        }
+        entry.0 = true;
+        entry.1 += 1;
+        let epoch = entry.1;
+        let zone_s = zone.to_string();
+        self.note(
+            format!("zone {zone}"),
+            format!("{why}: nodes NotReady, pods there stop serving, database instances down"),
+        );
+        for ci in 0..self.params.kubernetes.len() {
+            if !self.nodes.iter().any(|n| n.cluster == ci && n.zone == zone) {
+                continue;
+            }
+            let c = self.cluster_p(ci);
+            let noticed = self.now + c.node_failure_detection;
+            let evict = noticed + c.pod_eviction_timeout;
+            self.schedule(
+                noticed,
+                Event::NodesNoticed {
+                    cluster: ci,
+                    zone: zone_s.clone(),
+                    epoch,
+                },
+            );
+            self.schedule(
+                evict,
+                Event::EvictZone {
+                    cluster: ci,
+                    zone: zone_s.clone(),
+                    epoch,
+                },
+            );
+        }
+        for db in 0..self.dbs.len() {
+            let w = self.dbs[db].writer;
+            if self.dbs[db].instances[w].zone == zone {
+                self.writer_lost(db, &format!("{zone} down"));
+            }
+        }
+    }
+
+    /// Power back in a zone: nodes Ready, instances back (as readers unless still the writer), Pending pods scheduled.
+    pub fn restore_zone(&mut self, at: Duration, zone: &str) -> Result<(), SimError> {
+        self.advance_to(at);
+        self.zone_checked(zone)?;
+        self.restore_zone_inner(zone);
+        self.finish(())
+    }
+
+    fn restore_zone_inner(&mut self, zone: &str) {
+        let entry = self.zones.get_mut(zone).expect("checked");
+        if !entry.0 {
+            return;
+        }
+        entry.0 = false;
+        entry.1 += 1;
+        self.note(
+            format!("zone {zone}"),
+            "power restored: nodes Ready, database instances back",
+        );
+        for ci in 0..self.params.kubernetes.len() {
+            if self.nodes.iter().any(|n| n.cluster == ci && n.zone == zone) {
+                self.schedule_pending(ci);
+            }
+        }
+    }
+
+    /// Every zone of the region lost and its endpoint unreachable. No automatic cross-region failover.
+    pub fn lose_region(&mut self, at: Duration, region: &str) -> Result<(), SimError> {
+        self.advance_to(at);
+        let zones = self.region_zones(region)?;
+        if self.region_reachable(region) {
+            self.unreachable_regions.push(region.to_string());
+        }
+        self.note(
+            format!("region {region}"),
+            "region outage: endpoint unreachable, every zone down",
+        );
+        for z in zones {
+            self.lose_zone_inner(&z, "region outage");
+        }
+        self.finish(())
+    }
+
+    /// Reverse of [`Estate::lose_region`].
+    pub fn restore_region(&mut self, at: Duration, region: &str) -> Result<(), SimError> {
+        self.advance_to(at);
+        let zones = self.region_zones(region)?;
+        self.unreachable_regions.retain(|r| r != region);
+        self.note(
+            format!("region {region}"),
+            "region restored: endpoint reachable",
+        );
+        for z in zones {
+            self.restore_zone_inner(&z);
+        }
+        self.finish(())
+    }
+
+    fn region_zones(&self, region: &str) -> Result<Vec<String>, SimError> {
+        self.params
+            .region(region)
+            .map(|r| r.zones.clone())
+            .ok_or_else(|| Self::unknown("region", region, self.regions()))
+    }
+
+    /// Set a deployment's replicas; returns the previous value (for rollback).
+    pub fn scale(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        namespace: &str,
+        deployment: &str,
+        replicas: u32,
+    ) -> Result<u32, SimError> {
+        self.advance_to(at);
+        let ci = self.cluster_index(cluster)?;
+        let Some(dep) = self
+            .deployments
+            .iter()
+            .position(|d| d.cluster == ci && d.p.namespace == namespace && d.p.name == deployment)
+        else {
+            let valid = self
+                .deployments
+                .iter()
+                .filter(|d| d.cluster == ci)
+                .map(|d| format!("{}/{}", d.p.namespace, d.p.name))
+                .collect();
+            return Err(Self::unknown(
+                "deployment",
+                &format!("{namespace}/{deployment}"),
+                valid,
+            ));
+        };
+        if replicas > 10_000 {
+            return Err(SimError::Refused(format!(
+                "{replicas} replicas is absurd; use at most 10000"
+            )));
+        }
+        let prev = self.deployments[dep].replicas;
+        self.deployments[dep].replicas = replicas;
+        self.note(
+            format!("k8s {cluster}"),
+            format!("deployment {namespace}/{deployment} scaled {prev} -> {replicas}"),
+        );
+        let mut ids: Vec<(u8, u64)> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| p.dep == dep)
+            .map(|(id, p)| {
+                let rank = match p.phase {
+                    Phase::Pending => 0,
+                    Phase::Starting => 1,
+                    Phase::Ready => 2,
+                };
+                (rank, u64::MAX - id)
+            })
+            .collect();
+        if ids.len() as u32 > replicas {
+            ids.sort_unstable();
+            let excess = ids.len() - replicas as usize;
+            for (_, rid) in ids.into_iter().take(excess) {
+                self.pods.remove(&(u64::MAX - rid));
+            }
+            self.schedule_pending(ci);
+        } else {
+            self.reconcile(dep);
+        }
+        self.finish(prev)
+    }
+
+    fn check_idle(&self, db: usize) -> Result<(), SimError> {
+        let d = &self.dbs[db];
+        if d.outage {
+            return Err(SimError::Refused(format!(
+                "database cluster `{}` is in an outage (storage lost); repair it or restore from backup",
+                d.name
+            )));
+        }
+        if d.transition.is_some() {
+            return Err(SimError::Refused(format!(
+                "database cluster `{}` is {}; wait until it is available",
+                d.name,
+                self.status(db)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Manual failover inside a cluster; returns the new writer.
+    pub fn db_failover(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        target: Option<&str>,
+    ) -> Result<String, SimError> {
+        self.advance_to(at);
+        let db = self.db(cluster)?;
+        self.check_idle(db)?;
+        let eligible = self.eligible_readers(db);
+        let names = || {
+            list(
+                eligible
+                    .iter()
+                    .map(|&i| self.dbs[db].instances[i].name.as_str()),
+            )
+        };
+        let t = match target {
+            Some(name) => match eligible
+                .iter()
+                .find(|&&i| self.dbs[db].instances[i].name == name)
+            {
+                Some(&i) => i,
+                None => {
+                    return Err(SimError::Refused(format!(
+                        "`{name}` is not an eligible failover target of `{cluster}` (must be a healthy reader in a live zone); eligible: {}",
+                        names()
+                    )));
+                }
+            },
+            None => match eligible.first() {
+                Some(&i) => i,
+                None => {
+                    return Err(SimError::Refused(format!(
+                        "`{cluster}` has no healthy reader in a live zone to fail over to"
+                    )));
+                }
+            },
+        };
+        let took = self.dbs[db].failover_time;
+        let tname = self.dbs[db].instances[t].name.clone();
+        self.note(
+            format!("db {cluster}"),
+            format!("manual failover to {tname} started (takes {})", fmt(took)),
+        );
+        self.start_transition(
+            db,
+            TransitionKind::FailingOver {
+                target: t,
+                reason: "manual".into(),
+            },
+            took,
+        );
+        self.finish(tname)
+    }
+
+    /// Reboot an instance. With `force_failover` on the writer it behaves like [`Estate::db_failover`];
+    /// otherwise the instance is down for [`DB_REBOOT_TIME`] (the writer's cluster is unwritable meanwhile).
+    pub fn db_reboot(
+        &mut self,
+        at: Duration,
+        instance: &str,
+        force_failover: bool,
+    ) -> Result<(), SimError> {
+        self.advance_to(at);
+        let found = self.dbs.iter().enumerate().find_map(|(db, d)| {
+            d.instances
+                .iter()
+                .position(|i| i.name == instance)
+                .map(|i| (db, i))
+        });
+        let Some((db, i)) = found else {
+            return Err(Self::unknown(
+                "database instance",
+                instance,
+                self.db_instances(),
+            ));
+        };
+        let cluster = self.dbs[db].name.clone();
+        if force_failover && i == self.dbs[db].writer && self.dbs[db].role != Role::Secondary {
+            self.db_failover(at, &cluster, None)?;
+            return Ok(());
+        }
+        self.check_idle(db)?;
+        let until = self.now + DB_REBOOT_TIME;
+        self.dbs[db].instances[i].rebooting_until = Some(until);
+        self.schedule(until, Event::InstanceBack { db, inst: i, until });
+        self.note(
+            format!("db {cluster}"),
+            format!(
+                "instance {instance} rebooting (down for {})",
+                fmt(DB_REBOOT_TIME)
+            ),
+        );
+        self.finish(())
+    }
+
+    fn global_index(&self, name: &str) -> Result<usize, SimError> {
+        self.globals
+            .iter()
+            .position(|g| g.name == name)
+            .ok_or_else(|| Self::unknown("global database", name, self.global_databases()))
+    }
+
+    fn secondary_of(&self, g: usize, cluster: &str) -> Result<usize, SimError> {
+        let gl = &self.globals[g];
+        gl.members
+            .iter()
+            .copied()
+            .find(|&m| self.dbs[m].name == cluster && self.dbs[m].role == Role::Secondary)
+            .ok_or_else(|| {
+                let valid = gl
+                    .members
+                    .iter()
+                    .filter(|&&m| self.dbs[m].role == Role::Secondary)
+                    .map(|&m| self.dbs[m].name.clone())
+                    .collect();
+                Self::unknown("secondary cluster", cluster, valid)
+            })
+    }
+
+    /// Cross-region failover of a global database (see module docs).
+    pub fn global_failover(
+        &mut self,
+        at: Duration,
+        global: &str,
+        target_cluster: &str,
+        allow_data_loss: bool,
+    ) -> Result<(), SimError> {
+        self.advance_to(at);
+        let g = self.global_index(global)?;
+        let t = self.secondary_of(g, target_cluster)?;
+        self.check_idle(t)?;
+        if !self.inst_up(t, self.dbs[t].writer) {
+            return Err(SimError::Refused(format!(
+                "secondary `{target_cluster}` has no healthy instance (its region or zone is down); pick another target"
+            )));
+        }
+        let pc = self.globals[g].primary;
+        let gp = self.globals[g].p.clone();
+        let pname = self.dbs[pc].name.clone();
+        if allow_data_loss {
+            let data = self.newest_write_at(t, self.now);
+            self.dbs[t].inherited = data;
+            self.dbs[t].role = Role::Primary;
+            self.dbs[pc].role = Role::Standalone;
+            self.dbs[pc].global = None;
+            self.globals[g].members.retain(|&m| m != pc);
+            self.globals[g].primary = t;
+            let held = data
+                .map(|d| format!("{:.1}s", secs_f(d)))
+                .unwrap_or_else(|| "none".into());
+            self.note(
+                format!("global {global}"),
+                format!(
+                    "unplanned failover to {target_cluster} started (allow data loss, takes {}); it holds writes up to {held} (replication lag {}); {pname} detached",
+                    fmt(gp.failover_time),
+                    fmt(gp.replication_lag)
+                ),
+            );
+            self.start_transition(
+                t,
+                TransitionKind::Promoting {
+                    what: "global failover".into(),
+                },
+                gp.failover_time,
+            );
+        } else {
+            if !self.writable(pc) {
+                return Err(SimError::Refused(format!(
+                    "planned switchover of `{global}` needs a healthy primary, but `{pname}` is {}; use allow_data_loss: true for an unplanned failover",
+                    self.status(pc)
+                )));
+            }
+            let data = self.own_newest_at(pc, self.now);
+            self.dbs[t].inherited = data;
+            self.dbs[pc].inherited = data;
+            self.dbs[t].role = Role::Primary;
+            self.dbs[pc].role = Role::Secondary;
+            self.globals[g].primary = t;
+            self.note(
+                format!("global {global}"),
+                format!(
+                    "planned switchover to {target_cluster} started (takes {}, no data loss); {pname} becomes a secondary",
+                    fmt(gp.switchover_time)
+                ),
+            );
+            self.start_transition(
+                t,
+                TransitionKind::Promoting {
+                    what: "switchover".into(),
+                },
+                gp.switchover_time,
+            );
+        }
+        self.retarget_services(pc, t);
+        self.finish(())
+    }
+
+    /// Remove a secondary from its global database and promote it to a standalone writer.
+    pub fn detach_and_promote(
+        &mut self,
+        at: Duration,
+        global: &str,
+        cluster: &str,
+    ) -> Result<(), SimError> {
+        self.advance_to(at);
+        let g = self.global_index(global)?;
+        let t = self.secondary_of(g, cluster)?;
+        self.check_idle(t)?;
+        let data = self.newest_write_at(t, self.now);
+        let pc = self.globals[g].primary;
+        self.dbs[t].inherited = data;
+        self.dbs[t].role = Role::Standalone;
+        self.dbs[t].global = None;
+        self.globals[g].members.retain(|&m| m != t);
+        let took = self.globals[g].p.detach_promote_time;
+        let held = data
+            .map(|d| format!("{:.1}s", secs_f(d)))
+            .unwrap_or_else(|| "none".into());
+        self.note(
+            format!("global {global}"),
+            format!("{cluster} detached and promoting to standalone writer (takes {}); it holds writes up to {held}", fmt(took)),
+        );
+        self.start_transition(
+            t,
+            TransitionKind::Promoting {
+                what: "detach and promote".into(),
+            },
+            took,
+        );
+        self.retarget_services(pc, t);
+        self.finish(())
+    }
+
+    /// Fault for backup drills: the cluster is unavailable and cannot fail over.
+    pub fn cluster_outage(&mut self, at: Duration, cluster: &str) -> Result<(), SimError> {
+        self.advance_to(at);
+        let db = self.db(cluster)?;
+        self.dbs[db].outage = true;
+        self.dbs[db].transition = None;
+        self.dbs[db].epoch += 1;
+        self.note(
+            format!("db {cluster}"),
+            "cluster outage (storage lost): unavailable, cannot fail over",
+        );
+        self.finish(())
+    }
+
+    /// Rollback of [`Estate::cluster_outage`].
+    pub fn cluster_repair(&mut self, at: Duration, cluster: &str) -> Result<(), SimError> {
+        self.advance_to(at);
+        let db = self.db(cluster)?;
+        self.dbs[db].outage = false;
+        self.dbs[db].epoch += 1;
+        self.note(format!("db {cluster}"), "cluster repaired");
+        if !self.inst_up(db, self.dbs[db].writer) {
+            self.writer_lost(db, "down while the cluster was out");
+        }
+        self.finish(())
+    }
+
+    /// Point-in-time restore of `source` into a new cluster `target`; returns the restore point.
+    pub fn pitr_restore(
+        &mut self,
+        at: Duration,
+        source: &str,
+        target: &str,
+        to: Option<Duration>,
+        serve: bool,
+    ) -> Result<Duration, SimError> {
+        self.advance_to(at);
+        let src = self.db(source)?;
+        if self.db_index(target).is_some() {
+            return Err(SimError::Refused(format!(
+                "database cluster `{target}` already exists; pick a new name (existing: {})",
+                list(self.dbs.iter().map(|d| d.name.as_str()))
+            )));
+        }
+        let b = self.dbs[src].backups.clone();
+        let Some(latest) = self.now.checked_sub(b.restorable_lag) else {
+            return Err(SimError::Refused(format!(
+                "`{source}` has no restorable time yet: the latest restorable time is now − {} and the estate is only {} old",
+                fmt(b.restorable_lag),
+                fmt(self.now)
+            )));
+        };
+        let earliest = self
+            .now
+            .saturating_sub(b.retention)
+            .max(self.dbs[src].created_at);
+        let point = to.unwrap_or(latest);
+        if point < earliest || point > latest {
+            return Err(SimError::Refused(format!(
+                "restore point {} is outside the restorable window of `{source}`: {} to {} (retention {}, restorable lag {})",
+                fmt(point),
+                fmt(earliest),
+                fmt(latest),
+                fmt(b.retention),
+                fmt(b.restorable_lag)
+            )));
+        }
+        let data = self.newest_write_at(src, point);
+        let s = &self.dbs[src];
+        let zone = s.instances[s.writer].zone.clone();
+        let mut c = s.clone();
+        c.name = target.to_string();
+        c.instances = vec![DbInstance {
+            name: format!("{target}-1"),
+            zone,
+            rebooting_until: None,
+        }];
+        c.writer = 0;
+        c.role = Role::Standalone;
+        c.global = None;
+        c.transition = None;
+        c.outage = false;
+        c.epoch = 0;
+        c.created_at = self.now;
+        c.inherited = data;
+        c.spans = Vec::new();
+        let took = b.restore_base + Duration::from_secs_f64(secs_f(b.restore_per_gib) * b.size_gib);
+        let db = self.dbs.len();
+        self.dbs.push(c);
+        let serve_list = if serve {
+            self.services_writing_to(src)
+        } else {
+            Vec::new()
+        };
+        self.note(
+            format!("db {target}"),
+            format!(
+                "restoring {source} to {} (writes up to {}) takes {} ({} + {} GiB × {})",
+                fmt(point),
+                data.map(fmt).unwrap_or_else(|| "none".into()),
+                fmt(took),
+                fmt(b.restore_base),
+                b.size_gib,
+                fmt(b.restore_per_gib)
+            ),
+        );
+        self.start_transition(
+            db,
+            TransitionKind::Creating {
+                serve: serve_list,
+                took,
+            },
+            took,
+        );
+        self.finish(point)
+    }
+
+    fn record_index(&self, record: &str) -> Result<usize, SimError> {
+        self.dns
+            .iter()
+            .position(|d| d.p.name == record)
+            .ok_or_else(|| Self::unknown("dns record", record, self.records()))
+    }
+
+    /// Force the authoritative answer (overrides health checks until [`Estate::dns_reset`]).
+    pub fn dns_failover(
+        &mut self,
+        at: Duration,
+        record: &str,
+        to: DnsTarget,
+    ) -> Result<(), SimError> {
+        self.advance_to(at);
+        let r = self.record_index(record)?;
+        self.dns[r].forced = Some(to);
+        self.update_authoritative(r, format!("manual failover to {to:?}"));
+        self.finish(())
+    }
+
+    /// Back to health-check-driven answers.
+    pub fn dns_reset(&mut self, at: Duration, record: &str) -> Result<(), SimError> {
+        self.advance_to(at);
+        let r = self.record_index(record)?;
+        self.dns[r].forced = None;
+        self.update_authoritative(r, "manual override removed".into());
+        self.finish(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Observations
+// ---------------------------------------------------------------------------
+
+impl Estate {
+    fn service_index(&self, name: &str) -> Result<usize, SimError> {
+        self.services
+            .iter()
+            .position(|x| x.p.name == name)
+            .ok_or_else(|| Self::unknown("service", name, self.service_names()))
+    }
+
+    /// Service metrics now.
+    pub fn service(&mut self, at: Duration, name: &str) -> Result<ServiceView, SimError> {
+        self.advance_to(at);
+        let s = self.service_index(name)?;
+        let m = self.metrics(s);
+        let svc = &self.services[s];
+        Ok(ServiceView {
+            availability: m.availability,
+            error_rate: m.error_rate,
+            p99_latency_seconds: m.p99,
+            serving_region: self
+                .region_of(svc.record, self.dns_answer(svc.record))
+                .to_string(),
+            rps: svc.p.rps,
+            db_writable: m.db_writable,
+            database: self.dbs[svc.target].name.clone(),
+        })
+    }
+
+    /// Pods of the deployments in `namespace` whose labels match `selector`.
+    pub fn pods(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        namespace: &str,
+        selector: &BTreeMap<String, String>,
+    ) -> Result<PodsView, SimError> {
+        self.advance_to(at);
+        let ci = self.cluster_index(cluster)?;
+        let deps: Vec<usize> = (0..self.deployments.len())
+            .filter(|&d| {
+                let x = &self.deployments[d];
+                x.cluster == ci && x.p.namespace == namespace && matches(&x.p.labels, selector)
+            })
+            .collect();
+        let mut v = PodsView {
+            desired: 0,
+            ready: 0,
+            starting: 0,
+            pending: 0,
+            unreachable: 0,
+            ready_ratio: 1.0,
+            restarts: 0,
+        };
+        for &d in &deps {
+            v.desired += self.deployments[d].replicas;
+            v.restarts += self.deployments[d].restarts;
+        }
+        for p in self.pods.values().filter(|p| deps.contains(&p.dep)) {
+            match (p.phase, p.node.map(|n| self.node_ready(n))) {
+                (Phase::Pending, _) => v.pending += 1,
+                (_, Some(false)) => v.unreachable += 1,
+                (Phase::Starting, _) => v.starting += 1,
+                (Phase::Ready, _) => v.ready += 1,
+            }
+        }
+        if v.desired > 0 {
+            v.ready_ratio = f64::from(v.ready) / f64::from(v.desired);
+        }
+        Ok(v)
+    }
+
+    /// Nodes of a cluster, optionally only one zone.
+    pub fn nodes(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        zone: Option<&str>,
+    ) -> Result<NodesView, SimError> {
+        self.advance_to(at);
+        let ci = match zone {
+            Some(z) => self.cluster_zone(cluster, z)?,
+            None => self.cluster_index(cluster)?,
+        };
+        let mut v = NodesView {
+            ready: 0,
+            total: 0,
+            schedulable: 0,
+        };
+        for n in 0..self.nodes.len() {
+            let node = &self.nodes[n];
+            if node.cluster != ci || zone.is_some_and(|z| z != node.zone) {
+                continue;
+            }
+            v.total += 1;
+            if self.node_ready(n) {
+                v.ready += 1;
+                if node.schedulable {
+                    v.schedulable += 1;
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// Memory of running pods / memory of Ready nodes (0 when no node is Ready).
+    pub fn memory_utilization(&mut self, at: Duration, cluster: &str) -> Result<f64, SimError> {
+        self.advance_to(at);
+        let ci = self.cluster_index(cluster)?;
+        Ok(self.memory_of(ci))
+    }
+
+    /// A database cluster.
+    pub fn db_cluster(&mut self, at: Duration, cluster: &str) -> Result<DbClusterView, SimError> {
+        self.advance_to(at);
+        let db = self.db(cluster)?;
+        let d = &self.dbs[db];
+        let status = self.status(db);
+        let has_writer = status == "available" && d.role != Role::Secondary;
+        let restorable = match d.transition {
+            Some((TransitionKind::Creating { .. }, _)) => None,
+            _ => self
+                .now
+                .checked_sub(d.backups.restorable_lag)
+                .filter(|&t| t >= d.created_at)
+                .map(secs_f),
+        };
+        Ok(DbClusterView {
+            status: status.to_string(),
+            role: d.role.as_str().to_string(),
+            writer: has_writer.then(|| d.instances[d.writer].name.clone()),
+            writer_zone: has_writer.then(|| d.instances[d.writer].zone.clone()),
+            writable: self.writable(db),
+            latest_write_secs: self.newest_write_at(db, self.now).map(secs_f),
+            latest_restorable_secs: restorable,
+        })
+    }
+
+    /// Newest write the cluster holds (time since estate start).
+    pub fn latest_write(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+    ) -> Result<Option<Duration>, SimError> {
+        self.advance_to(at);
+        let db = self.db(cluster)?;
+        Ok(self.newest_write_at(db, self.now))
+    }
+
+    /// A DNS record.
+    pub fn dns(&mut self, at: Duration, record: &str) -> Result<DnsView, SimError> {
+        self.advance_to(at);
+        let r = self.record_index(record)?;
+        Ok(DnsView {
+            authoritative: self.region_of(r, self.dns_authoritative(r)).to_string(),
+            answer: self.region_of(r, self.dns_answer(r)).to_string(),
+            primary_healthy: self.dns[r].primary_healthy,
+            ttl_seconds: secs_f(self.dns[r].p.ttl),
+        })
+    }
+
+    /// An alert.
+    pub fn alert(&mut self, at: Duration, name: &str) -> Result<AlertView, SimError> {
+        self.advance_to(at);
+        let a = self
+            .alerts
+            .iter()
+            .find(|a| a.p.name == name)
+            .ok_or_else(|| Self::unknown("alert", name, self.alert_names()))?;
+        let (state, since) = match (a.firing_since, a.pending_since) {
+            (Some(f), _) => ("firing", Some(f)),
+            (None, Some(p)) => ("pending", Some(p)),
+            _ => ("inactive", None),
+        };
+        Ok(AlertView {
+            state: state.to_string(),
+            since_secs: since.map(secs_f),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REC: &str = "api.example.com";
+
+    fn t(v: f64) -> Duration {
+        Duration::from_secs_f64(v)
+    }
+
+    fn sel(app: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([("app".to_string(), app.to_string())])
+    }
+
+    fn estate(p: SimParams) -> Estate {
+        Estate::from_params(p).expect("valid params")
+    }
+
+    /// Step in 1s until `f` holds; returns the first such time.
+    fn first_time(
+        e: &mut Estate,
+        from: f64,
+        limit: f64,
+        mut f: impl FnMut(&mut Estate, Duration) -> bool,
+    ) -> f64 {
+        let mut x = from;
+        while x <= limit {
+            if f(e, t(x)) {
+                return x;
+            }
+            x += 1.0;
+        }
+        panic!("condition never held between {from}s and {limit}s");
+    }
+
+    fn dns_flip_after_region_loss(ttl: u64) -> f64 {
+        let mut p = SimParams::default();
+        p.dns[0].ttl = secs(ttl);
+        let mut e = estate(p);
+        e.lose_region(t(600.0), "us-east-1").unwrap();
+        assert_eq!(e.dns(t(600.0), REC).unwrap().answer, "us-east-1");
+        let at = first_time(&mut e, 600.0, 4000.0, |e, x| {
+            e.dns(x, REC).unwrap().answer == "us-west-2"
+        });
+        at - 600.0
+    }
+
+    #[test]
+    fn dns_failover_time_follows_interval_threshold_and_ttl() {
+        let (interval, threshold) = (30.0, 3.0);
+        let d60 = dns_flip_after_region_loss(60);
+        // First failing check within one interval of the loss, then threshold-1 more, then TTL.
+        let expected = interval * threshold + 60.0;
+        assert!(
+            d60 > expected - interval && d60 <= expected + 1.0,
+            "flip after {d60}s"
+        );
+        let d300 = dns_flip_after_region_loss(300);
+        assert_eq!(d300 - d60, 240.0);
+    }
+
+    #[test]
+    fn dns_flip_is_logged_in_plain_english() {
+        let mut e = estate(SimParams::default());
+        e.lose_region(t(600.0), "us-east-1").unwrap();
+        e.advance_to(t(900.0));
+        let log: Vec<String> = e
+            .log()
+            .iter()
+            .map(|l| format!("{}: {}", l.component, l.message))
+            .collect();
+        assert!(log.iter().any(|l| l.contains(
+            "route53 api.example.com: health check failed 3 times (interval 30s), primary marked unhealthy"
+        )), "{log:#?}");
+        assert!(
+            log.iter()
+                .any(|l| l.contains("resolvers now answer us-west-2 (TTL 1m expired)")),
+            "{log:#?}"
+        );
+    }
+
+    #[test]
+    fn dns_fails_back_after_threshold_successes_and_ttl() {
+        let mut e = estate(SimParams::default());
+        e.lose_region(t(600.0), "us-east-1").unwrap();
+        e.restore_region(t(1000.0), "us-east-1").unwrap();
+        assert_eq!(e.dns(t(1000.0), REC).unwrap().answer, "us-west-2");
+        // Evicted east pods were Pending (no Ready node); they start again on restore.
+        let ready = first_time(&mut e, 1000.0, 2000.0, |e, x| {
+            e.pods(x, "prod-east", "web", &sel("api")).unwrap().ready > 0
+        });
+        let back = first_time(&mut e, ready, 3000.0, |e, x| {
+            e.dns(x, REC).unwrap().answer == "us-east-1"
+        });
+        // threshold (3) consecutive passing checks, 30s apart, then TTL 60s.
+        let d = back - ready;
+        assert!(
+            (120.0..=151.0).contains(&d),
+            "failback {d}s after pods Ready"
+        );
+        assert!(
+            e.log()
+                .iter()
+                .any(|l| l.message.contains("primary healthy again"))
+        );
+    }
+
+    #[test]
+    fn manual_dns_failover_is_seen_after_ttl_and_reset_restores_health_checks() {
+        let mut e = estate(SimParams::default());
+        e.dns_failover(t(100.0), REC, DnsTarget::Secondary).unwrap();
+        let v = e.dns(t(159.0), REC).unwrap();
+        assert_eq!(
+            (v.authoritative.as_str(), v.answer.as_str()),
+            ("us-west-2", "us-east-1")
+        );
+        assert_eq!(e.dns(t(160.0), REC).unwrap().answer, "us-west-2");
+        assert_eq!(
+            e.service(t(160.0), "api").unwrap().serving_region,
+            "us-west-2"
+        );
+        e.dns_reset(t(200.0), REC).unwrap();
+        assert_eq!(e.dns(t(260.0), REC).unwrap().answer, "us-east-1");
+    }
+
+    #[test]
+    fn pod_kill_is_ready_again_after_reschedule_delay_plus_startup() {
+        let mut e = estate(SimParams::default());
+        let killed = e
+            .kill_pods(t(100.0), "prod-east", "web", &sel("api"), KillMode::One)
+            .unwrap();
+        assert_eq!(killed.len(), 1);
+        let v = e.pods(t(101.0), "prod-east", "web", &sel("api")).unwrap();
+        assert_eq!((v.ready, v.starting, v.restarts), (5, 0, 0));
+        let v = e.pods(t(102.0), "prod-east", "web", &sel("api")).unwrap();
+        assert_eq!((v.ready, v.starting, v.restarts), (5, 1, 1));
+        let back = first_time(&mut e, 102.0, 400.0, |e, x| {
+            e.pods(x, "prod-east", "web", &sel("api")).unwrap().ready == 6
+        });
+        // reschedule_delay 2s + startup 30s ± 10s jitter
+        assert!((122.0..=143.0).contains(&back), "ready again at {back}s");
+        // The log states the exact start-up time.
+        let line = e
+            .log()
+            .iter()
+            .rev()
+            .find(|l| l.message.contains("Ready on node"))
+            .unwrap();
+        let startup: f64 = line
+            .message
+            .rsplit("(startup ")
+            .next()
+            .unwrap()
+            .trim_end_matches("s)")
+            .parse()
+            .unwrap();
+        assert!(
+            (back - (102.0 + startup)).abs() <= 1.0,
+            "{line:?} vs {back}"
+        );
+    }
+
+    #[test]
+    fn kill_modes_and_unmatched_selector() {
+        let mut e = estate(SimParams::default());
+        let all = e
+            .kill_pods(t(10.0), "prod-east", "web", &sel("api"), KillMode::All)
+            .unwrap();
+        assert_eq!(all.len(), 6);
+        let v = e.service(t(11.0), "api").unwrap();
+        assert_eq!((v.availability, v.error_rate), (0.0, 1.0));
+        let half = e
+            .kill_pods(
+                t(12.0),
+                "prod-east",
+                "web",
+                &sel("worker"),
+                KillMode::FixedPercent(50),
+            )
+            .unwrap();
+        assert_eq!(half.len(), 2);
+        let err = e
+            .kill_pods(t(13.0), "prod-east", "web", &sel("nope"), KillMode::One)
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("app=nope") && msg.contains("app=api"), "{msg}");
+    }
+
+    fn writable_again_after_writer_zone_loss(detection: u64, failover: u64) -> f64 {
+        let mut p = SimParams::default();
+        p.databases[0].failure_detection = secs(detection);
+        p.databases[0].failover_time = secs(failover);
+        let mut e = estate(p);
+        assert!(e.db_cluster(t(99.0), "orders-db").unwrap().writable);
+        e.lose_zone(t(100.0), "us-east-1a").unwrap();
+        assert!(!e.db_cluster(t(100.0), "orders-db").unwrap().writable);
+        assert!(!e.service(t(100.0), "api").unwrap().db_writable);
+        let back = first_time(&mut e, 100.0, 1000.0, |e, x| {
+            e.db_cluster(x, "orders-db").unwrap().writable
+        });
+        let v = e.db_cluster(t(back), "orders-db").unwrap();
+        assert_eq!(v.writer.as_deref(), Some("orders-db-2"));
+        assert_eq!(v.writer_zone.as_deref(), Some("us-east-1b"));
+        back - 100.0
+    }
+
+    #[test]
+    fn zone_loss_with_writer_recovers_after_detection_plus_failover() {
+        assert_eq!(writable_again_after_writer_zone_loss(15, 35), 50.0);
+        assert_eq!(writable_again_after_writer_zone_loss(30, 60), 90.0);
+        let mut e = estate(SimParams::default());
+        e.lose_zone(t(100.0), "us-east-1a").unwrap();
+        assert_eq!(
+            e.db_cluster(t(120.0), "orders-db").unwrap().status,
+            "failing-over"
+        );
+        // Shared storage: no data loss, writes resume.
+        assert_eq!(
+            e.latest_write(t(200.0), "orders-db").unwrap(),
+            Some(t(200.0))
+        );
+        assert!(e.log().iter().any(|l| l.message == "orders-db-2 promoted to writer after 35s automatic failover"));
+        // Restored zone: the old writer is back as a reader.
+        e.restore_zone(t(300.0), "us-east-1a").unwrap();
+        assert_eq!(
+            e.db_cluster(t(301.0), "orders-db")
+                .unwrap()
+                .writer
+                .as_deref(),
+            Some("orders-db-2")
+        );
+    }
+
+    #[test]
+    fn zone_loss_evicts_and_replaces_pods_after_detection_eviction_and_startup() {
+        let mut e = estate(SimParams::default());
+        e.lose_zone(t(100.0), "us-east-1b").unwrap();
+        let v = e.pods(t(101.0), "prod-east", "web", &sel("api")).unwrap();
+        assert_eq!((v.ready, v.unreachable), (4, 2));
+        // Evicted at 100 + 40 + 60; ReplicaSet reacts 2s later.
+        let v = e.pods(t(199.0), "prod-east", "web", &sel("api")).unwrap();
+        assert_eq!((v.unreachable, v.restarts), (2, 0));
+        let v = e.pods(t(202.0), "prod-east", "web", &sel("api")).unwrap();
+        assert_eq!(
+            (v.ready, v.starting, v.unreachable, v.restarts),
+            (4, 2, 0, 2)
+        );
+        let back = first_time(&mut e, 202.0, 1000.0, |e, x| {
+            e.pods(x, "prod-east", "web", &sel("api")).unwrap().ready == 6
+        });
+        assert!((222.0..=243.0).contains(&back), "replaced at {back}s");
+        let n = e.nodes(t(back), "prod-east", Some("us-east-1b")).unwrap();
+        assert_eq!((n.ready, n.total), (0, 3));
+    }
+
+    #[test]
+    fn zone_loss_leaves_pods_pending_when_capacity_is_too_small() {
+        let mut p = SimParams::default();
+        p.kubernetes[0].pods_per_node = 1; // 9 slots for 6 api + 3 worker pods
+        let mut e = estate(p);
+        e.lose_zone(t(100.0), "us-east-1a").unwrap();
+        let v = e.pods(t(300.0), "prod-east", "web", &sel("api")).unwrap();
+        assert_eq!((v.ready, v.pending), (4, 2));
+        assert!(e.log().iter().any(|l| l.message.contains("Pending")));
+        e.restore_zone(t(400.0), "us-east-1a").unwrap();
+        let v = e.pods(t(400.0), "prod-east", "web", &sel("api")).unwrap();
+        assert_eq!((v.pending, v.starting), (0, 2));
+        assert_eq!(
+            e.pods(t(441.0), "prod-east", "web", &sel("api"))
+                .unwrap()
+                .ready,
+            6
+        );
+        // With the default capacity nothing is left Pending.
+        let mut e = estate(SimParams::default());
+        e.lose_zone(t(100.0), "us-east-1a").unwrap();
+        assert_eq!(
+            e.pods(t(300.0), "prod-east", "web", &sel("api"))
+                .unwrap()
+                .pending,
+            0
+        );
+    }
+
+    fn unplanned_loss(lag: u64) -> (f64, f64) {
+        let mut p = SimParams::default();
+        p.databases[0].global.as_mut().unwrap().replication_lag = secs(lag);
+        let mut e = estate(p);
+        e.lose_region(t(1000.0), "us-east-1").unwrap();
+        let primary = e.latest_write(t(1100.0), "orders-db").unwrap().unwrap();
+        e.global_failover(t(1100.0), "orders-global", "orders-db-dr", true)
+            .unwrap();
+        let dr = e.latest_write(t(1100.0), "orders-db-dr").unwrap().unwrap();
+        assert_eq!(
+            e.db_cluster(t(1219.0), "orders-db-dr").unwrap().status,
+            "promoting"
+        );
+        let writable_at = first_time(&mut e, 1100.0, 2000.0, |e, x| {
+            e.db_cluster(x, "orders-db-dr").unwrap().writable
+        });
+        let v = e.db_cluster(t(1300.0), "orders-db-dr").unwrap();
+        assert_eq!(v.role, "primary");
+        assert_eq!(
+            v.latest_write_secs,
+            Some(1300.0),
+            "service writes to the new primary"
+        );
+        ((primary - dr).as_secs_f64(), writable_at - 1100.0)
+    }
+
+    #[test]
+    fn unplanned_global_failover_loses_about_replication_lag() {
+        assert_eq!(unplanned_loss(1), (1.0, 120.0));
+        assert_eq!(unplanned_loss(5), (5.0, 120.0));
+    }
+
+    #[test]
+    fn old_primary_comes_back_standalone_after_region_restore() {
+        let mut e = estate(SimParams::default());
+        e.lose_region(t(1000.0), "us-east-1").unwrap();
+        e.global_failover(t(1100.0), "orders-global", "orders-db-dr", true)
+            .unwrap();
+        e.restore_region(t(2000.0), "us-east-1").unwrap();
+        let v = e.db_cluster(t(2001.0), "orders-db").unwrap();
+        assert_eq!(
+            (v.role.as_str(), v.status.as_str()),
+            ("standalone", "available")
+        );
+        assert_eq!(v.latest_write_secs, Some(1000.0));
+        assert_eq!(
+            e.service(t(2001.0), "api").unwrap().database,
+            "orders-db-dr"
+        );
+    }
+
+    #[test]
+    fn planned_switchover_loses_nothing_and_refuses_when_primary_is_down() {
+        let mut e = estate(SimParams::default());
+        e.global_failover(t(500.0), "orders-global", "orders-db-dr", false)
+            .unwrap();
+        assert!(
+            !e.service(t(600.0), "api").unwrap().db_writable,
+            "writes unavailable during switchover"
+        );
+        assert_eq!(
+            e.latest_write(t(600.0), "orders-db-dr").unwrap(),
+            Some(t(500.0))
+        );
+        assert_eq!(
+            e.latest_write(t(600.0), "orders-db").unwrap(),
+            Some(t(500.0))
+        );
+        assert!(!e.db_cluster(t(679.0), "orders-db-dr").unwrap().writable);
+        let v = e.db_cluster(t(680.0), "orders-db-dr").unwrap();
+        assert!(v.writable);
+        assert_eq!(
+            e.db_cluster(t(680.0), "orders-db").unwrap().role,
+            "secondary"
+        );
+
+        let mut e = estate(SimParams::default());
+        e.lose_region(t(100.0), "us-east-1").unwrap();
+        let err = e
+            .global_failover(t(200.0), "orders-global", "orders-db-dr", false)
+            .unwrap_err();
+        assert!(err.to_string().contains("allow_data_loss"), "{err}");
+        let err = e
+            .global_failover(t(200.0), "orders-global", "orders-db", true)
+            .unwrap_err();
+        assert!(err.to_string().contains("orders-db-dr"), "{err}");
+    }
+
+    #[test]
+    fn detach_and_promote_makes_a_standalone_writer() {
+        let mut e = estate(SimParams::default());
+        e.cluster_outage(t(1000.0), "orders-db").unwrap();
+        e.detach_and_promote(t(1100.0), "orders-global", "orders-db-dr")
+            .unwrap();
+        assert_eq!(
+            e.latest_write(t(1100.0), "orders-db-dr").unwrap(),
+            Some(t(999.0))
+        );
+        assert!(!e.db_cluster(t(1159.0), "orders-db-dr").unwrap().writable);
+        let v = e.db_cluster(t(1160.0), "orders-db-dr").unwrap();
+        assert!(v.writable);
+        assert_eq!(v.role, "standalone");
+        assert!(e.service(t(1160.0), "api").unwrap().db_writable);
+    }
+
+    fn restore(size_gib: f64) -> (Estate, Duration) {
+        let mut p = SimParams::default();
+        p.databases[0].backups.size_gib = size_gib;
+        let mut e = estate(p);
+        e.cluster_outage(t(3000.0), "orders-db").unwrap();
+        assert_eq!(
+            e.db_cluster(t(3001.0), "orders-db").unwrap().status,
+            "unavailable"
+        );
+        let point = e
+            .pitr_restore(t(3600.0), "orders-db", "orders-restored", None, true)
+            .unwrap();
+        (e, point)
+    }
+
+    #[test]
+    fn pitr_restore_point_and_duration_follow_parameters() {
+        let (mut e, point) = restore(50.0);
+        assert_eq!(point, t(3300.0), "now - restorable_lag");
+        // 8m + 50 GiB × 5s = 730s
+        assert_eq!(
+            e.db_cluster(t(4329.0), "orders-restored").unwrap().status,
+            "creating"
+        );
+        assert!(!e.service(t(4329.0), "api").unwrap().db_writable);
+        assert_eq!(
+            e.latest_write(t(4329.0), "orders-restored").unwrap(),
+            Some(t(3000.0))
+        );
+        let v = e.db_cluster(t(4330.0), "orders-restored").unwrap();
+        assert_eq!(v.status, "available");
+        let s = e.service(t(4330.0), "api").unwrap();
+        assert!(s.db_writable);
+        assert_eq!(s.database, "orders-restored");
+        let (mut e, _) = restore(100.0);
+        assert_eq!(
+            e.db_cluster(t(4579.0), "orders-restored").unwrap().status,
+            "creating"
+        );
+        assert_eq!(
+            e.db_cluster(t(4580.0), "orders-restored").unwrap().status,
+            "available"
+        );
+    }
+
+    #[test]
+    fn pitr_restore_refuses_points_outside_the_window() {
+        let mut e = estate(SimParams::default());
+        let err = e
+            .pitr_restore(t(100.0), "orders-db", "r1", None, false)
+            .unwrap_err();
+        assert!(err.to_string().contains("no restorable time yet"), "{err}");
+        let err = e
+            .pitr_restore(t(3600.0), "orders-db", "r1", Some(t(3500.0)), false)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("outside the restorable window"),
+            "{err}"
+        );
+        assert_eq!(
+            e.pitr_restore(t(3600.0), "orders-db", "r1", Some(t(1800.5)), false)
+                .unwrap(),
+            t(1800.5)
+        );
+        assert_eq!(e.latest_write(t(3601.0), "r1").unwrap(), Some(t(1800.0)));
+        let err = e
+            .pitr_restore(t(3600.0), "orders-db", "r1", None, false)
+            .unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+    }
+
+    fn alert_states(startup: u64) -> Vec<(f64, String, String)> {
+        let mut p = SimParams::default();
+        p.kubernetes[0].deployments[0].startup = secs(startup);
+        p.kubernetes[0].deployments[0].startup_jitter = Duration::ZERO;
+        let mut e = estate(p);
+        e.kill_pods(t(100.0), "prod-east", "web", &sel("api"), KillMode::All)
+            .unwrap();
+        let mut out = Vec::new();
+        for x in [100.0, 129.9, 130.0, 159.9, 160.0, 171.9, 172.0] {
+            for name in ["ApiDown", "ApiHighErrorRate"] {
+                out.push((x, name.to_string(), e.alert(t(x), name).unwrap().state));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn alerts_fire_exactly_for_after_the_condition_starts() {
+        let states = alert_states(70); // pods Ready again at 100 + 2 + 70 = 172
+        let get = |x: f64, n: &str| {
+            states
+                .iter()
+                .find(|s| s.0 == x && s.1 == n)
+                .unwrap()
+                .2
+                .clone()
+        };
+        assert_eq!(get(100.0, "ApiDown"), "pending");
+        assert_eq!(get(129.9, "ApiDown"), "pending");
+        assert_eq!(get(130.0, "ApiDown"), "firing");
+        assert_eq!(get(159.9, "ApiHighErrorRate"), "pending");
+        assert_eq!(get(160.0, "ApiHighErrorRate"), "firing");
+        assert_eq!(get(171.9, "ApiDown"), "firing");
+        assert_eq!(get(172.0, "ApiDown"), "inactive");
+        assert_eq!(get(172.0, "ApiHighErrorRate"), "inactive");
+        // Faster start-up: the condition clears before `for` elapses, nothing fires.
+        let states = alert_states(20);
+        assert!(states.iter().all(|s| s.2 != "firing"), "{states:?}");
+        let mut e = estate(SimParams::default());
+        e.lose_zone(t(50.0), "us-east-1a").unwrap();
+        let v = e.alert(t(80.0), "DatabaseWriterUnavailable").unwrap();
+        assert_eq!((v.state.as_str(), v.since_secs), ("firing", Some(80.0)));
+        assert_eq!(
+            e.alert(t(100.0), "DatabaseWriterUnavailable")
+                .unwrap()
+                .state,
+            "inactive"
+        );
+    }
+
+    fn scenario_log(seed: u64) -> Vec<EstateEvent> {
+        let mut e = Estate::new(SimParams::default(), seed).unwrap();
+        e.kill_pods(
+            t(100.0),
+            "prod-east",
+            "web",
+            &sel("api"),
+            KillMode::Fixed(3),
+        )
+        .unwrap();
+        e.lose_region(t(300.0), "us-east-1").unwrap();
+        e.global_failover(t(400.0), "orders-global", "orders-db-dr", true)
+            .unwrap();
+        e.scale(t(400.0), "prod-west", "web", "api", 6).unwrap();
+        e.advance_to(t(2000.0));
+        e.log().to_vec()
+    }
+
+    #[test]
+    fn same_seed_same_log_different_seed_different_jitter() {
+        assert_eq!(scenario_log(7), scenario_log(7));
+        let startups = |log: &[EstateEvent]| {
+            log.iter()
+                .filter(|l| l.message.contains("(startup "))
+                .map(|l| l.message.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_ne!(startups(&scenario_log(7)), startups(&scenario_log(8)));
+    }
+
+    #[test]
+    fn validation_catches_bad_references_and_absurd_values() {
+        assert_eq!(SimParams::default().validate(), Vec::<String>::new());
+        let mut p = SimParams::default();
+        p.kubernetes[0].region = "eu-west-1".into();
+        p.kubernetes[1].name = "prod-east".into();
+        p.kubernetes[1].nodes_per_zone = 0;
+        p.kubernetes[0].deployments[1].replicas = 1_000_000;
+        p.databases[0].instances[0].zone = "us-west-2a".into();
+        p.databases[0].writer = "orders-db-9".into();
+        p.dns[0].ttl = secs(2 * 86_400);
+        p.services[0].rps = 0.0;
+        p.alerts[0].above = None;
+        let problems = p.validate();
+        for path in [
+            "kubernetes[0].region: unknown region `eu-west-1`; use one of: us-east-1, us-west-2",
+            "kubernetes[1].name: duplicate cluster `prod-east`",
+            "kubernetes[1].nodes_per_zone: zero nodes",
+            "kubernetes[0].deployments[1].replicas",
+            "databases[0].instances[0].zone: zone `us-west-2a` is not in the cluster's region us-east-1",
+            "databases[0].writer: `orders-db-9` is not one of the cluster's instances",
+            "dns[0].ttl: 48h is absurdly long",
+            "services[0].rps: must be a positive number",
+            "alerts[0]: give exactly one of",
+        ] {
+            assert!(
+                problems.iter().any(|x| x.starts_with(path)),
+                "missing {path:?} in {problems:#?}"
+            );
+        }
+        match Estate::new(p, 1) {
+            Err(SimError::InvalidParams(v)) => assert_eq!(v, problems),
+            other => panic!("expected InvalidParams, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_thing_and_list_valid_choices() {
+        let mut e = estate(SimParams::default());
+        let err = e.lose_zone(t(1.0), "us-east-1d").unwrap_err().to_string();
+        assert!(
+            err.starts_with("no zone `us-east-1d` in the estate; zones: us-east-1a, us-east-1b"),
+            "{err}"
+        );
+        let err = e
+            .cordon_zone(t(1.0), "prod-east", "us-west-2a")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("its zones: us-east-1a, us-east-1b, us-east-1c"),
+            "{err}"
+        );
+        let err = e
+            .db_failover(t(1.0), "orders-db", Some("orders-db-1"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("eligible: orders-db-2, orders-db-3"), "{err}");
+        let err = e
+            .scale(t(1.0), "prod-east", "web", "nope", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("web/api, web/worker"), "{err}");
+        let err = e.alert(t(1.0), "Nope").unwrap_err().to_string();
+        assert!(err.contains("ApiHighErrorRate, ApiDown"), "{err}");
+    }
+
+    #[test]
+    fn service_metrics_follow_capacity() {
+        let mut e = estate(SimParams::default());
+        let v = e.service(t(1.0), "api").unwrap();
+        assert_eq!(
+            (v.availability, v.serving_region.as_str()),
+            (1.0, "us-east-1")
+        );
+        let u: f64 = 200.0 / 300.0;
+        assert!((v.p99_latency_seconds - 0.08 * (1.0 + 9.0 * u.powi(3))).abs() < 1e-9);
+        assert_eq!(e.scale(t(10.0), "prod-east", "web", "api", 2).unwrap(), 6);
+        let v = e.service(t(10.0), "api").unwrap();
+        assert_eq!((v.availability, v.p99_latency_seconds), (0.5, 30.0));
+        let m = e.memory_utilization(t(10.0), "prod-east").unwrap();
+        assert!((m - (2.0 * 2.0 + 3.0) / (9.0 * 16.0)).abs() < 1e-9, "{m}");
+        assert_eq!(e.scale(t(20.0), "prod-east", "web", "api", 6).unwrap(), 2);
+        assert_eq!(e.service(t(61.0), "api").unwrap().availability, 1.0);
+        // Writes fail while the database is unwritable: only reads succeed.
+        e.db_reboot(t(100.0), "orders-db-1", false).unwrap();
+        assert!((e.service(t(101.0), "api").unwrap().availability - 0.8).abs() < 1e-9);
+        assert_eq!(e.service(t(120.0), "api").unwrap().availability, 1.0);
+    }
+
+    #[test]
+    fn cordon_drain_and_uncordon() {
+        let mut e = estate(SimParams::default());
+        let nodes = e.cordon_zone(t(10.0), "prod-east", "us-east-1c").unwrap();
+        assert_eq!(nodes, ["us-east-1c-1", "us-east-1c-2", "us-east-1c-3"]);
+        let n = e.nodes(t(10.0), "prod-east", None).unwrap();
+        assert_eq!((n.ready, n.total, n.schedulable), (9, 9, 6));
+        let evicted = e.drain_zone(t(20.0), "prod-east", "us-east-1a").unwrap();
+        assert_eq!(evicted.len(), 3);
+        let v = e.pods(t(200.0), "prod-east", "web", &sel("api")).unwrap();
+        assert_eq!((v.ready, v.restarts), (6, 2));
+        e.uncordon_nodes(t(200.0), "prod-east", &nodes).unwrap();
+        assert_eq!(
+            e.nodes(t(200.0), "prod-east", None).unwrap().schedulable,
+            9 - 3
+        );
+        let err = e
+            .uncordon_nodes(t(200.0), "prod-east", &["x".to_string()])
+            .unwrap_err();
+        assert!(err.to_string().contains("us-east-1a-1"), "{err}");
+    }
+
+    #[test]
+    fn manual_db_failover_and_reboot() {
+        let mut e = estate(SimParams::default());
+        assert_eq!(
+            e.db_failover(t(100.0), "orders-db", Some("orders-db-3"))
+                .unwrap(),
+            "orders-db-3"
+        );
+        assert_eq!(
+            e.db_cluster(t(134.0), "orders-db").unwrap().status,
+            "failing-over"
+        );
+        let v = e.db_cluster(t(135.0), "orders-db").unwrap();
+        assert_eq!(
+            (v.writer.as_deref(), v.writable),
+            (Some("orders-db-3"), true)
+        );
+        e.db_reboot(t(200.0), "orders-db-3", true).unwrap();
+        assert_eq!(
+            e.db_cluster(t(235.0), "orders-db")
+                .unwrap()
+                .writer
+                .as_deref(),
+            Some("orders-db-1")
+        );
+        e.db_reboot(t(300.0), "orders-db-1", false).unwrap();
+        assert!(!e.db_cluster(t(319.0), "orders-db").unwrap().writable);
+        assert!(e.db_cluster(t(320.0), "orders-db").unwrap().writable);
+    }
+
+    #[test]
+    fn advance_never_goes_backwards() {
+        let mut e = estate(SimParams::default());
+        e.advance_to(t(100.0));
+        e.advance_to(t(50.0));
+        assert_eq!(e.now(), t(100.0));
+    }
+
+    #[test]
+    fn params_round_trip_through_json() {
+        let p = SimParams::default();
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["databases"][0]["failover_time"], "35s");
+        assert_eq!(json["alerts"][0]["for"], "1m");
+        let back: SimParams = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, p);
+        let mut bad = json;
+        bad["dns"][0]["tll"] = "60s".into();
+        assert!(
+            serde_json::from_value::<SimParams>(bad).is_err(),
+            "unknown fields are rejected"
+        );
+    }
+}
