@@ -396,7 +396,14 @@ pub const PROBES: &[ProbeKind] = &[
     },
     ProbeKind {
         name: "db.cluster",
-        params: &[req("cluster", Str, "database cluster")],
+        params: &[
+            req("cluster", Str, "database cluster"),
+            opt(
+                "as_of",
+                Time,
+                "report `latest_write` as the newest surviving write at or before this time (the data-loss measurement passes the fault time)",
+            ),
+        ],
         doc: "A database cluster's status, writer and data freshness.",
         output: "status, role, writer, writer_zone, writable, latest_write, latest_restorable_time",
     },

@@ -910,8 +910,9 @@ pub async fn execute(
         if let Some(dl) = &rec.data_loss
             && !aborted
         {
-            let (_, _, _, raw) = sh.probe_raw(&dl.probe.value, Phase::After, true).await;
-            let newest = raw.as_ref().and_then(|out| timestamp_at(out, &dl.field));
+            let newest = sh
+                .surviving_write(&dl.probe.value, &dl.field, clock.at(fault_at))
+                .await;
             let fault_wall = clock.at(fault_at);
             let loss = newest
                 .as_ref()
@@ -1073,6 +1074,52 @@ pub async fn execute(
         );
     }
     finish(&sh, verdict, measurements, reasons)
+}
+
+impl Shared {
+    /// The newest write that survived, as of the fault: the data-loss probe runs with `as_of` set
+    /// to the fault time when its type takes it (a canary query `max(ts) where ts <= fault`).
+    async fn surviving_write(
+        &self,
+        probe: &str,
+        field: &str,
+        fault: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let def = self.exp.probes.iter().find(|p| p.name.value == probe)?;
+        let mut with = def.with.clone();
+        if crate::vocab::probe(&def.kind)
+            .is_some_and(|k| k.params.iter().any(|p| p.name == "as_of"))
+            && let Some(obj) = with.as_object_mut()
+        {
+            obj.entry("as_of")
+                .or_insert(Json::String(fault.to_rfc3339()));
+        }
+        let out = match def.kind.as_str() {
+            "http" => super::generic::http(&with, false).await,
+            "command" => super::generic::command(&with, false).await,
+            kind => self
+                .provider
+                .observe(kind, &with)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        self.drain_env();
+        let (ok, value, message) = match &out {
+            Ok(o) => {
+                let v = def.tolerance.evaluate(o);
+                (v.ok, v.value, v.message)
+            }
+            Err(e) => (false, Json::Null, format!("probe failed: {e}")),
+        };
+        self.emit(Event::ProbeChecked {
+            phase: Phase::After,
+            probe: probe.to_string(),
+            ok,
+            value,
+            message,
+        });
+        timestamp_at(&out.ok()?, field)
+    }
 }
 
 /// Read a timestamp (RFC 3339 string or epoch seconds) at `field` in a probe's output.

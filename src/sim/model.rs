@@ -1988,6 +1988,25 @@ impl Estate {
         best
     }
 
+    /// Newest write at or before `t` that the cluster holds now: data it inherited (promotion,
+    /// restore) plus its own writes. This is what a canary query `max(ts) where ts <= t` returns,
+    /// and what a data-loss (RPO) measurement compares with the fault time.
+    fn surviving_write_before(&self, db: usize, t: Duration) -> Option<Duration> {
+        let d = &self.dbs[db];
+        let mut best = d.inherited.filter(|w| *w <= t);
+        for &(start, end) in &d.spans {
+            if start > t {
+                continue;
+            }
+            let upto = end.unwrap_or(self.now).min(t);
+            let w = floor_to(upto, d.write_interval);
+            if w >= start {
+                best = best.max(Some(w));
+            }
+        }
+        best
+    }
+
     /// Newest write held at time `p` (secondaries: what has replicated from the primary).
     fn newest_write_at(&self, db: usize, p: Duration) -> Option<Duration> {
         let d = &self.dbs[db];
@@ -2457,7 +2476,7 @@ impl Estate {
                     a.firing_since = Some(self.now);
                     let name = a.p.name.clone();
                     let msg = format!(
-                        "firing: {:?} {} for {} (since {})",
+                        "firing: {:?} {} for {} (condition true since {} ago)",
                         a.p.metric,
                         match (a.p.above, a.p.below) {
                             (Some(x), _) => format!("above {x}"),
@@ -2465,7 +2484,7 @@ impl Estate {
                             _ => String::new(),
                         },
                         fmt(a.p.for_),
-                        fmt(since)
+                        fmt(self.now.saturating_sub(since))
                     );
                     self.note(format!("alert {name}"), msg);
                 }
@@ -3039,12 +3058,12 @@ impl Estate {
             self.globals[g].members.retain(|&m| m != pc);
             self.globals[g].primary = t;
             let held = data
-                .map(|d| format!("{:.1}s", secs_f(d)))
+                .map(|d| format!("{} before now", fmt(self.now.saturating_sub(d))))
                 .unwrap_or_else(|| "none".into());
             self.note(
                 format!("global {global}"),
                 format!(
-                    "unplanned failover to {target_cluster} started (allow data loss, takes {}); it holds writes up to {held} (replication lag {}); {pname} detached",
+                    "unplanned failover to {target_cluster} started (allow data loss, takes {}); its newest write is from {held} (replication lag {}); {pname} detached",
                     fmt(gp.failover_time),
                     fmt(gp.replication_lag)
                 ),
@@ -3107,11 +3126,11 @@ impl Estate {
         self.globals[g].members.retain(|&m| m != t);
         let took = self.globals[g].p.detach_promote_time;
         let held = data
-            .map(|d| format!("{:.1}s", secs_f(d)))
+            .map(|d| format!("{} before now", fmt(self.now.saturating_sub(d))))
             .unwrap_or_else(|| "none".into());
         self.note(
             format!("global {global}"),
-            format!("{cluster} detached and promoting to standalone writer (takes {}); it holds writes up to {held}", fmt(took)),
+            format!("{cluster} detached and promoting to standalone writer (takes {}); its newest write is from {held}", fmt(took)),
         );
         self.start_transition(
             t,
@@ -3421,6 +3440,18 @@ impl Estate {
         self.advance_to(at);
         let db = self.db(cluster)?;
         Ok(self.newest_write_at(db, self.now))
+    }
+
+    /// Newest write at or before `t` that survived in `cluster` (see `surviving_write_before`).
+    pub fn surviving_write(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        t: Duration,
+    ) -> Result<Option<Duration>, SimError> {
+        self.advance_to(at);
+        let db = self.db(cluster)?;
+        Ok(self.surviving_write_before(db, t))
     }
 
     /// A DNS record.
@@ -4134,6 +4165,30 @@ mod tests {
         e.db_reboot(t(300.0), "orders-db-1", false).unwrap();
         assert!(!e.db_cluster(t(319.0), "orders-db").unwrap().writable);
         assert!(e.db_cluster(t(320.0), "orders-db").unwrap().writable);
+    }
+
+    #[test]
+    fn surviving_write_ignores_writes_after_the_point_asked() {
+        let mut e = Estate::new(SimParams::default(), 42).unwrap();
+        e.cluster_outage(t(1000.0), "orders-db").unwrap();
+        let point = e
+            .pitr_restore(t(1010.0), "orders-db", "r1", None, true)
+            .unwrap();
+        // Long after the restore the new cluster takes new writes; what survived from before
+        // the fault is only what the restore point held.
+        let after = t(1010.0 + 3600.0);
+        let newest = e.latest_write(after, "r1").unwrap().unwrap();
+        assert!(newest > t(1000.0), "new writes resumed: {newest:?}");
+        let survived = e.surviving_write(after, "r1", t(1000.0)).unwrap().unwrap();
+        assert_eq!(survived, point);
+        assert_eq!(point, t(1010.0 - 300.0));
+        // A cluster that never failed holds every write up to the fault.
+        let mut e = Estate::new(SimParams::default(), 42).unwrap();
+        e.db_failover(t(500.0), "orders-db", None).unwrap();
+        assert_eq!(
+            e.surviving_write(t(900.0), "orders-db", t(500.0)).unwrap(),
+            Some(t(500.0))
+        );
     }
 
     #[test]

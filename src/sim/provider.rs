@@ -14,6 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+/// How long the estate has been running when a drill starts: write history and restorable
+/// backups exist, as in a real estate.
+pub const WARM_UP: Duration = Duration::from_secs(3600);
+
 pub struct SimProvider {
     estate: Mutex<Estate>,
     clock: OnceLock<RunClock>,
@@ -84,19 +88,29 @@ impl SimProvider {
         *self.clock.get_or_init(RunClock::start_now)
     }
 
+    /// Estate time now (run clock + warm-up).
     fn now(&self) -> Duration {
-        self.clock().elapsed()
+        WARM_UP + self.clock().elapsed()
     }
 
+    /// Run-clock time of an estate time, as RFC 3339 (times before the run are before its start).
     fn time(&self, secs: Option<f64>) -> Json {
         match secs {
-            Some(s) => json!(
-                self.clock()
-                    .at(Duration::from_secs_f64(s.max(0.0)))
-                    .to_rfc3339()
-            ),
+            Some(s) => {
+                let offset_ms = (s * 1000.0) as i64 - WARM_UP.as_millis() as i64;
+                json!(
+                    (self.clock().start_wall + chrono::Duration::milliseconds(offset_ms))
+                        .to_rfc3339()
+                )
+            }
             None => Json::Null,
         }
+    }
+
+    /// Estate time of a run-clock wall time.
+    fn estate_time(&self, t: chrono::DateTime<chrono::Utc>) -> Duration {
+        let ms = (t - self.clock().start_wall).num_milliseconds() + WARM_UP.as_millis() as i64;
+        Duration::from_millis(ms.max(0) as u64)
     }
 
     fn default_cluster(estate: &Estate) -> String {
@@ -134,7 +148,7 @@ fn to_json<T: serde::Serialize>(v: T) -> Json {
 fn apply(
     estate: &mut Estate,
     at: Duration,
-    clock: &RunClock,
+    sim: &SimProvider,
     action: &str,
     p: &Json,
 ) -> Result<Json, ProviderError> {
@@ -242,7 +256,7 @@ fn apply(
                 Some(t) => {
                     let t = chrono::DateTime::parse_from_rfc3339(t)
                         .map_err(|e| ProviderError::InvalidTarget(format!("restore_time: {e}")))?;
-                    Some(clock.offset_of(t.with_timezone(&chrono::Utc)))
+                    Some(sim.estate_time(t.with_timezone(&chrono::Utc)))
                 }
             };
             let serve = p.get("serve").and_then(Json::as_bool).unwrap_or(false);
@@ -255,7 +269,7 @@ fn apply(
                     serve,
                 )
                 .map_err(err)?;
-            json!({"source_cluster": s(p, "source_cluster"), "target_cluster": s(p, "target_cluster"), "restore_point": clock.at(point).to_rfc3339(), "serve": serve})
+            json!({"source_cluster": s(p, "source_cluster"), "target_cluster": s(p, "target_cluster"), "restore_point": sim.time(Some(point.as_secs_f64())), "serve": serve})
         }
         "dns.failover" => {
             let to = if s(p, "to") == "primary" {
@@ -290,10 +304,9 @@ impl Provider for SimProvider {
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
-            let clock = self.clock();
             let out = {
                 let mut e = self.estate.lock().expect("estate poisoned");
-                apply(&mut e, clock.elapsed(), &clock, action, params)?
+                apply(&mut e, self.now(), self, action, params)?
             };
             // A restore is done when its cluster is available (unless told not to wait).
             if action == "db.point_in_time_restore"
@@ -412,7 +425,18 @@ impl Provider for SimProvider {
                     json!({"cluster": cluster, "utilization": e.memory_utilization(at, &cluster).map_err(err)?})
                 }
                 "db.cluster" => {
-                    let v = e.db_cluster(at, s(p, "cluster")).map_err(err)?;
+                    let mut v = e.db_cluster(at, s(p, "cluster")).map_err(err)?;
+                    if let Some(t) = p
+                        .get("as_of")
+                        .and_then(Json::as_str)
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    {
+                        let t = self.estate_time(t.with_timezone(&chrono::Utc));
+                        v.latest_write_secs = e
+                            .surviving_write(at, s(p, "cluster"), t)
+                            .map_err(err)?
+                            .map(|d| d.as_secs_f64());
+                    }
                     drop(e);
                     json!({
                         "cluster": s(p, "cluster"),
@@ -442,9 +466,8 @@ impl Provider for SimProvider {
     }
 
     fn describe(&self, action: &str, params: &Json) -> Result<String, ProviderError> {
-        let clock = self.clock();
         let mut copy = self.estate.lock().expect("estate poisoned").clone();
-        let out = apply(&mut copy, Duration::ZERO, &clock, action, params)?;
+        let out = apply(&mut copy, self.now(), self, action, params)?;
         let what = match action {
             "k8s.pod_kill" => format!(
                 "kill {} pod(s) in {}/{}: {}",
@@ -487,10 +510,12 @@ impl Provider for SimProvider {
         e.advance_to(at);
         let mut cursor = self.cursor.lock().expect("cursor poisoned");
         let log = e.log();
+        // Events of the warm-up (before the run) are history, not part of the drill.
         let out = log[(*cursor).min(log.len())..]
             .iter()
+            .filter(|ev| ev.at >= WARM_UP)
             .map(|ev| EnvironmentEvent {
-                at_ms: ev.at.as_millis() as u64,
+                at_ms: (ev.at - WARM_UP).as_millis() as u64,
                 component: ev.component.clone(),
                 message: ev.message.clone(),
             })
