@@ -96,7 +96,7 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// "did you mean `x`? " + "valid: a, b, c" help text.
-pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str], what: &str) -> String {
+pub fn did_you_mean(word: &str, candidates: &[&str], what: &str) -> String {
     let list = candidates
         .iter()
         .map(|c| format!("`{c}`"))

@@ -223,22 +223,22 @@ pub fn expand_variables(
     overrides: &[(String, String)],
 ) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = Vec::new();
-    if let Some(node) = root.get("variables") {
-        if let Some(map) = cx.key("variables", |cx| OrderedMap::<Node>::decode(cx, node)) {
-            for (k, v) in map.0 {
-                match &v.kind {
-                    NodeKind::Scalar { value, .. } => vars.push((k.value, value.clone())),
-                    NodeKind::Null => vars.push((k.value, String::new())),
-                    _ => cx.key("variables", |cx| {
-                        cx.key(&k.value, |cx| {
-                            cx.error(
-                                v.loc,
-                                "a variable's default must be a scalar",
-                                "write `name: value`",
-                            )
-                        })
-                    }),
-                }
+    if let Some(node) = root.get("variables")
+        && let Some(map) = cx.key("variables", |cx| OrderedMap::<Node>::decode(cx, node))
+    {
+        for (k, v) in map.0 {
+            match &v.kind {
+                NodeKind::Scalar { value, .. } => vars.push((k.value, value.clone())),
+                NodeKind::Null => vars.push((k.value, String::new())),
+                _ => cx.key("variables", |cx| {
+                    cx.key(&k.value, |cx| {
+                        cx.error(
+                            v.loc,
+                            "a variable's default must be a scalar",
+                            "write `name: value`",
+                        )
+                    })
+                }),
             }
         }
     }

@@ -414,12 +414,13 @@ fn measured_vs_objective(m: &Measurement) -> String {
 /// ones (the dominant contributor).
 fn recovery_window_analysis(s: &RunSummary) -> Option<String> {
     let start = s.fault_at_ms?;
+    let recovered = s.recovered.is_some();
     let end = s
         .recovered
         .as_ref()
         .map(|r| r.at_ms)
-        .or_else(|| s.last_recovering_probe().map(|p| p.at_ms))
         .or_else(|| s.deadline_exceeded.as_ref().map(|d| d.at_ms))
+        .or_else(|| s.last_recovering_probe().map(|p| p.at_ms))
         .unwrap_or(s.duration_ms);
     let mut events: Vec<_> = s
         .environment_events
@@ -434,23 +435,49 @@ fn recovery_window_analysis(s: &RunSummary) -> Option<String> {
             offset(end)
         ));
     }
-    let list = events
+    // Keep the narrative short: the first event and the last few before the window's end.
+    const SHOWN: usize = 6;
+    let shown: Vec<_> = if events.len() > SHOWN {
+        std::iter::once(events[0])
+            .chain(events[events.len() - (SHOWN - 1)..].iter().copied())
+            .collect()
+    } else {
+        events.clone()
+    };
+    let list = shown
         .iter()
         .map(|e| format!("{} {} ({})", offset(e.at_ms), e.component, e.message))
         .collect::<Vec<_>>()
         .join(", then ");
+    let more = events.len() - shown.len();
     let mut out = format!(
-        "Environment events in the recovery window ({} to {}): {list}.",
+        "Environment events in the recovery window ({} to {}){}: {list}.",
         offset(start),
-        offset(end)
+        offset(end),
+        if more > 0 {
+            format!(", {more} more in the journal")
+        } else {
+            String::new()
+        }
     );
-    if let Some(w) = events
+    let last = events[events.len() - 1];
+    let tail_gap = end.saturating_sub(last.at_ms);
+    let longest = events
         .windows(2)
-        .max_by_key(|w| (w[1].at_ms - w[0].at_ms, std::cmp::Reverse(w[0].at_ms)))
-    {
+        .max_by_key(|w| (w[1].at_ms - w[0].at_ms, std::cmp::Reverse(w[0].at_ms)));
+    let longest_gap = longest.map(|w| w[1].at_ms - w[0].at_ms).unwrap_or(0);
+    if !recovered && tail_gap >= longest_gap {
+        out.push_str(&format!(
+            " Nothing changed in the environment for the last {} of the window, after {} ({} at {}): that wait dominated.",
+            human(tail_gap),
+            last.component,
+            last.message,
+            offset(last.at_ms)
+        ));
+    } else if let Some(w) = longest {
         out.push_str(&format!(
             " The longest gap, {} between {} ({} at {}) and {} ({} at {}), is the dominant contributor.",
-            human(w[1].at_ms - w[0].at_ms),
+            human(longest_gap),
             w[0].component,
             w[0].message,
             offset(w[0].at_ms),
@@ -464,13 +491,21 @@ fn recovery_window_analysis(s: &RunSummary) -> Option<String> {
 
 fn root_cause(s: &RunSummary, owner: &str) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let gate = s.last_recovering_probe().map(|p| {
-        format!(
-            "recovery was gated by probe `{}`, which passed last at {}",
-            p.probe,
-            offset(p.at_ms)
-        )
-    });
+    let gate = match &s.deadline_exceeded {
+        // Never recovered: the probes still failing at the deadline gated recovery.
+        Some(d) if !d.failing.is_empty() => Some(format!(
+            "recovery was gated by {}, still failing at the {} deadline",
+            code_list(&d.failing),
+            human(d.deadline_ms)
+        )),
+        _ => s.last_recovering_probe().map(|p| {
+            format!(
+                "recovery was gated by probe `{}`, which passed last at {}",
+                p.probe,
+                offset(p.at_ms)
+            )
+        }),
+    };
     match s.verdict.as_ref().map(|v| v.kind) {
         None => parts.push(format!(
             "The run did not finish: the journal ends at {} (the process died).",
