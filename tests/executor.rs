@@ -755,6 +755,9 @@ async fn rto_mttd_and_rpo_are_measured() {
         "recovered after {}ms",
         recovered[0]
     );
+    // ... declared only after the third consecutive passing poll.
+    let declared = r.first_ms(|e| matches!(e, Event::Recovered { .. }));
+    assert_eq!(declared, 60_000 + 90_000 + 2 * 10_000);
     let (rto, met) = measurement(&r.outcome, "rto");
     assert!(met);
     assert!(rto.unwrap().abs_diff(90_000) <= 10_000, "{rto:?}");
