@@ -30,6 +30,8 @@ struct Script {
     fail_first: HashMap<&'static str, u32>,
     /// How long `revert` takes.
     revert_takes: HashMap<&'static str, Duration>,
+    /// `revert` fails for these.
+    revert_fails: Vec<&'static str>,
     /// Probe outputs as a function of run time.
     metrics: HashMap<&'static str, Metric>,
     /// Interrupt counts to send at run times.
@@ -143,6 +145,11 @@ impl Provider for Mock {
                 tokio::time::sleep(*d).await;
             }
             self.end(idx);
+            if self.script.revert_fails.contains(&t.as_str()) {
+                return Err(ProviderError::Backend(format!(
+                    "{t}: scripted revert failure"
+                )));
+            }
             Ok(json!({"reverted": t}))
         })
     }
@@ -861,4 +868,70 @@ async fn rollback_on_failure_skips_a_passing_run() {
     .await;
     r.assert_verdict(VerdictKind::Aborted, 5);
     assert_eq!(r.targets("revert"), vec!["b", "a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_rollback_is_reported_and_the_rest_still_run() {
+    let r = run(
+        TWO_ZONES,
+        Script {
+            revert_fails: vec!["b"],
+            ..Script::default()
+        },
+    )
+    .await;
+    r.assert_verdict(VerdictKind::RollbackFailed, 6);
+    assert_eq!(r.targets("revert"), vec!["b", "a"]);
+    let finished: Vec<(&str, bool)> = r
+        .records
+        .iter()
+        .filter_map(|rec| match &rec.event {
+            Event::RollbackFinished { step, ok, .. } => Some((step.as_str(), *ok)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finished, vec![("zone-b", false), ("zone-a", true)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn interrupt_while_waiting_for_recovery_aborts() {
+    // The method ends at 4m; recovery never comes; Ctrl-C at 6m.
+    let r = run(
+        RECOVERY,
+        Script {
+            interrupts: vec![(secs(360), 1)],
+            ..recovers(None)
+        },
+    )
+    .await;
+    r.assert_verdict(VerdictKind::Aborted, 5);
+    assert_eq!(
+        r.first_ms(|e| matches!(e, Event::Interrupted { count: 1, .. })),
+        360_000
+    );
+    assert!(
+        r.find(|e| matches!(e, Event::RecoveryDeadlineExceeded { .. }))
+            .is_empty()
+    );
+    assert_eq!(measurement(&r.outcome, "rto"), (None, false));
+    assert_eq!(r.targets("revert"), vec!["a"]);
+    assert_eq!(r.finished_ms(), 360_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn second_interrupt_during_the_method_stops_at_once() {
+    let r = run(
+        TWO_ZONES,
+        Script {
+            interrupts: vec![(secs(30), 2)],
+            ..Script::default()
+        },
+    )
+    .await;
+    r.assert_verdict(VerdictKind::RollbackFailed, 6);
+    assert!(r.calls("revert").is_empty());
+    let owed = r.find(|e| matches!(e, Event::RollbackOwed { .. }));
+    assert_eq!(owed.len(), 2);
+    assert_eq!(r.step_finished("soak").0, StepOutcome::Cancelled);
+    assert_eq!(r.finished_ms(), 30_000);
 }
