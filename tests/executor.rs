@@ -935,3 +935,35 @@ async fn second_interrupt_during_the_method_stops_at_once() {
     assert_eq!(r.step_finished("soak").0, StepOutcome::Cancelled);
     assert_eq!(r.finished_ms(), 30_000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn wait_until_and_assert_builtins() {
+    let body = |deadline: &str| {
+        format!(
+            r#"
+steady_state:
+  probes:
+    - {{name: api-ok, type: service.metrics, with: {{service: api}}, tolerance: {{path: ok, equals: true}}}}
+steps:
+  - {{id: until, action: wait_until, with: {{probe: api-ok, deadline: {deadline}, interval: 10s}}}}
+  - {{id: check, action: assert, after: until, with: {{probe: api-ok}}}}
+"#
+        )
+    };
+    let script = || Script::default().metric("api", |t, _| json!({"ok": t >= secs(90)}));
+
+    let r = run(&body("5m"), script()).await;
+    r.assert_verdict(VerdictKind::Pass, 0);
+    assert_eq!(
+        r.step_finished("until"),
+        (StepOutcome::Succeeded, 1, 90_000)
+    );
+    assert_eq!(r.step_finished("check").0, StepOutcome::Succeeded);
+
+    let r = run(&body("1m"), script()).await;
+    r.assert_verdict(VerdictKind::Aborted, 5);
+    let (outcome, _, took) = r.step_finished("until");
+    assert_eq!(outcome, StepOutcome::Failed);
+    assert!(took <= 60_000, "gave up after {took}ms");
+    assert_eq!(r.step_finished("check").0, StepOutcome::Skipped);
+}
