@@ -359,7 +359,13 @@ impl Provider for SimProvider {
                     Ok(json!({"uncordoned": nodes}))
                 }
                 "k8s.scale" => {
-                    let prev = output.get("previous").and_then(Json::as_u64).ok_or_else(|| ProviderError::InvalidState("the scale step recorded no previous replica count; nothing to restore".into()))? as u32;
+                    // A scale that failed recorded no previous count and changed nothing.
+                    let Some(prev) = output.get("previous").and_then(Json::as_u64) else {
+                        return Ok(
+                            json!({"restored": false, "reason": "the step changed nothing"}),
+                        );
+                    };
+                    let prev = prev as u32;
                     let cluster = output
                         .get("cluster")
                         .and_then(Json::as_str)
