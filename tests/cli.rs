@@ -1,0 +1,519 @@
+//! End-to-end tests of the `firedrill` binary: exit codes, files written (or not), output.
+//! Every test runs in its own temporary directory with its own runs and lessons directories.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tempfile::TempDir;
+
+const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
+
+fn repo(rel: &str) -> String {
+    Path::new(MANIFEST).join(rel).display().to_string()
+}
+
+/// The sample experiments, listed at test time (others are added in parallel).
+fn samples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(Path::new(MANIFEST).join("experiments"))
+        .expect("experiments/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no sample experiments");
+    v
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(Path::new(MANIFEST).join("tests/fixtures"))
+        .expect("tests/fixtures/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no fixtures");
+    v
+}
+
+struct Test {
+    dir: TempDir,
+    args: Vec<String>,
+}
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn expect_code(self, code: i32) -> Output {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl Test {
+    fn new() -> Test {
+        Test {
+            dir: TempDir::new().expect("temp dir"),
+            args: Vec::new(),
+        }
+    }
+
+    fn args<I, S>(mut self, args: I) -> Test
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args = args.into_iter().map(|s| s.as_ref().to_string()).collect();
+        self
+    }
+
+    fn runs_dir(&self) -> PathBuf {
+        self.dir.path().join("runs")
+    }
+
+    fn lessons_dir(&self) -> PathBuf {
+        self.dir.path().join("lessons")
+    }
+
+    /// Run the binary with the current arguments; the test can be re-used with new arguments
+    /// (same temporary directory).
+    fn run(&self) -> Output {
+        let mut args = self.args.clone();
+        let sub = args.first().cloned().unwrap_or_default();
+        let help = args.iter().any(|a| a == "--help" || a == "-h");
+        if !help && matches!(sub.as_str(), "run" | "runs" | "report") {
+            args.push("--runs-dir".into());
+            args.push(self.runs_dir().display().to_string());
+        }
+        if !help && matches!(sub.as_str(), "run" | "report") {
+            args.push("--lessons-dir".into());
+            args.push(self.lessons_dir().display().to_string());
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(&args)
+            .current_dir(self.dir.path())
+            .env("FIREDRILL_RUNS_DIR", self.runs_dir())
+            .env("FIREDRILL_LESSONS_DIR", self.lessons_dir())
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run firedrill");
+        Output {
+            code: out
+                .status
+                .code()
+                .expect("exit code (not killed by a signal)"),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Run directories written so far.
+    fn run_dirs(&self) -> Vec<PathBuf> {
+        let Ok(rd) = std::fs::read_dir(self.runs_dir()) else {
+            return Vec::new();
+        };
+        let mut v: Vec<PathBuf> = rd.map(|e| e.expect("entry").path()).collect();
+        v.sort();
+        v
+    }
+}
+
+#[test]
+fn help_for_every_subcommand() {
+    for sub in ["validate", "plan", "run", "runs", "report"] {
+        let out = Test::new().args([sub, "--help"]).run().expect_code(0);
+        assert!(
+            out.stdout.contains("Usage: firedrill"),
+            "{sub}: {}",
+            out.stdout
+        );
+    }
+    let out = Test::new().args(["run", "--help"]).run().expect_code(0);
+    assert!(out.stdout.contains("Exit codes:"), "{}", out.stdout);
+    for code in [
+        "0  pass",
+        "2  invalid input",
+        "4  objective missed",
+        "6  rollback",
+    ] {
+        assert!(out.stdout.contains(code), "missing `{code}`");
+    }
+    Test::new().args(["--help"]).run().expect_code(0);
+}
+
+#[test]
+fn validate_samples_and_sim_environment() {
+    let mut args = vec!["validate".to_string()];
+    args.extend(samples().iter().map(|p| p.display().to_string()));
+    args.push(repo("environments/sim.yaml"));
+    let out = Test::new().args(&args).run().expect_code(0);
+    for p in samples() {
+        assert!(
+            out.stdout.contains(&format!("ok: {}", p.display())),
+            "{}",
+            out.stdout
+        );
+    }
+    assert!(out.stdout.contains("(environment)"), "{}", out.stdout);
+}
+
+#[test]
+fn every_bad_fixture_is_invalid_input_with_a_position_and_runs_nothing() {
+    for f in fixtures() {
+        let path = f.display().to_string();
+        for cmd in ["validate", "plan", "run"] {
+            let t = Test::new().args([cmd, path.as_str()]);
+            let out = t.run().expect_code(2);
+            assert!(
+                out.stderr.contains(&format!("{path}:")),
+                "{cmd} {path}: no file:line in\n{}",
+                out.stderr
+            );
+            let line_col = out
+                .stderr
+                .split(&format!("{path}:"))
+                .nth(1)
+                .and_then(|r| r.split(':').next())
+                .is_some_and(|n| n.parse::<u32>().is_ok());
+            assert!(line_col, "{cmd} {path}: no line number in\n{}", out.stderr);
+            assert!(out.stderr.contains("= help:"), "{}", out.stderr);
+            assert!(!t.runs_dir().exists(), "{cmd} {path} created a runs dir");
+            assert!(
+                !t.lessons_dir().exists(),
+                "{cmd} {path} created a lessons dir"
+            );
+        }
+    }
+}
+
+#[test]
+fn plan_shows_waves_critical_path_and_mermaid() {
+    let out = Test::new()
+        .args(["plan", &repo("experiments/pod-kill.yaml")])
+        .run()
+        .expect_code(0);
+    for needle in [
+        "Wave 1:",
+        "Wave 2:",
+        "Critical path",
+        "```mermaid",
+        "graph TD",
+    ] {
+        assert!(
+            out.stdout.contains(needle),
+            "missing {needle}:\n{}",
+            out.stdout
+        );
+    }
+    insta::assert_snapshot!("plan_pod_kill", out.stdout);
+}
+
+#[test]
+fn dry_run_prints_targets_and_writes_nothing() {
+    let t = Test::new().args(["run", &repo("experiments/pod-kill.yaml"), "--dry-run"]);
+    let out = t.run().expect_code(0);
+    assert!(out.stdout.contains("Would do:"), "{}", out.stdout);
+    assert!(out.stdout.contains("kill 3 pod(s)"), "{}", out.stdout);
+    assert!(out.stdout.contains("nothing was written"), "{}", out.stdout);
+    assert!(!t.runs_dir().exists());
+    assert!(!t.lessons_dir().exists());
+    assert_eq!(std::fs::read_dir(t.dir.path()).expect("tmp").count(), 0);
+}
+
+#[test]
+fn every_sample_runs_and_writes_journal_summary_report() {
+    for s in samples() {
+        let t = Test::new().args(["run", &s.display().to_string(), "-q"]);
+        t.run().expect_code(0);
+        let dirs = t.run_dirs();
+        assert_eq!(dirs.len(), 1, "{}", s.display());
+        for f in ["journal.jsonl", "summary.json", "report.md"] {
+            let p = dirs[0].join(f);
+            let len = std::fs::metadata(&p)
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+                .len();
+            assert!(len > 0, "{} is empty", p.display());
+        }
+    }
+}
+
+#[test]
+fn run_output_json_is_valid_and_has_the_verdict() {
+    let out = Test::new()
+        .args([
+            "run",
+            &repo("experiments/pod-kill.yaml"),
+            "--output",
+            "json",
+        ])
+        .run()
+        .expect_code(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("valid JSON on stdout");
+    let verdict = v["verdict"]["kind"].as_str().expect("verdict.kind");
+    assert!(verdict.eq_ignore_ascii_case("pass"), "{verdict}");
+    assert_eq!(v["experiment"], "pod-kill");
+}
+
+#[test]
+fn runs_lists_the_run() {
+    let mut t = Test::new().args(["runs"]);
+    let out = t.run().expect_code(0);
+    assert!(out.stdout.contains("no runs"), "{}", out.stdout);
+    t = t.args(["run", &repo("experiments/pod-kill.yaml"), "-q"]);
+    t.run().expect_code(0);
+    let id = t.run_dirs()[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    t = t.args(["runs"]);
+    let out = t.run().expect_code(0);
+    assert!(out.stdout.contains(&id), "{}", out.stdout);
+    assert!(out.stdout.contains("pod-kill"), "{}", out.stdout);
+    assert!(out.stdout.contains("pass"), "{}", out.stdout);
+}
+
+fn key_lines(report: &str) -> Vec<&str> {
+    report
+        .lines()
+        .filter(|l| {
+            l.starts_with("Verdict:") || l.starts_with("| RTO |") || l.starts_with("| Run |")
+        })
+        .collect()
+}
+
+#[test]
+fn report_latest_rerenders_from_the_journal_alone() {
+    let mut t = Test::new().args(["run", &repo("experiments/pod-kill.yaml"), "-q"]);
+    t.run().expect_code(0);
+    let dir = t.run_dirs()[0].clone();
+    let original = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+    std::fs::remove_file(dir.join("report.md")).expect("rm report.md");
+    std::fs::remove_file(dir.join("summary.json")).expect("rm summary.json");
+    t = t.args(["report", "latest"]);
+    let out = t.run().expect_code(0);
+    let want = key_lines(&original);
+    assert_eq!(want.len(), 3, "{original}");
+    assert!(want.iter().any(|l| l.contains("PASS")), "{want:?}");
+    assert_eq!(key_lines(&out.stdout), want, "{}", out.stdout);
+}
+
+#[test]
+fn rendered_report_snapshot() {
+    let mut t = Test::new().args([
+        "run",
+        &repo("experiments/pod-kill.yaml"),
+        "-q",
+        "--seed",
+        "7",
+    ]);
+    t.run().expect_code(0);
+    t = t.args(["report", "latest"]);
+    let out = t.run().expect_code(0);
+    insta::with_settings!({filters => vec![
+        (r"\d{8}T\d{6}Z-[a-z0-9-]+?-[0-9a-f]{4}", "[RUN_ID]"),
+        (r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?( UTC|Z)?", "[TIMESTAMP]"),
+        (r"\d{4}-\d{2}-\d{2}", "[DATE]"),
+        (r"(?m)^\| Duration \| [^|]+ \|$", "| Duration | [DURATION] |"),
+        (r"\(`[^`]*experiments/", "(`[DIR]/experiments/"),
+    ]}, {
+        insta::assert_snapshot!("report_pod_kill", out.stdout);
+    });
+}
+
+/// The drill that misses its RTO: region-failover with a 1h DNS TTL when that sample exists;
+/// otherwise pod-kill killing one pod (no abort) whose replacement takes 20m to start.
+fn missing_drill() -> Vec<String> {
+    let rf = Path::new(MANIFEST).join("experiments/region-failover.yaml");
+    if rf.exists() {
+        vec![
+            "run".into(),
+            rf.display().to_string(),
+            "-q".into(),
+            "--set".into(),
+            "sim.dns[0].ttl=1h".into(),
+        ]
+    } else {
+        vec![
+            "run".into(),
+            repo("experiments/pod-kill.yaml"),
+            "-q".into(),
+            "--var".into(),
+            "percent=20".into(),
+            "--set".into(),
+            "sim.kubernetes[0].deployments[0].startup=20m".into(),
+        ]
+    }
+}
+
+#[test]
+fn lessons_accumulate_across_missed_runs() {
+    let mut t = Test::new().args(missing_drill());
+    t.run().expect_code(4);
+    let first = t.run_dirs();
+    assert_eq!(first.len(), 1);
+    let first_id = first[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let first_report = std::fs::read_to_string(first[0].join("report.md")).expect("report");
+    let first_section = first_report
+        .split("## Open action items from earlier drills")
+        .nth(1)
+        .expect("open-items section");
+    assert!(
+        first_section.contains("None.") && !first_section.contains("| Run | Item |"),
+        "{first_report}"
+    );
+    t = t.args(missing_drill());
+    t.run().expect_code(4);
+    let second = t
+        .run_dirs()
+        .into_iter()
+        .find(|d| !d.ends_with(&first_id))
+        .expect("second run");
+    let report = std::fs::read_to_string(second.join("report.md")).expect("report");
+    let section = report
+        .split("## Open action items from earlier drills")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no open-items section:\n{report}"));
+    assert!(section.contains(&first_id), "{section}");
+    assert!(section.contains("RTO"), "{section}");
+}
+
+#[test]
+fn set_typo_is_invalid_with_a_suggestion() {
+    let t = Test::new().args([
+        "run",
+        &repo("experiments/pod-kill.yaml"),
+        "--set",
+        "sim.kubernets[0].nodes_per_zone=2",
+    ]);
+    let out = t.run().expect_code(2);
+    assert!(
+        out.stderr.contains("did you mean `kubernetes`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(!t.runs_dir().exists());
+}
+
+#[test]
+fn unknown_var_is_invalid() {
+    let t = Test::new().args([
+        "run",
+        &repo("experiments/pod-kill.yaml"),
+        "--var",
+        "namespce=x",
+    ]);
+    let out = t.run().expect_code(2);
+    assert!(
+        out.stderr.contains("no variable `namespce`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `namespace`?"),
+        "{}",
+        out.stderr
+    );
+    assert!(!t.runs_dir().exists());
+}
+
+#[test]
+fn virtual_clock_with_a_command_step_is_invalid() {
+    let t = Test::new();
+    let exp = t.dir.path().join("cmd.yaml");
+    std::fs::write(
+        &exp,
+        "apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata: {name: cmd}
+steady_state:
+  probes:
+    - {name: ready, type: k8s.pods, with: {namespace: web, selector: {app: api}}, tolerance: {path: ready_ratio, min: 1}}
+steps:
+  - {id: kill, action: k8s.pod_kill, with: {namespace: web, selector: {app: api}}}
+  - {id: hello, action: command, after: [kill], with: {run: [\"true\"]}}
+recovery: {fault: kill, probes: [ready]}
+",
+    )
+    .expect("write");
+    let path = exp.display().to_string();
+    let t = t.args(["validate", path.as_str()]);
+    t.run().expect_code(0);
+    let t = t.args(["run", path.as_str(), "--clock", "virtual"]);
+    let out = t.run().expect_code(2);
+    assert!(out.stderr.contains("--clock virtual"), "{}", out.stderr);
+    assert!(!t.runs_dir().exists());
+}
+
+#[test]
+fn nonexistent_file_and_directory_are_invalid() {
+    for cmd in ["validate", "plan", "run"] {
+        let t = Test::new().args([cmd, "no-such-file.yaml"]);
+        let out = t.run().expect_code(2);
+        assert!(out.stderr.contains("no-such-file.yaml"), "{}", out.stderr);
+        let dir = repo("experiments");
+        let t = Test::new().args([cmd, dir.as_str()]);
+        let out = t.run().expect_code(2);
+        assert!(out.stderr.contains("is a directory"), "{}", out.stderr);
+        assert!(!t.runs_dir().exists());
+    }
+}
+
+#[test]
+fn protected_environment_needs_confirm() {
+    let t = Test::new();
+    let sim = std::fs::read_to_string(repo("environments/sim.yaml")).expect("sim.yaml");
+    let env = t.dir.path().join("prod.yaml");
+    let text = sim.replacen("backend: sim\n", "protected: true\nbackend: sim\n", 1);
+    assert_ne!(text, sim);
+    std::fs::write(&env, text).expect("write");
+    let env = env.display().to_string();
+    let exp = repo("experiments/pod-kill.yaml");
+    let t = t.args(["run", exp.as_str(), "--env", env.as_str(), "-q"]);
+    let out = t.run().expect_code(2);
+    assert!(out.stderr.contains("protected"), "{}", out.stderr);
+    assert!(out.stderr.contains("--confirm sim"), "{}", out.stderr);
+    assert!(!t.runs_dir().exists());
+    let t = t.args([
+        "run",
+        exp.as_str(),
+        "--env",
+        env.as_str(),
+        "-q",
+        "--confirm",
+        "sim",
+    ]);
+    t.run().expect_code(0);
+    assert_eq!(t.run_dirs().len(), 1);
+}
+
+#[test]
+fn same_seed_gives_identical_measurements() {
+    let run = || {
+        let out = Test::new()
+            .args([
+                "run",
+                &repo("experiments/pod-kill.yaml"),
+                "--seed",
+                "1234",
+                "--output",
+                "json",
+            ])
+            .run()
+            .expect_code(0);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+        (v["measurements"].clone(), v["duration_ms"].clone())
+    };
+    let a = run();
+    assert!(a.0.as_array().is_some_and(|m| !m.is_empty()), "{a:?}");
+    assert_eq!(a, run());
+}

@@ -1,0 +1,544 @@
+//! Every diagnostic the experiment front end can emit, data-driven: a YAML snippet and the
+//! substrings its rendered message must contain (position `file:line:col`, YAML path, help).
+
+use firedrill::diag::render_all;
+use firedrill::spec::parse_experiment;
+
+const FILE: &str = "drill.yaml";
+
+/// A valid experiment; cases derive from it by replacing one exact fragment.
+const BASE: &str = "\
+apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata:
+  name: base
+objectives:
+  rto: 15m
+  rpo: 1h
+variables:
+  zone: us-east-1a
+steady_state:
+  probes:
+    - name: ready
+      type: k8s.pods
+      with: {namespace: web, selector: {app: api}}
+      tolerance: {path: ready_ratio, min: 1}
+    - name: errors
+      type: service.metrics
+      with: {service: api}
+      tolerance: {path: error_rate, max: 0.01}
+  before: [ready]
+  during:
+    interval: 10s
+    probes: [errors]
+    abort_when:
+      - {probe: errors, above: 0.05, for: 5m}
+  after: [ready]
+steps:
+  - id: cordon
+    action: k8s.cordon_zone
+    with: {zone: us-east-1a}
+  - id: kill
+    action: k8s.pod_kill
+    after: [cordon]
+    with: {namespace: web, selector: {app: api}, mode: fixed, value: 1}
+  - id: observe
+    action: wait
+    after: [kill]
+    with: {duration: 1m}
+recovery:
+  fault: kill
+  probes: [ready]
+  interval: 10s
+";
+
+/// BASE with `from` replaced by `to` (exactly once).
+fn with(from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(
+        BASE.matches(from).count(),
+        1,
+        "fragment `{from}` must occur once"
+    );
+    BASE.replacen(from, to, 1).into_bytes()
+}
+
+fn render(bytes: &[u8], vars: &[(&str, &str)]) -> (usize, String) {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    match parse_experiment(FILE, bytes, &vars) {
+        Ok(_) => (0, String::new()),
+        Err(d) => (d.len(), render_all(&d, std::str::from_utf8(bytes).ok())),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    yaml: Vec<u8>,
+    vars: &'static [(&'static str, &'static str)],
+    expect: &'static [&'static str],
+}
+
+fn case(name: &'static str, yaml: Vec<u8>, expect: &'static [&'static str]) -> Case {
+    Case {
+        name,
+        yaml,
+        vars: &[],
+        expect,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let deep = format!("{}1{}\n", "[".repeat(300), "]".repeat(300));
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 0..12 {
+        let prev = if i == 0 {
+            "a".to_string()
+        } else {
+            format!("b{}", i - 1)
+        };
+        bomb.push_str(&format!(
+            "b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
+        ));
+    }
+    let mut huge = BASE.to_string();
+    huge.push_str(&format!("# {}\n", "x".repeat(1 << 20)));
+    let mut non_utf8 = BASE.as_bytes().to_vec();
+    non_utf8.extend_from_slice(b"# caf\xe9\n");
+    let mut nul = BASE.as_bytes().to_vec();
+    nul.extend_from_slice(b"\0\0\0");
+
+    vec![
+        case(
+            "syntax",
+            with("  rto: 15m\n", "  rto: [15m\n"),
+            &["drill.yaml:7:", "YAML syntax error", "= help:"],
+        ),
+        case("empty", Vec::new(), &["drill.yaml:1:1: file is empty"]),
+        case(
+            "comment_only",
+            b"# nothing here\n# at all\n".to_vec(),
+            &["drill.yaml:1:1:", "no YAML document"],
+        ),
+        case(
+            "binary_nul",
+            nul,
+            &["drill.yaml: file looks binary (NUL byte"],
+        ),
+        case(
+            "non_utf8",
+            non_utf8,
+            &["drill.yaml: file is not valid UTF-8"],
+        ),
+        case(
+            "too_big",
+            huge.into_bytes(),
+            &["drill.yaml: file is", "over the 1048576 byte limit"],
+        ),
+        case(
+            "deeply_nested",
+            deep.into_bytes(),
+            &["drill.yaml:1:", "recursion limit"],
+        ),
+        case(
+            "alias_bomb",
+            bomb.into_bytes(),
+            &["drill.yaml:", "alias bomb"],
+        ),
+        case(
+            "multiple_documents",
+            format!("{BASE}---\n{BASE}").into_bytes(),
+            &["drill.yaml:43:1: more than one YAML document"],
+        ),
+        case(
+            "wrong_api_version",
+            with("firedrill.dev/v1", "firedrill.dev/v2"),
+            &[
+                "drill.yaml:1:13: unsupported apiVersion `firedrill.dev/v2` (at `apiVersion`)",
+                "write `apiVersion: firedrill.dev/v1`",
+            ],
+        ),
+        case(
+            "wrong_kind",
+            with("kind: Experiment", "kind: Experimnet"),
+            &["drill.yaml:2:7: expected `kind: Experiment`, found `Experimnet` (at `kind`)"],
+        ),
+        case(
+            "environment_as_experiment",
+            with("kind: Experiment", "kind: Environment"),
+            &[
+                "drill.yaml:2:7:",
+                "found `Environment`",
+                "pass it with `--env`",
+            ],
+        ),
+        case(
+            "unknown_top_level_key",
+            with("recovery:\n", "recovry:\n"),
+            &[
+                "drill.yaml:39:1: unknown key `recovry`",
+                "(at `recovry`)",
+                "did you mean `recovery`?",
+            ],
+        ),
+        case(
+            "abort_wen",
+            with("    abort_when:\n", "    abort_wen:\n"),
+            &[
+                "drill.yaml:24:5: unknown key `abort_wen`",
+                "(at `steady_state.during.abort_wen`)",
+                "did you mean `abort_when`?",
+            ],
+        ),
+        case(
+            "unknown_key_in_abort_condition",
+            with("above: 0.05, for: 5m", "above: 0.05, fro: 5m"),
+            &[
+                "drill.yaml:25:38: unknown key `fro`",
+                "(at `steady_state.during.abort_when[0].fro`)",
+                "did you mean `for`?",
+            ],
+        ),
+        case(
+            "string_for_number",
+            with("max: 0.01", "max: low"),
+            &[
+                "drill.yaml:19:42: expected a number, found `low`",
+                "(at `steady_state.probes[1].tolerance.max`)",
+            ],
+        ),
+        case(
+            "list_for_map",
+            with("with: {service: api}", "with: [service, api]"),
+            &[
+                "drill.yaml:18:13: expected a mapping",
+                "found a list",
+                "(at `steady_state.probes[1].with`)",
+            ],
+        ),
+        case(
+            "duration_bare_number",
+            with("rto: 15m", "rto: 15"),
+            &[
+                "drill.yaml:6:8: bad duration `15` (at `objectives.rto`)",
+                "has no unit",
+            ],
+        ),
+        case(
+            "duration_negative",
+            with("rto: 15m", "rto: -5m"),
+            &[
+                "drill.yaml:6:8: bad duration `-5m` (at `objectives.rto`)",
+                "negative",
+            ],
+        ),
+        case(
+            "duration_words",
+            with("rto: 15m", "rto: 15 minutes"),
+            &[
+                "drill.yaml:6:8: bad duration `15 minutes` (at `objectives.rto`)",
+                "not a duration",
+            ],
+        ),
+        case(
+            "duration_overflow",
+            with("rto: 15m", "rto: 99999d"),
+            &[
+                "drill.yaml:6:8: bad duration `99999d` (at `objectives.rto`)",
+                "30-day limit",
+            ],
+        ),
+        case(
+            "zero_rto",
+            with("rto: 15m", "rto: 0s"),
+            &["drill.yaml:6:8: the RTO must be positive (at `objectives.rto`)"],
+        ),
+        case(
+            "duplicate_step_id",
+            with("  - id: observe", "  - id: cordon"),
+            &[
+                "drill.yaml:35:9: duplicate step id `cordon` (at `steps[2].id`)",
+                "the first is steps[0]",
+            ],
+        ),
+        case(
+            "duplicate_probe_name",
+            with("    - name: errors", "    - name: ready"),
+            &["drill.yaml:16:13: duplicate probe name `ready` (at `steady_state.probes[1].name`)"],
+        ),
+        case(
+            "dangling_after",
+            with("after: [kill]", "after: [kil]"),
+            &[
+                "drill.yaml:37:13: no step `kil` to run after (at `steps[2].after[0]`)",
+                "did you mean `kill`?",
+            ],
+        ),
+        case(
+            "self_dependency",
+            with("after: [kill]", "after: [observe]"),
+            &["drill.yaml:37:13: step `observe` runs after itself (at `steps[2].after[0]`)"],
+        ),
+        case(
+            "cycle",
+            with(
+                "  - id: cordon\n    action: k8s.cordon_zone\n",
+                "  - id: cordon\n    action: k8s.cordon_zone\n    after: [observe]\n",
+            ),
+            &[
+                "drill.yaml:36:9: dependency cycle: observe -> cordon -> kill -> observe (at `steps[2].after`)",
+            ],
+        ),
+        case(
+            "unknown_action",
+            with("action: k8s.pod_kill", "action: k8s.pod_kil"),
+            &[
+                "drill.yaml:32:13: unknown action `k8s.pod_kil` (at `steps[1].action`)",
+                "did you mean `k8s.pod_kill`?",
+            ],
+        ),
+        case(
+            "missing_required_param",
+            with("with: {duration: 1m}", "with: {}"),
+            &[
+                "drill.yaml:38:11: action `wait` needs parameter `duration`",
+                "(at `steps[2]`)",
+            ],
+        ),
+        case(
+            "unknown_param",
+            with("with: {duration: 1m}", "with: {duration: 1m, durtion: 2m}"),
+            &[
+                "drill.yaml:38:26: action `wait` has no parameter `durtion` (at `steps[2].with.durtion`)",
+                "did you mean `duration`?",
+            ],
+        ),
+        case(
+            "ill_typed_param",
+            with("value: 1}", "value: lots}"),
+            &[
+                "drill.yaml:34:70: parameter `value` must be a whole number, found `lots` (at `steps[1].with.value`)",
+            ],
+        ),
+        case(
+            "bad_enum",
+            with("mode: fixed,", "mode: fixd,"),
+            &[
+                "drill.yaml:34:56: `fixd` is not a valid `mode` (at `steps[1].with.mode`)",
+                "did you mean `fixed`?",
+            ],
+        ),
+        case(
+            "unknown_probe_type",
+            with("type: service.metrics", "type: service.metric"),
+            &[
+                "drill.yaml:17:13: unknown probe type `service.metric` (at `steady_state.probes[1].type`)",
+                "did you mean `service.metrics`?",
+            ],
+        ),
+        case(
+            "dangling_probe_before",
+            with("  before: [ready]", "  before: [reddy]"),
+            &[
+                "drill.yaml:20:12: no probe named `reddy` (at `steady_state.before[0]`)",
+                "did you mean `ready`?",
+            ],
+        ),
+        case(
+            "dangling_probe_after",
+            with("  after: [ready]", "  after: [reddy]"),
+            &[
+                "drill.yaml:26:11: no probe named `reddy` (at `steady_state.after[0]`)",
+                "did you mean `ready`?",
+            ],
+        ),
+        case(
+            "dangling_probe_during",
+            with("probes: [errors]", "probes: [eror]"),
+            &[
+                "drill.yaml:23:14: no probe named `eror` (at `steady_state.during.probes[0]`)",
+                "did you mean `errors`?",
+            ],
+        ),
+        case(
+            "dangling_probe_abort",
+            with("{probe: errors,", "{probe: erors,"),
+            &[
+                "drill.yaml:25:17: no probe named `erors` (at `steady_state.during.abort_when[0].probe`)",
+                "did you mean `errors`?",
+            ],
+        ),
+        case(
+            "dangling_probe_recovery",
+            with(
+                "  probes: [ready]\n  interval",
+                "  probes: [redy]\n  interval",
+            ),
+            &[
+                "drill.yaml:41:12: no probe named `redy` (at `recovery.probes[0]`)",
+                "did you mean `ready`?",
+            ],
+        ),
+        case(
+            "unknown_variable",
+            with("with: {zone: us-east-1a}", "with: {zone: \"${zon}\"}"),
+            &[
+                "drill.yaml:30:18: unknown variable `${zon}` (at `steps[0].with.zone`)",
+                "did you mean `zone`?",
+            ],
+        ),
+        case(
+            "retry_zero",
+            with(
+                "    with: {duration: 1m}\n",
+                "    with: {duration: 1m}\n    retry: {attempts: 0}\n",
+            ),
+            &["drill.yaml:39:23: 0 attempts is out of range (at `steps[2].retry.attempts`)"],
+        ),
+        case(
+            "retry_thousand",
+            with(
+                "    with: {duration: 1m}\n",
+                "    with: {duration: 1m}\n    retry: {attempts: 1000}\n",
+            ),
+            &["drill.yaml:39:23: 1000 attempts is out of range (at `steps[2].retry.attempts`)"],
+        ),
+        case(
+            "deadline_below_rto",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  deadline: 5m\n",
+            ),
+            &["deadline 5m is shorter than the RTO 15m (at `recovery.deadline`)"],
+        ),
+        case(
+            "invalid_regex",
+            with(
+                "{path: error_rate, max: 0.01}",
+                "{path: error_rate, regex: \"([a-z\"}",
+            ),
+            &[
+                "drill.yaml:19:44: invalid regex",
+                "(at `steady_state.probes[1].tolerance.regex`)",
+            ],
+        ),
+        case(
+            "two_kinds_of_check",
+            with(
+                "{path: error_rate, max: 0.01}",
+                "{path: error_rate, max: 0.01, equals: 0}",
+            ),
+            &[
+                "drill.yaml:19:18: a tolerance has more than one kind of check (at `steady_state.probes[1].tolerance`)",
+            ],
+        ),
+        Case {
+            name: "unknown_var_flag",
+            yaml: BASE.as_bytes().to_vec(),
+            vars: &[("zon", "b")],
+            expect: &[
+                "--var zon=b: the experiment declares no variable `zon` (at `variables`)",
+                "did you mean `zone`?",
+            ],
+        },
+    ]
+}
+
+#[test]
+fn base_is_valid() {
+    let (n, text) = render(BASE.as_bytes(), &[]);
+    assert_eq!(n, 0, "{text}");
+}
+
+#[test]
+fn every_diagnostic() {
+    let mut failures = Vec::new();
+    for c in cases() {
+        let (n, text) = render(&c.yaml, c.vars);
+        if n == 0 {
+            failures.push(format!("{}: accepted", c.name));
+            continue;
+        }
+        for e in c.expect {
+            if !text.contains(e) {
+                failures.push(format!("{}: missing `{e}` in:\n{text}", c.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Apply several fragment replacements to BASE, parse, and check every problem is reported
+/// once, in line order, with a location.
+fn assert_all_reported(edits: &[(&str, &str)], needles: &[&str]) {
+    let mut text = BASE.to_string();
+    for (from, to) in edits {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        text = text.replacen(from, to, 1);
+    }
+    let diags = parse_experiment(FILE, text.as_bytes(), &[]).expect_err("must be rejected");
+    let rendered = render_all(&diags, Some(&text));
+    assert!(diags.len() >= 5, "{rendered}");
+    assert!(rendered.contains(&format!("{} problems found; nothing was run.", diags.len())));
+    let lines: Vec<u32> = diags
+        .iter()
+        .map(|d| d.loc.expect("every problem here has a location").line)
+        .collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "{rendered}");
+    for needle in needles {
+        assert!(rendered.contains(needle), "missing {needle} in\n{rendered}");
+    }
+}
+
+#[test]
+fn many_structural_problems_reported_in_one_pass_sorted_by_line() {
+    assert_all_reported(
+        &[
+            ("firedrill.dev/v1", "firedrill.dev/v2"),
+            ("rto: 15m", "rto: 15"),
+            ("    abort_when:\n", "    abort_wen:\n"),
+            ("action: k8s.pod_kill", "action: k8s.pod_kil"),
+            ("with: {duration: 1m}", "with: {duration: 1m, durtion: 2m}"),
+            (
+                "    with: {zone: us-east-1a}\n",
+                "    with: {zone: us-east-1a}\n    retry: {attempts: 0}\n",
+            ),
+        ],
+        &[
+            "`firedrill.dev/v2`",
+            "`15`",
+            "`abort_wen`",
+            "`k8s.pod_kil`",
+            "`durtion`",
+            "0 attempts",
+        ],
+    );
+}
+
+#[test]
+fn many_reference_problems_reported_in_one_pass_sorted_by_line() {
+    assert_all_reported(
+        &[
+            ("  before: [ready]", "  before: [reddy]"),
+            ("probes: [errors]", "probes: [eror]"),
+            ("  after: [ready]", "  after: [redy]"),
+            ("    after: [cordon]\n", "    after: [cordn]\n"),
+            ("after: [kill]", "after: [observe]"),
+            (
+                "  probes: [ready]\n  interval",
+                "  probes: [rdy]\n  interval",
+            ),
+        ],
+        &[
+            "`reddy`",
+            "`eror`",
+            "`redy`",
+            "`cordn`",
+            "runs after itself",
+            "`rdy`",
+        ],
+    );
+}
