@@ -24,7 +24,7 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
             );
         }
     }
-    let probe_names: Vec<&str> = exp.probes.iter().map(|p| p.name.value.as_str()).collect();
+    let probe_names: Vec<&str> = exp.declared_probes.iter().map(String::as_str).collect();
     let mut ids: HashMap<&str, usize> = HashMap::new();
     for (i, s) in exp.steps.iter().enumerate() {
         if let Some(first) = ids.insert(&s.id.value, i) {
@@ -36,7 +36,8 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
             );
         }
     }
-    let step_ids: Vec<&str> = exp.steps.iter().map(|s| s.id.value.as_str()).collect();
+    let step_ids: Vec<&str> = exp.declared_steps.iter().map(String::as_str).collect();
+    let duplicate_ids = ids.len() < exp.steps.len();
 
     let probe_ref = |cx: &mut Cx, path: String, r: &Spanned<String>| {
         if !probe_names.contains(&r.value.as_str()) {
@@ -140,7 +141,7 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
         }
         let deadline = r.deadline_for(&exp.objectives);
         if deadline < exp.objectives.rto {
-            cx.error_at("recovery.deadline", r.deadline.map(|_| r.fault.loc), format!("deadline {} is shorter than the RTO {}", crate::duration::format(deadline), crate::duration::format(exp.objectives.rto)), "a drill must wait at least the RTO to judge it; raise the deadline or leave it out (default: twice the RTO)");
+            cx.error_at("recovery.deadline", r.deadline_loc, format!("deadline {} is shorter than the RTO {}", crate::duration::format(deadline), crate::duration::format(exp.objectives.rto)), "a drill must wait at least the RTO to judge it; raise the deadline or leave it out (default: twice the RTO)");
         }
         if r.interval > exp.objectives.rto {
             cx.error_at(
@@ -151,7 +152,8 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
             );
         }
     }
-    if let Some(cycle) = find_cycle(exp) {
+    // With duplicate ids the graph is ambiguous; report the duplicates, not a made-up cycle.
+    if !duplicate_ids && let Some(cycle) = find_cycle(exp) {
         let first = exp
             .steps
             .iter()

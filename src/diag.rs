@@ -104,7 +104,7 @@ pub fn did_you_mean(word: &str, candidates: &[&str], what: &str) -> String {
         .join(", ");
     match suggest(word, candidates.iter().copied()) {
         Some(s) => format!("did you mean `{s}`? {what}: {list}"),
-        None if candidates.is_empty() => format!("there are no {what} to choose from"),
+        None if candidates.is_empty() => format!("{what}: (none)"),
         None => format!("{what}: {list}"),
     }
 }

@@ -31,6 +31,10 @@ pub struct Experiment {
     pub after: Vec<Spanned<String>>,
     pub steps: Vec<Step>,
     pub recovery: Option<Recovery>,
+    /// Every step id and probe name written, including those of entries that failed to decode
+    /// (so a reference to them is not also reported as dangling).
+    pub declared_steps: Vec<String>,
+    pub declared_probes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -164,6 +168,7 @@ pub struct Recovery {
     pub consecutive: u32,
     pub interval: Duration,
     pub deadline: Option<Duration>,
+    pub deadline_loc: Option<Loc>,
     pub detection: Option<Spanned<String>>,
     pub data_loss: Option<DataLoss>,
 }
@@ -385,25 +390,43 @@ fn decode_experiment(
         }),
     };
     m.node("variables"); // expanded already
-    let (probes, before, during, after) = match m.node("steady_state") {
+    let (probes, declared_probes, before, during, after) = match m.node("steady_state") {
         Some(n) => cx
             .key("steady_state", |cx| decode_steady_state(cx, n))
             .unwrap_or_default(),
         None => Default::default(),
     };
-    let steps = m.req::<Vec<Step>>(cx, "steps");
+    let steps = match m.node("steps") {
+        Some(n) if !matches!(n.kind, NodeKind::Null) => {
+            cx.key("steps", |cx| decode_partial::<Step>(cx, n, "id"))
+        }
+        _ => {
+            cx.error(
+                root.loc,
+                "the experiment is missing required key `steps`",
+                "add `steps:` with at least one step",
+            );
+            (Vec::new(), Vec::new())
+        }
+    };
     let recovery = m.opt::<Recovery>(cx, "recovery");
     m.finish(cx);
     Some(Experiment {
         file: cx.file.clone(),
-        metadata: metadata?,
-        objectives: objectives?,
+        metadata: metadata.unwrap_or_default(),
+        objectives: objectives.unwrap_or(Objectives {
+            rto: DEFAULT_RTO,
+            rpo: DEFAULT_RPO,
+            mttd: None,
+        }),
         variables,
         probes,
         before,
         during,
         after,
-        steps: steps?,
+        steps: steps.0,
+        declared_steps: steps.1,
+        declared_probes,
         recovery,
     })
 }
@@ -487,19 +510,49 @@ fn decode_objectives(cx: &mut Cx, n: &Node) -> Option<Objectives> {
 
 type SteadyState = (
     Vec<ProbeDef>,
+    Vec<String>,
     Vec<Spanned<String>>,
     Option<During>,
     Vec<Spanned<String>>,
 );
 
+/// Decode a list keeping the items that decode, so that later checks still run on the rest; also
+/// return the names (`key`) every item declares, valid or not, so that references to an invalid
+/// item are not reported a second time as dangling.
+fn decode_partial<T: Decode>(cx: &mut Cx, n: &Node, key: &str) -> (Vec<T>, Vec<String>) {
+    let NodeKind::Seq(items) = &n.kind else {
+        cx.error(
+            n.loc,
+            format!("expected a list, found {}", n.describe()),
+            "write one `- ...` entry per line",
+        );
+        return (Vec::new(), Vec::new());
+    };
+    let declared = items
+        .iter()
+        .filter_map(|i| i.get(key).and_then(Node::as_str).map(str::to_string))
+        .collect();
+    let decoded = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| cx.idx(i, |cx| T::decode(cx, item)))
+        .collect();
+    (decoded, declared)
+}
+
 fn decode_steady_state(cx: &mut Cx, n: &Node) -> Option<SteadyState> {
     let mut m = cx.map(n, "steady_state")?;
-    let probes = m.opt::<Vec<ProbeDef>>(cx, "probes").unwrap_or_default();
+    let (probes, declared) = match m.node("probes") {
+        Some(n) if !matches!(n.kind, NodeKind::Null) => {
+            cx.key("probes", |cx| decode_partial::<ProbeDef>(cx, n, "name"))
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
     let before = m.opt(cx, "before").unwrap_or_default();
     let during = m.opt::<During>(cx, "during");
     let after = m.opt(cx, "after").unwrap_or_default();
     m.finish(cx);
-    Some((probes, before, during, after))
+    Some((probes, declared, before, during, after))
 }
 
 impl Decode for ProbeDef {
@@ -973,7 +1026,8 @@ impl Decode for Recovery {
             probes: probes?,
             consecutive: consecutive.map(|c| c.value).unwrap_or(1),
             interval: interval.map(|i| i.value).unwrap_or(Duration::from_secs(10)),
-            deadline: deadline.map(|d| d.value),
+            deadline: deadline.as_ref().map(|d| d.value),
+            deadline_loc: deadline.map(|d| d.loc),
             detection,
             data_loss,
         })
