@@ -9,7 +9,7 @@
 use crate::decode::Cx;
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::spec::API_VERSION;
-use crate::yaml::{Limits, Loc, Node, NodeKind};
+use crate::yaml::{Loc, Node, NodeKind};
 use serde_json::Value as Json;
 
 /// The built-in environment's source.
@@ -178,18 +178,7 @@ pub fn parse_environment(
     bytes: &[u8],
     sets: &[(String, String)],
 ) -> Result<Environment, Vec<Diagnostic>> {
-    let limits = Limits::default();
-    let load_err = |e: crate::yaml::LoadError| {
-        vec![Diagnostic {
-            file: file.to_string(),
-            loc: e.loc,
-            path: String::new(),
-            message: e.message,
-            help: e.help,
-        }]
-    };
-    let text = crate::yaml::decode_text(bytes, &limits).map_err(load_err)?;
-    let mut root = crate::yaml::load(text, &limits).map_err(load_err)?;
+    let (text, mut root) = crate::yaml::load_document(file, bytes)?;
     let mut cx = Cx::new(file);
     for (path, value) in sets {
         apply_set(&mut cx, &mut root, path, value);

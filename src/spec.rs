@@ -10,7 +10,7 @@ use crate::decode::{Cx, Decode, OrderedMap, Spanned, choice};
 use crate::diag::{Diagnostic, did_you_mean};
 use crate::tolerance::{Check, Tolerance};
 use crate::vocab;
-use crate::yaml::{Limits, Loc, Node, NodeKind};
+use crate::yaml::{Loc, Node, NodeKind};
 use serde_json::Value as Json;
 use std::time::Duration;
 
@@ -192,18 +192,7 @@ pub fn parse_experiment(
     bytes: &[u8],
     overrides: &[(String, String)],
 ) -> Result<Experiment, Vec<Diagnostic>> {
-    let limits = Limits::default();
-    let load_err = |e: crate::yaml::LoadError| {
-        vec![Diagnostic {
-            file: file.to_string(),
-            loc: e.loc,
-            path: String::new(),
-            message: e.message,
-            help: e.help,
-        }]
-    };
-    let text = crate::yaml::decode_text(bytes, &limits).map_err(load_err)?;
-    let mut root = crate::yaml::load(text, &limits).map_err(load_err)?;
+    let (_, mut root) = crate::yaml::load_document(file, bytes)?;
     let mut cx = Cx::new(file);
     let variables = expand_variables(&mut cx, &mut root, overrides);
     let exp = decode_experiment(&mut cx, &root, variables);

@@ -202,6 +202,26 @@ pub fn decode_text<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, Load
     })
 }
 
+/// Check, decode and parse a file's bytes with the default limits; a failure is one diagnostic.
+pub fn load_document<'a>(
+    file: &str,
+    bytes: &'a [u8],
+) -> Result<(&'a str, Node), Vec<crate::diag::Diagnostic>> {
+    let limits = Limits::default();
+    let diag = |e: LoadError| {
+        vec![crate::diag::Diagnostic {
+            file: file.to_string(),
+            loc: e.loc,
+            path: String::new(),
+            message: e.message,
+            help: e.help,
+        }]
+    };
+    let text = decode_text(bytes, &limits).map_err(diag)?;
+    let root = load(text, &limits).map_err(diag)?;
+    Ok((text, root))
+}
+
 /// Parse one YAML document into a node tree.
 pub fn load(text: &str, limits: &Limits) -> Result<Node, LoadError> {
     if text.trim().is_empty() {

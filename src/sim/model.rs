@@ -1992,19 +1992,12 @@ impl Estate {
     /// restore) plus its own writes. This is what a canary query `max(ts) where ts <= t` returns,
     /// and what a data-loss (RPO) measurement compares with the fault time.
     fn surviving_write_before(&self, db: usize, t: Duration) -> Option<Duration> {
-        let d = &self.dbs[db];
-        let mut best = d.inherited.filter(|w| *w <= t);
-        for &(start, end) in &d.spans {
-            if start > t {
-                continue;
-            }
-            let upto = end.unwrap_or(self.now).min(t);
-            let w = floor_to(upto, d.write_interval);
-            if w >= start {
-                best = best.max(Some(w));
-            }
-        }
-        best
+        // `own_newest_at` counts inherited data only once the cluster exists; data inherited by
+        // a cluster created after `t` (a restore, a promotion) survived all the same.
+        self.dbs[db]
+            .inherited
+            .filter(|w| *w <= t)
+            .max(self.own_newest_at(db, t))
     }
 
     /// Newest write held at time `p` (secondaries: what has replicated from the primary).
