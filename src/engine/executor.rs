@@ -204,27 +204,30 @@ impl Shared {
 
     /// Run a probe and evaluate its tolerance: (ok, selected value, message).
     async fn probe(&self, name: &str, phase: Phase, record: bool) -> (bool, Json, String) {
-        let (ok, value, message, _) = self.probe_raw(name, phase, record).await;
+        let (ok, value, message, _) = self.probe_raw(name, phase, record, None).await;
         (ok, value, message)
     }
 
-    /// Like `probe`, also returning the probe's raw output.
+    /// Like `probe`, also returning the probe's raw output; `with` replaces the probe's
+    /// parameters (the data-loss measurement adds `as_of`).
     async fn probe_raw(
         &self,
         name: &str,
         phase: Phase,
         record: bool,
+        with: Option<&Json>,
     ) -> (bool, Json, String, Option<Json>) {
         let Some(def) = self.exp.probes.iter().find(|p| p.name.value == name) else {
             return (false, Json::Null, format!("no probe named `{name}`"), None);
         };
+        let with = with.unwrap_or(&def.with);
         let call = async {
             match def.kind.as_str() {
-                "http" => super::generic::http(&def.with, false).await,
-                "command" => super::generic::command(&def.with, false).await,
+                "http" => super::generic::http(with, false).await,
+                "command" => super::generic::command(with, false).await,
                 kind => self
                     .provider
-                    .observe(kind, &def.with)
+                    .observe(kind, with)
                     .await
                     .map_err(|e| e.to_string()),
             }
@@ -272,11 +275,7 @@ impl Shared {
 
     /// Run one action (built-in, generic or provider).
     async fn action(&self, step_id: &str, action: &str, with: &Json) -> Result<Json, String> {
-        let param_dur = |k: &str| {
-            with.get(k)
-                .and_then(Json::as_str)
-                .and_then(|s| crate::duration::parse(s).ok())
-        };
+        let param_dur = |k: &str| crate::duration::param(with, k);
         let out = match action {
             "wait" => {
                 let d = param_dur("duration").unwrap_or_default();
@@ -707,13 +706,22 @@ pub async fn execute(
     let n = exp.steps.len();
     let mut results: Vec<Option<StepResult>> = (0..n).map(|_| None).collect();
     let mut started = vec![false; n];
-    let mut started_order: Vec<usize> = Vec::new();
     let mut set: JoinSet<(usize, StepResult)> = JoinSet::new();
     let mut recovery: Option<tokio::task::JoinHandle<()>> = None;
     let mut hard_stop = false;
     let mut interrupts_open = true;
     let mut continued_failures: Vec<String> = Vec::new();
-    let index_of = |id: &str| exp.steps.iter().position(|s| s.id.value == id);
+    // Parent indices, resolved once; an unknown parent (never after validation) is never ready.
+    let parents: Vec<Vec<Option<usize>>> = exp
+        .steps
+        .iter()
+        .map(|s| {
+            s.after
+                .iter()
+                .map(|a| exp.steps.iter().position(|x| x.id.value == a.value))
+                .collect()
+        })
+        .collect();
     loop {
         let aborted = abort_rx.borrow().is_some();
         if !aborted {
@@ -724,8 +732,8 @@ pub async fn execute(
                 if started[i] {
                     continue;
                 }
-                let ready = exp.steps[i].after.iter().all(|a| {
-                    index_of(&a.value).is_some_and(|p| {
+                let ready = parents[i].iter().all(|p| {
+                    p.is_some_and(|p| {
                         results[p].as_ref().is_some_and(|r| {
                             r.outcome == StepOutcome::Succeeded
                                 || exp.steps[p].on_failure == OnFailure::Continue
@@ -734,7 +742,6 @@ pub async fn execute(
                 });
                 if ready {
                     started[i] = true;
-                    started_order.push(i);
                     let sh2 = sh.clone();
                     let mut rx = abort_rx.clone();
                     set.spawn(async move {
@@ -1094,31 +1101,8 @@ impl Shared {
             obj.entry("as_of")
                 .or_insert(Json::String(fault.to_rfc3339()));
         }
-        let out = match def.kind.as_str() {
-            "http" => super::generic::http(&with, false).await,
-            "command" => super::generic::command(&with, false).await,
-            kind => self
-                .provider
-                .observe(kind, &with)
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        self.drain_env();
-        let (ok, value, message) = match &out {
-            Ok(o) => {
-                let v = def.tolerance.evaluate(o);
-                (v.ok, v.value, v.message)
-            }
-            Err(e) => (false, Json::Null, format!("probe failed: {e}")),
-        };
-        self.emit(Event::ProbeChecked {
-            phase: Phase::After,
-            probe: probe.to_string(),
-            ok,
-            value,
-            message,
-        });
-        timestamp_at(&out.ok()?, field)
+        let (_, _, _, raw) = self.probe_raw(probe, Phase::After, true, Some(&with)).await;
+        timestamp_at(&raw?, field)
     }
 }
 
