@@ -24,12 +24,7 @@ pub struct Plan {
 /// Estimated duration of a step for the critical path.
 pub fn estimate(exp: &Experiment, i: usize) -> Duration {
     let s = &exp.steps[i];
-    let param = |k: &str| {
-        s.with
-            .get(k)
-            .and_then(|v| v.as_str())
-            .and_then(|v| crate::duration::parse(v).ok())
-    };
+    let param = |k: &str| crate::duration::param(&s.with, k);
     match s.action.value.as_str() {
         "wait" => param("duration").unwrap_or_default(),
         "wait_until" => param("deadline").unwrap_or_default(),

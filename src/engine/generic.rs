@@ -7,10 +7,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 fn param_duration(p: &Json, key: &str, default: Duration) -> Duration {
-    p.get(key)
-        .and_then(Json::as_str)
-        .and_then(|s| crate::duration::parse(s).ok())
-        .unwrap_or(default)
+    crate::duration::param(p, key).unwrap_or(default)
 }
 
 static TLS: Once = Once::new();
