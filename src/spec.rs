@@ -422,18 +422,13 @@ fn decode_experiment(
 
 fn decode_metadata(cx: &mut Cx, n: &Node) -> Option<Metadata> {
     let mut m = cx.map(n, "metadata")?;
-    let name = m.req::<Spanned<String>>(cx, "name");
-    if let Some(name) = &name
-        && !valid_name(&name.value)
-    {
-        cx.key("name", |cx| {
-            cx.error(
-                name.loc,
-                format!("`{}` is not a valid experiment name", name.value),
-                "use letters, digits, `-` and `_` (it names run directories and lessons records)",
-            )
-        });
-    }
+    let name = req_name(
+        cx,
+        &mut m,
+        "name",
+        "experiment name",
+        " (it names run directories and lessons records)",
+    );
     let md = Metadata {
         name: name.map(|n| n.value).unwrap_or_default(),
         title: m.opt(cx, "title"),
@@ -443,6 +438,30 @@ fn decode_metadata(cx: &mut Cx, n: &Node) -> Option<Metadata> {
     };
     m.finish(cx);
     Some(md)
+}
+
+/// A required name (`what`: "step id", ...), checked with [`valid_name`]; `why` is appended to
+/// the help.
+fn req_name(
+    cx: &mut Cx,
+    m: &mut crate::decode::MapReader,
+    key: &'static str,
+    what: &str,
+    why: &str,
+) -> Option<Spanned<String>> {
+    let name = m.req::<Spanned<String>>(cx, key);
+    if let Some(n) = &name
+        && !valid_name(&n.value)
+    {
+        cx.key(key, |cx| {
+            cx.error(
+                n.loc,
+                format!("`{}` is not a valid {what}", n.value),
+                format!("use letters, digits, `-` and `_`{why}"),
+            )
+        });
+    }
+    name
 }
 
 /// Names of experiments, steps and probes: they end up in file names and Mermaid graphs.
@@ -547,18 +566,7 @@ fn decode_steady_state(cx: &mut Cx, n: &Node) -> Option<SteadyState> {
 impl Decode for ProbeDef {
     fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
         let mut m = cx.map(n, "a probe")?;
-        let name = m.req::<Spanned<String>>(cx, "name");
-        if let Some(name) = &name
-            && !valid_name(&name.value)
-        {
-            cx.key("name", |cx| {
-                cx.error(
-                    name.loc,
-                    format!("`{}` is not a valid probe name", name.value),
-                    "use letters, digits, `-` and `_`",
-                )
-            });
-        }
+        let name = req_name(cx, &mut m, "name", "probe name", "");
         let kind = m.req::<Spanned<String>>(cx, "type");
         let with_node = m.node("with");
         let with = match &kind {
@@ -787,18 +795,7 @@ impl Decode for AbortCondition {
 impl Decode for Step {
     fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
         let mut m = cx.map(n, "a step")?;
-        let id = m.req::<Spanned<String>>(cx, "id");
-        if let Some(id) = &id
-            && !valid_name(&id.value)
-        {
-            cx.key("id", |cx| {
-                cx.error(
-                    id.loc,
-                    format!("`{}` is not a valid step id", id.value),
-                    "use letters, digits, `-` and `_`",
-                )
-            });
-        }
+        let id = req_name(cx, &mut m, "id", "step id", "");
         let action = m.req::<Spanned<String>>(cx, "action");
         let with_node = m.node("with");
         let with = action
