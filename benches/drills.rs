@@ -4,6 +4,7 @@
 
 use firedrill::engine::clock::RunClock;
 use firedrill::engine::executor::{self, Emitter, MemorySink, RollbackPolicy, RunOptions, Sink};
+use firedrill::provider::Provider;
 use firedrill::report::summary::RunSummary;
 use firedrill::sim::provider::SimProvider;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ fn drill(file: &str, bytes: &[u8]) -> (Duration, String) {
             approve: true,
             approver: None,
             environment: env.name.clone(),
-            backend: provider.backend_name().to_string(),
+            backend: provider.backend().to_string(),
             clock_kind: "virtual".into(),
             seed: Some(seed),
         };

@@ -127,16 +127,10 @@ struct RunArgs {
     /// Virtual or wall-clock time.
     #[arg(long, value_enum, default_value = "auto")]
     clock: ClockArg,
-    /// Where runs are kept.
-    #[arg(long, default_value = ".firedrill/runs", env = "FIREDRILL_RUNS_DIR")]
-    runs_dir: PathBuf,
-    /// Where lessons-learned records accumulate.
-    #[arg(
-        long,
-        default_value = ".firedrill/lessons",
-        env = "FIREDRILL_LESSONS_DIR"
-    )]
-    lessons_dir: PathBuf,
+    #[command(flatten)]
+    runs: RunsDir,
+    #[command(flatten)]
+    lessons: LessonsDir,
     /// `json` prints the machine-readable summary on stdout.
     #[arg(long, value_enum, default_value = "text")]
     output: OutputArg,
@@ -146,9 +140,23 @@ struct RunArgs {
 }
 
 #[derive(Args)]
-struct RunsArgs {
-    #[arg(long, default_value = ".firedrill/runs", env = "FIREDRILL_RUNS_DIR")]
+struct RunsDir {
+    /// Where runs are kept.
+    #[arg(long, default_value = journal::DEFAULT_RUNS_DIR, env = "FIREDRILL_RUNS_DIR")]
     runs_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct LessonsDir {
+    /// Where lessons-learned records accumulate.
+    #[arg(long, default_value = lessons::DEFAULT_LESSONS_DIR, env = "FIREDRILL_LESSONS_DIR")]
+    lessons_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct RunsArgs {
+    #[command(flatten)]
+    runs: RunsDir,
     #[arg(long, value_enum, default_value = "text")]
     output: OutputArg,
 }
@@ -158,14 +166,10 @@ struct ReportArgs {
     /// Run id, unique prefix, `latest`, or a path to a run directory or journal.
     #[arg(default_value = "latest")]
     run: String,
-    #[arg(long, default_value = ".firedrill/runs", env = "FIREDRILL_RUNS_DIR")]
-    runs_dir: PathBuf,
-    #[arg(
-        long,
-        default_value = ".firedrill/lessons",
-        env = "FIREDRILL_LESSONS_DIR"
-    )]
-    lessons_dir: PathBuf,
+    #[command(flatten)]
+    runs: RunsDir,
+    #[command(flatten)]
+    lessons: LessonsDir,
     /// `json` prints the summary instead of markdown.
     #[arg(long, value_enum, default_value = "text")]
     output: OutputArg,
@@ -437,8 +441,8 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
 
     let exp = Arc::new(exp);
     let plan = Arc::new(plan);
-    let runs_dir = a.runs_dir.clone();
-    let lessons_dir = a.lessons_dir.clone();
+    let runs_dir = a.runs.runs_dir.clone();
+    let lessons_dir = a.lessons.lessons_dir.clone();
     let quiet = a.quiet || a.output == OutputArg::Json;
     let output_json = a.output == OutputArg::Json;
     let approve = a.approve;
@@ -484,7 +488,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
             approve,
             approver,
             environment: env_name,
-            backend: provider.backend_name().to_string(),
+            backend: provider.backend().to_string(),
             clock_kind: if virtual_clock {
                 "virtual".into()
             } else {
@@ -789,7 +793,7 @@ impl Sink for Progress {
 }
 
 fn runs(a: RunsArgs) -> Result<i32, Failure> {
-    let list = journal::list_runs(&a.runs_dir).map_err(|e| internal(e.to_string()))?;
+    let list = journal::list_runs(&a.runs.runs_dir).map_err(|e| internal(e.to_string()))?;
     if a.output == OutputArg::Json {
         let rows: Vec<serde_json::Value> = list.iter().map(|r| serde_json::json!({"id": r.id, "experiment": r.experiment, "started": r.started, "status": r.status(), "exit_code": r.exit_code, "dir": r.dir})).collect();
         println!(
@@ -799,7 +803,7 @@ fn runs(a: RunsArgs) -> Result<i32, Failure> {
         return Ok(exit::PASS);
     }
     if list.is_empty() {
-        println!("no runs in {}", a.runs_dir.display());
+        println!("no runs in {}", a.runs.runs_dir.display());
         return Ok(exit::PASS);
     }
     println!(
@@ -823,7 +827,7 @@ fn runs(a: RunsArgs) -> Result<i32, Failure> {
 }
 
 fn report(a: ReportArgs) -> Result<i32, Failure> {
-    let entry = journal::resolve_run(&a.runs_dir, &a.run).map_err(|e| Failure {
+    let entry = journal::resolve_run(&a.runs.runs_dir, &a.run).map_err(|e| Failure {
         code: exit::INVALID_INPUT,
         message: format!("error: {e}"),
     })?;
@@ -840,8 +844,12 @@ fn report(a: ReportArgs) -> Result<i32, Failure> {
     let text = if a.output == OutputArg::Json {
         serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?
     } else {
-        let open = lessons::open_items(&a.lessons_dir, &summary.experiment, Some(&summary.run_id))
-            .map_err(|e| internal(e.to_string()))?;
+        let open = lessons::open_items(
+            &a.lessons.lessons_dir,
+            &summary.experiment,
+            Some(&summary.run_id),
+        )
+        .map_err(|e| internal(e.to_string()))?;
         markdown::render_markdown(&summary, &open)
     };
     match a.out {

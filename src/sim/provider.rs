@@ -80,10 +80,6 @@ impl SimProvider {
         self.seed
     }
 
-    pub fn backend_name(&self) -> &'static str {
-        "sim"
-    }
-
     fn clock(&self) -> RunClock {
         *self.clock.get_or_init(RunClock::start_now)
     }
