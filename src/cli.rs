@@ -318,7 +318,7 @@ fn validate(a: ValidateArgs) -> Result<i32, Failure> {
             .is_ok_and(|t| t.lines().any(|l| l.trim() == "kind: Environment"));
         let res = if is_env {
             environment::parse_environment(&name, &bytes, &[])
-                .and_then(|env| crate::sim::provider::check_settings(&env))
+                .and_then(|env| crate::backends::check_settings(&env))
                 .map(|_| format!("ok: {name} (environment)"))
         } else {
             spec::parse_experiment(&name, &bytes, &a.vars.vars).map(|e| {
@@ -374,27 +374,71 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
             ),
         });
     }
-    let provider = crate::sim::provider::SimProvider::new(&env, a.seed)
-        .map_err(|d| invalid(&d, Some(&env.source)))?;
-    let seed = provider.seed();
     let plan = crate::plan::plan(&exp);
+    let calls = crate::backends::calls_of(&exp);
+    // Anything not served by the simulated estate happens in real time.
+    let remote = calls
+        .iter()
+        .any(|c| env.backend_for(&c.name) != environment::Backend::Sim);
     let virtual_clock = match a.clock {
         ClockArg::Virtual => {
-            if needs_wall_clock(&exp) {
-                return Err(Failure { code: exit::INVALID_INPUT, message: "error: --clock virtual: this drill uses http, command or approval steps, which need real time\n  = help: use --clock wall (or auto)".into() });
+            if needs_wall_clock(&exp) || remote {
+                return Err(Failure { code: exit::INVALID_INPUT, message: "error: --clock virtual: this drill uses http, command or approval steps, or a real backend, which need real time\n  = help: use --clock wall (or auto)".into() });
             }
             true
         }
         ClockArg::Wall => false,
-        ClockArg::Auto => !needs_wall_clock(&exp),
+        ClockArg::Auto => !needs_wall_clock(&exp) && !remote,
     };
+    let runtime = if virtual_clock {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| internal(format!("cannot start the runtime: {e}")))?;
+
+    let connect_opts = crate::backends::ConnectOptions { seed: a.seed };
+    let provider = runtime
+        .block_on(crate::backends::connect(&env, &connect_opts))
+        .map_err(|d| invalid(&d, Some(&env.source)))?;
+    let seed = match a.seed {
+        Some(s) => s,
+        None => env
+            .settings(environment::Backend::Sim)
+            .get("seed")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(crate::sim::model::SimParams::default().seed),
+    };
+    let problems = runtime.block_on(provider.preflight(&calls));
+    if !problems.is_empty() {
+        let mut message = format!(
+            "error: preflight found {} problem(s) in environment `{}`; nothing ran\n",
+            problems.len(),
+            env.name
+        );
+        for p in &problems {
+            message.push_str(&format!("  - {}: {}\n", p.owner, p.error));
+        }
+        message.push_str("  = help: fix the targets or the environment's access, then re-run (`--dry-run` repeats this check)");
+        return Err(Failure {
+            code: exit::PREFLIGHT,
+            message,
+        });
+    }
 
     if a.dry_run {
         let mut out = crate::plan::render(&exp, &plan);
+        let backends: Vec<&str> = env.backends().iter().map(|b| b.name()).collect();
         out.push_str(&format!(
             "\nEnvironment: {} (backend {}, seed {seed})\n\nWould do:\n",
             env.name,
-            env.backend.name()
+            backends.join(" + ")
         ));
         let mut problems = Vec::new();
         for &i in &plan.order {
@@ -402,7 +446,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
             let what = if crate::vocab::action(&s.action.value).is_some_and(|k| k.builtin) {
                 Ok(format!("{} {}", s.action.value, s.with))
             } else {
-                provider.describe(&s.action.value, &s.with)
+                runtime.block_on(provider.describe(&s.action.value, &s.with))
             };
             match what {
                 Ok(w) => out.push_str(&format!("  {:<24} {w}\n", s.id.value)),
@@ -425,19 +469,6 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
         print!("{out}");
         return Ok(exit::PASS);
     }
-
-    let runtime = if virtual_clock {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-    }
-    .map_err(|e| internal(format!("cannot start the runtime: {e}")))?;
 
     let exp = Arc::new(exp);
     let plan = Arc::new(plan);
@@ -499,7 +530,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
         let outcome = executor::execute(
             exp.clone(),
             plan,
-            Arc::new(provider),
+            Arc::new(provider) as Arc<dyn crate::provider::Provider>,
             emitter.clone(),
             clock,
             opts,

@@ -3,6 +3,11 @@
 //! `environments/sim.yaml`, compiled into the binary), so `firedrill run <experiment>` works from
 //! any directory.
 //!
+//! An environment has a primary `backend` and one settings section per backend it uses
+//! (`sim:`, `kubernetes:`, `aws:`). Every action and probe goes to the backend of its domain when
+//! that section is present (`k8s.*` to `kubernetes`; `db.*`, `dns.*`, `fis.*` to `aws`), and to
+//! the primary backend otherwise; see [`Environment::backend_for`].
+//!
 //! `--set path=value` overrides a setting before it is read (`--set sim.dns[0].ttl=300s`), which is
 //! how "what if our TTL were 300s?" is asked without copying the file.
 
@@ -16,17 +21,44 @@ use serde_json::Value as Json;
 pub const BUILTIN_SIM: &str = include_str!("../environments/sim.yaml");
 pub const BUILTIN_NAME: &str = "<built-in sim>";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Backend {
     Sim,
+    Kubernetes,
+    Aws,
 }
 
 impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Sim, Backend::Kubernetes, Backend::Aws];
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sim => "sim",
+            Backend::Kubernetes => "kubernetes",
+            Backend::Aws => "aws",
         }
     }
+
+    /// The backend whose domain an action or probe name belongs to, if any (`k8s.*` is
+    /// Kubernetes; `db.*`, `dns.*` and `fis.*` are AWS). Other names (service metrics, alerts,
+    /// zone and region outages) belong to whichever backend is primary.
+    pub fn domain_of(name: &str) -> Option<Backend> {
+        let prefix = name.split('.').next().unwrap_or_default();
+        match prefix {
+            "k8s" => Some(Backend::Kubernetes),
+            "db" | "dns" | "fis" => Some(Backend::Aws),
+            _ => None,
+        }
+    }
+}
+
+/// One backend's settings section.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// The section as JSON (an empty object when the section is absent).
+    pub settings: Json,
+    /// Its source node, for error locations.
+    pub node: Option<Node>,
 }
 
 #[derive(Debug, Clone)]
@@ -34,28 +66,82 @@ pub struct Environment {
     pub file: String,
     pub name: String,
     pub description: Option<String>,
+    /// The primary backend: serves every name no other section claims.
     pub backend: Backend,
     /// Production environments need `--confirm <name>` to run a drill.
     pub protected: bool,
-    /// The backend's settings section (`sim:`), as JSON, with its source node for error locations.
-    pub settings: Json,
-    pub settings_node: Option<Node>,
+    /// Settings sections present in the file, by backend. The primary backend always has one
+    /// (empty when the file has none: all defaults).
+    pub sections: std::collections::BTreeMap<Backend, Section>,
     pub source: String,
 }
 
 impl Environment {
-    /// Report a settings error found by the backend at a JSON path (`dns[0].ttl`) inside the
+    /// The backends this environment uses (primary first).
+    pub fn backends(&self) -> Vec<Backend> {
+        let mut out = vec![self.backend];
+        out.extend(self.sections.keys().copied().filter(|b| *b != self.backend));
+        out
+    }
+
+    /// The settings of a backend's section (an empty object when absent).
+    pub fn settings(&self, backend: Backend) -> Json {
+        self.sections
+            .get(&backend)
+            .map(|s| s.settings.clone())
+            .unwrap_or(Json::Object(Default::default()))
+    }
+
+    /// Which backend runs an action or probe: its domain's backend when that section is
+    /// present, the primary otherwise.
+    pub fn backend_for(&self, name: &str) -> Backend {
+        match Backend::domain_of(name) {
+            Some(b) if self.sections.contains_key(&b) => b,
+            _ => self.backend,
+        }
+    }
+
+    /// Report a settings error found by a backend at a JSON path (`dns[0].ttl`) inside its
     /// settings section.
-    pub fn settings_error(&self, path: &str, message: String, help: String) -> Diagnostic {
-        let section = self.backend.name();
-        let loc = self.settings_node.as_ref().and_then(|n| locate(n, path));
+    pub fn settings_error(
+        &self,
+        backend: Backend,
+        path: &str,
+        message: String,
+        help: String,
+    ) -> Diagnostic {
+        let section = backend.name();
+        let loc = self
+            .sections
+            .get(&backend)
+            .and_then(|s| s.node.as_ref())
+            .and_then(|n| locate(n, path));
         Diagnostic {
             file: self.file.clone(),
             loc,
-            path: format!("{section}.{path}"),
+            path: if path.is_empty() {
+                section.to_string()
+            } else {
+                format!("{section}.{path}")
+            },
             message,
             help,
         }
+    }
+
+    /// Decode a backend's settings section into its typed form (serde, unknown keys denied by the
+    /// type), locating the first error in the file.
+    pub fn decode_settings<T: serde::de::DeserializeOwned>(
+        &self,
+        backend: Backend,
+        help: &str,
+    ) -> Result<T, Vec<Diagnostic>> {
+        let json = self.settings(backend);
+        serde_path_to_error::deserialize(&json).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            vec![self.settings_error(backend, &path, e.inner().to_string(), help.to_string())]
+        })
     }
 }
 
@@ -226,35 +312,59 @@ fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environmen
             return None;
         }
     };
+    let choices: Vec<(&str, Backend)> = Backend::ALL.iter().map(|b| (b.name(), *b)).collect();
     let backend = m.node("backend").and_then(|b| {
         cx.key("backend", |cx| {
-            crate::decode::choice(cx, b, "backend", &[("sim", Backend::Sim)])
+            crate::decode::choice(cx, b, "backend", &choices)
         })
     });
     if !m.has("backend") {
         cx.error(
             root.loc,
             "the environment is missing required key `backend`",
-            "add `backend: sim` (kubernetes and aws backends are coming)",
+            "add `backend: sim`, `backend: kubernetes` or `backend: aws` (the primary backend)",
         );
     }
     let protected = m.opt::<bool>(cx, "protected").unwrap_or(false);
-    let settings_node = m.node("sim").cloned();
-    if backend == Some(Backend::Sim) && settings_node.is_none() {
-        // An empty `sim:` section means all defaults.
+    let mut sections = std::collections::BTreeMap::new();
+    for b in Backend::ALL {
+        if let Some(n) = m.node(b.name()) {
+            let settings = match &n.kind {
+                NodeKind::Null => Json::Object(Default::default()),
+                _ => n.to_json(),
+            };
+            if !settings.is_object() {
+                cx.key(b.name(), |cx| {
+                    cx.error(
+                        n.loc,
+                        format!("the `{}` section must be a mapping of settings", b.name()),
+                        format!("write `{}: {{...}}`", b.name()),
+                    )
+                });
+                continue;
+            }
+            sections.insert(
+                b,
+                Section {
+                    settings,
+                    node: Some(n.clone()),
+                },
+            );
+        }
     }
     m.finish(cx);
+    let backend = backend?;
+    sections.entry(backend).or_insert(Section {
+        settings: Json::Object(Default::default()),
+        node: None,
+    });
     Some(Environment {
         file: file.to_string(),
         name,
         description,
-        backend: backend?,
+        backend,
         protected,
-        settings: settings_node
-            .as_ref()
-            .map(Node::to_json)
-            .unwrap_or(Json::Object(Default::default())),
-        settings_node,
+        sections,
         source: text.to_string(),
     })
 }

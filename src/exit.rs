@@ -18,6 +18,9 @@ pub const MISSED: i32 = 4;
 pub const ABORTED: i32 = 5;
 /// A rollback failed or is still owed: the environment may still carry the fault.
 pub const ROLLBACK_FAILED: i32 = 6;
+/// Preflight failed: a backend is unreachable, access is denied, or a target does not exist.
+/// Nothing ran.
+pub const PREFLIGHT: i32 = 7;
 
 pub fn for_verdict(v: VerdictKind) -> i32 {
     match v {
@@ -37,4 +40,5 @@ pub const TABLE: &str = "Exit codes:
   3  steady state not met before the fault (nothing was injected)
   4  objective missed or deviated (RTO/RPO/MTTD missed, after-check failed, a step failed with on_failure: continue)
   5  aborted (step failure, abort condition, Ctrl-C/SIGTERM)
-  6  rollback failed or still owed";
+  6  rollback failed or still owed
+  7  preflight failed: backend unreachable, access denied or target missing (nothing ran)";

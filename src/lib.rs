@@ -1,6 +1,8 @@
 //! firedrill: chaos-engineering and disaster-recovery drills that measure recovery (RTO, RPO,
 //! MTTD) as a first-class verdict. See ARCHITECTURE.md for the code map and invariants.
 
+pub mod aws;
+pub mod backends;
 pub mod check;
 pub mod cli;
 pub mod decode;
@@ -10,6 +12,7 @@ pub mod engine;
 pub mod environment;
 pub mod exit;
 pub mod journal;
+pub mod k8s;
 pub mod plan;
 pub mod provider;
 pub mod report;

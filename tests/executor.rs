@@ -100,8 +100,8 @@ impl Provider for Mock {
         "mock"
     }
 
-    fn start(&self, clock: RunClock) {
-        *self.clock.lock().unwrap() = Some(clock);
+    fn start(&self, ctx: &firedrill::provider::RunContext) {
+        *self.clock.lock().unwrap() = Some(ctx.clock);
     }
 
     fn inject<'a>(
@@ -169,8 +169,12 @@ impl Provider for Mock {
         })
     }
 
-    fn describe(&self, _action: &str, _params: &Json) -> Result<String, ProviderError> {
-        Ok(String::new())
+    fn describe<'a>(
+        &'a self,
+        _action: &'a str,
+        _params: &'a Json,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async { Ok(String::new()) })
     }
 }
 

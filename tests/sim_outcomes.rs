@@ -58,7 +58,8 @@ fn measured(o: &Outcome, name: &str) -> Option<Duration> {
 #[test]
 fn sim_yaml_is_the_default_estate() {
     let env = firedrill::environment::builtin(&[]).unwrap();
-    let params: SimParams = serde_json::from_value(env.settings.clone()).unwrap();
+    let params: SimParams =
+        serde_json::from_value(env.settings(firedrill::environment::Backend::Sim)).unwrap();
     assert_eq!(params, SimParams::default());
 }
 

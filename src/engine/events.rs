@@ -195,6 +195,9 @@ pub enum Event {
         at_ms: u64,
         component: String,
         message: String,
+        /// Structured detail (e.g. `{"kind": "pod_recovery", ...}`); absent for plain events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<Json>,
     },
     /// The detection probe passed for the first time.
     Detected {

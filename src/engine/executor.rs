@@ -182,6 +182,7 @@ impl Shared {
                 at_ms: ev.at_ms,
                 component: ev.component,
                 message: ev.message,
+                detail: ev.detail,
             });
         }
     }
@@ -629,7 +630,11 @@ pub async fn execute(
     mut interrupts: watch::Receiver<u32>,
 ) -> Outcome {
     let (abort_tx, mut abort_rx) = watch::channel(None::<String>);
-    provider.start(clock);
+    provider.start(&crate::provider::RunContext {
+        clock,
+        run_id: opts.run_id.clone(),
+        experiment: exp.metadata.name.clone(),
+    });
     let sh = Arc::new(Shared {
         exp: exp.clone(),
         provider,

@@ -101,6 +101,7 @@ impl Builder {
                 at_ms: secs * 1000,
                 component: component.into(),
                 message: message.into(),
+                detail: None,
             },
         )
     }

@@ -198,6 +198,8 @@ pub struct EnvironmentEvent {
     pub at_ms: u64,
     pub component: String,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -479,10 +481,12 @@ impl RunSummary {
                 at_ms,
                 component,
                 message,
+                detail,
             } => self.environment_events.push(EnvironmentEvent {
                 at_ms: *at_ms,
                 component: component.clone(),
                 message: message.clone(),
+                detail: detail.clone(),
             }),
             Event::Detected { probe, after_ms } => {
                 let at_ms = self.since_fault(*after_ms, at);

@@ -7,8 +7,8 @@
 use super::model::{DnsTarget, Estate, KillMode, SimError, SimParams};
 use crate::diag::Diagnostic;
 use crate::engine::clock::RunClock;
-use crate::environment::Environment;
-use crate::provider::{BoxFuture, EnvironmentEvent, Provider, ProviderError};
+use crate::environment::{Backend, Environment};
+use crate::provider::{BoxFuture, EnvironmentEvent, Provider, ProviderError, RunContext};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
@@ -33,19 +33,10 @@ pub fn check_settings(env: &Environment) -> Result<(), Vec<Diagnostic>> {
 impl SimProvider {
     /// Build the estate from an environment's settings; `seed` overrides the environment's.
     pub fn new(env: &Environment, seed: Option<u64>) -> Result<SimProvider, Vec<Diagnostic>> {
-        let mut params: SimParams = match serde_path_to_error::deserialize(&env.settings) {
-            Ok(p) => p,
-            Err(e) => {
-                let path = e.path().to_string();
-                let path = if path == "." { String::new() } else { path };
-                let msg = e.inner().to_string();
-                return Err(vec![env.settings_error(
-                    &path,
-                    msg,
-                    "fix this setting; environments/sim.yaml documents every one".into(),
-                )]);
-            }
-        };
+        let mut params: SimParams = env.decode_settings(
+            Backend::Sim,
+            "fix this setting; environments/sim.yaml documents every one",
+        )?;
         if let Some(s) = seed {
             params.seed = s;
         }
@@ -62,6 +53,7 @@ impl SimProvider {
                 .map(|p| {
                     let path = p.split([':', ' ']).next().unwrap_or_default().to_string();
                     env.settings_error(
+                        Backend::Sim,
                         &path,
                         p.clone(),
                         "fix this setting; environments/sim.yaml documents every one".into(),
@@ -69,6 +61,7 @@ impl SimProvider {
                 })
                 .collect()),
             Err(e) => Err(vec![env.settings_error(
+                Backend::Sim,
                 "",
                 e.to_string(),
                 "fix the simulated estate's settings".into(),
@@ -290,8 +283,8 @@ impl Provider for SimProvider {
         "sim"
     }
 
-    fn start(&self, clock: RunClock) {
-        let _ = self.clock.set(clock);
+    fn start(&self, ctx: &RunContext) {
+        let _ = self.clock.set(ctx.clock);
     }
 
     fn inject<'a>(
@@ -467,7 +460,21 @@ impl Provider for SimProvider {
         })
     }
 
-    fn describe(&self, action: &str, params: &Json) -> Result<String, ProviderError> {
+    fn describe<'a>(
+        &'a self,
+        action: &'a str,
+        params: &'a Json,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move { self.describe_now(action, params) })
+    }
+
+    fn drain_events(&self) -> Vec<EnvironmentEvent> {
+        self.drain_now()
+    }
+}
+
+impl SimProvider {
+    fn describe_now(&self, action: &str, params: &Json) -> Result<String, ProviderError> {
         let mut copy = self.estate.lock().expect("estate poisoned").clone();
         let out = apply(&mut copy, self.now(), self, action, params)?;
         let what = match action {
@@ -506,7 +513,7 @@ impl Provider for SimProvider {
         Ok(what)
     }
 
-    fn drain_events(&self) -> Vec<EnvironmentEvent> {
+    fn drain_now(&self) -> Vec<EnvironmentEvent> {
         let at = self.now();
         let mut e = self.estate.lock().expect("estate poisoned");
         e.advance_to(at);
@@ -520,6 +527,7 @@ impl Provider for SimProvider {
                 at_ms: (ev.at - WARM_UP).as_millis() as u64,
                 component: ev.component.clone(),
                 message: ev.message.clone(),
+                detail: None,
             })
             .collect();
         *cursor = log.len();

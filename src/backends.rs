@@ -1,0 +1,310 @@
+//! From an environment to a provider: connect every backend the environment names and route
+//! each action and probe to its backend ([`Environment::backend_for`]).
+//!
+//! Invariant: nothing here acts on the environment. Connecting builds clients and reads
+//! configuration; [`Router::preflight`] only reads. A drill whose calls a backend cannot serve,
+//! or whose targets do not exist, stops before the first step with every problem listed.
+
+use crate::diag::Diagnostic;
+use crate::environment::{Backend, Environment};
+use crate::provider::{
+    BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
+};
+use serde_json::Value as Json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Options that shape how backends connect.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// `--seed`: overrides the simulated estate's seed.
+    pub seed: Option<u64>,
+}
+
+/// Check every settings section of an environment without connecting (for `validate`).
+pub fn check_settings(env: &Environment) -> Result<(), Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    for b in env.backends() {
+        let r = match b {
+            Backend::Sim => crate::sim::provider::check_settings(env),
+            Backend::Kubernetes => crate::k8s::check_settings(env),
+            Backend::Aws => crate::aws::check_settings(env),
+        };
+        if let Err(d) = r {
+            diags.extend(d);
+        }
+    }
+    if diags.is_empty() { Ok(()) } else { Err(diags) }
+}
+
+/// Connect every backend of an environment. Errors are diagnostics on the environment file
+/// (bad settings, unreadable kubeconfig, unknown profile...).
+pub async fn connect(env: &Environment, opts: &ConnectOptions) -> Result<Router, Vec<Diagnostic>> {
+    let mut providers: Vec<(Backend, Arc<dyn Provider>)> = Vec::new();
+    let mut diags = Vec::new();
+    for b in env.backends() {
+        let p: Result<Arc<dyn Provider>, Vec<Diagnostic>> = match b {
+            Backend::Sim => crate::sim::provider::SimProvider::new(env, opts.seed)
+                .map(|p| Arc::new(p) as Arc<dyn Provider>),
+            Backend::Kubernetes => crate::k8s::connect(env, opts)
+                .await
+                .map(|p| Arc::new(p) as Arc<dyn Provider>),
+            Backend::Aws => crate::aws::connect(env, opts)
+                .await
+                .map(|p| Arc::new(p) as Arc<dyn Provider>),
+        };
+        match p {
+            Ok(p) => providers.push((b, p)),
+            Err(d) => diags.extend(d),
+        }
+    }
+    if diags.is_empty() {
+        Ok(Router::new(env, providers))
+    } else {
+        Err(diags)
+    }
+}
+
+/// Sends each action and probe to the backend the environment assigns it.
+pub struct Router {
+    primary: Backend,
+    /// Backends whose sections are present (they claim their domain's names).
+    present: BTreeSet<Backend>,
+    providers: Vec<(Backend, Arc<dyn Provider>)>,
+    label: &'static str,
+}
+
+impl Router {
+    /// Route over already-built providers; the first is the primary. Names are routed as
+    /// [`Environment::backend_for`] does.
+    pub fn new(env: &Environment, providers: Vec<(Backend, Arc<dyn Provider>)>) -> Router {
+        Router::from_parts(
+            env.backend,
+            env.sections.keys().copied().collect(),
+            providers,
+        )
+    }
+
+    /// Route over providers without an environment file (tests wire shared estates this way).
+    pub fn from_parts(
+        primary: Backend,
+        present: BTreeSet<Backend>,
+        providers: Vec<(Backend, Arc<dyn Provider>)>,
+    ) -> Router {
+        let label = match providers.len() {
+            0 | 1 => primary.name(),
+            _ => {
+                // A leaked label per distinct combination is bounded by 2^3.
+                let names: Vec<&str> = providers.iter().map(|(b, _)| b.name()).collect();
+                Box::leak(names.join("+").into_boxed_str())
+            }
+        };
+        Router {
+            primary,
+            present,
+            providers,
+            label,
+        }
+    }
+
+    /// The backend a name is routed to.
+    pub fn backend_for(&self, name: &str) -> Backend {
+        match Backend::domain_of(name) {
+            Some(b) if self.present.contains(&b) => b,
+            _ => self.primary,
+        }
+    }
+
+    fn provider_for(&self, name: &str) -> Result<&Arc<dyn Provider>, ProviderError> {
+        let b = self.backend_for(name);
+        self.providers
+            .iter()
+            .find(|(pb, _)| *pb == b)
+            .map(|(_, p)| p)
+            .ok_or_else(|| ProviderError::Unsupported {
+                backend: b.name().into(),
+                name: name.into(),
+            })
+    }
+
+    fn unsupported(&self, name: &str) -> ProviderError {
+        let b = self.backend_for(name);
+        match Backend::domain_of(name) {
+            Some(d) if d != b => ProviderError::InvalidTarget(format!(
+                "backend `{}` does not support `{name}`; add a `{}:` section to the environment so `{name}` runs there",
+                b.name(),
+                d.name()
+            )),
+            _ => ProviderError::Unsupported {
+                backend: b.name().into(),
+                name: name.into(),
+            },
+        }
+    }
+}
+
+impl Provider for Router {
+    fn backend(&self) -> &'static str {
+        self.label
+    }
+
+    fn start(&self, ctx: &RunContext) {
+        for (_, p) in &self.providers {
+            p.start(ctx);
+        }
+    }
+
+    fn supports(&self, name: &str) -> bool {
+        self.provider_for(name).is_ok_and(|p| p.supports(name))
+    }
+
+    fn preflight<'a>(&'a self, calls: &'a [Call]) -> BoxFuture<'a, Vec<PreflightProblem>> {
+        Box::pin(async move {
+            let mut problems = Vec::new();
+            for c in calls {
+                if !self.supports(&c.name) {
+                    problems.push(PreflightProblem {
+                        owner: c.owner.clone(),
+                        error: self.unsupported(&c.name),
+                    });
+                }
+            }
+            for (b, p) in &self.providers {
+                let mine: Vec<Call> = calls
+                    .iter()
+                    .filter(|c| self.backend_for(&c.name) == *b && p.supports(&c.name))
+                    .cloned()
+                    .collect();
+                if !mine.is_empty() {
+                    problems.extend(p.preflight(&mine).await);
+                }
+            }
+            problems
+        })
+    }
+
+    fn inject<'a>(
+        &'a self,
+        action: &'a str,
+        params: &'a Json,
+    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        match self.provider_for(action) {
+            Ok(p) => p.inject(action, params),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn revert<'a>(
+        &'a self,
+        action: &'a str,
+        params: &'a Json,
+        output: &'a Json,
+    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        match self.provider_for(action) {
+            Ok(p) => p.revert(action, params, output),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn observe<'a>(
+        &'a self,
+        probe: &'a str,
+        params: &'a Json,
+    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        match self.provider_for(probe) {
+            Ok(p) => p.observe(probe, params),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn describe<'a>(
+        &'a self,
+        action: &'a str,
+        params: &'a Json,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        match self.provider_for(action) {
+            Ok(p) => p.describe(action, params),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn drain_events(&self) -> Vec<EnvironmentEvent> {
+        let mut all: Vec<EnvironmentEvent> = self
+            .providers
+            .iter()
+            .flat_map(|(_, p)| p.drain_events())
+            .collect();
+        all.sort_by_key(|e| e.at_ms);
+        all
+    }
+}
+
+/// The calls an experiment makes (every non-built-in step action, explicit rollback action and
+/// probe), for preflight.
+pub fn calls_of(exp: &crate::spec::Experiment) -> Vec<Call> {
+    let builtin = |k: &str| crate::vocab::action(k).is_some_and(|a| a.builtin);
+    let generic_probe = |k: &str| k == "http" || k == "command";
+    let mut out = Vec::new();
+    for (i, s) in exp.steps.iter().enumerate() {
+        if !builtin(&s.action.value) {
+            out.push(Call {
+                owner: format!("step `{}` (steps[{i}])", s.id.value),
+                name: s.action.value.clone(),
+                params: s.with.clone(),
+                is_action: true,
+            });
+        }
+        if let crate::spec::RollbackSpec::Action { action, with } = &s.rollback
+            && !builtin(action)
+        {
+            out.push(Call {
+                owner: format!("rollback of step `{}`", s.id.value),
+                name: action.clone(),
+                params: with.clone(),
+                is_action: true,
+            });
+        }
+    }
+    for p in &exp.probes {
+        if !generic_probe(&p.kind) {
+            out.push(Call {
+                owner: format!("probe `{}`", p.name.value),
+                name: p.kind.clone(),
+                params: p.with.clone(),
+                is_action: false,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(src: &str) -> Environment {
+        crate::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
+    }
+
+    #[test]
+    fn names_go_to_their_domain_when_its_section_is_present() {
+        let e = env(
+            "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {name: mixed}\nbackend: sim\nsim: {}\nkubernetes: {}\n",
+        );
+        assert_eq!(e.backend_for("k8s.pod_kill"), Backend::Kubernetes);
+        assert_eq!(e.backend_for("k8s.pods"), Backend::Kubernetes);
+        assert_eq!(e.backend_for("db.cluster"), Backend::Sim, "no aws section");
+        assert_eq!(e.backend_for("service.metrics"), Backend::Sim);
+        assert_eq!(e.backends(), vec![Backend::Sim, Backend::Kubernetes]);
+    }
+
+    #[test]
+    fn the_primary_serves_names_without_a_section() {
+        let e = env(
+            "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {name: k}\nbackend: kubernetes\n",
+        );
+        assert_eq!(e.backend_for("service.metrics"), Backend::Kubernetes);
+        assert_eq!(e.backend_for("db.cluster"), Backend::Kubernetes);
+        assert_eq!(e.backends(), vec![Backend::Kubernetes]);
+    }
+}
