@@ -11,7 +11,7 @@ use crate::environment::{Backend, Environment};
 use crate::provider::{BoxFuture, EnvironmentEvent, Provider, ProviderError, RunContext};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 /// How long the estate has been running when a drill starts: write history and restorable
@@ -19,10 +19,46 @@ use std::time::Duration;
 pub const WARM_UP: Duration = Duration::from_secs(3600);
 
 pub struct SimProvider {
-    estate: Mutex<Estate>,
-    clock: OnceLock<RunClock>,
+    shared: SharedEstate,
     cursor: Mutex<usize>,
     seed: u64,
+}
+
+/// An estate and its clock, shareable between the provider and other views of the same estate
+/// (the Kubernetes API that `firedrill sim serve` and the tests serve from it). Estate time is
+/// [`WARM_UP`] + the clock's elapsed time; the first clock set wins.
+#[derive(Clone)]
+pub struct SharedEstate {
+    estate: Arc<Mutex<Estate>>,
+    clock: Arc<OnceLock<RunClock>>,
+}
+
+impl SharedEstate {
+    pub fn new(estate: Estate) -> SharedEstate {
+        SharedEstate {
+            estate: Arc::new(Mutex::new(estate)),
+            clock: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Anchor estate time to a clock (ignored if one is already set).
+    pub fn start(&self, clock: RunClock) {
+        let _ = self.clock.set(clock);
+    }
+
+    pub fn clock(&self) -> RunClock {
+        *self.clock.get_or_init(RunClock::start_now)
+    }
+
+    /// Estate time now (clock + warm-up).
+    pub fn now(&self) -> Duration {
+        WARM_UP + self.clock().elapsed()
+    }
+
+    /// Lock the estate (callers advance it to [`SharedEstate::now`] before reading).
+    pub fn lock(&self) -> MutexGuard<'_, Estate> {
+        self.estate.lock().expect("estate poisoned")
+    }
 }
 
 /// Check an environment's `sim:` settings without running anything.
@@ -43,8 +79,7 @@ impl SimProvider {
         let seed = params.seed;
         match Estate::new(params, seed) {
             Ok(estate) => Ok(SimProvider {
-                estate: Mutex::new(estate),
-                clock: OnceLock::new(),
+                shared: SharedEstate::new(estate),
                 cursor: Mutex::new(0),
                 seed,
             }),
@@ -69,12 +104,26 @@ impl SimProvider {
         }
     }
 
+    /// A provider over an estate shared with other views of it.
+    pub fn from_shared(shared: SharedEstate, seed: u64) -> SimProvider {
+        SimProvider {
+            shared,
+            cursor: Mutex::new(0),
+            seed,
+        }
+    }
+
+    /// The estate this provider drives, for other views of it.
+    pub fn shared(&self) -> SharedEstate {
+        self.shared.clone()
+    }
+
     pub fn seed(&self) -> u64 {
         self.seed
     }
 
     fn clock(&self) -> RunClock {
-        *self.clock.get_or_init(RunClock::start_now)
+        self.shared.clock()
     }
 
     /// Estate time now (run clock + warm-up).
@@ -284,7 +333,7 @@ impl Provider for SimProvider {
     }
 
     fn start(&self, ctx: &RunContext) {
-        let _ = self.clock.set(ctx.clock);
+        self.shared.start(ctx.clock);
     }
 
     fn inject<'a>(
@@ -294,7 +343,7 @@ impl Provider for SimProvider {
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let out = {
-                let mut e = self.estate.lock().expect("estate poisoned");
+                let mut e = self.shared.lock();
                 apply(&mut e, self.now(), self, action, params)?
             };
             // A restore is done when its cluster is available (unless told not to wait).
@@ -304,9 +353,8 @@ impl Provider for SimProvider {
                 let target = s(params, "target_cluster");
                 loop {
                     let status = self
-                        .estate
+                        .shared
                         .lock()
-                        .expect("estate poisoned")
                         .db_cluster(self.now(), target)
                         .map_err(err)?
                         .status;
@@ -328,7 +376,7 @@ impl Provider for SimProvider {
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let at = self.now();
-            let mut e = self.estate.lock().expect("estate poisoned");
+            let mut e = self.shared.lock();
             match action {
                 "k8s.cordon_zone" | "k8s.drain_zone" => {
                     let nodes: Vec<String> = output
@@ -400,7 +448,7 @@ impl Provider for SimProvider {
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let at = self.now();
-            let mut e = self.estate.lock().expect("estate poisoned");
+            let mut e = self.shared.lock();
             let cluster = p
                 .get("cluster")
                 .and_then(Json::as_str)
@@ -475,7 +523,7 @@ impl Provider for SimProvider {
 
 impl SimProvider {
     fn describe_now(&self, action: &str, params: &Json) -> Result<String, ProviderError> {
-        let mut copy = self.estate.lock().expect("estate poisoned").clone();
+        let mut copy = self.shared.lock().clone();
         let out = apply(&mut copy, self.now(), self, action, params)?;
         let what = match action {
             "k8s.pod_kill" => format!(
@@ -515,7 +563,7 @@ impl SimProvider {
 
     fn drain_now(&self) -> Vec<EnvironmentEvent> {
         let at = self.now();
-        let mut e = self.estate.lock().expect("estate poisoned");
+        let mut e = self.shared.lock();
         e.advance_to(at);
         let mut cursor = self.cursor.lock().expect("cursor poisoned");
         let log = e.log();
