@@ -97,7 +97,32 @@ const CLUSTER: Param = opt(
     Str,
     "Kubernetes cluster (default: the environment's first cluster)",
 );
-const KILL_MODES: &[&str] = &["one", "all", "fixed", "fixed-percent"];
+const KILL_MODES: &[&str] = &["one", "all", "fixed", "fixed-percent", "random-max-percent"];
+const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
+const NODE: Param = opt("node", Str, "node name (or `selector`)");
+const NODE_SELECTOR: Param = opt(
+    "selector",
+    Labels,
+    "node label selector, e.g. `{topology.kubernetes.io/zone: us-east-1a}` (or `node`)",
+);
+const MAX_NODES: Param = opt(
+    "max_nodes",
+    Int,
+    "blast-radius cap: refuse to touch more nodes than this",
+);
+const GRACE: Param = opt(
+    "grace_period",
+    Duration,
+    "termination grace period (default: the pod's own)",
+);
+const ALLOW_SYSTEM: Param = opt(
+    "allow_kube_system",
+    Bool,
+    "allow touching pods in kube-system (default false: refused)",
+);
+const WORKLOAD_NS: Param = req("namespace", Str, "namespace");
+const DEPLOYMENT: Param = opt("deployment", Str, "deployment name (or `statefulset`)");
+const STATEFULSET: Param = opt("statefulset", Str, "statefulset name (or `deployment`)");
 
 pub const ACTIONS: &[ActionKind] = &[
     ActionKind {
@@ -154,25 +179,38 @@ pub const ACTIONS: &[ActionKind] = &[
         name: "k8s.pod_kill",
         params: &[
             CLUSTER,
-            req("namespace", Str, "namespace of the pods"),
+            opt("namespace", Str, "namespace of the pods (or `namespaces`)"),
+            opt("namespaces", StrList, "several namespaces (or `namespace`)"),
             req("selector", Labels, "label selector, e.g. `{app: api}`"),
+            opt(
+                "field_selector",
+                Str,
+                "field selector, e.g. `spec.nodeName=node-1`",
+            ),
             opt(
                 "mode",
                 Enum(KILL_MODES),
-                "how many matching pods to kill (default one)",
+                "how many matching pods to kill (default one); `random-max-percent` kills a random count from 1 to `value`%",
             ),
             opt(
                 "value",
                 Int,
-                "count for `fixed`, percent for `fixed-percent`",
+                "count for `fixed`, percent for `fixed-percent` and `random-max-percent`",
             ),
+            GRACE,
             opt(
                 "max_pods",
                 Int,
                 "blast-radius cap: refuse to kill more pods than this",
             ),
+            opt(
+                "max_percent",
+                Int,
+                "blast-radius cap: refuse to kill more than this percent of the matching pods",
+            ),
+            ALLOW_SYSTEM,
         ],
-        doc: "Delete pods matching a selector; their controllers replace them.",
+        doc: "Delete pods matching a selector; their controllers replace them. Records which pods were killed and, per pod, when a replacement was scheduled and Ready.",
         auto_rollback: None,
         builtin: false,
     },
@@ -181,28 +219,118 @@ pub const ACTIONS: &[ActionKind] = &[
         params: &[
             CLUSTER,
             req("zone", Str, "availability zone, e.g. us-east-1a"),
+            MAX_NODES,
         ],
-        doc: "Mark every node of a zone unschedulable.",
+        doc: "Mark every node of a zone (`topology.kubernetes.io/zone`) unschedulable.",
         auto_rollback: Some("uncordon the nodes this step cordoned, and only those"),
         builtin: false,
     },
     ActionKind {
         name: "k8s.drain_zone",
-        params: &[CLUSTER, req("zone", Str, "availability zone")],
-        doc: "Cordon every node of a zone and evict its pods.",
+        params: &[
+            CLUSTER,
+            req("zone", Str, "availability zone"),
+            opt(
+                "method",
+                Enum(&["evict", "taint"]),
+                "`evict`: cordon and drain through the Eviction API (default); `taint`: a NoExecute taint",
+            ),
+            opt(
+                "timeout",
+                Duration,
+                "give up evicting after this long (default 5m)",
+            ),
+            GRACE,
+            MAX_NODES,
+        ],
+        doc: "Lose a zone the Kubernetes way: cordon and drain (or NoExecute-taint) every node with `topology.kubernetes.io/zone=<zone>`. Drains respect PodDisruptionBudgets and skip DaemonSet and mirror pods.",
+        auto_rollback: Some("uncordon (or untaint) the nodes this step touched, and only those"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "k8s.node_cordon",
+        params: &[CLUSTER, NODE, NODE_SELECTOR, MAX_NODES],
+        doc: "Mark nodes unschedulable.",
+        auto_rollback: Some("uncordon the nodes this step cordoned, and only those"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "k8s.node_uncordon",
+        params: &[CLUSTER, NODE, NODE_SELECTOR, MAX_NODES],
+        doc: "Mark nodes schedulable again.",
+        auto_rollback: Some("cordon again the nodes this step uncordoned"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "k8s.node_drain",
+        params: &[
+            CLUSTER,
+            NODE,
+            NODE_SELECTOR,
+            opt(
+                "timeout",
+                Duration,
+                "give up evicting after this long (default 5m)",
+            ),
+            GRACE,
+            MAX_NODES,
+            ALLOW_SYSTEM,
+        ],
+        doc: "Cordon nodes and evict their pods through the Eviction API (respects PodDisruptionBudgets, skips DaemonSet and mirror pods).",
         auto_rollback: Some("uncordon the nodes this step drained"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "k8s.node_taint",
+        params: &[
+            CLUSTER,
+            NODE,
+            NODE_SELECTOR,
+            req("key", Str, "taint key"),
+            opt("value", Str, "taint value"),
+            req("effect", Enum(TAINT_EFFECTS), "taint effect"),
+            MAX_NODES,
+        ],
+        doc: "Add a taint to nodes (NoExecute evicts pods that do not tolerate it).",
+        auto_rollback: Some("remove the taint from the nodes this step added it to"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "k8s.node_untaint",
+        params: &[
+            CLUSTER,
+            NODE,
+            NODE_SELECTOR,
+            req("key", Str, "taint key"),
+            opt(
+                "effect",
+                Enum(TAINT_EFFECTS),
+                "only the taint with this effect (default: every effect)",
+            ),
+            MAX_NODES,
+        ],
+        doc: "Remove a taint from nodes.",
+        auto_rollback: Some("put back the taints this step removed"),
         builtin: false,
     },
     ActionKind {
         name: "k8s.scale",
         params: &[
             CLUSTER,
-            req("namespace", Str, "namespace"),
-            req("deployment", Str, "deployment name"),
+            WORKLOAD_NS,
+            DEPLOYMENT,
+            STATEFULSET,
             req("replicas", Int, "new replica count"),
         ],
-        doc: "Scale a deployment.",
+        doc: "Scale a deployment or statefulset.",
         auto_rollback: Some("restore the previous replica count"),
+        builtin: false,
+    },
+    ActionKind {
+        name: "k8s.rollout_restart",
+        params: &[CLUSTER, WORKLOAD_NS, DEPLOYMENT, STATEFULSET],
+        doc: "Restart a deployment's or statefulset's pods with a rolling update (as `kubectl rollout restart`).",
+        auto_rollback: Some("restore the previous restart annotation of the pod template"),
         builtin: false,
     },
     ActionKind {
@@ -378,15 +506,37 @@ pub const PROBES: &[ProbeKind] = &[
             CLUSTER,
             req("namespace", Str, "namespace"),
             req("selector", Labels, "label selector"),
+            opt("field_selector", Str, "field selector"),
         ],
-        doc: "Pods matching a selector.",
-        output: "desired, ready, starting, pending, ready_ratio, restarts",
+        doc: "Pods matching a selector (desired comes from their controllers' replica counts).",
+        output: "desired, total, ready, starting, pending, ready_ratio, ready_percent, restarts",
+    },
+    ProbeKind {
+        name: "k8s.pod_restarts",
+        params: &[
+            CLUSTER,
+            req("namespace", Str, "namespace"),
+            req("selector", Labels, "label selector"),
+            opt(
+                "window",
+                Duration,
+                "count the increase over this window (default 5m)",
+            ),
+        ],
+        doc: "Container restarts and pod replacements of the matching pods, in total and over a window (the runbook's \"restarts > 10 in 5 min\").",
+        output: "restarts, increase, window_seconds",
+    },
+    ProbeKind {
+        name: "k8s.workload",
+        params: &[CLUSTER, WORKLOAD_NS, DEPLOYMENT, STATEFULSET],
+        doc: "A deployment's or statefulset's availability.",
+        output: "replicas, ready_replicas, available_replicas, updated_replicas, available",
     },
     ProbeKind {
         name: "k8s.nodes",
         params: &[CLUSTER, opt("zone", Str, "only this zone")],
-        doc: "Nodes, optionally of one zone.",
-        output: "ready, total, schedulable",
+        doc: "Nodes, optionally of one zone (`topology.kubernetes.io/zone`).",
+        output: "ready, total, schedulable, ready_ratio",
     },
     ProbeKind {
         name: "k8s.memory",

@@ -1,6 +1,8 @@
 //! AWS backend (aws-sdk-fis, aws-sdk-rds, aws-sdk-route53): the `db.*`, `dns.*` and `fis.*` vocabulary.
 //! (Being built: see issue 4.)
 
+pub mod clients;
+
 use crate::backends::ConnectOptions;
 use crate::diag::Diagnostic;
 use crate::environment::{Backend, Environment};
