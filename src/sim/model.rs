@@ -1536,8 +1536,9 @@ struct Deployment {
     generation: u64,
     /// Pod template revision (rollout restarts bump it; pods carry its hash).
     revision: u64,
-    /// `kubectl.kubernetes.io/restartedAt` annotation of the pod template.
-    restarted_at: Option<String>,
+    /// Annotations of the pod template (`kubectl rollout restart` sets
+    /// `kubectl.kubernetes.io/restartedAt`); changing them rolls the pods.
+    template_annotations: BTreeMap<String, String>,
     /// A rolling restart is in progress.
     rolling: bool,
 }
@@ -1842,7 +1843,7 @@ impl Estate {
                     lost: Vec::new(),
                     generation: 1,
                     revision: 1,
-                    restarted_at: None,
+                    template_annotations: BTreeMap::new(),
                     rolling: false,
                 });
             }

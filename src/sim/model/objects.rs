@@ -128,7 +128,8 @@ pub struct WorkloadObj {
     pub updated: u32,
     pub generation: u64,
     pub template_hash: String,
-    pub restarted_at: Option<String>,
+    /// Pod template annotations.
+    pub template_annotations: BTreeMap<String, String>,
     pub rolling: bool,
     pub startup: Duration,
     pub grace: Duration,
@@ -379,7 +380,7 @@ impl Estate {
             updated: live.iter().filter(|p| p.revision == d.revision).count() as u32,
             generation: d.generation,
             template_hash: self.revision_hash(dep, d.revision),
-            restarted_at: d.restarted_at.clone(),
+            template_annotations: d.template_annotations.clone(),
             rolling: d.rolling,
             startup: d.p.startup,
             grace: d.p.termination_grace,
@@ -898,32 +899,32 @@ impl Estate {
         self.finish(prev)
     }
 
-    /// Rolling restart (as `kubectl rollout restart`): set the template's `restartedAt`
-    /// annotation to `stamp` (`None` removes it, as a rollback to a template without one) and
-    /// replace the pods one at a time. Returns the previous annotation.
-    pub fn restart_workload(
+    /// Set a workload's pod template annotations (`kubectl rollout restart` sets
+    /// `kubectl.kubernetes.io/restartedAt`); a change is a new template revision, rolled out one
+    /// pod at a time. Returns the previous annotations.
+    pub fn set_template_annotations(
         &mut self,
         at: Duration,
         cluster: &str,
         namespace: &str,
         kind: Option<WorkloadKind>,
         name: &str,
-        stamp: Option<String>,
-    ) -> Result<Option<String>, SimError> {
+        annotations: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, SimError> {
         self.advance_to(at);
         let ci = self.cluster_index(cluster)?;
         let dep = self.workload_index(ci, namespace, kind, name)?;
-        let prev = self.deployments[dep].restarted_at.clone();
-        if prev == stamp {
+        let prev = self.deployments[dep].template_annotations.clone();
+        if prev == annotations {
             return self.finish(prev);
         }
         let d = &mut self.deployments[dep];
-        d.restarted_at = stamp;
+        d.template_annotations = annotations;
         d.revision += 1;
         d.generation += 1;
         d.rolling = true;
         let msg = format!(
-            "{} {namespace}/{name}: rollout restart started (one pod at a time)",
+            "{} {namespace}/{name}: pod template changed, rolling update started (one pod at a time)",
             d.p.kind.as_str()
         );
         self.note(format!("k8s {cluster}"), msg);
