@@ -3339,7 +3339,7 @@ impl Estate {
     }
 
     /// Delete pods matching `selector` in `namespace` (each with its own grace period); their
-    /// controllers replace them (see [`Estate::delete_pods`]). Returns the names killed.
+    /// controllers replace them (see the module docs). Returns the names killed.
     pub fn kill_pods(
         &mut self,
         at: Duration,
