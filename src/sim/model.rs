@@ -4921,6 +4921,17 @@ mod tests {
         p.kubernetes[1].name = "prod-east".into();
         p.kubernetes[1].nodes_per_zone = 0;
         p.kubernetes[0].deployments[1].replicas = Some(1_000_000);
+        p.kubernetes[0].deployments[0].replicas = None;
+        p.kubernetes[0].deployments[0].pdb = Some(PdbParams {
+            max_unavailable: Some(1),
+            min_available: Some(1),
+        });
+        p.kubernetes[0].deployments[3].replicas = Some(2);
+        p.kubernetes[0].deployments[3].pdb = Some(PdbParams {
+            max_unavailable: Some(1),
+            min_available: None,
+        });
+        p.kubernetes[0].deployments[2].termination_grace = secs(7200);
         p.databases[0].instances[0].zone = "us-west-2a".into();
         p.databases[0].writer = "orders-db-9".into();
         p.dns[0].ttl = secs(2 * 86_400);
@@ -4932,6 +4943,11 @@ mod tests {
             "kubernetes[1].name: duplicate cluster `prod-east`",
             "kubernetes[1].nodes_per_zone: zero nodes",
             "kubernetes[0].deployments[1].replicas",
+            "kubernetes[0].deployments[0].replicas: a deployment needs `replicas`",
+            "kubernetes[0].deployments[0].pdb: give exactly one of `max_unavailable` or `min_available`",
+            "kubernetes[0].deployments[3].replicas: a daemonset runs one pod per node; remove `replicas`",
+            "kubernetes[0].deployments[3].pdb: drains skip daemonset pods",
+            "kubernetes[0].deployments[2].termination_grace: 2h is absurdly long",
             "databases[0].instances[0].zone: zone `us-west-2a` is not in the cluster's region us-east-1",
             "databases[0].writer: `orders-db-9` is not one of the cluster's instances",
             "dns[0].ttl: 48h is absurdly long",
