@@ -19,8 +19,14 @@ async fn smoke() {
     let c = clients(&m, &b, "us-east-1", Some("us-west-2"));
     orders_estate(&c).await;
     let p = provider(&m, &b, "us-east-1", Some("us-west-2"));
-    let v = p.observe("db.cluster", &json!({"cluster": "orders-db"})).await.unwrap();
+    let v = p
+        .observe("db.cluster", &json!({"cluster": "orders-db"}))
+        .await
+        .unwrap();
     println!("{v:#}");
-    let v = p.observe("db.cluster", &json!({"cluster": "orders-db-dr"})).await.unwrap();
+    let v = p
+        .observe("db.cluster", &json!({"cluster": "orders-db-dr"}))
+        .await
+        .unwrap();
     println!("{v:#}");
 }

@@ -117,7 +117,9 @@ where
             match status {
                 Some(s) if s >= 500 || s == 429 => Class::Retry(ProviderError::Backend(format!(
                     "AWS answered HTTP {s} to `{}` on {} ({}); the service may be degraded or not implement the call: retry later",
-                    op.action, op.what, short(&detail)
+                    op.action,
+                    op.what,
+                    short(&detail)
                 ))),
                 _ => Class::Fatal(ProviderError::Backend(format!(
                     "`{}` on {} got an unreadable answer (HTTP {}): {}",
@@ -349,7 +351,10 @@ mod tests {
         let c = |code: &str, status: Option<u16>| classify_service(&o, code, "m", status);
         assert!(matches!(c("Throttling", Some(400)), Class::Retry(_)));
         assert!(matches!(c("Whatever", Some(429)), Class::Retry(_)));
-        assert!(matches!(c("PriorRequestNotComplete", Some(400)), Class::Retry(_)));
+        assert!(matches!(
+            c("PriorRequestNotComplete", Some(400)),
+            Class::Retry(_)
+        ));
         assert!(matches!(c("InternalFailure", Some(500)), Class::Retry(_)));
         assert!(matches!(c("Unknown", Some(503)), Class::Retry(_)));
         match c("AccessDenied", Some(403)) {

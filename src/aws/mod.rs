@@ -60,3 +60,6 @@ pub async fn connect(
     };
     Ok(AwsProvider::from_configs(s, primary, dr))
 }
+
+#[cfg(test)]
+mod tests;

@@ -154,9 +154,7 @@ async fn check(
     cache: &mut HashMap<String, Result<(), ProviderError>>,
 ) -> Result<(), ProviderError> {
     let prm = &call.params;
-    let cluster = |name: String| async move {
-        rds::find_cluster(p, c, &name).await.map(|_| ())
-    };
+    let cluster = |name: String| async move { rds::find_cluster(p, c, &name).await.map(|_| ()) };
     match call.name.as_str() {
         "db.cluster_failover" => {
             let cl = rds::find_cluster(p, c, s(prm, "cluster")).await?;
@@ -166,7 +164,11 @@ async fn check(
                 return Err(ProviderError::InvalidTarget(format!(
                     "`{t}` is not an instance of cluster `{}` (its instances: {})",
                     cl.id,
-                    cl.members.iter().map(|(i, _)| i.as_str()).collect::<Vec<_>>().join(", ")
+                    cl.members
+                        .iter()
+                        .map(|(i, _)| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
             Ok(())
@@ -180,13 +182,21 @@ async fn check(
         }
         "db.global_switchover" | "db.global_failover" | "db.detach_and_promote" => {
             let g = rds::find_global(p, c, s(prm, "global_cluster")).await?;
-            let key = if call.name == "db.detach_and_promote" { "cluster" } else { "target_cluster" };
+            let key = if call.name == "db.detach_and_promote" {
+                "cluster"
+            } else {
+                "target_cluster"
+            };
             let name = s(prm, key);
             match g.member(name) {
                 None => Err(ProviderError::InvalidTarget(format!(
                     "`{name}` is not a member of global database `{}` (members: {})",
                     g.id,
-                    g.members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+                    g.members
+                        .iter()
+                        .map(|m| m.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))),
                 Some(m) if m.writer => Err(ProviderError::InvalidState(format!(
                     "`{name}` is already the primary of global database `{}`; `{key}` must be a secondary",
@@ -245,18 +255,29 @@ async fn check(
 
 /// What an action would do, resolving its targets with read-only calls, and the IAM actions it
 /// needs.
-pub(crate) async fn describe(p: &AwsProvider, action: &str, prm: &Json) -> Result<String, ProviderError> {
+pub(crate) async fn describe(
+    p: &AwsProvider,
+    action: &str,
+    prm: &Json,
+) -> Result<String, ProviderError> {
     let c = p.clients().await;
     let what = match action {
         "db.cluster_failover" => {
             let cl = rds::find_cluster(p, &c, s(prm, "cluster")).await?;
-            let readers: Vec<&str> = cl.members.iter().filter(|(_, w)| !w).map(|(i, _)| i.as_str()).collect();
+            let readers: Vec<&str> = cl
+                .members
+                .iter()
+                .filter(|(_, w)| !w)
+                .map(|(i, _)| i.as_str())
+                .collect();
             format!(
                 "FailoverDBCluster {} ({}): writer {} -> {}; wait until the new writer is available",
                 cl.id,
                 cl.region,
                 cl.writer().unwrap_or("none"),
-                opt(prm, "target_instance").map(str::to_string).unwrap_or_else(|| format!("a reader chosen by RDS ({})", readers.join(", ")))
+                opt(prm, "target_instance")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("a reader chosen by RDS ({})", readers.join(", ")))
             )
         }
         "db.instance_reboot" => {
@@ -266,29 +287,55 @@ pub(crate) async fn describe(p: &AwsProvider, action: &str, prm: &Json) -> Resul
                 i.id,
                 i.region,
                 i.status,
-                if super::provider::flag(prm, "force_failover", false) { " with ForceFailover" } else { "" }
+                if super::provider::flag(prm, "force_failover", false) {
+                    " with ForceFailover"
+                } else {
+                    ""
+                }
             )
         }
         "db.global_switchover" | "db.global_failover" => {
             let g = rds::find_global(p, &c, s(prm, "global_cluster")).await?;
-            let loss = action == "db.global_failover" && super::provider::flag(prm, "allow_data_loss", false);
+            let loss = action == "db.global_failover"
+                && super::provider::flag(prm, "allow_data_loss", false);
             let target = s(prm, "target_cluster");
-            let m = g.member(target).ok_or_else(|| ProviderError::InvalidTarget(format!("`{target}` is not a member of global database `{}`", g.id)))?;
+            let m = g.member(target).ok_or_else(|| {
+                ProviderError::InvalidTarget(format!(
+                    "`{target}` is not a member of global database `{}`",
+                    g.id
+                ))
+            })?;
             format!(
                 "{} {}: primary {} -> {} ({}){}; wait until it is the writer",
-                if loss { "FailoverGlobalCluster --allow-data-loss" } else { "SwitchoverGlobalCluster" },
+                if loss {
+                    "FailoverGlobalCluster --allow-data-loss"
+                } else {
+                    "SwitchoverGlobalCluster"
+                },
                 g.id,
                 g.writer().map(|w| w.id.as_str()).unwrap_or("none"),
                 m.id,
                 m.region,
-                if loss { "; writes not yet replicated are lost" } else { "" }
+                if loss {
+                    "; writes not yet replicated are lost"
+                } else {
+                    ""
+                }
             )
         }
         "db.detach_and_promote" => {
             let g = rds::find_global(p, &c, s(prm, "global_cluster")).await?;
             let name = s(prm, "cluster");
-            let m = g.member(name).ok_or_else(|| ProviderError::InvalidTarget(format!("`{name}` is not a member of global database `{}`", g.id)))?;
-            format!("RemoveFromGlobalCluster {} from {} ({}): it becomes a standalone writer", m.id, g.id, m.region)
+            let m = g.member(name).ok_or_else(|| {
+                ProviderError::InvalidTarget(format!(
+                    "`{name}` is not a member of global database `{}`",
+                    g.id
+                ))
+            })?;
+            format!(
+                "RemoveFromGlobalCluster {} from {} ({}): it becomes a standalone writer",
+                m.id, g.id, m.region
+            )
         }
         "db.point_in_time_restore" => {
             let src = rds::find_cluster(p, &c, s(prm, "source_cluster")).await?;
@@ -298,16 +345,27 @@ pub(crate) async fn describe(p: &AwsProvider, action: &str, prm: &Json) -> Resul
                 src.id,
                 src.region,
                 match opt(prm, "restore_time") {
-                    None | Some("latest") => format!("the latest restorable time, now {}", src.latest_restorable.map_or("unknown".into(), |t| t.to_rfc3339())),
+                    None | Some("latest") => format!(
+                        "the latest restorable time, now {}",
+                        src.latest_restorable
+                            .map_or("unknown".into(), |t| t.to_rfc3339())
+                    ),
                     Some(t) => t.to_string(),
                 },
                 rds::instance_name(target),
-                if super::provider::flag(prm, "serve", false) { "; `serve: true` is not done on AWS (repoint the application yourself)" } else { "" }
+                if super::provider::flag(prm, "serve", false) {
+                    "; `serve: true` is not done on AWS (repoint the application yourself)"
+                } else {
+                    ""
+                }
             )
         }
         "db.cluster_outage" => {
             let cl = rds::find_cluster(p, &c, s(prm, "cluster")).await?;
-            format!("StopDBCluster {} ({}, now {}); rollback: StartDBCluster", cl.id, cl.region, cl.status)
+            format!(
+                "StopDBCluster {} ({}, now {}); rollback: StartDBCluster",
+                cl.id, cl.region, cl.status
+            )
         }
         "dns.failover" => {
             let record = s(prm, "record");
@@ -316,11 +374,19 @@ pub(crate) async fn describe(p: &AwsProvider, action: &str, prm: &Json) -> Resul
             let pairs = route53::pairs(record, &zone, &sets)?;
             let to = s(prm, "to");
             let pair = &pairs[0];
-            let answer = if to == "secondary" { &pair.secondary } else { &pair.primary };
+            let answer = if to == "secondary" {
+                &pair.secondary
+            } else {
+                &pair.primary
+            };
             format!(
                 "UPSERT {record} in hosted zone {zone}: {} answers regardless of health ({} record set(s)); wait until INSYNC; rollback: restore the records as they were",
                 answer.set_identifier().unwrap_or(record),
-                if to == "secondary" { pairs.len() * 2 } else { pairs.len() }
+                if to == "secondary" {
+                    pairs.len() * 2
+                } else {
+                    pairs.len()
+                }
             )
         }
         other => {

@@ -32,7 +32,12 @@ pub const ACTIONS: &[&str] = &[
 ];
 
 /// Probes this backend implements.
-pub const PROBES: &[&str] = &["db.cluster", "db.instance", "dns.record", "dns.health_check"];
+pub const PROBES: &[&str] = &[
+    "db.cluster",
+    "db.instance",
+    "dns.record",
+    "dns.health_check",
+];
 
 /// Where the SDK clients come from.
 enum Source {
@@ -272,7 +277,14 @@ impl AwsProvider {
     }
 
     /// Record a resource the drill created, and journal it with its cleanup.
-    pub(crate) fn created(&self, kind: &'static str, name: &str, arn: &str, region: &str, cleanup: String) {
+    pub(crate) fn created(
+        &self,
+        kind: &'static str,
+        name: &str,
+        arn: &str,
+        region: &str,
+        cleanup: String,
+    ) {
         self.note(
             format!("created {kind} {name} ({arn}); firedrill does not delete it: {cleanup}"),
             Some(json!({

@@ -119,7 +119,10 @@ pub(crate) struct Global {
 impl Global {
     fn from_sdk(g: &GlobalCluster) -> Global {
         Global {
-            id: g.global_cluster_identifier().unwrap_or_default().to_string(),
+            id: g
+                .global_cluster_identifier()
+                .unwrap_or_default()
+                .to_string(),
             arn: g.global_cluster_arn().unwrap_or_default().to_string(),
             status: g.status().unwrap_or("unknown").to_string(),
             members: g
@@ -185,7 +188,7 @@ fn split_rds_arn<'a>(arn: &'a str, kind: &str) -> Option<(&'a str, &'a str)> {
         && !parts[3].is_empty()
         && parts[5] == kind
         && is_identifier(parts[6]))
-    .then_some((parts[3], parts[6]))
+    .then(|| (parts[3], parts[6]))
 }
 
 /// RDS identifiers: 1-63 letters, digits and hyphens, starting with a letter, no trailing or
@@ -235,7 +238,13 @@ fn resolve(
     Ok((input.to_string(), regions))
 }
 
-fn not_found(p: &AwsProvider, kind: &str, name: &str, regions: &[String], why: &str) -> ProviderError {
+fn not_found(
+    p: &AwsProvider,
+    kind: &str,
+    name: &str,
+    regions: &[String],
+    why: &str,
+) -> ProviderError {
     let _ = p;
     ProviderError::InvalidTarget(format!(
         "{kind} `{name}` does not exist in {} ({why}); check the name, `aws.region` and `aws.dr_region`",
@@ -263,7 +272,12 @@ pub(crate) async fn cluster_in(
     let client = c.rds_in(region);
     let op = describe_op(p, region, id);
     match p
-        .call(&op, || client.describe_db_clusters().db_cluster_identifier(id).send())
+        .call(&op, || {
+            client
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+        })
         .await
     {
         Ok(out) => {
@@ -300,7 +314,13 @@ pub(crate) async fn find_cluster(
             return Ok(cl);
         }
     }
-    Err(not_found(p, "cluster", input, &regions, "DescribeDBClusters: DBClusterNotFoundFault"))
+    Err(not_found(
+        p,
+        "cluster",
+        input,
+        &regions,
+        "DescribeDBClusters: DBClusterNotFoundFault",
+    ))
 }
 
 /// The instances of a cluster.
@@ -334,7 +354,11 @@ pub(crate) async fn instances_of(
         .db_instances()
         .iter()
         .map(|i| Instance::from_sdk(i, &cl.region))
-        .filter(|i| i.cluster.as_deref().is_none_or(|x| x.eq_ignore_ascii_case(&cl.id)))
+        .filter(|i| {
+            i.cluster
+                .as_deref()
+                .is_none_or(|x| x.eq_ignore_ascii_case(&cl.id))
+        })
         .collect())
 }
 
@@ -355,7 +379,12 @@ pub(crate) async fn find_instance(
             mutating: false,
         };
         match p
-            .call(&op, || client.describe_db_instances().db_instance_identifier(&id).send())
+            .call(&op, || {
+                client
+                    .describe_db_instances()
+                    .db_instance_identifier(&id)
+                    .send()
+            })
             .await
         {
             Ok(out) => {
@@ -369,7 +398,13 @@ pub(crate) async fn find_instance(
             Err(e) => return Err(e),
         }
     }
-    Err(not_found(p, "instance", input, &regions, "DescribeDBInstances: DBInstanceNotFound"))
+    Err(not_found(
+        p,
+        "instance",
+        input,
+        &regions,
+        "DescribeDBInstances: DBInstanceNotFound",
+    ))
 }
 
 /// Find a global database (DescribeGlobalClusters, primary region then DR region).
@@ -394,15 +429,19 @@ pub(crate) async fn find_global(
             mutating: false,
         };
         match p
-            .call(&op, || client.describe_global_clusters().global_cluster_identifier(id).send())
+            .call(&op, || {
+                client
+                    .describe_global_clusters()
+                    .global_cluster_identifier(id)
+                    .send()
+            })
             .await
         {
             Ok(out) => {
-                if let Some(g) = out
-                    .global_clusters()
-                    .iter()
-                    .find(|g| g.global_cluster_identifier().is_some_and(|x| x.eq_ignore_ascii_case(id)))
-                {
+                if let Some(g) = out.global_clusters().iter().find(|g| {
+                    g.global_cluster_identifier()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(id))
+                }) {
                     let g = Global::from_sdk(g);
                     p.learn_account(&g.arn);
                     return Ok(g);
@@ -511,9 +550,12 @@ pub(crate) async fn instance_probe(p: &AwsProvider, params: &Json) -> Result<Jso
 
 /// Re-describe a cluster we know exists (during waits).
 async fn cluster_now(p: &AwsProvider, c: &Clients, cl: &Cluster) -> Result<Cluster, ProviderError> {
-    cluster_in(p, c, &cl.region, &cl.id)
-        .await?
-        .ok_or_else(|| ProviderError::InvalidState(format!("cluster `{}` disappeared in {} while firedrill was waiting for it", cl.id, cl.region)))
+    cluster_in(p, c, &cl.region, &cl.id).await?.ok_or_else(|| {
+        ProviderError::InvalidState(format!(
+            "cluster `{}` disappeared in {} while firedrill was waiting for it",
+            cl.id, cl.region
+        ))
+    })
 }
 
 /// Journal status changes seen while waiting.
@@ -535,7 +577,10 @@ impl Watch {
 
 /// `db.cluster_failover`: FailoverDBCluster, then wait until the writer changed (to the target,
 /// if given) and the cluster and its new writer are available.
-pub(crate) async fn cluster_failover(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn cluster_failover(
+    p: &AwsProvider,
+    params: &Json,
+) -> Result<Json, ProviderError> {
     let c = p.clients().await;
     let cl = find_cluster(p, &c, s(params, "cluster")).await?;
     let old = cl.writer().map(str::to_string);
@@ -545,7 +590,11 @@ pub(crate) async fn cluster_failover(p: &AwsProvider, params: &Json) -> Result<J
             return Err(ProviderError::InvalidTarget(format!(
                 "`{t}` is not an instance of cluster `{}` (its instances: {}); name one of them as `target_instance`",
                 cl.id,
-                cl.members.iter().map(|(i, _)| i.as_str()).collect::<Vec<_>>().join(", ")
+                cl.members
+                    .iter()
+                    .map(|(i, _)| i.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if old.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(t)) {
@@ -576,7 +625,10 @@ pub(crate) async fn cluster_failover(p: &AwsProvider, params: &Json) -> Result<J
             "FailoverDBCluster {} (writer was {}{})",
             cl.id,
             old.as_deref().unwrap_or("none"),
-            target.as_deref().map(|t| format!(", to {t}")).unwrap_or_default()
+            target
+                .as_deref()
+                .map(|t| format!(", to {t}"))
+                .unwrap_or_default()
         ),
         None,
     );
@@ -585,10 +637,16 @@ pub(crate) async fn cluster_failover(p: &AwsProvider, params: &Json) -> Result<J
         .wait_for(&format!("the failover of cluster `{}`", cl.id), || async {
             let now = cluster_now(p, &c, &cl).await?;
             let w = now.writer().map(str::to_string);
-            watch.see(p, &format!("cluster {}", cl.id), format!("{} (writer {})", now.status, w.as_deref().unwrap_or("none")));
+            watch.see(
+                p,
+                &format!("cluster {}", cl.id),
+                format!("{} (writer {})", now.status, w.as_deref().unwrap_or("none")),
+            );
             let moved = w.is_some()
                 && w != old
-                && target.as_ref().is_none_or(|t| w.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(t)));
+                && target
+                    .as_ref()
+                    .is_none_or(|t| w.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(t)));
             if now.status != "available" || !moved {
                 return Ok(None);
             }
@@ -619,7 +677,9 @@ pub(crate) async fn instance_reboot(p: &AwsProvider, params: &Json) -> Result<Js
         Some(cid) => cluster_in(p, &c, &inst.region, cid).await?,
         None => None,
     };
-    let writer_before = cluster.as_ref().and_then(|cl| cl.writer().map(str::to_string));
+    let writer_before = cluster
+        .as_ref()
+        .and_then(|cl| cl.writer().map(str::to_string));
     let client = c.rds_in(&inst.region);
     let op = Op {
         action: "rds:RebootDBInstance",
@@ -636,7 +696,14 @@ pub(crate) async fn instance_reboot(p: &AwsProvider, params: &Json) -> Result<Js
             .send()
     })
     .await?;
-    p.note(format!("RebootDBInstance {}{}", inst.id, if force { " with ForceFailover" } else { "" }), None);
+    p.note(
+        format!(
+            "RebootDBInstance {}{}",
+            inst.id,
+            if force { " with ForceFailover" } else { "" }
+        ),
+        None,
+    );
     // The status turns `rebooting` shortly after the call: look after one interval.
     tokio::time::sleep(p.settings.poll_interval).await;
     let watch = Watch::new();
@@ -663,7 +730,11 @@ pub(crate) async fn instance_reboot(p: &AwsProvider, params: &Json) -> Result<Js
 /// `db.global_switchover` (loss = false) and `db.global_failover`: SwitchoverGlobalCluster, or
 /// FailoverGlobalCluster with AllowDataLoss, sent to the target's region; then wait until the
 /// target is the global writer, no failover is in progress and the target is available.
-pub(crate) async fn global_change(p: &AwsProvider, params: &Json, allow_data_loss: bool) -> Result<Json, ProviderError> {
+pub(crate) async fn global_change(
+    p: &AwsProvider,
+    params: &Json,
+    allow_data_loss: bool,
+) -> Result<Json, ProviderError> {
     let c = p.clients().await;
     let gid = s(params, "global_cluster");
     let g = find_global(p, &c, gid).await?;
@@ -685,7 +756,10 @@ pub(crate) async fn global_change(p: &AwsProvider, params: &Json, allow_data_los
         return Err(ProviderError::InvalidState(format!(
             "global database `{}` is already switching over or failing over ({}); wait until it finishes",
             g.id,
-            g.failover.as_ref().map(|f| f.0.as_str()).unwrap_or_default()
+            g.failover
+                .as_ref()
+                .map(|f| f.0.as_str())
+                .unwrap_or_default()
         )));
     }
     let from = g.writer().map(|m| m.id.clone());
@@ -730,35 +804,52 @@ pub(crate) async fn global_change(p: &AwsProvider, params: &Json, allow_data_los
     p.note(
         format!(
             "{} of global database {} from {} to {}{}",
-            if allow_data_loss { "FailoverGlobalCluster (AllowDataLoss)" } else { "SwitchoverGlobalCluster" },
+            if allow_data_loss {
+                "FailoverGlobalCluster (AllowDataLoss)"
+            } else {
+                "SwitchoverGlobalCluster"
+            },
             g.id,
             from.as_deref().unwrap_or("none"),
             target.id,
-            if allow_data_loss { ": writes not yet replicated are lost" } else { "" }
+            if allow_data_loss {
+                ": writes not yet replicated are lost"
+            } else {
+                ""
+            }
         ),
         None,
     );
     let watch = Watch::new();
-    p.wait_for(&format!("the {operation} of global database `{}` to `{}`", g.id, target.id), || async {
-        let now = find_global(p, &c, &g.id).await?;
-        let w = now.writer().map(|m| m.id.clone());
-        watch.see(
-            p,
-            &format!("global database {}", g.id),
-            format!(
-                "{} (writer {}{})",
-                now.status,
-                w.as_deref().unwrap_or("none"),
-                now.failover.as_ref().map(|f| format!(", failover {}", f.0)).unwrap_or_default()
-            ),
-        );
-        let done = now.member(&target.arn).is_some_and(|m| m.writer) && !now.in_progress();
-        if !done {
-            return Ok(None);
-        }
-        let cl = cluster_in(p, &c, &target.region, &target.id).await?;
-        Ok(cl.filter(|cl| cl.status == "available").map(|_| ()))
-    })
+    p.wait_for(
+        &format!(
+            "the {operation} of global database `{}` to `{}`",
+            g.id, target.id
+        ),
+        || async {
+            let now = find_global(p, &c, &g.id).await?;
+            let w = now.writer().map(|m| m.id.clone());
+            watch.see(
+                p,
+                &format!("global database {}", g.id),
+                format!(
+                    "{} (writer {}{})",
+                    now.status,
+                    w.as_deref().unwrap_or("none"),
+                    now.failover
+                        .as_ref()
+                        .map(|f| format!(", failover {}", f.0))
+                        .unwrap_or_default()
+                ),
+            );
+            let done = now.member(&target.arn).is_some_and(|m| m.writer) && !now.in_progress();
+            if !done {
+                return Ok(None);
+            }
+            let cl = cluster_in(p, &c, &target.region, &target.id).await?;
+            Ok(cl.filter(|cl| cl.status == "available").map(|_| ()))
+        },
+    )
     .await?;
     Ok(json!({
         "global_cluster": g.id,
@@ -772,7 +863,10 @@ pub(crate) async fn global_change(p: &AwsProvider, params: &Json, allow_data_los
 
 /// `db.detach_and_promote`: RemoveFromGlobalCluster (sent to the secondary's region), then wait
 /// until the cluster is standalone, available and has an available writer.
-pub(crate) async fn detach_and_promote(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn detach_and_promote(
+    p: &AwsProvider,
+    params: &Json,
+) -> Result<Json, ProviderError> {
     let c = p.clients().await;
     let g = find_global(p, &c, s(params, "global_cluster")).await?;
     let name = s(params, "cluster");
@@ -820,9 +914,24 @@ pub(crate) async fn detach_and_promote(p: &AwsProvider, params: &Json) -> Result
             let now = find_global(p, &c, &g.id).await?;
             let still = now.member(&m.arn).is_some();
             let cl = cluster_in(p, &c, &m.region, &m.id).await?.ok_or_else(|| {
-                ProviderError::InvalidState(format!("cluster `{}` disappeared while being detached", m.id))
+                ProviderError::InvalidState(format!(
+                    "cluster `{}` disappeared while being detached",
+                    m.id
+                ))
             })?;
-            watch.see(p, &format!("cluster {}", m.id), format!("{}{}", cl.status, if still { " (still in the global database)" } else { " (standalone)" }));
+            watch.see(
+                p,
+                &format!("cluster {}", m.id),
+                format!(
+                    "{}{}",
+                    cl.status,
+                    if still {
+                        " (still in the global database)"
+                    } else {
+                        " (standalone)"
+                    }
+                ),
+            );
             if still || cl.status != "available" {
                 return Ok(None);
             }
@@ -830,7 +939,10 @@ pub(crate) async fn detach_and_promote(p: &AwsProvider, params: &Json) -> Result
                 return Ok(None);
             };
             let inst = instances_of(p, &c, &cl).await?;
-            Ok(inst.iter().any(|i| i.id == w && i.status == "available").then_some(w))
+            Ok(inst
+                .iter()
+                .any(|i| i.id == w && i.status == "available")
+                .then_some(w))
         })
         .await?;
     Ok(json!({
@@ -849,15 +961,20 @@ fn half_done(e: ProviderError, what: &str) -> ProviderError {
         ProviderError::Backend(m) => ProviderError::Backend(format!("{what}: {m}")),
         ProviderError::Denied(m) => ProviderError::Denied(format!("{what}: {m}")),
         ProviderError::Unreachable(m) => ProviderError::Unreachable(format!("{what}: {m}")),
-        ProviderError::Unsupported { backend, name } => {
-            ProviderError::Backend(format!("{what}: backend `{backend}` does not support `{name}`"))
-        }
+        ProviderError::Unsupported { backend, name } => ProviderError::Backend(format!(
+            "{what}: backend `{backend}` does not support `{name}`"
+        )),
     }
 }
 
 fn tags(p: &AwsProvider, source: &str) -> Vec<Tag> {
     let st = p.state();
-    let mut v = vec![Tag::builder().key("firedrill:source-cluster").value(source).build()];
+    let mut v = vec![
+        Tag::builder()
+            .key("firedrill:source-cluster")
+            .value(source)
+            .build(),
+    ];
     if let Some(r) = &st.run_id {
         v.push(Tag::builder().key("firedrill:run").value(r).build());
     }
@@ -873,7 +990,10 @@ fn tags(p: &AwsProvider, source: &str) -> Vec<Tag> {
 /// `wait: false`) wait until both are available. Nothing is deleted automatically: every created
 /// resource is journaled with its cleanup command. `serve: true` cannot be done through AWS
 /// APIs (the application's connection string is not AWS's): the output says so.
-pub(crate) async fn point_in_time_restore(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn point_in_time_restore(
+    p: &AwsProvider,
+    params: &Json,
+) -> Result<Json, ProviderError> {
     let c = p.clients().await;
     let src = find_cluster(p, &c, s(params, "source_cluster")).await?;
     let target = s(params, "target_cluster").to_string();
@@ -938,7 +1058,9 @@ pub(crate) async fn point_in_time_restore(p: &AwsProvider, params: &Json) -> Res
                 .db_cluster_identifier(&target)
                 .source_db_cluster_identifier(&src.id)
                 .set_db_subnet_group_name(src.subnet_group.clone())
-                .set_vpc_security_group_ids((!src.security_groups.is_empty()).then(|| src.security_groups.clone()))
+                .set_vpc_security_group_ids(
+                    (!src.security_groups.is_empty()).then(|| src.security_groups.clone()),
+                )
                 .set_tags(Some(tag_list.clone()));
             b = match requested {
                 Some(t) => b.restore_to_time(to_smithy(t)),
@@ -957,10 +1079,17 @@ pub(crate) async fn point_in_time_restore(p: &AwsProvider, params: &Json) -> Res
         "aws rds delete-db-cluster --region {} --db-cluster-identifier {target} --skip-final-snapshot",
         src.region
     );
-    p.created("cluster", &target, &arn, &src.region, cleanup_cluster.clone());
+    p.created(
+        "cluster",
+        &target,
+        &arn,
+        &src.region,
+        cleanup_cluster.clone(),
+    );
     {
         let mut st = p.state();
-        st.cluster_regions.insert(target.clone(), src.region.clone());
+        st.cluster_regions
+            .insert(target.clone(), src.region.clone());
         if let Some(pt) = point {
             st.restore_points.insert(target.clone(), pt);
         }
@@ -1011,7 +1140,13 @@ pub(crate) async fn point_in_time_restore(p: &AwsProvider, params: &Json) -> Res
         "aws rds delete-db-instance --region {} --db-instance-identifier {instance} --skip-final-snapshot",
         src.region
     );
-    p.created("instance", &instance, &inst_arn, &src.region, cleanup_instance.clone());
+    p.created(
+        "instance",
+        &instance,
+        &inst_arn,
+        &src.region,
+        cleanup_instance.clone(),
+    );
     let wait = flag(params, "wait", true);
     let mut endpoint = None;
     if wait {
@@ -1089,7 +1224,12 @@ pub(crate) async fn cluster_stop(p: &AwsProvider, params: &Json) -> Result<Json,
         mutating: true,
     };
     let out = p
-        .call(&op, || client.stop_db_cluster().db_cluster_identifier(&cl.id).send())
+        .call(&op, || {
+            client
+                .stop_db_cluster()
+                .db_cluster_identifier(&cl.id)
+                .send()
+        })
         .await?;
     let status = out
         .db_cluster()
@@ -1097,7 +1237,10 @@ pub(crate) async fn cluster_stop(p: &AwsProvider, params: &Json) -> Result<Json,
         .unwrap_or("stopping")
         .to_string();
     p.note(
-        format!("StopDBCluster {}: unavailable until started again (revert: StartDBCluster)", cl.id),
+        format!(
+            "StopDBCluster {}: unavailable until started again (revert: StartDBCluster)",
+            cl.id
+        ),
         None,
     );
     Ok(json!({
@@ -1116,11 +1259,14 @@ pub(crate) async fn cluster_start(p: &AwsProvider, params: &Json) -> Result<Json
     let cl = find_cluster(p, &c, s(params, "cluster")).await?;
     let watch = Watch::new();
     let status = p
-        .wait_for(&format!("cluster `{}` to finish stopping", cl.id), || async {
-            let now = cluster_now(p, &c, &cl).await?;
-            watch.see(p, &format!("cluster {}", cl.id), now.status.clone());
-            Ok(matches!(now.status.as_str(), "stopped" | "available").then_some(now.status))
-        })
+        .wait_for(
+            &format!("cluster `{}` to finish stopping", cl.id),
+            || async {
+                let now = cluster_now(p, &c, &cl).await?;
+                watch.see(p, &format!("cluster {}", cl.id), now.status.clone());
+                Ok(matches!(now.status.as_str(), "stopped" | "available").then_some(now.status))
+            },
+        )
         .await?;
     if status == "available" {
         return Ok(json!({"cluster": cl.id, "status": "available", "started": false}));
@@ -1133,14 +1279,22 @@ pub(crate) async fn cluster_start(p: &AwsProvider, params: &Json) -> Result<Json
         region: cl.region.clone(),
         mutating: true,
     };
-    p.call(&op, || client.start_db_cluster().db_cluster_identifier(&cl.id).send())
-        .await?;
-    p.note(format!("StartDBCluster {}", cl.id), None);
-    p.wait_for(&format!("cluster `{}` to be available again", cl.id), || async {
-        let now = cluster_now(p, &c, &cl).await?;
-        watch.see(p, &format!("cluster {}", cl.id), now.status.clone());
-        Ok((now.status == "available").then_some(()))
+    p.call(&op, || {
+        client
+            .start_db_cluster()
+            .db_cluster_identifier(&cl.id)
+            .send()
     })
+    .await?;
+    p.note(format!("StartDBCluster {}", cl.id), None);
+    p.wait_for(
+        &format!("cluster `{}` to be available again", cl.id),
+        || async {
+            let now = cluster_now(p, &c, &cl).await?;
+            watch.see(p, &format!("cluster {}", cl.id), now.status.clone());
+            Ok((now.status == "available").then_some(()))
+        },
+    )
     .await?;
     Ok(json!({"cluster": cl.id, "status": "available", "started": true}))
 }
@@ -1160,7 +1314,10 @@ mod tests {
             split_cluster_arn("arn:aws:rds:us-west-2:123456789012:cluster:orders-db-dr"),
             Some(("us-west-2", "orders-db-dr"))
         );
-        assert_eq!(split_cluster_arn("arn:aws:rds:us-west-2:123456789012:db:x"), None);
+        assert_eq!(
+            split_cluster_arn("arn:aws:rds:us-west-2:123456789012:db:x"),
+            None
+        );
         assert_eq!(split_cluster_arn("arn:aws:s3:::bucket"), None);
         assert_eq!(split_cluster_arn("orders-db"), None);
         assert_eq!(instance_name("orders-db-restored"), "orders-db-restored-1");

@@ -48,7 +48,11 @@ fn list_op(p: &AwsProvider, action: &'static str, what: String, arn: String) -> 
 
 /// The hosted zone holding `record`: `aws.hosted_zone_id`, else the longest zone name that ends
 /// the record's (a single public zone wins over private ones of the same name).
-pub(crate) async fn zone_for(p: &AwsProvider, c: &Clients, record: &str) -> Result<String, ProviderError> {
+pub(crate) async fn zone_for(
+    p: &AwsProvider,
+    c: &Clients,
+    record: &str,
+) -> Result<String, ProviderError> {
     if let Some(z) = &p.settings.hosted_zone_id {
         return Ok(zone_id(z));
     }
@@ -56,12 +60,22 @@ pub(crate) async fn zone_for(p: &AwsProvider, c: &Clients, record: &str) -> Resu
     if let Some(z) = p.state().zones.get(&name) {
         return Ok(z.clone());
     }
-    let op = list_op(p, "route53:ListHostedZones", "the hosted zones".into(), "*".into());
+    let op = list_op(
+        p,
+        "route53:ListHostedZones",
+        "the hosted zones".into(),
+        "*".into(),
+    );
     let mut zones: Vec<(String, String, bool)> = Vec::new();
     let mut marker: Option<String> = None;
     loop {
         let out = p
-            .call(&op, || c.route53.list_hosted_zones().set_marker(marker.clone()).send())
+            .call(&op, || {
+                c.route53
+                    .list_hosted_zones()
+                    .set_marker(marker.clone())
+                    .send()
+            })
             .await?;
         for z in out.hosted_zones() {
             zones.push((
@@ -84,10 +98,21 @@ pub(crate) async fn zone_for(p: &AwsProvider, c: &Clients, record: &str) -> Resu
     let Some(best) = best else {
         return Err(ProviderError::InvalidTarget(format!(
             "no hosted zone of this account holds `{record}` (ListHostedZones found {}); check the record name or set `aws.hosted_zone_id`",
-            if zones.is_empty() { "none".to_string() } else { zones.iter().map(|z| z.1.as_str()).collect::<Vec<_>>().join(", ") }
+            if zones.is_empty() {
+                "none".to_string()
+            } else {
+                zones
+                    .iter()
+                    .map(|z| z.1.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         )));
     };
-    let candidates: Vec<&(String, String, bool)> = zones.iter().filter(|(_, zn, _)| holds(zn) && zn.len() == best).collect();
+    let candidates: Vec<&(String, String, bool)> = zones
+        .iter()
+        .filter(|(_, zn, _)| holds(zn) && zn.len() == best)
+        .collect();
     let public: Vec<&&(String, String, bool)> = candidates.iter().filter(|z| !z.2).collect();
     let chosen = match (candidates.len(), public.len()) {
         (1, _) => candidates[0].0.clone(),
@@ -96,7 +121,11 @@ pub(crate) async fn zone_for(p: &AwsProvider, c: &Clients, record: &str) -> Resu
             return Err(ProviderError::InvalidTarget(format!(
                 "several hosted zones named `{}` could hold `{record}` ({}); set `aws.hosted_zone_id` to the one to use",
                 candidates[0].1,
-                candidates.iter().map(|z| z.0.as_str()).collect::<Vec<_>>().join(", ")
+                candidates
+                    .iter()
+                    .map(|z| z.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     };
@@ -119,7 +148,8 @@ pub(crate) async fn records_of(
         format!("arn:aws:route53:::hostedzone/{zone}"),
     );
     let mut out_sets = Vec::new();
-    let mut next: (Option<String>, Option<RrType>, Option<String>) = (Some(name.clone()), None, None);
+    let mut next: (Option<String>, Option<RrType>, Option<String>) =
+        (Some(name.clone()), None, None);
     loop {
         let out = p
             .call(&op, || {
@@ -164,7 +194,11 @@ pub(crate) struct Pair {
 }
 
 /// The failover pairs of a record, by type (A before AAAA before CNAME).
-pub(crate) fn pairs(record: &str, zone: &str, sets: &[ResourceRecordSet]) -> Result<Vec<Pair>, ProviderError> {
+pub(crate) fn pairs(
+    record: &str,
+    zone: &str,
+    sets: &[ResourceRecordSet],
+) -> Result<Vec<Pair>, ProviderError> {
     let mut types: Vec<RrType> = Vec::new();
     for r in sets.iter().filter(|r| r.failover().is_some()) {
         if !types.contains(r.r#type()) {
@@ -185,7 +219,10 @@ pub(crate) fn pairs(record: &str, zone: &str, sets: &[ResourceRecordSet]) -> Res
                 .find(|r| r.r#type() == &t && r.failover() == Some(&f))
                 .cloned()
         };
-        match (of(ResourceRecordSetFailover::Primary), of(ResourceRecordSetFailover::Secondary)) {
+        match (
+            of(ResourceRecordSetFailover::Primary),
+            of(ResourceRecordSetFailover::Secondary),
+        ) {
             (Some(primary), Some(secondary)) => out.push(Pair { primary, secondary }),
             (a, _) => {
                 return Err(ProviderError::InvalidTarget(format!(
@@ -201,7 +238,11 @@ pub(crate) fn pairs(record: &str, zone: &str, sets: &[ResourceRecordSet]) -> Res
         let kinds: Vec<&str> = sets.iter().map(|r| r.r#type().as_str()).collect();
         return Err(ProviderError::InvalidTarget(format!(
             "`{record}` has no failover records (PRIMARY/SECONDARY) in hosted zone `{zone}` (found {}); dns.* works on failover routing records",
-            if kinds.is_empty() { "no record of that name".to_string() } else { format!("records of type {}", kinds.join(", ")) }
+            if kinds.is_empty() {
+                "no record of that name".to_string()
+            } else {
+                format!("records of type {}", kinds.join(", "))
+            }
         )));
     }
     Ok(out)
@@ -230,7 +271,12 @@ pub(crate) async fn check_status(
         format!("arn:aws:route53:::healthcheck/{id}"),
     );
     let out = p
-        .call(&op, || c.route53.get_health_check_status().health_check_id(id).send())
+        .call(&op, || {
+            c.route53
+                .get_health_check_status()
+                .health_check_id(id)
+                .send()
+        })
         .await?;
     let obs = out.health_check_observations();
     let statuses: Vec<&str> = obs
@@ -250,7 +296,11 @@ pub(crate) async fn check_status(
 }
 
 /// Whether a record counts as healthy for failover routing.
-async fn record_healthy(p: &AwsProvider, c: &Clients, r: &ResourceRecordSet) -> Result<bool, ProviderError> {
+async fn record_healthy(
+    p: &AwsProvider,
+    c: &Clients,
+    r: &ResourceRecordSet,
+) -> Result<bool, ProviderError> {
     match r.health_check_id() {
         Some(id) => Ok(check_status(p, c, id).await?.0),
         // An alias evaluating its target's health cannot be evaluated from here: assumed healthy.
@@ -259,15 +309,28 @@ async fn record_healthy(p: &AwsProvider, c: &Clients, r: &ResourceRecordSet) -> 
 }
 
 /// (authoritative record, primary healthy, secondary healthy).
-async fn evaluate<'a>(p: &AwsProvider, c: &Clients, pair: &'a Pair) -> Result<(&'a ResourceRecordSet, bool, bool), ProviderError> {
+async fn evaluate<'a>(
+    p: &AwsProvider,
+    c: &Clients,
+    pair: &'a Pair,
+) -> Result<(&'a ResourceRecordSet, bool, bool), ProviderError> {
     let ph = record_healthy(p, c, &pair.primary).await?;
     let sh = record_healthy(p, c, &pair.secondary).await?;
-    let auth = if ph || !sh { &pair.primary } else { &pair.secondary };
+    let auth = if ph || !sh {
+        &pair.primary
+    } else {
+        &pair.secondary
+    };
     Ok((auth, ph, sh))
 }
 
 /// Update what resolvers may have cached, and return what they answer now.
-fn remember(p: &AwsProvider, record: &str, authoritative: &str, ttl: Duration) -> (String, Option<Duration>) {
+fn remember(
+    p: &AwsProvider,
+    record: &str,
+    authoritative: &str,
+    ttl: Duration,
+) -> (String, Option<Duration>) {
     let now = p.clock().elapsed();
     let mut st = p.state();
     let m = st.dns.entry(fqdn(record)).or_default();
@@ -316,12 +379,19 @@ pub(crate) async fn record_probe(p: &AwsProvider, params: &Json) -> Result<Json,
 fn values(r: &ResourceRecordSet) -> Vec<String> {
     match r.alias_target() {
         Some(a) => vec![a.dns_name().to_string()],
-        None => r.resource_records().iter().map(|v| v.value().to_string()).collect(),
+        None => r
+            .resource_records()
+            .iter()
+            .map(|v| v.value().to_string())
+            .collect(),
     }
 }
 
 /// The `dns.health_check` probe: a health check by id, or the one of a record's primary.
-pub(crate) async fn health_check_probe(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn health_check_probe(
+    p: &AwsProvider,
+    params: &Json,
+) -> Result<Json, ProviderError> {
     let c = p.clients().await;
     let (record, id) = match (opt(params, "health_check_id"), opt(params, "record")) {
         (Some(id), _) => (opt(params, "record").map(str::to_string), id.to_string()),
@@ -409,7 +479,11 @@ pub(crate) fn from_json(v: &Json) -> Option<ResourceRecordSet> {
 
 /// A copy of `r` with another failover role and, when `force`, no health check (an alias stops
 /// evaluating its target's health): it always answers while it is the PRIMARY.
-fn with_role(r: &ResourceRecordSet, role: ResourceRecordSetFailover, force: bool) -> ResourceRecordSet {
+fn with_role(
+    r: &ResourceRecordSet,
+    role: ResourceRecordSetFailover,
+    force: bool,
+) -> ResourceRecordSet {
     let (hc, alias) = if force {
         let alias = r.alias_target().map(|a| {
             AliasTarget::builder()
@@ -421,7 +495,10 @@ fn with_role(r: &ResourceRecordSet, role: ResourceRecordSetFailover, force: bool
         });
         (None, alias)
     } else {
-        (r.health_check_id().map(str::to_string), r.alias_target().cloned())
+        (
+            r.health_check_id().map(str::to_string),
+            r.alias_target().cloned(),
+        )
     };
     ResourceRecordSet::builder()
         .name(r.name())
@@ -433,7 +510,9 @@ fn with_role(r: &ResourceRecordSet, role: ResourceRecordSetFailover, force: bool
         .failover(role)
         .set_multi_value_answer(r.multi_value_answer())
         .set_ttl(r.ttl())
-        .set_resource_records((!r.resource_records().is_empty()).then(|| r.resource_records().to_vec()))
+        .set_resource_records(
+            (!r.resource_records().is_empty()).then(|| r.resource_records().to_vec()),
+        )
         .set_alias_target(alias)
         .set_health_check_id(hc)
         .set_traffic_policy_instance_id(r.traffic_policy_instance_id().map(str::to_string))
@@ -454,7 +533,13 @@ async fn upsert(
 ) -> Result<String, ProviderError> {
     let changes: Vec<Change> = sets
         .into_iter()
-        .filter_map(|r| Change::builder().action(ChangeAction::Upsert).resource_record_set(r).build().ok())
+        .filter_map(|r| {
+            Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(r)
+                .build()
+                .ok()
+        })
         .collect();
     let batch = ChangeBatch::builder()
         .set_changes(Some(changes))
@@ -521,13 +606,25 @@ pub(crate) async fn failover(p: &AwsProvider, params: &Json) -> Result<Json, Pro
     let mut forced = String::new();
     for pair in &pairs {
         if to == "secondary" {
-            new_sets.push(with_role(&pair.secondary, ResourceRecordSetFailover::Primary, true));
-            new_sets.push(with_role(&pair.primary, ResourceRecordSetFailover::Secondary, false));
+            new_sets.push(with_role(
+                &pair.secondary,
+                ResourceRecordSetFailover::Primary,
+                true,
+            ));
+            new_sets.push(with_role(
+                &pair.primary,
+                ResourceRecordSetFailover::Secondary,
+                false,
+            ));
             previous.push(pair.primary.clone());
             previous.push(pair.secondary.clone());
             forced = label(&pair.secondary);
         } else {
-            new_sets.push(with_role(&pair.primary, ResourceRecordSetFailover::Primary, true));
+            new_sets.push(with_role(
+                &pair.primary,
+                ResourceRecordSetFailover::Primary,
+                true,
+            ));
             previous.push(pair.primary.clone());
             forced = label(&pair.primary);
         }
@@ -554,11 +651,21 @@ pub(crate) async fn failover(p: &AwsProvider, params: &Json) -> Result<Json, Pro
     );
     if let Err(e) = wait_insync(p, &c, &id).await {
         return Err(match e {
-            ProviderError::Denied(m) => ProviderError::Denied(format!("records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them")),
-            ProviderError::Unreachable(m) => ProviderError::Unreachable(format!("records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them")),
-            ProviderError::InvalidState(m) => ProviderError::InvalidState(format!("records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them")),
-            ProviderError::InvalidTarget(m) => ProviderError::InvalidTarget(format!("records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them")),
-            other => ProviderError::Backend(format!("records of `{record}` were changed (change {id}) but not confirmed: {other}; the rollback restores them")),
+            ProviderError::Denied(m) => ProviderError::Denied(format!(
+                "records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them"
+            )),
+            ProviderError::Unreachable(m) => ProviderError::Unreachable(format!(
+                "records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them"
+            )),
+            ProviderError::InvalidState(m) => ProviderError::InvalidState(format!(
+                "records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them"
+            )),
+            ProviderError::InvalidTarget(m) => ProviderError::InvalidTarget(format!(
+                "records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them"
+            )),
+            other => ProviderError::Backend(format!(
+                "records of `{record}` were changed (change {id}) but not confirmed: {other}; the rollback restores them"
+            )),
         });
     }
     // Resolvers keep the old answer for up to its TTL from now.
@@ -587,12 +694,20 @@ fn set_changed(p: &AwsProvider, record: &str, from: &str, to: &str, _ttl: Durati
 
 /// Revert of `dns.failover`: UPSERT the records as they were (from the ledger, or the step's
 /// output when the provider restarted) and wait until INSYNC.
-pub(crate) async fn restore(p: &AwsProvider, params: &Json, output: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn restore(
+    p: &AwsProvider,
+    params: &Json,
+    output: &Json,
+) -> Result<Json, ProviderError> {
     let c = p.clients().await;
     let record = s(params, "record");
     let key = fqdn(record);
     let from_ledger = p.state().ledger.iter().rev().find_map(|l| match l {
-        Ledger::DnsChanged { record, zone_id, previous } if *record == key => Some((zone_id.clone(), previous.clone())),
+        Ledger::DnsChanged {
+            record,
+            zone_id,
+            previous,
+        } if *record == key => Some((zone_id.clone(), previous.clone())),
         _ => None,
     });
     let (zone, previous) = match from_ledger {
@@ -605,30 +720,46 @@ pub(crate) async fn restore(p: &AwsProvider, params: &Json, output: &Json) -> Re
                 .unwrap_or_default();
             match output.get("zone_id").and_then(Json::as_str) {
                 Some(z) if !prev.is_empty() => (z.to_string(), prev),
-                _ => return Ok(json!({"record": record, "restored": false, "reason": "the step changed nothing"})),
+                _ => {
+                    return Ok(
+                        json!({"record": record, "restored": false, "reason": "the step changed nothing"}),
+                    );
+                }
             }
         }
     };
     let current = records_of(p, &c, &zone, record).await?;
-    let before = pairs(record, &zone, &current)
-        .ok()
-        .map(|v| v[0].clone());
+    let before = pairs(record, &zone, &current).ok().map(|v| v[0].clone());
     let before_label = match &before {
         Some(pair) => Some(label(evaluate(p, &c, pair).await?.0)),
         None => None,
     };
     let run = p.state().run_id.clone().unwrap_or_default();
-    let id = upsert(p, &c, &zone, record, previous.clone(), format!("firedrill {run}: restore {record}"))
+    let id = upsert(
+        p,
+        &c,
+        &zone,
+        record,
+        previous.clone(),
+        format!("firedrill {run}: restore {record}"),
+    )
+    .await
+    .map_err(|e| restore_failed(e, record, &previous))?;
+    wait_insync(p, &c, &id)
         .await
         .map_err(|e| restore_failed(e, record, &previous))?;
-    wait_insync(p, &c, &id).await.map_err(|e| restore_failed(e, record, &previous))?;
-    p.state().ledger.retain(|l| !matches!(l, Ledger::DnsChanged { record, .. } if *record == key));
+    p.state()
+        .ledger
+        .retain(|l| !matches!(l, Ledger::DnsChanged { record, .. } if *record == key));
     let restored = records_of(p, &c, &zone, record).await?;
     if let (Ok(pp), Some(from)) = (pairs(record, &zone, &restored), before_label) {
         let (auth, _, _) = evaluate(p, &c, &pp[0]).await?;
         set_changed(p, record, &from, &label(auth), ttl(auth));
     }
-    p.note(format!("restored the records of {record} (change {id})"), None);
+    p.note(
+        format!("restored the records of {record} (change {id})"),
+        None,
+    );
     Ok(json!({
         "record": record,
         "zone_id": zone,
@@ -639,7 +770,8 @@ pub(crate) async fn restore(p: &AwsProvider, params: &Json, output: &Json) -> Re
 }
 
 fn restore_failed(e: ProviderError, record: &str, previous: &[ResourceRecordSet]) -> ProviderError {
-    let wanted = serde_json::to_string(&previous.iter().map(to_json).collect::<Vec<_>>()).unwrap_or_default();
+    let wanted = serde_json::to_string(&previous.iter().map(to_json).collect::<Vec<_>>())
+        .unwrap_or_default();
     let m = format!(
         "the records of `{record}` are still forced by the drill; restore them by hand (UPSERT): {wanted}"
     );
@@ -669,7 +801,11 @@ mod tests {
 
     #[test]
     fn record_sets_round_trip_through_json() {
-        let r = rr("us-east-1", ResourceRecordSetFailover::Primary, Some("hc-1"));
+        let r = rr(
+            "us-east-1",
+            ResourceRecordSetFailover::Primary,
+            Some("hc-1"),
+        );
         assert_eq!(from_json(&to_json(&r)), Some(r));
         let alias = ResourceRecordSet::builder()
             .name("api.example.com.")
@@ -696,7 +832,9 @@ mod tests {
         let s = rr("us-west-2", ResourceRecordSetFailover::Secondary, None);
         let ok = pairs("api.example.com", "Z1", &[s.clone(), p.clone()]).unwrap();
         assert_eq!(label(&ok[0].primary), "us-east-1");
-        let e = pairs("api.example.com", "Z1", &[p]).unwrap_err().to_string();
+        let e = pairs("api.example.com", "Z1", &[p])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no SECONDARY"), "{e}");
         let e = pairs("api.example.com", "Z1", &[]).unwrap_err().to_string();
         assert!(e.contains("no failover records"), "{e}");
@@ -704,7 +842,11 @@ mod tests {
 
     #[test]
     fn forcing_drops_the_health_check() {
-        let s = rr("us-west-2", ResourceRecordSetFailover::Secondary, Some("hc-2"));
+        let s = rr(
+            "us-west-2",
+            ResourceRecordSetFailover::Secondary,
+            Some("hc-2"),
+        );
         let f = with_role(&s, ResourceRecordSetFailover::Primary, true);
         assert_eq!(f.failover(), Some(&ResourceRecordSetFailover::Primary));
         assert_eq!(f.health_check_id(), None);

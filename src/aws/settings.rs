@@ -112,16 +112,15 @@ impl AwsSettings {
         {
             out.push((
                 "role_arn",
-                format!("`{r}` is not an IAM role ARN (like `arn:aws:iam::123456789012:role/firedrill`)"),
+                format!(
+                    "`{r}` is not an IAM role ARN (like `arn:aws:iam::123456789012:role/firedrill`)"
+                ),
             ));
         }
         if let Some(u) = &self.endpoint_url {
-            let ok = u
-                .parse::<http::Uri>()
-                .ok()
-                .is_some_and(|uri| {
-                    matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
-                });
+            let ok = u.parse::<http::Uri>().ok().is_some_and(|uri| {
+                matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+            });
             if !ok {
                 out.push((
                     "endpoint_url",
@@ -138,7 +137,9 @@ impl AwsSettings {
                 ),
             ));
         }
-        if self.poll_interval < Duration::from_millis(100) || self.poll_interval > Duration::from_secs(300) {
+        if self.poll_interval < Duration::from_millis(100)
+            || self.poll_interval > Duration::from_secs(300)
+        {
             out.push((
                 "poll_interval",
                 format!(
@@ -154,7 +155,11 @@ impl AwsSettings {
             ));
         }
         if let Some(z) = &self.hosted_zone_id
-            && (z.is_empty() || !z.trim_start_matches("/hostedzone/").chars().all(|c| c.is_ascii_alphanumeric()))
+            && (z.is_empty()
+                || !z
+                    .trim_start_matches("/hostedzone/")
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric()))
         {
             out.push((
                 "hosted_zone_id",
@@ -282,10 +287,22 @@ mod tests {
 
     #[test]
     fn region_names() {
-        for ok in ["us-east-1", "us-gov-west-1", "ap-southeast-2", "eu-central-2"] {
+        for ok in [
+            "us-east-1",
+            "us-gov-west-1",
+            "ap-southeast-2",
+            "eu-central-2",
+        ] {
             assert!(is_region(ok), "{ok}");
         }
-        for bad in ["", "us-east", "US-EAST-1", "us_east_1", "east-1", "us-east-1a"] {
+        for bad in [
+            "",
+            "us-east",
+            "US-EAST-1",
+            "us_east_1",
+            "east-1",
+            "us-east-1a",
+        ] {
             assert!(!is_region(bad), "{bad}");
         }
     }

@@ -3485,7 +3485,12 @@ impl Estate {
             .dbs
             .iter()
             .enumerate()
-            .find_map(|(d, c)| c.instances.iter().position(|x| x.name == name).map(|i| (d, i)))
+            .find_map(|(d, c)| {
+                c.instances
+                    .iter()
+                    .position(|x| x.name == name)
+                    .map(|i| (d, i))
+            })
             .ok_or_else(|| Self::unknown("database instance", name, self.db_instances()))?;
         let d = &self.dbs[db];
         let rebooting = d.instances[i].rebooting_until.is_some();

@@ -57,7 +57,9 @@ pub async fn moto() -> Moto {
     tokio::task::spawn_blocking(move || post(&u, "/moto-api/reset", ""))
         .await
         .expect("reset task")
-        .unwrap_or_else(|e| panic!("cannot reset moto at {url}: {e} (is ./scripts/test's moto_server running?)"));
+        .unwrap_or_else(|e| {
+            panic!("cannot reset moto at {url}: {e} (is ./scripts/test's moto_server running?)")
+        });
     Moto { _guard: guard, url }
 }
 
@@ -257,7 +259,9 @@ pub async fn aurora(
         .engine("aurora-postgresql")
         .set_global_cluster_identifier(global.map(str::to_string));
     if !secondary {
-        b = b.master_username("orders").master_user_password("not-a-secret-1");
+        b = b
+            .master_username("orders")
+            .master_user_password("not-a-secret-1");
     }
     b.send().await.expect("create cluster");
     for (i, zone) in instances {
@@ -301,7 +305,11 @@ pub async fn orders_estate(c: &Clients) {
 
 /// A hosted zone `example.com` with failover records for `record`: PRIMARY `us-east-1` (with a
 /// health check when `health_check`) and SECONDARY `us-west-2`. Returns (zone id, health check id).
-pub async fn failover_record(c: &Clients, record: &str, health_check: bool) -> (String, Option<String>) {
+pub async fn failover_record(
+    c: &Clients,
+    record: &str,
+    health_check: bool,
+) -> (String, Option<String>) {
     use aws_sdk_route53::types::{
         Change, ChangeAction, ChangeBatch, HealthCheckConfig, HealthCheckType, ResourceRecord,
         ResourceRecordSet, ResourceRecordSetFailover, RrType,
@@ -358,19 +366,34 @@ pub async fn failover_record(c: &Clients, record: &str, health_check: bool) -> (
     let changes = vec![
         Change::builder()
             .action(ChangeAction::Create)
-            .resource_record_set(rr("us-east-1", ResourceRecordSetFailover::Primary, "10.0.0.10", hc.clone()))
+            .resource_record_set(rr(
+                "us-east-1",
+                ResourceRecordSetFailover::Primary,
+                "10.0.0.10",
+                hc.clone(),
+            ))
             .build()
             .unwrap(),
         Change::builder()
             .action(ChangeAction::Create)
-            .resource_record_set(rr("us-west-2", ResourceRecordSetFailover::Secondary, "10.1.0.10", None))
+            .resource_record_set(rr(
+                "us-west-2",
+                ResourceRecordSetFailover::Secondary,
+                "10.1.0.10",
+                None,
+            ))
             .build()
             .unwrap(),
     ];
     c.route53
         .change_resource_record_sets()
         .hosted_zone_id(&zone_id)
-        .change_batch(ChangeBatch::builder().set_changes(Some(changes)).build().unwrap())
+        .change_batch(
+            ChangeBatch::builder()
+                .set_changes(Some(changes))
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .expect("create records");
