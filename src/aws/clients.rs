@@ -125,7 +125,8 @@ pub async fn standard_config(
 
 /// `base` with its credentials replaced by an STS AssumeRole of `role_arn` (session name
 /// `session`), on top of `base`'s own credentials. Nothing is called until a client needs
-/// credentials.
+/// credentials. `base` must come from the `aws_config` loader (it carries the time source STS
+/// needs), as [`standard_config`]'s does.
 pub async fn assume_role(base: &SdkConfig, role_arn: &str, session: &str) -> SdkConfig {
     let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
         .session_name(session)

@@ -399,3 +399,115 @@ pub async fn failover_record(
         .expect("create records");
     (zone_id, hc)
 }
+
+// ----- what moto cannot do: global switchover and failover (aws-smithy-mocks) ---------------------
+
+use aws_sdk_rds::types::{GlobalCluster, GlobalClusterMember};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, mock};
+
+/// An RDS client on moto whose calls matching `rules` are answered by aws-smithy-mocks; every
+/// other call passes through to moto (`allow_passthrough`).
+pub fn rds_with_rules(m: &Moto, b: &Bridge, region: &str, rules: &[&Rule]) -> aws_sdk_rds::Client {
+    let cfg = clients::test_config(&m.url, region, b.shared());
+    let mut i = MockResponseInterceptor::new()
+        .rule_mode(RuleMode::MatchAny)
+        .allow_passthrough();
+    for r in rules {
+        i = i.with_rule(r);
+    }
+    aws_sdk_rds::Client::from_conf(
+        aws_sdk_rds::config::Builder::from(&cfg)
+            .interceptor(i)
+            .build(),
+    )
+}
+
+/// moto 5.2.5 implements neither FailoverGlobalCluster nor SwitchoverGlobalCluster (it answers
+/// HTML 500). These rules answer them with AWS's documented output, and from then on answer
+/// DescribeGlobalClusters with the topology after the change: the fixture's members, the target
+/// now the writer. Everything else (the clusters, their instances) is moto's own state.
+pub struct GlobalMock {
+    pub failover: Rule,
+    pub switchover: Rule,
+    pub describe: Rule,
+    /// The ARN the last failover or switchover targeted.
+    pub moved_to: Arc<Mutex<Option<String>>>,
+    /// AllowDataLoss of each FailoverGlobalCluster call.
+    pub allow_data_loss: Arc<Mutex<Vec<Option<bool>>>>,
+}
+
+pub fn global_mock(global: &str, members: &[&str]) -> GlobalMock {
+    let moved_to: Arc<Mutex<Option<String>>> = Arc::default();
+    let allow: Arc<Mutex<Vec<Option<bool>>>> = Arc::default();
+    let members: Vec<String> = members.iter().map(|s| s.to_string()).collect();
+    let topology = {
+        let (global, members, moved_to) = (global.to_string(), members.clone(), moved_to.clone());
+        move || {
+            let writer = moved_to.lock().unwrap().clone();
+            let mut g = GlobalCluster::builder()
+                .global_cluster_identifier(&global)
+                .global_cluster_arn(format!("arn:aws:rds::123456789012:global-cluster:{global}"))
+                .status("available")
+                .engine("aurora-postgresql");
+            for m in &members {
+                g = g.global_cluster_members(
+                    GlobalClusterMember::builder()
+                        .db_cluster_arn(m)
+                        .is_writer(Some(m) == writer.as_ref())
+                        .build(),
+                );
+            }
+            g.build()
+        }
+    };
+    let failover = {
+        let (t, moved_to, allow) = (topology.clone(), moved_to.clone(), allow.clone());
+        mock!(aws_sdk_rds::Client::failover_global_cluster).then_compute_output(move |input| {
+            *moved_to.lock().unwrap() = input.target_db_cluster_identifier().map(str::to_string);
+            allow.lock().unwrap().push(input.allow_data_loss());
+            aws_sdk_rds::operation::failover_global_cluster::FailoverGlobalClusterOutput::builder()
+                .global_cluster(t())
+                .build()
+        })
+    };
+    let switchover = {
+        let (t, moved_to) = (topology.clone(), moved_to.clone());
+        mock!(aws_sdk_rds::Client::switchover_global_cluster).then_compute_output(move |input| {
+            *moved_to.lock().unwrap() = input.target_db_cluster_identifier().map(str::to_string);
+            aws_sdk_rds::operation::switchover_global_cluster::SwitchoverGlobalClusterOutput::builder()
+                .global_cluster(t())
+                .build()
+        })
+    };
+    let describe = {
+        let (t, moved) = (topology.clone(), moved_to.clone());
+        mock!(aws_sdk_rds::Client::describe_global_clusters)
+            .match_requests(move |_| moved.lock().unwrap().is_some())
+            .then_compute_output(move |_| {
+                aws_sdk_rds::operation::describe_global_clusters::DescribeGlobalClustersOutput::builder()
+                    .global_clusters(t())
+                    .build()
+            })
+    };
+    GlobalMock {
+        failover,
+        switchover,
+        describe,
+        moved_to,
+        allow_data_loss: allow,
+    }
+}
+
+impl GlobalMock {
+    /// Put the rules on both regions' RDS clients.
+    pub fn install(&self, m: &Moto, b: &Bridge, c: &mut Clients) {
+        let rules = [&self.failover, &self.switchover, &self.describe];
+        c.rds = rds_with_rules(m, b, &c.region, &rules);
+        if let Some(dr) = c.dr_region.clone() {
+            c.rds_dr = rds_with_rules(m, b, &dr, &rules);
+        }
+    }
+}
+
+pub const ORDERS_DB_ARN: &str = "arn:aws:rds:us-east-1:123456789012:cluster:orders-db";
+pub const ORDERS_DB_DR_ARN: &str = "arn:aws:rds:us-west-2:123456789012:cluster:orders-db-dr";
