@@ -642,7 +642,11 @@ async fn dns_failover_forces_the_answer_and_its_revert_restores_the_records() {
     let out = p.inject("dns.failover", &params).await.unwrap();
     assert_eq!(out["answers"], "us-west-2");
     assert_eq!(out["status"], "INSYNC");
-    assert_eq!(out["previous"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        out["previous"].as_array().unwrap().len(),
+        1,
+        "only the PRIMARY changes"
+    );
     // Route 53 answers the secondary at once; resolvers keep the old answer for up to the TTL.
     let v = probe(&p, "dns.record", r.clone()).await;
     assert_eq!(v["authoritative"], "us-west-2");
@@ -658,7 +662,8 @@ async fn dns_failover_forces_the_answer_and_its_revert_restores_the_records() {
     assert_eq!(v["answer"], "us-west-2");
     assert_eq!(v["resolvers_may_be_stale_until"], Json::Null);
 
-    // The forced record set in moto: us-west-2 is PRIMARY without a health check.
+    // The forced record in moto: the PRIMARY (us-east-1) answers with the secondary's address
+    // and no health check; the roles are unchanged.
     let now = c
         .route53
         .list_resource_record_sets()
@@ -668,12 +673,17 @@ async fn dns_failover_forces_the_answer_and_its_revert_restores_the_records() {
         .unwrap()
         .resource_record_sets()
         .to_vec();
-    let west = now
+    let east = now
         .iter()
-        .find(|r| r.set_identifier() == Some("us-west-2"))
+        .find(|r| r.set_identifier() == Some("us-east-1"))
         .unwrap();
-    assert_eq!(west.failover().map(|f| f.as_str()), Some("PRIMARY"));
-    assert_eq!(west.health_check_id(), None);
+    assert_eq!(east.failover().map(|f| f.as_str()), Some("PRIMARY"));
+    assert_eq!(east.health_check_id(), None);
+    assert_eq!(east.resource_records()[0].value(), "10.1.0.10");
+    // Forcing again (e.g. a later drill while this one's rollback is owed) changes nothing.
+    let again = p.inject("dns.failover", &params).await.unwrap();
+    assert_eq!(again["status"], "unchanged");
+    assert_eq!(again["answers"], "us-west-2");
 
     let back = p.revert("dns.failover", &params, &out).await.unwrap();
     assert_eq!(back["restored"], true);

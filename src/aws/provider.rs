@@ -45,11 +45,13 @@ enum Source {
     Fixed(Arc<Clients>),
     /// Built from per-region configs; with `role_arn`, rebuilt once the run id is known so the
     /// STS session is named `firedrill-<run id>` (`firedrill-preflight` before the run starts).
-    Configs {
-        primary: SdkConfig,
-        dr: Option<SdkConfig>,
-        built: tokio::sync::Mutex<Option<(String, Arc<Clients>)>>,
-    },
+    Configs(Box<Configs>),
+}
+
+struct Configs {
+    primary: SdkConfig,
+    dr: Option<SdkConfig>,
+    built: tokio::sync::Mutex<Option<(String, Arc<Clients>)>>,
 }
 
 /// Something the drill created or changed, kept so a half-done action can still be reported and
@@ -125,11 +127,11 @@ impl AwsProvider {
     ) -> AwsProvider {
         AwsProvider {
             settings,
-            source: Source::Configs {
+            source: Source::Configs(Box::new(Configs {
                 primary,
                 dr,
                 built: tokio::sync::Mutex::new(None),
-            },
+            })),
             clock: OnceLock::new(),
             state: Mutex::new(State::default()),
         }
@@ -183,7 +185,8 @@ impl AwsProvider {
     pub async fn clients(&self) -> Arc<Clients> {
         match &self.source {
             Source::Fixed(c) => c.clone(),
-            Source::Configs { primary, dr, built } => {
+            Source::Configs(cfg) => {
+                let Configs { primary, dr, built } = &**cfg;
                 let session = self.session_name();
                 let mut b = built.lock().await;
                 if let Some((s, c)) = b.as_ref()

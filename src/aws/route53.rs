@@ -1,6 +1,12 @@
 //! `dns.*` against Route 53 failover routing: force a failover record pair to its primary or
 //! secondary, restore it, and the record and health-check probes.
 //!
+//! Forcing never swaps the roles (so a second `to: secondary`, e.g. by a later drill while an
+//! earlier one still owes its rollback, cannot flip the answer back): `to: secondary` UPSERTs the
+//! PRIMARY record with the SECONDARY's target (values or alias) and no health check; `to:
+//! primary` UPSERTs the PRIMARY without its health check. An answer is named by the set
+//! identifier of the record whose target it is.
+//!
 //! What Route 53 answers (the `authoritative` field) follows its failover rules: the PRIMARY
 //! record while it is healthy (no health check = always healthy; a health check is healthy when
 //! more than 18% of its checkers say so), else the SECONDARY if healthy, else the PRIMARY. What a
@@ -252,6 +258,23 @@ fn label(r: &ResourceRecordSet) -> String {
     r.set_identifier().unwrap_or_else(|| r.name()).to_string()
 }
 
+/// The target a record answers with: its sorted values, or its alias target.
+fn target(r: &ResourceRecordSet) -> Vec<String> {
+    let mut v = values(r);
+    v.sort();
+    v
+}
+
+/// The name of what `answering` (a record of `pair`) answers: the secondary's set identifier
+/// when the primary carries the secondary's target (forced by `dns.failover`), else its own.
+fn answer_label(pair: &Pair, answering: &ResourceRecordSet) -> String {
+    if answering == &pair.primary && target(&pair.primary) == target(&pair.secondary) {
+        label(&pair.secondary)
+    } else {
+        label(answering)
+    }
+}
+
 fn ttl(r: &ResourceRecordSet) -> Duration {
     r.ttl()
         .map(|t| Duration::from_secs(t.max(0) as u64))
@@ -357,13 +380,13 @@ pub(crate) async fn record_probe(p: &AwsProvider, params: &Json) -> Result<Json,
     let pair = &pairs[0];
     let (auth, ph, sh) = evaluate(p, &c, pair).await?;
     let t = ttl(auth);
-    let (answer, stale_until) = remember(p, record, &label(auth), t);
+    let (answer, stale_until) = remember(p, record, &answer_label(pair, auth), t);
     let clock = p.clock();
     Ok(json!({
         "record": record,
         "zone_id": zone,
         "type": pair.primary.r#type().as_str(),
-        "authoritative": label(auth),
+        "authoritative": answer_label(pair, auth),
         "answer": answer,
         "primary": label(&pair.primary),
         "secondary": label(&pair.secondary),
@@ -522,6 +545,35 @@ fn with_role(
         .unwrap_or_else(|_| r.clone())
 }
 
+/// The PRIMARY record answering with the SECONDARY's target, always (no health check).
+fn with_target_of(primary: &ResourceRecordSet, secondary: &ResourceRecordSet) -> ResourceRecordSet {
+    let alias = secondary.alias_target().map(|a| {
+        AliasTarget::builder()
+            .hosted_zone_id(a.hosted_zone_id())
+            .dns_name(a.dns_name())
+            .evaluate_target_health(false)
+            .build()
+            .unwrap_or_else(|_| a.clone())
+    });
+    ResourceRecordSet::builder()
+        .name(primary.name())
+        .r#type(primary.r#type().clone())
+        .set_set_identifier(primary.set_identifier().map(str::to_string))
+        .failover(ResourceRecordSetFailover::Primary)
+        .set_ttl(if alias.is_some() {
+            None
+        } else {
+            primary.ttl().or(secondary.ttl())
+        })
+        .set_resource_records(
+            (!secondary.resource_records().is_empty())
+                .then(|| secondary.resource_records().to_vec()),
+        )
+        .set_alias_target(alias)
+        .build()
+        .unwrap_or_else(|_| primary.clone())
+}
+
 /// UPSERT record sets and wait until the change is INSYNC; returns the change id.
 async fn upsert(
     p: &AwsProvider,
@@ -599,35 +651,40 @@ pub(crate) async fn failover(p: &AwsProvider, params: &Json) -> Result<Json, Pro
     let sets = records_of(p, &c, &zone, record).await?;
     let pairs = pairs(record, &zone, &sets)?;
     let (before, _, _) = evaluate(p, &c, &pairs[0]).await?;
-    let before_label = label(before);
+    let before_label = answer_label(&pairs[0], before);
     let before_ttl = ttl(before);
     let mut new_sets = Vec::new();
     let mut previous = Vec::new();
-    let mut forced = String::new();
     for pair in &pairs {
-        if to == "secondary" {
-            new_sets.push(with_role(
-                &pair.secondary,
-                ResourceRecordSetFailover::Primary,
-                true,
-            ));
-            new_sets.push(with_role(
-                &pair.primary,
-                ResourceRecordSetFailover::Secondary,
-                false,
-            ));
-            previous.push(pair.primary.clone());
-            previous.push(pair.secondary.clone());
-            forced = label(&pair.secondary);
+        let forced = if to == "secondary" {
+            with_target_of(&pair.primary, &pair.secondary)
         } else {
-            new_sets.push(with_role(
-                &pair.primary,
-                ResourceRecordSetFailover::Primary,
-                true,
-            ));
+            with_role(&pair.primary, ResourceRecordSetFailover::Primary, true)
+        };
+        if forced != pair.primary {
+            new_sets.push(forced);
             previous.push(pair.primary.clone());
-            forced = label(&pair.primary);
         }
+    }
+    let forced = if to == "secondary" {
+        label(&pairs[0].secondary)
+    } else {
+        label(&pairs[0].primary)
+    };
+    if new_sets.is_empty() {
+        p.note(
+            format!("{record} already answers {forced} regardless of health: nothing to change"),
+            None,
+        );
+        return Ok(json!({
+            "record": record,
+            "zone_id": zone,
+            "to": to,
+            "answers": forced,
+            "change_id": Json::Null,
+            "status": "unchanged",
+            "previous": [],
+        }));
     }
     let run = p.state().run_id.clone().unwrap_or_default();
     let id = upsert(
@@ -731,7 +788,7 @@ pub(crate) async fn restore(
     let current = records_of(p, &c, &zone, record).await?;
     let before = pairs(record, &zone, &current).ok().map(|v| v[0].clone());
     let before_label = match &before {
-        Some(pair) => Some(label(evaluate(p, &c, pair).await?.0)),
+        Some(pair) => Some(answer_label(pair, evaluate(p, &c, pair).await?.0)),
         None => None,
     };
     let run = p.state().run_id.clone().unwrap_or_default();
@@ -754,7 +811,7 @@ pub(crate) async fn restore(
     let restored = records_of(p, &c, &zone, record).await?;
     if let (Ok(pp), Some(from)) = (pairs(record, &zone, &restored), before_label) {
         let (auth, _, _) = evaluate(p, &c, &pp[0]).await?;
-        set_changed(p, record, &from, &label(auth), ttl(auth));
+        set_changed(p, record, &from, &answer_label(&pp[0], auth), ttl(auth));
     }
     p.note(
         format!("restored the records of {record} (change {id})"),
@@ -838,6 +895,40 @@ mod tests {
         assert!(e.contains("no SECONDARY"), "{e}");
         let e = pairs("api.example.com", "Z1", &[]).unwrap_err().to_string();
         assert!(e.contains("no failover records"), "{e}");
+    }
+
+    #[test]
+    fn forcing_the_secondary_gives_the_primary_its_target() {
+        let p = rr(
+            "us-east-1",
+            ResourceRecordSetFailover::Primary,
+            Some("hc-1"),
+        );
+        let mut s = rr("us-west-2", ResourceRecordSetFailover::Secondary, None);
+        s.resource_records = Some(vec![
+            ResourceRecord::builder().value("10.1.0.1").build().unwrap(),
+        ]);
+        let f = with_target_of(&p, &s);
+        assert_eq!(
+            f.set_identifier(),
+            Some("us-east-1"),
+            "same record, same role"
+        );
+        assert_eq!(f.failover(), Some(&ResourceRecordSetFailover::Primary));
+        assert_eq!(f.health_check_id(), None);
+        assert_eq!(values(&f), vec!["10.1.0.1".to_string()]);
+        let pair = Pair {
+            primary: p.clone(),
+            secondary: s.clone(),
+        };
+        assert_eq!(answer_label(&pair, &p), "us-east-1");
+        let forced = Pair {
+            primary: f.clone(),
+            secondary: s,
+        };
+        assert_eq!(answer_label(&forced, &f), "us-west-2");
+        // Forcing again changes nothing.
+        assert_eq!(with_target_of(&f, &forced.secondary), f);
     }
 
     #[test]

@@ -387,3 +387,84 @@ async fn the_sts_session_is_named_after_the_run() {
         "firedrill-20261122T101500Z-db-failover-00af"
     );
 }
+
+/// The AWS backend speaks the sim's vocabulary: every name it implements is in `vocab`, and the
+/// simulated estate serves the same names (including the probes added for AWS).
+#[tokio::test(start_paused = true)]
+async fn the_aws_vocabulary_is_the_sims() {
+    use super::provider::{ACTIONS, PROBES};
+    for a in ACTIONS {
+        assert!(crate::vocab::action(a).is_some(), "{a} is not in vocab");
+    }
+    for p in PROBES {
+        assert!(crate::vocab::probe(p).is_some(), "{p} is not in vocab");
+    }
+    let env = crate::environment::builtin(&[]).unwrap();
+    let sim = crate::sim::provider::SimProvider::new(&env, None).unwrap();
+    let samples = [
+        ("db.cluster_failover", json!({"cluster": "orders-db"})),
+        (
+            "db.instance_reboot",
+            json!({"instance": "orders-db-2", "force_failover": false}),
+        ),
+        (
+            "db.global_switchover",
+            json!({"global_cluster": "orders-global", "target_cluster": "orders-db-dr"}),
+        ),
+        (
+            "db.global_failover",
+            json!({"global_cluster": "orders-global", "target_cluster": "orders-db-dr", "allow_data_loss": true}),
+        ),
+        (
+            "db.detach_and_promote",
+            json!({"global_cluster": "orders-global", "cluster": "orders-db-dr"}),
+        ),
+        (
+            "db.point_in_time_restore",
+            json!({"source_cluster": "orders-db", "target_cluster": "orders-db-restored"}),
+        ),
+        ("db.cluster_outage", json!({"cluster": "orders-db"})),
+        (
+            "dns.failover",
+            json!({"record": "api.example.com", "to": "secondary"}),
+        ),
+    ];
+    assert_eq!(samples.len(), ACTIONS.len());
+    for (a, p) in &samples {
+        sim.describe(a, p)
+            .await
+            .unwrap_or_else(|e| panic!("the sim does not serve {a}: {e}"));
+    }
+    let i = sim
+        .observe("db.instance", &json!({"instance": "orders-db-1"}))
+        .await
+        .unwrap();
+    assert_eq!(i["status"], "available");
+    assert_eq!(i["is_writer"], true);
+    assert_eq!(i["zone"], "us-east-1a");
+    let r = sim
+        .observe("db.instance", &json!({"instance": "orders-db-dr-1"}))
+        .await
+        .unwrap();
+    assert_eq!(r["is_writer"], false, "a global secondary has no writer");
+    let h = sim
+        .observe("dns.health_check", &json!({"record": "api.example.com"}))
+        .await
+        .unwrap();
+    assert_eq!(h["healthy"], true);
+    let e = sim
+        .observe("dns.health_check", &json!({"health_check_id": "abc"}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("use `record`"), "{e}");
+    // Losing the writer's zone shows on the instance.
+    sim.inject("az.power_interruption", &json!({"zone": "us-east-1a"}))
+        .await
+        .unwrap();
+    let i = sim
+        .observe("db.instance", &json!({"instance": "orders-db-1"}))
+        .await
+        .unwrap();
+    assert_eq!(i["status"], "unavailable");
+    assert_eq!(i["available"], false);
+}
