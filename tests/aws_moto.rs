@@ -1051,3 +1051,35 @@ async fn an_assumed_role_session_is_named_after_the_run() {
             .any(|l| l.contains("AssumeRole"))
     );
 }
+
+/// During a primary-region outage the DR region's clusters and the global database are still
+/// found through the DR endpoint (here the primary endpoint is a closed port).
+#[tokio::test(start_paused = true)]
+async fn the_dr_region_answers_when_the_primary_endpoint_is_down() {
+    let m = moto().await;
+    let b = Bridge::new();
+    orders_estate(&clients(&m, &b, "us-east-1", Some("us-west-2"))).await;
+    let down = firedrill::aws::clients::test_config("http://127.0.0.1:9", "us-east-1", b.shared());
+    let dr = firedrill::aws::clients::test_config(&m.url, "us-west-2", b.shared());
+    let c = firedrill::aws::clients::Clients::from_configs(&down, Some(&dr));
+    let p = AwsProvider::from_clients(settings(&m, "us-east-1", Some("us-west-2")), c);
+    let v = probe(&p, "db.cluster", json!({"cluster": "orders-db-dr"})).await;
+    assert_eq!(v["region"], "us-west-2");
+    assert_eq!(
+        v["role"], "secondary",
+        "the global database was read through us-west-2"
+    );
+    let n = notes(&p);
+    assert!(
+        n.iter()
+            .any(|x| x
+                .contains("cannot reach the AWS API for `rds:DescribeDBClusters` in us-east-1")),
+        "{n:?}"
+    );
+    // A cluster only the primary region has is reported as unreachable, not as missing.
+    let e = p
+        .observe("db.cluster", &json!({"cluster": "orders-db"}))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ProviderError::Unreachable(_)), "{e:?}");
+}

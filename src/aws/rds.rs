@@ -309,10 +309,18 @@ pub(crate) async fn find_cluster(
     input: &str,
 ) -> Result<Cluster, ProviderError> {
     let (id, regions) = resolve(p, input, "cluster", "cluster")?;
+    // One region's endpoint being down (a region outage) must not hide the other's clusters.
+    let mut down: Option<ProviderError> = None;
     for r in &regions {
-        if let Some(cl) = cluster_in(p, c, r, &id).await? {
-            return Ok(cl);
+        match cluster_in(p, c, r, &id).await {
+            Ok(Some(cl)) => return Ok(cl),
+            Ok(None) => {}
+            Err(e @ ProviderError::Unreachable(_)) => down = Some(e),
+            Err(e) => return Err(e),
         }
+    }
+    if let Some(e) = down {
+        return Err(e);
     }
     Err(not_found(
         p,
@@ -419,6 +427,9 @@ pub(crate) async fn find_global(
         )));
     }
     let regions: Vec<String> = p.settings.regions().iter().map(|r| r.to_string()).collect();
+    // A global database is visible from every region: if one region's endpoint is down (a region
+    // outage), ask the other.
+    let mut down: Option<ProviderError> = None;
     for r in &regions {
         let client = c.rds_in(r);
         let op = Op {
@@ -448,8 +459,12 @@ pub(crate) async fn find_global(
                 }
             }
             Err(ProviderError::InvalidTarget(m)) if m.contains("does not exist") => {}
+            Err(e @ ProviderError::Unreachable(_)) => down = Some(e),
             Err(e) => return Err(e),
         }
+    }
+    if let Some(e) = down {
+        return Err(e);
     }
     Err(not_found(
         p,
