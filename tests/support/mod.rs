@@ -13,6 +13,7 @@
 //! second Route 53 change, without moto ever seeing them: the SDK parses a real wire-format
 //! error, so the error mapping is tested end to end.
 
+// Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
 use aws_smithy_runtime_api::client::http::{
