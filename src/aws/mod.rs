@@ -2,6 +2,7 @@
 //! (Being built: see issue 4.)
 
 pub mod clients;
+pub mod fis;
 
 use crate::backends::ConnectOptions;
 use crate::diag::Diagnostic;
