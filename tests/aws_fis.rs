@@ -687,3 +687,38 @@ async fn every_terminal_state_maps_to_a_step_outcome() {
         assert_eq!(cleaned, status.as_str() != "paused", "{status:?}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_rollback_stops_an_experiment_in_a_state_it_does_not_know() {
+    use aws_sdk_fis::operation::stop_experiment::StopExperimentOutput;
+    let get = mock!(aws_sdk_fis::Client::get_experiment)
+        .sequence()
+        .output(|| {
+            GetExperimentOutput::builder()
+                .experiment(experiment(ExperimentStatus::from("paused"), "why", None))
+                .build()
+        })
+        .output(|| {
+            GetExperimentOutput::builder()
+                .experiment(experiment(ExperimentStatus::Stopped, "stopped", None))
+                .build()
+        })
+        .build();
+    let stop = mock!(aws_sdk_fis::Client::stop_experiment).then_output(|| {
+        StopExperimentOutput::builder()
+            .experiment(experiment(ExperimentStatus::Stopping, "stopping", None))
+            .build()
+    });
+    let delete = delete_ok();
+    let env = mocked(&[&get, &stop, &delete]);
+    let out = json!({"experiment_id": "EXP1", "template_id": "EXT1", "template_created": true, "template_deleted": false});
+    let r = fis::revert(&env.ctx(), &small_params(), &out)
+        .await
+        .unwrap();
+    assert_eq!(stop.num_calls(), 1);
+    assert_eq!(
+        r["stopped"],
+        json!([{"experiment_id": "EXP1", "state": "stopped"}])
+    );
+    assert_eq!(r["templates_deleted"], json!(["EXT1"]));
+}

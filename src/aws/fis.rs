@@ -701,7 +701,7 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            let stopped = stop_and_wait(ctx, &id).await;
+            let stopped = stop_and_wait(ctx, &id, None).await;
             let (_, note) = cleanup("after the timeout").await;
             let how = match stopped {
                 Ok(v) => format!("it was stopped ({})", v.status),
@@ -794,11 +794,24 @@ fn with_note(e: ProviderError, note: &str) -> ProviderError {
     }
 }
 
-/// Stop an experiment if it is still active and wait (up to [`STOP_WAIT`]) for it to end.
+/// Whether a rollback should stop an experiment in this state: active ones, and ones in a
+/// state this version does not know (stopping is the safe side).
+fn may_run(status: &str) -> bool {
+    matches!(phase(status), Phase::Active | Phase::Unknown)
+}
+
+/// Stop an experiment if it may still run and wait (up to [`STOP_WAIT`]) for it to end.
 /// Returns its final view.
-async fn stop_and_wait(ctx: &FisCtx<'_>, id: &str) -> Result<View, ProviderError> {
-    let mut v = get(ctx, id).await?;
-    if phase(&v.status) != Phase::Active {
+async fn stop_and_wait(
+    ctx: &FisCtx<'_>,
+    id: &str,
+    known: Option<View>,
+) -> Result<View, ProviderError> {
+    let mut v = match known {
+        Some(v) => v,
+        None => get(ctx, id).await?,
+    };
+    if !may_run(&v.status) {
         return Ok(v);
     }
     let resource = format!("experiment {id}");
@@ -821,7 +834,7 @@ async fn stop_and_wait(ctx: &FisCtx<'_>, id: &str) -> Result<View, ProviderError
         }
     }
     let deadline = tokio::time::Instant::now() + STOP_WAIT;
-    while phase(&v.status) == Phase::Active {
+    while may_run(&v.status) {
         if tokio::time::Instant::now() >= deadline {
             return Err(ProviderError::InvalidState(format!(
                 "FIS experiment {id} was asked to stop but is still `{}` after {}; {}",
@@ -946,10 +959,10 @@ pub async fn revert(ctx: &FisCtx<'_>, params: &Json, output: &Json) -> Result<Js
     let mut problems = Vec::new();
     for id in &ids {
         match get(ctx, id).await {
-            Ok(v) if phase(&v.status) != Phase::Active => {
+            Ok(v) if !may_run(&v.status) => {
                 ended.push(json!({"experiment_id": id, "state": v.status}))
             }
-            Ok(_) => match stop_and_wait(ctx, id).await {
+            Ok(v) => match stop_and_wait(ctx, id, Some(v)).await {
                 Ok(v) => stopped.push(json!({"experiment_id": id, "state": v.status})),
                 Err(e) => problems.push(e.to_string()),
             },
