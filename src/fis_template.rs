@@ -700,6 +700,31 @@ fn decode_named<T, D: FromNamed<T>>(
     out
 }
 
+/// Help for an unknown catalog name: the likely typo, else the names of the same service
+/// (`aws:ec2:...`), else all of them.
+fn catalog_help(word: &str, names: &[&str], what: &str) -> String {
+    // Catalog names share long prefixes (`aws:ec2:`): a tighter bound than for short keys.
+    let close = names
+        .iter()
+        .map(|n| (crate::diag::edit_distance(word, n), *n))
+        .filter(|(d, n)| *d <= (n.len() / 5).max(2))
+        .min_by_key(|(d, _)| *d);
+    if let Some((_, s)) = close {
+        return format!("did you mean `{s}`? (the FIS user guide lists every one)");
+    }
+    let service: String = word.split(':').take(2).collect::<Vec<_>>().join(":");
+    let same: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| n.starts_with(&format!("{service}:")))
+        .collect();
+    if same.is_empty() {
+        did_you_mean(word, names, &format!("FIS {what}"))
+    } else {
+        did_you_mean(word, &same, &format!("FIS `{service}` {what}"))
+    }
+}
+
 /// A mapping of strings (tags, target `parameters`); non-scalar values are an error.
 fn string_map(
     cx: &mut Cx,
@@ -865,7 +890,7 @@ fn check_params_against(
             cx.key(&k.value, |cx| {
                 cx.error(
                     v.loc,
-                    format!("parameter `{}` {problem}", k.value),
+                    format!("parameter `{}`: {problem}", k.value),
                     kind_help(p),
                 )
             });
@@ -898,11 +923,7 @@ fn decode_target(cx: &mut Cx, name: &Spanned<String>, node: &Node) -> Named<Targ
     let spec = rtype.as_ref().and_then(|r| {
         let spec = catalog::resource_type(&r.value);
         if spec.is_none() {
-            let help = did_you_mean(
-                &r.value,
-                &catalog::resource_type_names(),
-                "FIS resource types",
-            );
+            let help = catalog_help(&r.value, &catalog::resource_type_names(), "resource types");
             cx.key("resourceType", |cx| {
                 cx.error(
                     r.loc,
@@ -1140,7 +1161,7 @@ fn decode_action(
     let spec = id.as_ref().and_then(|id| {
         let spec = catalog::action(&id.value);
         if spec.is_none() {
-            let help = did_you_mean(&id.value, &catalog::action_ids(), "FIS action ids");
+            let help = catalog_help(&id.value, &catalog::action_ids(), "action ids");
             cx.key("actionId", |cx| {
                 cx.error(
                     id.loc,
@@ -1697,6 +1718,23 @@ actions:
         assert!(
             all.contains("actions.stop.parameters.startInstancesAfterDuration"),
             "{all}"
+        );
+    }
+
+    #[test]
+    fn unknown_ids_suggest_a_typo_fix_or_the_same_service_s_ids() {
+        let (_, d) = template(&GOOD.replace("aws:fis:wait", "aws:ec2:explode-instances"));
+        let all = d.join("\n");
+        assert!(
+            all.contains("FIS `aws:ec2` action ids: `aws:ec2:api-insufficient"),
+            "{all}"
+        );
+        assert!(!all.contains("aws:lambda"), "{all}");
+        let (_, d) = template(&GOOD.replace("aws:ec2:instance", "aws:ec2:instances"));
+        assert!(
+            d.iter()
+                .any(|x| x.contains("did you mean `aws:ec2:instance`?")),
+            "{d:?}"
         );
     }
 

@@ -526,7 +526,7 @@ fn cases() -> Vec<Case> {
             "fis_human_duration",
             fis_with("{duration: PT5M}", "{duration: 5m}"),
             &[
-                "drill.yaml:25:36: parameter `duration` `5m` is not an ISO 8601 duration",
+                "drill.yaml:25:36: parameter `duration`: `5m` is not an ISO 8601 duration",
                 "(at `steps[0].with.template.actions.hold.parameters.duration`)",
             ],
         ),
