@@ -268,8 +268,9 @@ async fn the_created_template_is_the_inline_one_with_the_run_tags() {
 #[tokio::test]
 async fn an_abort_mid_poll_is_rolled_back_by_stopping_the_experiment_and_deleting_the_template() {
     let _g = MOTO.lock().await;
-    // Three polls per state: the experiment is still running when the abort comes.
-    fresh_moto(3).await;
+    // Ten polls per state: the experiment is still running when the abort comes, even if this
+    // test is scheduled late on a loaded machine.
+    fresh_moto(10).await;
     let env = Env::moto();
     let params = sample_params(true);
     let ctx = env.ctx();
