@@ -67,8 +67,11 @@ fn env_messages(records: &[Record]) -> Vec<(u64, String, String)> {
         .iter()
         .filter_map(|r| match &r.event {
             Event::EnvironmentEvent {
-                component, message, ..
-            } => Some((r.elapsed_ms, component.clone(), message.clone())),
+                at_ms,
+                component,
+                message,
+                ..
+            } => Some((*at_ms, component.clone(), message.clone())),
             _ => None,
         })
         .collect()

@@ -12,6 +12,11 @@
 //! | `aws:rds:reboot-db-instances` | [`Estate::db_reboot`] (`forceFailover`) |
 //! | `aws:eks:pod-delete` (`labelSelector` or `deploymentName`) | [`Estate::kill_pods`] (`ALL`, `COUNT(n)`, `PERCENT(n)` rounded down) |
 //!
+//! Stop conditions: a `aws:cloudwatch:alarm` whose alarm name is an alert of the estate (e.g.
+//! `arn:aws:cloudwatch:us-east-1:123456789012:alarm:ApiDown`) is checked every [`ALARM_POLL`]
+//! and when actions start or end; when it fires the experiment is stopped, as FIS does. Alarms
+//! the estate has no alert for are journaled as not evaluated.
+//!
 //! The estate has no instance-level or network-only faults: losing a zone also takes down the
 //! database instances there (as a real AZ power loss does). Zones held by several actions of one
 //! experiment (the network cut and the stopped instances of a power interruption) come back when
@@ -551,6 +556,23 @@ struct Runner {
     /// Zones this experiment holds down, with how many running actions hold each; `true` when
     /// the zone was already down when the experiment took it (then it is never restored here).
     held: BTreeMap<String, (u32, bool)>,
+    /// Estate alerts standing in for the template's CloudWatch alarm stop conditions.
+    alarms: Vec<String>,
+}
+
+/// How often a running experiment checks its stop conditions (FIS polls its alarms too).
+pub const ALARM_POLL: Duration = Duration::from_secs(10);
+
+/// The template's alarm stop conditions that name an alert of the estate (evaluated), and the
+/// others (not evaluated: the estate has no such alert).
+fn stop_alarms(estate: &Estate, t: &Template) -> (Vec<String>, Vec<String>) {
+    let known = estate.alert_names();
+    t.stop_conditions
+        .iter()
+        .filter(|c| c.source == "aws:cloudwatch:alarm")
+        .filter_map(|c| c.value.as_deref())
+        .map(|arn| arn_name(arn).to_string())
+        .partition(|name| known.contains(name))
 }
 
 enum Next {
@@ -716,8 +738,29 @@ impl Runner {
 
     /// End the actions due by now and start every action whose `startAfter` has completed,
     /// until nothing changes; then say when to look again.
+    /// The first of the stop-condition alerts that fires now.
+    fn alarm_firing(&self) -> Option<String> {
+        if self.alarms.is_empty() {
+            return None;
+        }
+        let at = self.shared.now();
+        let mut e = self.shared.lock();
+        self.alarms
+            .iter()
+            .find(|a| e.alert(at, a).is_ok_and(|v| v.state == "firing"))
+            .cloned()
+    }
+
     fn step(&mut self) -> Next {
         if self.run.terminal() {
+            return Next::Done;
+        }
+        if let Some(alarm) = self.alarm_firing() {
+            self.stop(
+                "stopped",
+                format!("stop condition: alarm `{alarm}` is in ALARM"),
+                None,
+            );
             return Next::Done;
         }
         loop {
@@ -779,6 +822,9 @@ impl Runner {
             return Next::Done;
         }
         match self.ends.iter().flatten().min() {
+            Some(t) if !self.alarms.is_empty() => {
+                Next::At((*t).min(self.clock.elapsed() + ALARM_POLL))
+            }
             Some(t) => Next::At(*t),
             // Nothing running and nothing can start: cannot happen with a planned order.
             None => {
@@ -872,8 +918,28 @@ pub fn describe(shared: &SharedEstate, params: &Json) -> Result<String, Provider
             ));
         }
     }
+    let (alarms, unknown) = stop_alarms(&shared.lock(), &t);
+    let stops = match (alarms.is_empty(), unknown.is_empty()) {
+        (true, true) => String::new(),
+        _ => format!(
+            "; stops when {}{}",
+            if alarms.is_empty() {
+                "(no estate alert)".to_string()
+            } else {
+                alarms.join(" or ") + " fires"
+            },
+            if unknown.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} not evaluated: no such estate alert)",
+                    unknown.join(", ")
+                )
+            }
+        ),
+    };
     Ok(format!(
-        "FIS experiment (simulated) \"{}\": {}; ends at t+{}; {}",
+        "FIS experiment (simulated) \"{}\": {}; ends at t+{}{stops}; {}",
         t.description,
         parts.join("; "),
         crate::duration::format(end),
@@ -934,6 +1000,7 @@ pub async fn inject(shared: &SharedEstate, params: &Json) -> Result<Json, Provid
             }),
         }
     }
+    let (alarms, unknown) = stop_alarms(&shared.lock(), &t);
     let mut runner = Runner {
         shared: shared.clone(),
         clock,
@@ -941,6 +1008,7 @@ pub async fn inject(shared: &SharedEstate, params: &Json) -> Result<Json, Provid
         ends: vec![None; planned.len()],
         plan: planned,
         held: BTreeMap::new(),
+        alarms,
     };
     runner.event(
         format!(
@@ -950,6 +1018,15 @@ pub async fn inject(shared: &SharedEstate, params: &Json) -> Result<Json, Provid
         ),
         Some(json!({"kind": "fis_experiment", "experiment": id, "state": "running"})),
     );
+    for name in unknown {
+        runner.event(
+            format!(
+                "stop condition alarm `{name}` is not evaluated: the simulated estate has no alert of that name (its alerts: {})",
+                shared.lock().alert_names().join(", ")
+            ),
+            None,
+        );
+    }
     // The first wave starts now, before the step returns: the fault is in place when it does.
     if let Next::At(_) = runner.step() {
         tokio::spawn(runner.drive());
@@ -1285,6 +1362,55 @@ mod tests {
             3,
             "the network cut was undone"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_alarm_stop_condition_stops_the_experiment_when_the_estate_alert_fires() {
+        let s = estate();
+        // The failover makes the database unwritable for 35s; DatabaseWriterUnavailable fires
+        // after 30s of that, and the experiment is stopped at the next check.
+        let mut p = with(
+            json!({
+                "failover": {"actionId": "aws:rds:failover-db-cluster", "targets": {"Clusters": "orders"}},
+                "net": {"actionId": "aws:network:disrupt-connectivity",
+                    "parameters": {"scope": "all", "duration": "PT10M"}, "targets": {"Subnets": "subnets-b"}},
+            }),
+            json!({}),
+        );
+        p["template"]["targets"]["subnets-b"] = json!({"resourceType": "aws:ec2:subnet",
+            "selectionMode": "ALL", "parameters": {"availabilityZoneIdentifier": "us-east-1c"}});
+        p["template"]["stopConditions"] = json!([
+            {"source": "aws:cloudwatch:alarm", "value": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:DatabaseWriterUnavailable"},
+            {"source": "aws:cloudwatch:alarm", "value": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:NotInTheEstate"},
+        ]);
+        let d = describe(&s, &p).unwrap();
+        assert!(
+            d.contains("stops when DatabaseWriterUnavailable fires (NotInTheEstate not evaluated"),
+            "{d}"
+        );
+        let err = inject(&s, &p).await.unwrap_err().to_string();
+        assert!(
+            err.contains("stopped: stop condition: alarm `DatabaseWriterUnavailable` is in ALARM"),
+            "{err}"
+        );
+        let o = observe(&s, &json!({})).unwrap();
+        assert_eq!(o["actions"]["net"], "stopped");
+        assert_eq!(
+            ready_nodes(&s, "us-east-1c"),
+            3,
+            "the stop undid the network cut"
+        );
+        let runs = runs_of(&s);
+        let stopped_at = runs.last().unwrap().to_json(&s.clock())["actions"]["net"]["end_ms"]
+            .as_u64()
+            .unwrap();
+        assert!((30_000..=40_000).contains(&stopped_at), "{stopped_at}");
+        let mut ev = Vec::new();
+        drain_into(&s, &mut ev);
+        assert!(ev.iter().any(|e| {
+            e.message
+                .contains("alarm `NotInTheEstate` is not evaluated")
+        }));
     }
 
     #[tokio::test(start_paused = true)]
