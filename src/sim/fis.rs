@@ -679,8 +679,10 @@ impl Runner {
         let at = self.shared.now();
         let mut e = self.shared.lock();
         for z in zones {
-            if let Some(entry) = self.held.get_mut(&z) {
-                entry.0 = entry.0.saturating_sub(1);
+            if let Some(entry) = self.held.get_mut(&z)
+                && entry.0 > 0
+            {
+                entry.0 -= 1;
                 if entry.0 == 0 && !entry.1 {
                     // The zone exists (checked when planning); restoring cannot fail.
                     let _ = e.restore_zone(at, &z);
@@ -1411,6 +1413,27 @@ mod tests {
             e.message
                 .contains("alarm `NotInTheEstate` is not evaluated")
         }));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zone_already_down_is_left_as_it_was() {
+        let s = estate();
+        {
+            let at = s.now();
+            s.lock().lose_zone(at, "us-east-1a").unwrap();
+        }
+        let p = with(
+            json!({"stop": {"actionId": "aws:ec2:stop-instances",
+                "parameters": {"startInstancesAfterDuration": "PT1M"}, "targets": {"Instances": "zone-a"}}}),
+            json!({}),
+        );
+        let out = inject(&s, &p).await.unwrap();
+        assert_eq!(out["state"], "completed");
+        assert_eq!(
+            ready_nodes(&s, "us-east-1a"),
+            0,
+            "another fault still holds the zone"
+        );
     }
 
     #[tokio::test(start_paused = true)]
