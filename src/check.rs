@@ -194,8 +194,20 @@ pub fn step_graph(exp: &Experiment) -> (DiGraph<usize, ()>, Vec<NodeIndex>) {
 /// One dependency cycle as step ids, closed (`[a, b, a]`), if there is one.
 pub fn find_cycle(exp: &Experiment) -> Option<Vec<String>> {
     let (g, _) = step_graph(exp);
+    let cycle = cycle_in(&g)?;
+    Some(
+        cycle
+            .into_iter()
+            .map(|i| exp.steps[i].id.value.clone())
+            .collect(),
+    )
+}
+
+/// One cycle of a graph as the weights of its nodes, closed (`[a, b, a]`), if there is one.
+/// Shared by every graph the front end checks (steps, FIS template actions).
+pub fn cycle_in<W: Copy>(g: &DiGraph<W, ()>) -> Option<Vec<W>> {
     // A strongly connected component with more than one node holds a cycle.
-    let scc = petgraph::algo::tarjan_scc(&g)
+    let scc = petgraph::algo::tarjan_scc(g)
         .into_iter()
         .find(|c| c.len() > 1)?;
     // Walk inside the component from its first node until a node repeats.
@@ -204,11 +216,8 @@ pub fn find_cycle(exp: &Experiment) -> Option<Vec<String>> {
         let cur = *path.last()?;
         let next = g.neighbors(cur).find(|n| scc.contains(n))?;
         if let Some(pos) = path.iter().position(|&p| p == next) {
-            let mut ids: Vec<String> = path[pos..]
-                .iter()
-                .map(|&n| exp.steps[g[n]].id.value.clone())
-                .collect();
-            ids.push(ids[0].clone());
+            let mut ids: Vec<W> = path[pos..].iter().map(|&n| g[n]).collect();
+            ids.push(ids[0]);
             return Some(ids);
         }
         path.push(next);

@@ -11,6 +11,8 @@ pub mod duration;
 pub mod engine;
 pub mod environment;
 pub mod exit;
+pub mod fis_catalog;
+pub mod fis_template;
 pub mod journal;
 pub mod k8s;
 pub mod plan;

@@ -869,7 +869,14 @@ fn action_params(
     with: Option<&Node>,
 ) -> Option<Json> {
     match vocab::action(&action.value) {
-        Some(a) => vocab::check_params(cx, owner, with, a.params, &format!("action `{}`", a.name)),
+        Some(a) => {
+            let mut p =
+                vocab::check_params(cx, owner, with, a.params, &format!("action `{}`", a.name))?;
+            // An inline FIS template is checked (and put in canonical form) like the rest.
+            let fis_ok = a.name != "fis.experiment"
+                || crate::fis_template::check_step_params(cx, owner, with, &mut p);
+            fis_ok.then_some(p)
+        }
         None => {
             let help = did_you_mean(&action.value, &vocab::action_names(), "actions");
             cx.key("action", |cx| {

@@ -457,6 +457,41 @@ pub const ACTIONS: &[ActionKind] = &[
         auto_rollback: Some("return the record to health-check control"),
         builtin: false,
     },
+    ActionKind {
+        name: "fis.experiment",
+        params: &[
+            opt(
+                "template_id",
+                Str,
+                "run an existing AWS FIS experiment template (or `template`)",
+            ),
+            opt(
+                "template",
+                Any,
+                "an inline FIS experiment template (description, roleArn, actions, targets, stopConditions, tags, experimentOptions, as CreateExperimentTemplate takes them), created for the run and checked by `firedrill validate`",
+            ),
+            opt(
+                "wait",
+                Bool,
+                "wait until the experiment ends (default true); false returns once it has started",
+            ),
+            opt(
+                "timeout",
+                Duration,
+                "stop the experiment and fail the step if it has not ended by then (default 12h, FIS's limit)",
+            ),
+            opt(
+                "delete_template",
+                Bool,
+                "delete the inline template once the experiment has ended (default true)",
+            ),
+        ],
+        doc: "Run an AWS FIS experiment (existing template, or an inline one created for the run), tagged with the run id; journals each FIS action's state changes. Fails unless the experiment completes.",
+        auto_rollback: Some(
+            "stop the experiment if it is still running (StopExperiment) and delete the inline template",
+        ),
+        builtin: false,
+    },
 ];
 
 const HTTP_PARAMS: &[Param] = &[
@@ -586,6 +621,16 @@ pub const PROBES: &[ProbeKind] = &[
         params: &[req("record", Str, "DNS record name")],
         doc: "What a failover record answers.",
         output: "authoritative, answer, primary_healthy, ttl_seconds",
+    },
+    ProbeKind {
+        name: "fis.experiment",
+        params: &[opt(
+            "template_id",
+            Str,
+            "only experiments of this template (default: any this run started)",
+        )],
+        doc: "The newest FIS experiment this run started (pair with `fis.experiment` and `wait: false`).",
+        output: "id, state (none, pending, initiating, running, completed, stopping, stopped, failed, cancelled), reason, running, actions (name: state), experiments",
     },
     ProbeKind {
         name: "alert",

@@ -52,6 +52,46 @@ recovery:
   interval: 10s
 ";
 
+/// A valid experiment with an inline AWS FIS template; FIS cases derive from it.
+const FIS_BASE: &str = "\
+apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata:
+  name: fis-base
+steps:
+  - id: power
+    action: fis.experiment
+    with:
+      template:
+        description: Power interruption in us-east-1a
+        roleArn: arn:aws:iam::123456789012:role/fis
+        stopConditions: [{source: none}]
+        targets:
+          az-instances:
+            resourceType: aws:ec2:instance
+            filters: [{path: Placement.AvailabilityZone, values: [us-east-1a]}]
+            selectionMode: ALL
+        actions:
+          stop-instances:
+            actionId: aws:ec2:stop-instances
+            parameters: {startInstancesAfterDuration: PT10M}
+            targets: {Instances: az-instances}
+          hold:
+            actionId: aws:fis:wait
+            parameters: {duration: PT5M}
+            startAfter: [stop-instances]
+";
+
+/// FIS_BASE with `from` replaced by `to` (exactly once).
+fn fis_with(from: &str, to: &str) -> Vec<u8> {
+    assert_eq!(
+        FIS_BASE.matches(from).count(),
+        1,
+        "fragment `{from}` must occur once"
+    );
+    FIS_BASE.replacen(from, to, 1).into_bytes()
+}
+
 /// BASE with `from` replaced by `to` (exactly once).
 fn with(from: &str, to: &str) -> Vec<u8> {
     assert_eq!(
@@ -433,6 +473,94 @@ fn cases() -> Vec<Case> {
                 "drill.yaml:19:18: a tolerance has more than one kind of check (at `steady_state.probes[1].tolerance`)",
             ],
         ),
+        case(
+            "fis_cycle",
+            fis_with(
+                "            actionId: aws:ec2:stop-instances\n",
+                "            actionId: aws:ec2:stop-instances\n            startAfter: [hold]\n",
+            ),
+            &[
+                "drill.yaml:19:11: startAfter cycle: stop-instances -> hold -> stop-instances (at `steps[0].with.template.actions.stop-instances.startAfter`)",
+                "remove one of these `startAfter` references",
+            ],
+        ),
+        case(
+            "fis_dangling_start_after",
+            fis_with(
+                "startAfter: [stop-instances]",
+                "startAfter: [stop-instance]",
+            ),
+            &[
+                "drill.yaml:26:26: no action `stop-instance` to start after (at `steps[0].with.template.actions.hold.startAfter[0]`)",
+                "did you mean `stop-instances`?",
+            ],
+        ),
+        case(
+            "fis_unknown_action_id",
+            fis_with(
+                "actionId: aws:ec2:stop-instances",
+                "actionId: aws:ec2:stop-instance",
+            ),
+            &[
+                "drill.yaml:20:23: unknown FIS action id `aws:ec2:stop-instance` (at `steps[0].with.template.actions.stop-instances.actionId`)",
+                "did you mean `aws:ec2:stop-instances`?",
+            ],
+        ),
+        case(
+            "fis_bad_selection_mode",
+            fis_with("selectionMode: ALL", "selectionMode: PERCENT(150)"),
+            &[
+                "drill.yaml:17:28: `PERCENT(150)`: PERCENT needs a whole number from 1 to 100",
+                "(at `steps[0].with.template.targets.az-instances.selectionMode`)",
+            ],
+        ),
+        case(
+            "fis_missing_duration",
+            fis_with("parameters: {duration: PT5M}", "parameters: {}"),
+            &[
+                "drill.yaml:25:25: action `hold` (aws:fis:wait) needs parameter `duration` (at `steps[0].with.template.actions.hold.parameters`)",
+                "ISO 8601 duration from PT1M to PT12H",
+            ],
+        ),
+        case(
+            "fis_human_duration",
+            fis_with("{duration: PT5M}", "{duration: 5m}"),
+            &[
+                "drill.yaml:25:36: parameter `duration`: `5m` is not an ISO 8601 duration",
+                "(at `steps[0].with.template.actions.hold.parameters.duration`)",
+            ],
+        ),
+        case(
+            "fis_unknown_target",
+            fis_with("{Instances: az-instances}", "{Instances: az-instance}"),
+            &[
+                "drill.yaml:22:34: no target named `az-instance` (at `steps[0].with.template.actions.stop-instances.targets.Instances`)",
+                "did you mean `az-instances`?",
+            ],
+        ),
+        case(
+            "fis_bad_role_arn",
+            fis_with(
+                "roleArn: arn:aws:iam::123456789012:role/fis",
+                "roleArn: fis-role",
+            ),
+            &[
+                "drill.yaml:11:18: `fis-role` is not an IAM role ARN (at `steps[0].with.template.roleArn`)",
+            ],
+        ),
+        case(
+            "fis_template_and_id",
+            fis_with("    with:\n", "    with:\n      template_id: EXT123\n"),
+            &["`fis.experiment` takes `template_id` or `template`, not both"],
+        ),
+        case(
+            "fis_unknown_template_key",
+            fis_with("        stopConditions:", "        stopCondition:"),
+            &[
+                "drill.yaml:12:9: unknown key `stopCondition` in an FIS experiment template",
+                "did you mean `stopConditions`?",
+            ],
+        ),
         Case {
             name: "unknown_var_flag",
             yaml: BASE.as_bytes().to_vec(),
@@ -448,6 +576,8 @@ fn cases() -> Vec<Case> {
 #[test]
 fn base_is_valid() {
     let (n, text) = render(BASE.as_bytes(), &[]);
+    assert_eq!(n, 0, "{text}");
+    let (n, text) = render(FIS_BASE.as_bytes(), &[]);
     assert_eq!(n, 0, "{text}");
 }
 

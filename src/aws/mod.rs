@@ -25,6 +25,7 @@ pub mod settings;
 
 pub use provider::AwsProvider;
 pub use settings::AwsSettings;
+pub mod fis;
 
 use crate::backends::ConnectOptions;
 use crate::diag::Diagnostic;

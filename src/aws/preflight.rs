@@ -74,6 +74,15 @@ pub fn iam_actions(name: &str) -> &'static [&'static str] {
             "route53:GetHealthCheckStatus",
             "route53:ListResourceRecordSets (with `record`)",
         ],
+        "fis.experiment" => &[
+            "fis:CreateExperimentTemplate (inline templates)",
+            "fis:StartExperiment",
+            "fis:GetExperiment",
+            "fis:StopExperiment (rollback)",
+            "fis:DeleteExperimentTemplate (inline templates)",
+            "fis:TagResource",
+            "iam:PassRole (the template's roleArn)",
+        ],
         _ => &[],
     }
 }
@@ -249,6 +258,10 @@ async fn check(
                 "dns.health_check needs `record` or `health_check_id`".into(),
             )),
         },
+        "fis.experiment" if call.is_action => {
+            p.with_fis_ctx(async |ctx| super::fis::preflight(ctx, prm).await)
+                .await
+        }
         _ => Ok(()),
     }
 }

@@ -29,6 +29,7 @@ pub const ACTIONS: &[&str] = &[
     "db.point_in_time_restore",
     "db.cluster_outage",
     "dns.failover",
+    "fis.experiment",
 ];
 
 /// Probes this backend implements.
@@ -37,6 +38,7 @@ pub const PROBES: &[&str] = &[
     "db.instance",
     "dns.record",
     "dns.health_check",
+    "fis.experiment",
 ];
 
 /// Where the SDK clients come from.
@@ -116,6 +118,8 @@ pub struct AwsProvider {
     source: Source,
     clock: OnceLock<RunClock>,
     state: Mutex<State>,
+    /// FIS experiment notes (`crate::aws::fis` journals action state changes here).
+    fis_events: Mutex<Vec<EnvironmentEvent>>,
 }
 
 impl AwsProvider {
@@ -134,6 +138,7 @@ impl AwsProvider {
             })),
             clock: OnceLock::new(),
             state: Mutex::new(State::default()),
+            fis_events: Mutex::new(Vec::new()),
         }
     }
 
@@ -145,6 +150,7 @@ impl AwsProvider {
             source: Source::Fixed(Arc::new(clients)),
             clock: OnceLock::new(),
             state: Mutex::new(State::default()),
+            fis_events: Mutex::new(Vec::new()),
         }
     }
 
@@ -332,6 +338,27 @@ impl AwsProvider {
             .collect()
     }
 
+    /// Run an FIS call with the context `crate::aws::fis` needs.
+    pub(crate) async fn with_fis_ctx<T>(
+        &self,
+        f: impl AsyncFnOnce(&super::fis::FisCtx<'_>) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let clients = self.clients().await;
+        let run_id = self
+            .state()
+            .run_id
+            .clone()
+            .unwrap_or_else(|| "preflight".into());
+        let ctx = super::fis::FisCtx {
+            clients: &clients,
+            run_id: &run_id,
+            clock: self.clock(),
+            events: &self.fis_events,
+            poll_interval: self.settings.poll_interval,
+        };
+        f(&ctx).await
+    }
+
     fn unsupported(name: &str) -> ProviderError {
         ProviderError::Unsupported {
             backend: "aws".into(),
@@ -402,9 +429,10 @@ impl Provider for AwsProvider {
                 "db.point_in_time_restore" => super::rds::point_in_time_restore(self, p).await,
                 "db.cluster_outage" => super::rds::cluster_stop(self, p).await,
                 "dns.failover" => super::route53::failover(self, p).await,
-                // `fis.*`: not served here yet; `src/aws/fis.rs` (another change) provides
-                // `crate::aws::fis::dispatch_*` to route them to. Until then `supports` is false
-                // for them, so preflight reports them before anything runs.
+                "fis.experiment" => {
+                    self.with_fis_ctx(async |ctx| super::fis::inject(ctx, p).await)
+                        .await
+                }
                 other => Err(Self::unsupported(other)),
             }
         })
@@ -420,6 +448,10 @@ impl Provider for AwsProvider {
             match action {
                 "db.cluster_outage" => super::rds::cluster_start(self, p).await,
                 "dns.failover" => super::route53::restore(self, p, output).await,
+                "fis.experiment" => {
+                    self.with_fis_ctx(async |ctx| super::fis::revert(ctx, p, output).await)
+                        .await
+                }
                 other => Err(Self::unsupported(&format!("rollback of {other}"))),
             }
         })
@@ -436,6 +468,10 @@ impl Provider for AwsProvider {
                 "db.instance" => super::rds::instance_probe(self, p).await,
                 "dns.record" => super::route53::record_probe(self, p).await,
                 "dns.health_check" => super::route53::health_check_probe(self, p).await,
+                "fis.experiment" => {
+                    self.with_fis_ctx(async |ctx| super::fis::observe(ctx, p).await)
+                        .await
+                }
                 other => Err(Self::unsupported(other)),
             }
         })
@@ -446,10 +482,18 @@ impl Provider for AwsProvider {
         action: &'a str,
         p: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        if action == "fis.experiment" {
+            return Box::pin(self.with_fis_ctx(async |ctx| super::fis::describe(ctx, p).await));
+        }
         Box::pin(super::preflight::describe(self, action, p))
     }
 
     fn drain_events(&self) -> Vec<EnvironmentEvent> {
-        std::mem::take(&mut self.state().events)
+        let mut all = std::mem::take(&mut self.state().events);
+        all.extend(std::mem::take(
+            &mut *self.fis_events.lock().expect("fis events poisoned"),
+        ));
+        all.sort_by_key(|e| e.at_ms);
+        all
     }
 }

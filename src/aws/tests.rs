@@ -429,7 +429,11 @@ async fn the_aws_vocabulary_is_the_sims() {
             json!({"record": "api.example.com", "to": "secondary"}),
         ),
     ];
-    assert_eq!(samples.len(), ACTIONS.len());
+    // `fis.experiment` takes a whole template; `sim::fis` tests it on the estate.
+    assert_eq!(
+        samples.len(),
+        ACTIONS.iter().filter(|a| !a.starts_with("fis.")).count()
+    );
     for (a, p) in &samples {
         sim.describe(a, p)
             .await

@@ -128,6 +128,7 @@
 //!
 //! Every notable controller reaction is appended to [`model::Estate::log`] in plain English.
 
+pub mod fis;
 pub mod kube_api;
 pub mod model;
 pub mod provider;

@@ -2044,6 +2044,12 @@ impl Estate {
     // ----- lookups -------------------------------------------------------
 
     /// Zone names.
+    /// Whether a zone is powered off now (the truth, which the Kubernetes API only shows after
+    /// `node_failure_detection`).
+    pub fn zone_lost(&self, zone: &str) -> bool {
+        self.zones.get(zone).is_some_and(|z| z.0)
+    }
+
     pub fn zones(&self) -> Vec<String> {
         self.zones.keys().cloned().collect()
     }
@@ -2173,10 +2179,6 @@ impl Estate {
             });
         }
         Ok(ci)
-    }
-
-    fn zone_lost(&self, zone: &str) -> bool {
-        self.zones.get(zone).is_some_and(|z| z.0)
     }
 
     fn node_ready(&self, n: usize) -> bool {

@@ -10,7 +10,9 @@ use super::model::{DnsTarget, Estate, SimError, SimParams};
 use crate::diag::Diagnostic;
 use crate::engine::clock::RunClock;
 use crate::environment::{Backend, Environment};
-use crate::provider::{BoxFuture, EnvironmentEvent, Provider, ProviderError, RunContext};
+use crate::provider::{
+    BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
+};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -345,6 +347,9 @@ impl Provider for SimProvider {
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
+            if action == "fis.experiment" {
+                return super::fis::inject(&self.shared, params).await;
+            }
             let out = {
                 let mut e = self.shared.lock();
                 apply(&mut e, self.now(), self, action, params)
@@ -383,6 +388,9 @@ impl Provider for SimProvider {
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
+            if action == "fis.experiment" {
+                return super::fis::revert(&self.shared, params, output).await;
+            }
             let at = self.now();
             let mut e = self.shared.lock();
             let r = revert_on(&mut e, at, action, params, output);
@@ -398,6 +406,9 @@ impl Provider for SimProvider {
         p: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
+            if probe == "fis.experiment" {
+                return super::fis::observe(&self.shared, p);
+            }
             let at = self.now();
             let mut e = self.shared.lock();
             let cluster = p
@@ -467,11 +478,22 @@ impl Provider for SimProvider {
         action: &'a str,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
-        Box::pin(async move { self.describe_now(action, params) })
+        Box::pin(async move {
+            if action == "fis.experiment" {
+                return super::fis::describe(&self.shared, params);
+            }
+            self.describe_now(action, params)
+        })
+    }
+
+    fn preflight<'a>(&'a self, calls: &'a [Call]) -> BoxFuture<'a, Vec<PreflightProblem>> {
+        Box::pin(async move { super::fis::preflight_calls(&self.shared, calls) })
     }
 
     fn drain_events(&self) -> Vec<EnvironmentEvent> {
-        self.drain_now()
+        let mut out = self.drain_now();
+        super::fis::drain_into(&self.shared, &mut out);
+        out
     }
 }
 
