@@ -13,7 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type Req = http::Request<kube::client::Body>;
-type Resp = http::Response<kube::client::Body>;
+type RespBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>;
+type Resp = http::Response<RespBody>;
+/// An open watch: namespace, label selector, where its events go.
+type Watcher = (
+    String,
+    Option<String>,
+    tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
+);
 
 /// One request the fake API saw.
 #[derive(Debug, Clone)]
@@ -47,6 +54,7 @@ struct Fake {
     race: Option<(&'static str, u32, Json)>,
     rv: u64,
     log: Vec<Seen>,
+    watchers: Vec<Watcher>,
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Json {
@@ -225,6 +233,7 @@ impl Fake {
                 }) {
                     Some(i) => {
                         let p = self.pods.remove(i);
+                        self.notify("DELETED", &p);
                         if s.method == "DELETE" {
                             (200, p)
                         } else {
@@ -348,6 +357,41 @@ impl Fake {
         }
     }
 
+    /// Send a watch event about a pod to the watches it matches.
+    fn notify(&mut self, kind: &str, pod: &Json) {
+        let line = serde_json::to_vec(&json!({"type": kind, "object": pod})).unwrap();
+        let mut line = bytes::BytesMut::from(&line[..]);
+        line.extend_from_slice(b"\n");
+        let line = line.freeze();
+        self.watchers.retain(|(ns, sel, tx)| {
+            if get(pod, "/metadata/namespace") != ns.as_str()
+                || !matches_labels(pod, sel.as_deref())
+            {
+                return true;
+            }
+            tx.send(line.clone()).is_ok()
+        });
+    }
+
+    /// A controller's move: add a pod, or change one, seen by the watches.
+    fn upsert_pod(&mut self, pod: Json) {
+        self.rv += 1;
+        let mut pod = pod;
+        pod["metadata"]["resourceVersion"] = json!(self.rv.to_string());
+        let name = pod["metadata"]["name"].clone();
+        let kind = match self.pods.iter_mut().find(|p| p["metadata"]["name"] == name) {
+            Some(p) => {
+                *p = pod.clone();
+                "MODIFIED"
+            }
+            None => {
+                self.pods.push(pod.clone());
+                "ADDED"
+            }
+        };
+        self.notify(kind, &pod);
+    }
+
     fn count(&self, method: &str) -> usize {
         self.log.iter().filter(|s| s.method == method).count()
     }
@@ -387,12 +431,41 @@ fn serve(fake: Fake) -> (kube::Client, Arc<Mutex<Fake>>) {
                 query: parts.uri.query().unwrap_or_default().to_string(),
                 body: serde_json::from_slice(&bytes).unwrap_or(Json::Null),
             };
+            if parts.uri.query().unwrap_or_default().contains("watch=true") {
+                // A watch: an open stream of JSON lines, fed by `Fake::notify`.
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+                let ns = seen.path.split('/').nth(4).unwrap_or_default().to_string();
+                let sel = param(&seen.query, "labelSelector");
+                {
+                    let mut f = f.lock().unwrap();
+                    f.log.push(seen.clone());
+                    f.watchers.push((ns, sel, tx));
+                }
+                let stream = futures::stream::unfold(rx, |mut rx| async move {
+                    rx.recv()
+                        .await
+                        .map(|b| (Ok(hyper::body::Frame::data(b)), rx))
+                });
+                send.send_response(
+                    http::Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(http_body_util::StreamBody::new(stream).boxed_unsync())
+                        .unwrap(),
+                );
+                continue;
+            }
             let (code, json) = f.lock().unwrap().handle(&seen);
             send.send_response(
                 http::Response::builder()
                     .status(code)
                     .header("content-type", "application/json")
-                    .body(kube::client::Body::from(serde_json::to_vec(&json).unwrap()))
+                    .body(
+                        http_body_util::Full::new(bytes::Bytes::from(
+                            serde_json::to_vec(&json).unwrap(),
+                        ))
+                        .boxed_unsync(),
+                    )
                     .unwrap(),
             );
         }
@@ -1429,5 +1502,85 @@ async fn preflight_checks_targets_caps_and_selectors_read_only() {
         fake.lock().unwrap().mutations(),
         Vec::<String>::new(),
         "preflight only reads"
+    );
+}
+
+// ---- recovery timings ------------------------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn killed_pods_are_watched_until_their_replacements_are_ready() {
+    let (k, fake) = provider(estate());
+    let clock = firedrill::engine::clock::RunClock::start_now();
+    k.start(&firedrill::provider::RunContext {
+        clock,
+        run_id: "r".into(),
+        experiment: "e".into(),
+    });
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let out = k
+        .inject("k8s.pod_kill", &kill(json!({"mode": "fixed", "value": 2})))
+        .await
+        .unwrap();
+    let killed: Vec<String> = out["pods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pod"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(out["pods"][0]["at_ms"], 60_000);
+    // The ReplicaSet replaces them: created after 2s, scheduled at once, Ready after 30s and 35s.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (i, n) in ["api-x", "api-y"].iter().enumerate() {
+        let mut p = pod("web", n, "api", &format!("node-{}", 3 + i));
+        p["spec"]["nodeName"] = Json::Null;
+        p["status"]["conditions"][0]["status"] = json!("False");
+        fake.lock().unwrap().upsert_pod(p.clone());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        p["spec"]["nodeName"] = json!(format!("node-{}", 3 + i));
+        fake.lock().unwrap().upsert_pod(p);
+    }
+    // Unrelated churn: a worker pod appears (another controller) and an api pod that existed
+    // before the kill changes.
+    fake.lock()
+        .unwrap()
+        .upsert_pod(pod("web", "worker-9", "worker", "node-1"));
+    let mut old = pod("web", "api-5", "api", "node-5");
+    old["status"]["containerStatuses"][0]["restartCount"] = json!(2);
+    fake.lock().unwrap().upsert_pod(old);
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    let mut x = pod("web", "api-x", "api", "node-3");
+    x["metadata"]["uid"] = json!("uid-api-x");
+    fake.lock().unwrap().upsert_pod(x);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!k.recovery_idle());
+    fake.lock()
+        .unwrap()
+        .upsert_pod(pod("web", "api-y", "api", "node-4"));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let events = k.drain_events();
+    let details: Vec<&Json> = events.iter().filter_map(|e| e.detail.as_ref()).collect();
+    assert_eq!(details.len(), 2, "{events:#?}");
+    assert_eq!(details[0]["pod"], killed[0].as_str());
+    assert_eq!(details[0]["replacement"], "api-x");
+    assert_eq!(details[0]["replacement_node"], "node-3");
+    assert_eq!(details[0]["owner"], "deployment/api");
+    assert_eq!(details[0]["killed_at_ms"], 60_000);
+    assert_eq!(details[0]["scheduled_after_ms"], 2_500);
+    assert_eq!(details[0]["ready_after_ms"], 32_000);
+    assert_eq!(events[0].at_ms, 92_000);
+    assert_eq!(details[1]["pod"], killed[1].as_str());
+    assert_eq!(details[1]["replacement"], "api-y");
+    assert_eq!(details[1]["scheduled_after_ms"], 3_000);
+    assert_eq!(details[1]["ready_after_ms"], 37_000);
+    assert!(
+        events[1]
+            .message
+            .contains("replaced by api-y on node-4: scheduled after 3s, Ready after 37s"),
+        "{}",
+        events[1].message
+    );
+    assert!(
+        k.recovery_idle(),
+        "the watch stops once every pod recovered"
     );
 }
