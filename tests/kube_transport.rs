@@ -503,6 +503,8 @@ fn pod(ns: &str, name: &str, app: &str, node: &str) -> Json {
 fn daemon_pod(ns: &str, name: &str, node: &str) -> Json {
     let mut p = pod(ns, name, "agent", node);
     p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "ds", "controller": true}]);
+    // Like kube-proxy or a CNI agent: tolerates every taint.
+    p["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
     p
 }
 
@@ -1583,4 +1585,63 @@ async fn killed_pods_are_watched_until_their_replacements_are_ready() {
         k.recovery_idle(),
         "the watch stops once every pod recovered"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn drains_skip_protected_namespaces_and_a_zone_taint_refuses_to_hit_them() {
+    let mut f = estate();
+    // A kube-system Deployment pod (like CoreDNS) and a pod of another team on zone-b.
+    f.pods
+        .push(pod("kube-system", "coredns-0", "coredns", "node-2"));
+    f.pods.push(pod("payments", "ledger-0", "ledger", "node-3"));
+    let (client, fake) = serve(f);
+    let mut s = settings();
+    s.namespaces = vec!["web".into()];
+    let k = from_client(client, s);
+    let out = k
+        .inject("k8s.drain_zone", &json!({"zone": "zone-b"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        out["evicted"],
+        json!(["web/api-2", "web/worker-1", "web/api-3"])
+    );
+    let skipped: Vec<String> = out["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: {}",
+                s["pod"].as_str().unwrap(),
+                s["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "kube-system/agent-2: DaemonSet pod",
+            "kube-system/coredns-0: kube-system (set allow_kube_system to evict it)",
+            "kube-system/agent-3: DaemonSet pod",
+            "payments/ledger-0: namespace `payments` is not in kubernetes.namespaces"
+        ]
+    );
+    k.revert("k8s.drain_zone", &json!({"zone": "zone-b"}), &out)
+        .await
+        .unwrap();
+    fake.lock().unwrap().log.clear();
+    // A taint cannot skip anything: the cluster would evict CoreDNS, so the step is refused.
+    let e = k
+        .inject(
+            "k8s.drain_zone",
+            &json!({"zone": "zone-b", "method": "taint"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("the zone taint would make the cluster evict pod `kube-system/coredns-0`: refusing to act on namespace `kube-system`"),
+        "{e}"
+    );
+    assert_eq!(fake.lock().unwrap().mutations(), Vec::<String>::new());
 }

@@ -766,15 +766,17 @@ impl KubeProvider {
 
     // ---- drains ---------------------------------------------------------------------------
 
-    /// The pods a drain of `nodes` evicts, and those it skips (with why).
+    /// The pods a drain of `nodes` evicts, and those it skips (with why). With `taint` (a zone
+    /// taint), the pods the cluster will evict: those not tolerating it; then a pod in a
+    /// namespace the drill may not touch (kube-system, outside the allow-list) refuses the step,
+    /// since the cluster would evict it regardless.
     pub(crate) async fn plan_drain(
         &self,
         nodes: &[Node],
         p: &Json,
-    ) -> Result<(Vec<Pod>, Vec<(String, &'static str)>), ProviderError> {
+        taint: Option<&Taint>,
+    ) -> Result<(Vec<Pod>, Vec<(String, String)>), ProviderError> {
         let api: Api<Pod> = Api::all(self.client.clone());
-        let allow_system =
-            self.settings.allow_kube_system || p_bool(p, "allow_kube_system") == Some(true);
         let mut evict = Vec::new();
         let mut skipped = Vec::new();
         for n in nodes {
@@ -792,13 +794,26 @@ impl KubeProvider {
                 {
                     continue;
                 }
+                let ns = pod.metadata.namespace.clone().unwrap_or_default();
                 let why = if pod_mirror(&pod) {
-                    Some("mirror pod")
+                    Some("mirror pod".to_string())
+                } else if let Some(t) = taint {
+                    if tolerates(&pod, t) {
+                        Some("tolerates the taint".to_string())
+                    } else if let Err(e) = self.check_namespace(&ns, p) {
+                        return Err(refuse(format!(
+                            "the zone taint would make the cluster evict pod `{}`: {e}; or use `method: evict`, which skips it",
+                            pod_ref(&pod)
+                        )));
+                    } else {
+                        None
+                    }
                 } else if pod_daemonset(&pod) {
-                    Some("DaemonSet pod")
-                } else if pod.metadata.namespace.as_deref() == Some("kube-system") && !allow_system
-                {
-                    Some("kube-system (set allow_kube_system to evict it)")
+                    Some("DaemonSet pod".to_string())
+                } else if ns == "kube-system" && self.check_namespace(&ns, p).is_err() {
+                    Some("kube-system (set allow_kube_system to evict it)".to_string())
+                } else if self.check_namespace(&ns, p).is_err() {
+                    Some(format!("namespace `{ns}` is not in kubernetes.namespaces"))
                 } else {
                     None
                 };
@@ -894,7 +909,7 @@ impl KubeProvider {
 
     /// Cordon and drain nodes through the Eviction API.
     async fn drain(&self, action: &str, p: &Json, nodes: Vec<Node>) -> Result<Json, ProviderError> {
-        let (pods, skipped) = self.plan_drain(&nodes, p).await?;
+        let (pods, skipped) = self.plan_drain(&nodes, p, None).await?;
         self.require("patch", "nodes", None, None).await?;
         let mut namespaces: Vec<String> = pods
             .iter()
@@ -977,18 +992,20 @@ impl KubeProvider {
         }
     }
 
-    /// Zone loss by NoExecute taint: the cluster evicts what does not tolerate it.
-    async fn taint_zone(&self, p: &Json, nodes: Vec<Node>) -> Result<Json, ProviderError> {
-        self.require("patch", "nodes", None, None).await?;
-        let (pods, skipped) = self.plan_drain(&nodes, p).await?;
-        let taint = Taint {
+    pub(crate) fn zone_taint(p: &Json) -> Taint {
+        Taint {
             key: ZONE_LOSS_TAINT.into(),
             value: p_str(p, "zone").map(str::to_string),
             effect: "NoExecute".into(),
             time_added: None,
-        };
-        // Pods that tolerate the taint stay; the rest are the ones the cluster will evict.
-        let affected: Vec<&Pod> = pods.iter().filter(|pod| !tolerates(pod, &taint)).collect();
+        }
+    }
+
+    /// Zone loss by NoExecute taint: the cluster evicts what does not tolerate it.
+    async fn taint_zone(&self, p: &Json, nodes: Vec<Node>) -> Result<Json, ProviderError> {
+        let taint = Self::zone_taint(p);
+        let (affected, skipped) = self.plan_drain(&nodes, p, Some(&taint)).await?;
+        self.require("patch", "nodes", None, None).await?;
         let mut out = self.node_out(&nodes, p);
         out["method"] = json!("taint");
         out["pods"] = json!(
@@ -1449,7 +1466,7 @@ impl KubeProvider {
                 b.iter().map(|n| name_of(&n.metadata)).collect(),
             )
         };
-        let drain_text = |pods: &[Pod], skipped: &[(String, &'static str)]| -> String {
+        let drain_text = |pods: &[Pod], skipped: &[(String, String)]| -> String {
             let mut s = format!(
                 "; evict {} pod(s) through the Eviction API: {}",
                 pods.len(),
@@ -1528,19 +1545,11 @@ impl KubeProvider {
                 } else {
                     self.plan_nodes(p).await?
                 };
-                let (pods, skipped) = self.plan_drain(&nodes, p).await?;
-                if action == "k8s.drain_zone" && p_str(p, "method") == Some("taint") {
-                    let taint = Taint {
-                        key: ZONE_LOSS_TAINT.into(),
-                        value: None,
-                        effect: "NoExecute".into(),
-                        time_added: None,
-                    };
-                    let hit: Vec<String> = pods
-                        .iter()
-                        .filter(|x| !tolerates(x, &taint))
-                        .map(pod_ref)
-                        .collect();
+                let taint = (action == "k8s.drain_zone" && p_str(p, "method") == Some("taint"))
+                    .then(|| Self::zone_taint(p));
+                let (pods, skipped) = self.plan_drain(&nodes, p, taint.as_ref()).await?;
+                if taint.is_some() {
+                    let hit: Vec<String> = pods.iter().map(pod_ref).collect();
                     format!(
                         "taint {} node(s) `{ZONE_LOSS_TAINT}={}:NoExecute`: {}; the cluster then evicts {} pod(s): {}",
                         nodes.len(),

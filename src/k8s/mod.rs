@@ -374,3 +374,47 @@ impl Provider for KubeProvider {
         self.shared.drain()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(section: &str) -> Environment {
+        let src = format!(
+            "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {{name: k}}\nbackend: kubernetes\nkubernetes:\n{section}"
+        );
+        crate::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn connect_builds_a_client_without_contacting_the_server() {
+        // Nothing listens on port 1: connecting must still succeed (preflight finds out).
+        let e = env("  server: http://127.0.0.1:1\n  cluster: prod-east\n  max_pods: 3\n");
+        check_settings(&e).unwrap();
+        let k = connect(&e, &ConnectOptions::default()).await.unwrap();
+        assert_eq!(k.cluster(), "prod-east");
+        assert_eq!(k.settings().max_pods, Some(3));
+        assert_eq!(k.ep.server, "http://127.0.0.1:1");
+        assert!(k.supports("k8s.pod_kill") && k.supports("k8s.memory"));
+        assert!(!k.supports("db.cluster") && !k.supports("service.metrics"));
+        let e = k
+            .inject("db.cluster_failover", &serde_json::json!({}))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ProviderError::Unsupported { .. }));
+    }
+
+    #[tokio::test]
+    async fn connect_reports_settings_problems_as_located_diagnostics() {
+        let Err(d) = connect(
+            &env("  context: nope\n  kubeconfig: /nonexistent\n"),
+            &ConnectOptions::default(),
+        )
+        .await
+        else {
+            panic!("connected")
+        };
+        assert_eq!(d[0].path, "kubernetes.kubeconfig");
+        assert!(d[0].loc.is_some());
+    }
+}

@@ -160,7 +160,8 @@ impl KubeProvider {
             }
             "k8s.drain_zone" => {
                 let nodes = self.plan_zone(p).await?;
-                let (pods, _) = self.plan_drain(&nodes, p).await?;
+                let taint = (p_str(p, "method") == Some("taint")).then(|| Self::zone_taint(p));
+                let (pods, _) = self.plan_drain(&nodes, p, taint.as_ref()).await?;
                 self.require("patch", "nodes", None, None).await?;
                 if p_str(p, "method") != Some("taint") {
                     self.eviction_rights(&pods).await?;
@@ -172,7 +173,7 @@ impl KubeProvider {
             }
             "k8s.node_drain" => {
                 let nodes = self.plan_nodes(p).await?;
-                let (pods, _) = self.plan_drain(&nodes, p).await?;
+                let (pods, _) = self.plan_drain(&nodes, p, None).await?;
                 self.require("patch", "nodes", None, None).await?;
                 self.eviction_rights(&pods).await?;
             }
