@@ -95,5 +95,6 @@
 //!
 //! Every notable controller reaction is appended to [`model::Estate::log`] in plain English.
 
+pub mod kube_api;
 pub mod model;
 pub mod provider;

@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::{self, format as fmt};
 
+mod objects;
+pub use objects::{
+    Change, ChangeType, NamespaceObj, NodeObj, Obj, ObjKind, PdbObj, PodObj, WorkloadObj,
+};
+
 /// Fixed time an instance reboot without failover keeps the instance down.
 pub const DB_REBOOT_TIME: Duration = Duration::from_secs(20);
 
@@ -90,18 +95,23 @@ pub struct ClusterParams {
     pub deployments: Vec<DeploymentParams>,
 }
 
-/// A Deployment (its pods are spread across zones).
+/// A workload: a Deployment (pods spread across zones, the default), a StatefulSet (pods
+/// `name-0`, `name-1`, ... created in order) or a DaemonSet (one pod per node).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentParams {
-    /// Deployment name, e.g. `api`.
+    /// Workload name, e.g. `api`.
     pub name: String,
+    /// `deployment` (default), `statefulset` or `daemonset`.
+    #[serde(default, skip_serializing_if = "WorkloadKind::is_deployment")]
+    pub kind: WorkloadKind,
     /// Namespace, e.g. `web`.
     pub namespace: String,
     /// Pod labels (what kill selectors match).
     pub labels: BTreeMap<String, String>,
-    /// Desired replicas.
-    pub replicas: u32,
+    /// Desired replicas (deployments and statefulsets; a daemonset runs one pod per node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
     /// Time from scheduling to Ready.
     #[serde(with = "crate::duration::serde_human")]
     pub startup: Duration,
@@ -110,6 +120,78 @@ pub struct DeploymentParams {
     pub startup_jitter: Duration,
     /// Memory request of one pod in GiB.
     pub memory_gib: f64,
+    /// Pod termination grace period (`terminationGracePeriodSeconds`): a deleted pod stays
+    /// Terminating this long unless the delete gives its own.
+    #[serde(
+        default = "default_termination_grace",
+        skip_serializing_if = "is_default_termination_grace",
+        with = "crate::duration::serde_human"
+    )]
+    pub termination_grace: Duration,
+    /// A PodDisruptionBudget over the workload's pods (evictions honour it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pdb: Option<PdbParams>,
+}
+
+/// Kind of a workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    /// Replicas spread across zones; a ReplicaSet replaces deleted pods.
+    #[default]
+    Deployment,
+    /// Pods with stable names `name-<ordinal>`, created in order; a deleted pod is recreated
+    /// under the same name once it is gone.
+    StatefulSet,
+    /// One pod per node, tolerating every taint (drains skip it).
+    DaemonSet,
+}
+
+impl WorkloadKind {
+    fn is_deployment(&self) -> bool {
+        *self == WorkloadKind::Deployment
+    }
+
+    /// The Kubernetes kind, e.g. `StatefulSet`.
+    pub fn as_kind(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        }
+    }
+
+    /// Lower-case name as written in settings, e.g. `statefulset`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+            WorkloadKind::DaemonSet => "daemonset",
+        }
+    }
+}
+
+/// Kubernetes' default `terminationGracePeriodSeconds`.
+pub const DEFAULT_TERMINATION_GRACE: Duration = Duration::from_secs(30);
+
+fn default_termination_grace() -> Duration {
+    DEFAULT_TERMINATION_GRACE
+}
+
+fn is_default_termination_grace(d: &Duration) -> bool {
+    *d == DEFAULT_TERMINATION_GRACE
+}
+
+/// A PodDisruptionBudget: give exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PdbParams {
+    /// At most this many of the workload's pods may be unavailable (after an eviction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<u32>,
+    /// At least this many pods must stay Ready (after an eviction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_available: Option<u32>,
 }
 
 /// An Aurora-like database cluster, optionally the primary of a global database.
@@ -316,21 +398,57 @@ impl Default for SimParams {
             vec![
                 DeploymentParams {
                     name: s("api"),
+                    kind: WorkloadKind::Deployment,
                     namespace: s("web"),
                     labels: BTreeMap::from([(s("app"), s("api"))]),
-                    replicas: api_replicas,
+                    replicas: Some(api_replicas),
                     startup: secs(30),
                     startup_jitter: secs(10),
                     memory_gib: 2.0,
+                    termination_grace: DEFAULT_TERMINATION_GRACE,
+                    pdb: Some(PdbParams {
+                        max_unavailable: Some(1),
+                        min_available: None,
+                    }),
                 },
                 DeploymentParams {
                     name: s("worker"),
+                    kind: WorkloadKind::Deployment,
                     namespace: s("web"),
                     labels: BTreeMap::from([(s("app"), s("worker"))]),
-                    replicas: 3,
+                    replicas: Some(3),
                     startup: secs(20),
                     startup_jitter: secs(0),
                     memory_gib: 1.0,
+                    termination_grace: DEFAULT_TERMINATION_GRACE,
+                    pdb: None,
+                },
+                DeploymentParams {
+                    name: s("db"),
+                    kind: WorkloadKind::StatefulSet,
+                    namespace: s("data"),
+                    labels: BTreeMap::from([(s("app"), s("db"))]),
+                    replicas: Some(3),
+                    startup: secs(15),
+                    startup_jitter: secs(0),
+                    memory_gib: 2.0,
+                    termination_grace: secs(60),
+                    pdb: Some(PdbParams {
+                        max_unavailable: None,
+                        min_available: Some(2),
+                    }),
+                },
+                DeploymentParams {
+                    name: s("node-exporter"),
+                    kind: WorkloadKind::DaemonSet,
+                    namespace: s("kube-system"),
+                    labels: BTreeMap::from([(s("app"), s("node-exporter"))]),
+                    replicas: None,
+                    startup: secs(5),
+                    startup_jitter: secs(0),
+                    memory_gib: 0.25,
+                    termination_grace: DEFAULT_TERMINATION_GRACE,
+                    pdb: None,
                 },
             ]
         };
@@ -661,8 +779,41 @@ impl SimParams {
                         "give at least one label, e.g. `app: api`",
                     );
                 }
-                if d.replicas > 10_000 {
-                    p.push(format_args!("{dp}.replicas"), "absurd; use at most 10000");
+                match (d.kind, d.replicas) {
+                    (WorkloadKind::DaemonSet, Some(_)) => p.push(
+                        format_args!("{dp}.replicas"),
+                        "a daemonset runs one pod per node; remove `replicas`",
+                    ),
+                    (WorkloadKind::DaemonSet, None) => {}
+                    (k, None) => p.push(
+                        format_args!("{dp}.replicas"),
+                        format_args!("a {} needs `replicas`, e.g. `replicas: 3`", k.as_str()),
+                    ),
+                    (_, Some(r)) if r > 10_000 => {
+                        p.push(format_args!("{dp}.replicas"), "absurd; use at most 10000")
+                    }
+                    _ => {}
+                }
+                p.duration(
+                    &format!("{dp}.termination_grace"),
+                    d.termination_grace,
+                    false,
+                    ONE_HOUR,
+                );
+                if let Some(b) = &d.pdb {
+                    match (b.max_unavailable, b.min_available) {
+                        (Some(_), Some(_)) | (None, None) => p.push(
+                            format_args!("{dp}.pdb"),
+                            "give exactly one of `max_unavailable` or `min_available`",
+                        ),
+                        _ => {}
+                    }
+                    if d.kind == WorkloadKind::DaemonSet {
+                        p.push(
+                            format_args!("{dp}.pdb"),
+                            "drains skip daemonset pods, so a budget on them means nothing; remove it",
+                        );
+                    }
                 }
                 p.duration(&format!("{dp}.startup"), d.startup, false, ONE_HOUR);
                 if d.startup_jitter > d.startup {
@@ -1008,6 +1159,20 @@ pub enum SimError {
     /// The action is not possible in the current state; the message says why and what to do.
     #[error("{0}")]
     Refused(String),
+    /// An eviction a PodDisruptionBudget does not allow now (the API's 429).
+    #[error(
+        "cannot evict pod {namespace}/{pod}: it would violate PodDisruptionBudget `{pdb}` ({message})"
+    )]
+    Budget {
+        /// Namespace.
+        namespace: String,
+        /// Pod.
+        pod: String,
+        /// The budget.
+        pdb: String,
+        /// `The disruption budget api needs 5 healthy pods and has 5 currently`.
+        message: String,
+    },
 }
 
 /// How many of the matching pods a kill deletes.
@@ -1021,6 +1186,8 @@ pub enum KillMode {
     Fixed(u32),
     /// This percentage, rounded up (1..=100).
     FixedPercent(u32),
+    /// A random count from 1 to this percentage (rounded up, 1..=100).
+    RandomMaxPercent(u32),
 }
 
 /// Which side of a failover record to answer.
@@ -1064,34 +1231,82 @@ pub struct ServiceView {
     pub database: String,
 }
 
-/// Pods of the deployments matching a selector.
+/// Pods matching a selector, as the Kubernetes API shows them (see [`summarize_pods`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PodsView {
-    /// Desired replicas.
+    /// Desired pods of the workloads the selector matches (their replica counts).
     pub desired: u32,
-    /// Ready pods on Ready nodes.
+    /// Matching pods, not counting Terminating ones.
+    pub total: u32,
+    /// Pods whose Ready condition is true (not on a node marked NotReady, not Terminating).
     pub ready: u32,
     /// Pods scheduled and starting.
     pub starting: u32,
-    /// Pods waiting for capacity.
+    /// Pods not scheduled (waiting for capacity).
     pub pending: u32,
-    /// Pods stuck on NotReady nodes (not yet evicted).
+    /// Pods being deleted (grace period running, or stuck on a node that is down).
+    pub terminating: u32,
+    /// Live pods on nodes the node controller marked NotReady (not yet evicted).
     pub unreachable: u32,
     /// ready / desired (1 when desired is 0).
     pub ready_ratio: f64,
-    /// Replacement pods created (for killed, drained or evicted pods).
+    /// ready_ratio × 100.
+    pub ready_percent: f64,
+    /// Container restarts of the matching pods plus replacement pods their controllers created
+    /// for disrupted ones.
     pub restarts: u64,
 }
 
-/// Nodes of a cluster (optionally one zone).
+/// Summarize pods (and the workloads owning them) into a [`PodsView`]; `replacements` adds the
+/// controllers' replacement count to `restarts`.
+pub fn summarize_pods(pods: &[&PodObj], desired: u32, replacements: u64) -> PodsView {
+    let mut v = PodsView {
+        desired,
+        total: 0,
+        ready: 0,
+        starting: 0,
+        pending: 0,
+        terminating: 0,
+        unreachable: 0,
+        ready_ratio: 1.0,
+        ready_percent: 100.0,
+        restarts: replacements,
+    };
+    for p in pods {
+        v.restarts += u64::from(p.restarts);
+        if p.deletion.is_some() {
+            v.terminating += 1;
+            continue;
+        }
+        v.total += 1;
+        if p.node.is_none() {
+            v.pending += 1;
+        } else if p.ready {
+            v.ready += 1;
+        } else if p.unreachable {
+            v.unreachable += 1;
+        } else {
+            v.starting += 1;
+        }
+    }
+    if desired > 0 {
+        v.ready_ratio = f64::from(v.ready) / f64::from(desired);
+        v.ready_percent = v.ready_ratio * 100.0;
+    }
+    v
+}
+
+/// Nodes of a cluster (optionally one zone), as the API shows them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodesView {
-    /// Ready nodes.
+    /// Nodes whose Ready condition is True (a dead node counts until the node controller marks it).
     pub ready: u32,
     /// All nodes.
     pub total: u32,
-    /// Ready and not cordoned.
+    /// Ready, not cordoned and without a NoSchedule/NoExecute taint.
     pub schedulable: u32,
+    /// ready / total (1 when there are none).
+    pub ready_ratio: f64,
 }
 
 /// A database cluster.
@@ -1178,6 +1393,8 @@ fn secs_f(d: Duration) -> f64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Event {
     PodReady(u64),
+    /// A terminating pod's grace period ended.
+    PodGone(u64),
     Reconcile(usize),
     NodesNoticed {
         cluster: usize,
@@ -1241,16 +1458,89 @@ struct Node {
     name: String,
     zone: String,
     schedulable: bool,
+    taints: Vec<Taint>,
+    /// Since when the node controller has marked the node NotReady (condition Unknown).
+    not_ready_since: Option<Duration>,
+}
+
+/// Effect of a node taint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TaintEffect {
+    /// New pods that do not tolerate it are not scheduled on the node.
+    NoSchedule,
+    /// The scheduler avoids the node when it can.
+    PreferNoSchedule,
+    /// As NoSchedule, and pods already there that do not tolerate it are evicted.
+    NoExecute,
+}
+
+impl TaintEffect {
+    /// The API's spelling, e.g. `NoExecute`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaintEffect::NoSchedule => "NoSchedule",
+            TaintEffect::PreferNoSchedule => "PreferNoSchedule",
+            TaintEffect::NoExecute => "NoExecute",
+        }
+    }
+
+    /// Parse the API's spelling.
+    pub fn parse(s: &str) -> Option<TaintEffect> {
+        match s {
+            "NoSchedule" => Some(TaintEffect::NoSchedule),
+            "PreferNoSchedule" => Some(TaintEffect::PreferNoSchedule),
+            "NoExecute" => Some(TaintEffect::NoExecute),
+            _ => None,
+        }
+    }
+}
+
+/// A node taint. Only DaemonSet pods tolerate taints (they tolerate every one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Taint {
+    /// Key, e.g. `chaos.firedrill.dev/zone-loss`.
+    pub key: String,
+    /// Optional value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Effect.
+    pub effect: TaintEffect,
+    /// When it was added (NoExecute taints only, as the API records it).
+    #[serde(default, skip)]
+    pub added: Option<Duration>,
+}
+
+/// Taint key the node controller puts on nodes it has marked NotReady (unreachable).
+pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
+
+/// A pod deleted through a disruption (kill, eviction, drain, taint, node loss), remembered until
+/// its controller has created the replacement.
+#[derive(Debug, Clone)]
+struct Lost {
+    pod: String,
+    node: Option<String>,
+    at: Duration,
 }
 
 #[derive(Debug, Clone)]
 struct Deployment {
     cluster: usize,
     p: DeploymentParams,
+    /// Desired replicas (deployments and statefulsets).
     replicas: u32,
+    /// Replacement pods created for disrupted ones.
     restarts: u64,
-    /// Deleted pods the ReplicaSet still has to replace (counted as restarts when created).
-    owed: u32,
+    /// Disrupted pods not yet replaced, oldest first.
+    lost: Vec<Lost>,
+    /// `metadata.generation`: bumped by every spec change (scale, restart).
+    generation: u64,
+    /// Pod template revision (rollout restarts bump it; pods carry its hash).
+    revision: u64,
+    /// Annotations of the pod template (`kubectl rollout restart` sets
+    /// `kubectl.kubernetes.io/restartedAt`); changing them rolls the pods.
+    template_annotations: BTreeMap<String, String>,
+    /// A rolling restart is in progress.
+    rolling: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1260,13 +1550,72 @@ enum Phase {
     Ready,
 }
 
+/// Why pods are deleted: only disruptions are replaced "as recovery" (counted as restarts and
+/// timed as pod recoveries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    Disruption,
+    ScaleDown,
+    Rollout,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Deleting {
+    since: Duration,
+    grace: Duration,
+    /// When the pod is gone; `None` while its node is down (the kubelet cannot confirm).
+    gone_at: Option<Duration>,
+}
+
 #[derive(Debug, Clone)]
 struct Pod {
     name: String,
     dep: usize,
     node: Option<usize>,
+    /// DaemonSet pods run on this node only.
+    pin: Option<usize>,
+    /// StatefulSet ordinal.
+    ordinal: Option<u32>,
     phase: Phase,
     startup: Duration,
+    created: Duration,
+    scheduled: Option<Duration>,
+    /// When the pod (last) became Ready.
+    ready_at: Option<Duration>,
+    /// When its containers will be Ready (a stale PodReady event is ignored).
+    ready_due: Option<Duration>,
+    /// Container restarts (a node that comes back restarts its pods' containers).
+    container_restarts: u32,
+    /// Template revision the pod was created from.
+    revision: u64,
+    deleting: Option<Deleting>,
+    /// The disrupted pod this one replaces.
+    replaces: Option<Lost>,
+}
+
+/// One replaced pod's recovery: when its replacement was scheduled and Ready.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodRecovery {
+    /// Cluster.
+    pub cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The disrupted pod.
+    pub pod: String,
+    /// Node it ran on.
+    pub node: Option<String>,
+    /// Owning workload, `deployment/api`-style.
+    pub owner: String,
+    /// The replacement pod.
+    pub replacement: String,
+    /// Node the replacement runs on.
+    pub replacement_node: Option<String>,
+    /// When the pod was deleted / evicted (estate time).
+    pub killed_at: Duration,
+    /// When the replacement was scheduled (estate time).
+    pub scheduled_at: Duration,
+    /// When the replacement became Ready (estate time).
+    pub ready_at: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1385,6 +1734,10 @@ pub struct Estate {
     deployments: Vec<Deployment>,
     pods: BTreeMap<u64, Pod>,
     next_pod: u64,
+    /// Replaced pods' recovery timings, in the order replacements became Ready.
+    recoveries: Vec<PodRecovery>,
+    /// The Kubernetes objects as last published, and their change feed.
+    feed: objects::Feed,
     dbs: Vec<DbCluster>,
     globals: Vec<Global>,
     dns: Vec<DnsState>,
@@ -1392,16 +1745,32 @@ pub struct Estate {
     alerts: Vec<AlertState>,
 }
 
-fn pod_suffix(id: u64) -> String {
+/// `n` characters of Kubernetes' "safe" alphabet derived from `seed` (name suffixes, hashes).
+fn safe_chars(seed: u64, n: usize) -> String {
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut h = SplitMix64(id ^ 0x5EED_F00D).next_u64();
-    (0..5)
-        .map(|_| {
+    let mut g = SplitMix64(seed);
+    let mut h = g.next_u64();
+    (0..n)
+        .map(|i| {
+            if i == 8 {
+                h = g.next_u64();
+            }
             let c = CHARS[(h % CHARS.len() as u64) as usize] as char;
             h /= CHARS.len() as u64;
             c
         })
         .collect()
+}
+
+fn pod_suffix(id: u64) -> String {
+    safe_chars(id ^ 0x5EED_F00D, 5)
+}
+
+/// FNV-1a of a string (stable across runs and platforms).
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 fn render_selector(sel: &BTreeMap<String, String>) -> String {
@@ -1438,6 +1807,8 @@ impl Estate {
             deployments: Vec::new(),
             pods: BTreeMap::new(),
             next_pod: 0,
+            recoveries: Vec::new(),
+            feed: objects::Feed::default(),
             dbs: Vec::new(),
             globals: Vec::new(),
             dns: Vec::new(),
@@ -1458,6 +1829,8 @@ impl Estate {
                         name: format!("{z}-{n}"),
                         zone: z.clone(),
                         schedulable: true,
+                        taints: Vec::new(),
+                        not_ready_since: None,
                     });
                 }
             }
@@ -1465,20 +1838,42 @@ impl Estate {
                 e.deployments.push(Deployment {
                     cluster: ci,
                     p: d.clone(),
-                    replicas: d.replicas,
+                    replicas: d.replicas.unwrap_or(0),
                     restarts: 0,
-                    owed: 0,
+                    lost: Vec::new(),
+                    generation: 1,
+                    revision: 1,
+                    template_annotations: BTreeMap::new(),
+                    rolling: false,
                 });
             }
         }
-        // Initial pods: already Ready at time 0.
-        for di in 0..e.deployments.len() {
-            for _ in 0..e.deployments[di].replicas {
-                let id = e.create_pod(di, false);
+        // Initial pods: already Ready at time 0. Deployments first (in order), so the seeded
+        // start-up jitter draws do not depend on the other workloads.
+        let order: Vec<usize> = (0..e.deployments.len())
+            .filter(|&d| e.kind(d) == WorkloadKind::Deployment)
+            .chain((0..e.deployments.len()).filter(|&d| e.kind(d) != WorkloadKind::Deployment))
+            .collect();
+        for di in order {
+            let ids: Vec<u64> = match e.kind(di) {
+                WorkloadKind::Deployment => (0..e.deployments[di].replicas)
+                    .map(|_| e.create_pod(di, false))
+                    .collect(),
+                WorkloadKind::StatefulSet => (0..e.deployments[di].replicas)
+                    .map(|o| e.new_pod(di, Some(o), None))
+                    .collect(),
+                WorkloadKind::DaemonSet => e
+                    .cluster_nodes(e.deployments[di].cluster)
+                    .into_iter()
+                    .map(|n| e.new_pod(di, None, Some(n)))
+                    .collect(),
+            };
+            for id in ids {
                 if let Some(p) = e.pods.get_mut(&id)
                     && p.phase == Phase::Starting
                 {
                     p.phase = Phase::Ready;
+                    p.ready_at = Some(Duration::ZERO);
                 }
             }
         }
@@ -1730,6 +2125,39 @@ impl Estate {
         }
     }
 
+    fn node_index(&self, ci: usize, name: &str) -> Result<usize, SimError> {
+        self.nodes
+            .iter()
+            .position(|n| n.cluster == ci && n.name == name)
+            .ok_or_else(|| {
+                let valid = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.cluster == ci)
+                    .map(|n| n.name.clone())
+                    .collect();
+                Self::unknown("node", name, valid)
+            })
+    }
+
+    fn pod_id(&self, ci: usize, namespace: &str, name: &str) -> Result<u64, SimError> {
+        self.pods
+            .iter()
+            .find(|(_, p)| {
+                let d = &self.deployments[p.dep];
+                d.cluster == ci && d.p.namespace == namespace && p.name == name
+            })
+            .map(|(id, _)| *id)
+            .ok_or_else(|| SimError::Unknown {
+                kind: "pod",
+                name: format!("{namespace}/{name}"),
+                valid: format!(
+                    "list them with `kubectl get pods -n {namespace}` (cluster `{}`)",
+                    self.cluster_p(ci).name
+                ),
+            })
+    }
+
     fn cluster_zone(&self, cluster: &str, zone: &str) -> Result<usize, SimError> {
         let ci = self.cluster_index(cluster)?;
         let region = &self.params.kubernetes[ci].region;
@@ -1762,15 +2190,45 @@ impl Estate {
 
     // ----- pods ------------------------------------------------------------
 
+    fn kind(&self, dep: usize) -> WorkloadKind {
+        self.deployments[dep].p.kind
+    }
+
+    fn cluster_nodes(&self, ci: usize) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].cluster == ci)
+            .collect()
+    }
+
+    /// Pods bound to a node (Terminating ones hold their slot until they are gone).
     fn pods_on(&self, node: usize) -> usize {
         self.pods.values().filter(|p| p.node == Some(node)).count()
+    }
+
+    /// Whether the node's taints or cordon keep new pods of `dep` off it. DaemonSet pods
+    /// tolerate everything.
+    fn repels(&self, dep: usize, n: usize) -> bool {
+        if self.kind(dep) == WorkloadKind::DaemonSet {
+            return false;
+        }
+        let node = &self.nodes[n];
+        !node.schedulable
+            || node
+                .taints
+                .iter()
+                .any(|t| t.effect != TaintEffect::PreferNoSchedule)
     }
 
     fn pick_node(&self, dep: usize) -> Option<usize> {
         let ci = self.deployments[dep].cluster;
         let cap = self.cluster_p(ci).pods_per_node as usize;
+        // Spread counts the workload's live pods (terminating ones are leaving).
         let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
-        for p in self.pods.values().filter(|p| p.dep == dep) {
+        for p in self
+            .pods
+            .values()
+            .filter(|p| p.dep == dep && p.deleting.is_none())
+        {
             if let Some(n) = p.node {
                 *per_zone.entry(self.nodes[n].zone.as_str()).or_default() += 1;
             }
@@ -1778,12 +2236,17 @@ impl Estate {
         (0..self.nodes.len())
             .filter(|&n| {
                 self.nodes[n].cluster == ci
-                    && self.nodes[n].schedulable
+                    && !self.repels(dep, n)
                     && self.node_ready(n)
                     && self.pods_on(n) < cap
             })
             .min_by_key(|&n| {
+                let avoid = self.nodes[n]
+                    .taints
+                    .iter()
+                    .any(|t| t.effect == TaintEffect::PreferNoSchedule);
                 (
+                    avoid,
                     per_zone
                         .get(self.nodes[n].zone.as_str())
                         .copied()
@@ -1804,22 +2267,15 @@ impl Estate {
         dms((base + offset).saturating_sub(j))
     }
 
-    /// Create a pod for `dep`, scheduling it if possible. Returns its id.
+    /// Hash of a workload's current pod template (`pod-template-hash`).
+    fn template_hash(&self, dep: usize) -> String {
+        self.revision_hash(dep, self.deployments[dep].revision)
+    }
+
+    /// Create a Deployment pod, scheduling it if possible. Returns its id.
     fn create_pod(&mut self, dep: usize, log: bool) -> u64 {
-        self.next_pod += 1;
-        let id = self.next_pod;
-        let name = format!("{}-{}", self.deployments[dep].p.name, pod_suffix(id));
-        self.pods.insert(
-            id,
-            Pod {
-                name,
-                dep,
-                node: None,
-                phase: Phase::Pending,
-                startup: Duration::ZERO,
-            },
-        );
-        if !self.try_place(id) && log {
+        let id = self.new_pod(dep, None, None);
+        if log && self.pods[&id].phase == Phase::Pending {
             let cname = self.cluster_p(self.deployments[dep].cluster).name.clone();
             let pname = self.pods[&id].name.clone();
             self.note(
@@ -1830,17 +2286,69 @@ impl Estate {
         id
     }
 
+    /// Create a pod of any workload kind (`ordinal` for StatefulSets, `pin` for DaemonSets).
+    fn new_pod(&mut self, dep: usize, ordinal: Option<u32>, pin: Option<usize>) -> u64 {
+        self.next_pod += 1;
+        let id = self.next_pod;
+        let d = &self.deployments[dep];
+        let name = match (d.p.kind, ordinal) {
+            (WorkloadKind::StatefulSet, Some(o)) => format!("{}-{o}", d.p.name),
+            (WorkloadKind::Deployment, _) => {
+                format!(
+                    "{}-{}-{}",
+                    d.p.name,
+                    self.template_hash(dep),
+                    pod_suffix(id)
+                )
+            }
+            _ => format!("{}-{}", d.p.name, pod_suffix(id)),
+        };
+        let revision = d.revision;
+        self.pods.insert(
+            id,
+            Pod {
+                name,
+                dep,
+                node: None,
+                pin,
+                ordinal,
+                phase: Phase::Pending,
+                startup: Duration::ZERO,
+                created: self.now,
+                scheduled: None,
+                ready_at: None,
+                ready_due: None,
+                container_restarts: 0,
+                revision,
+                deleting: None,
+                replaces: None,
+            },
+        );
+        self.try_place(id);
+        id
+    }
+
     fn try_place(&mut self, id: u64) -> bool {
-        let dep = self.pods[&id].dep;
-        let Some(node) = self.pick_node(dep) else {
+        let (dep, pin) = (self.pods[&id].dep, self.pods[&id].pin);
+        let node = match pin {
+            Some(n) => {
+                let cap = self.cluster_p(self.nodes[n].cluster).pods_per_node as usize;
+                (self.node_ready(n) && self.pods_on(n) < cap).then_some(n)
+            }
+            None => self.pick_node(dep),
+        };
+        let Some(node) = node else {
             return false;
         };
         let startup = self.jittered_startup(dep);
         let at = self.now + startup;
+        let now = self.now;
         if let Some(p) = self.pods.get_mut(&id) {
             p.node = Some(node);
             p.phase = Phase::Starting;
             p.startup = startup;
+            p.scheduled = Some(now);
+            p.ready_due = Some(at);
         }
         self.schedule(at, Event::PodReady(id));
         true
@@ -1850,7 +2358,11 @@ impl Estate {
         let pending: Vec<u64> = self
             .pods
             .iter()
-            .filter(|(_, p)| p.phase == Phase::Pending && self.deployments[p.dep].cluster == ci)
+            .filter(|(_, p)| {
+                p.phase == Phase::Pending
+                    && p.deleting.is_none()
+                    && self.deployments[p.dep].cluster == ci
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in pending {
@@ -1867,71 +2379,281 @@ impl Estate {
         }
     }
 
-    /// Delete pods; their ReplicaSets replace them after `reschedule_delay`.
-    fn delete_pods(&mut self, ids: &[u64]) -> Vec<String> {
+    /// Delete pods. Each stays Terminating for its grace period (`grace`, else the workload's
+    /// `termination_grace`; 0 or an unscheduled pod: gone at once; on a node that is down: until
+    /// the node is back). A Deployment's ReplicaSet creates replacements after `reschedule_delay`
+    /// (Terminating pods do not count); StatefulSet and DaemonSet pods are recreated once gone.
+    /// Returns the names of the pods newly deleted (already Terminating ones are not counted, but
+    /// a shorter grace shortens their termination).
+    fn delete_pods(&mut self, ids: &[u64], grace: Option<Duration>, why: Why) -> Vec<String> {
         let mut names = Vec::new();
         let mut deps = Vec::new();
-        for id in ids {
-            if let Some(p) = self.pods.remove(id) {
-                names.push(p.name);
-                self.deployments[p.dep].owed += 1;
-                if !deps.contains(&p.dep) {
-                    deps.push(p.dep);
+        for &id in ids {
+            let Some(p) = self.pods.get(&id) else {
+                continue;
+            };
+            let dep = p.dep;
+            let g = grace.unwrap_or(self.deployments[dep].p.termination_grace);
+            let node_up = p.node.is_some_and(|n| self.node_ready(n));
+            if let Some(d) = p.deleting {
+                if node_up && d.gone_at.is_some_and(|at| self.now + g < at) {
+                    if g.is_zero() {
+                        self.pod_gone(id);
+                    } else {
+                        let at = self.now + g;
+                        if let Some(p) = self.pods.get_mut(&id)
+                            && let Some(d) = p.deleting.as_mut()
+                        {
+                            d.gone_at = Some(at);
+                        }
+                        self.schedule(at, Event::PodGone(id));
+                    }
                 }
+                continue;
+            }
+            names.push(p.name.clone());
+            if why == Why::Disruption {
+                let lost = Lost {
+                    pod: p.name.clone(),
+                    node: p.node.map(|n| self.nodes[n].name.clone()),
+                    at: self.now,
+                };
+                self.deployments[dep].lost.push(lost);
+            }
+            if !deps.contains(&dep) {
+                deps.push(dep);
+            }
+            if p.node.is_none() || g.is_zero() {
+                self.pod_gone(id);
+                continue;
+            }
+            let gone_at = node_up.then_some(self.now + g);
+            let now = self.now;
+            if let Some(p) = self.pods.get_mut(&id) {
+                p.deleting = Some(Deleting {
+                    since: now,
+                    grace: g,
+                    gone_at,
+                });
+            }
+            if let Some(at) = gone_at {
+                self.schedule(at, Event::PodGone(id));
             }
         }
         for dep in deps {
-            let delay = self
-                .cluster_p(self.deployments[dep].cluster)
-                .reschedule_delay;
-            self.schedule(self.now + delay, Event::Reconcile(dep));
+            if self.kind(dep) == WorkloadKind::Deployment {
+                let delay = self
+                    .cluster_p(self.deployments[dep].cluster)
+                    .reschedule_delay;
+                self.schedule(self.now + delay, Event::Reconcile(dep));
+            }
         }
         names
     }
 
-    fn reconcile(&mut self, dep: usize) {
-        let have = self.pods.values().filter(|p| p.dep == dep).count() as u32;
-        let want = self.deployments[dep].replicas;
-        let ci = self.deployments[dep].cluster;
-        if have < want {
-            let n = want - have;
-            let replacements = n.min(self.deployments[dep].owed);
-            self.deployments[dep].owed -= replacements;
-            self.deployments[dep].restarts += u64::from(replacements);
-            let mut pending = 0;
-            for _ in 0..n {
-                let id = self.create_pod(dep, false);
-                if self.pods[&id].phase == Phase::Pending {
-                    pending += 1;
-                }
-            }
-            let cname = self.cluster_p(ci).name.clone();
-            let d = &self.deployments[dep].p;
-            let mut msg = format!(
-                "deployment {}/{}: ReplicaSet created {n} pod(s) ({replacements} replacement(s))",
-                d.namespace, d.name
-            );
-            if pending > 0 {
-                msg.push_str(&format!(
-                    ", {pending} Pending: no schedulable node with a free slot (pods_per_node {})",
-                    self.cluster_p(ci).pods_per_node
-                ));
-            }
-            self.note(format!("k8s {cname}"), msg);
-        } else {
-            self.deployments[dep].owed = 0;
+    /// A pod is gone from the API; StatefulSets and DaemonSets recreate theirs after
+    /// `reschedule_delay`, and capacity it held goes to Pending pods.
+    fn pod_gone(&mut self, id: u64) {
+        let Some(p) = self.pods.remove(&id) else {
+            return;
+        };
+        let ci = self.deployments[p.dep].cluster;
+        if self.kind(p.dep) != WorkloadKind::Deployment {
+            let delay = self.cluster_p(ci).reschedule_delay;
+            self.schedule(self.now + delay, Event::Reconcile(p.dep));
+        }
+        if p.node.is_some() {
+            self.schedule_pending(ci);
+        }
+        if self.deployments[p.dep].rolling {
+            self.rollout_step(p.dep);
         }
     }
 
+    /// The replacement record for a new pod of `dep` (matching a StatefulSet pod by name and a
+    /// DaemonSet pod by node; Deployments take the oldest).
+    fn take_lost(&mut self, dep: usize, id: u64) -> Option<Lost> {
+        let d = &self.deployments[dep];
+        let p = &self.pods[&id];
+        let pos = match d.p.kind {
+            WorkloadKind::Deployment => (!d.lost.is_empty()).then_some(0),
+            WorkloadKind::StatefulSet => d.lost.iter().position(|l| l.pod == p.name),
+            WorkloadKind::DaemonSet => {
+                let node = p.pin.map(|n| self.nodes[n].name.clone());
+                d.lost.iter().position(|l| l.node == node)
+            }
+        }?;
+        Some(self.deployments[dep].lost.remove(pos))
+    }
+
+    fn reconcile(&mut self, dep: usize) {
+        let ci = self.deployments[dep].cluster;
+        let live = |e: &Estate| {
+            e.pods
+                .values()
+                .filter(|p| p.dep == dep && p.deleting.is_none())
+                .count() as u32
+        };
+        let created: Vec<u64> = match self.kind(dep) {
+            WorkloadKind::Deployment => {
+                let (have, want) = (live(self), self.deployments[dep].replicas);
+                if have >= want {
+                    self.deployments[dep].lost.clear();
+                    Vec::new()
+                } else {
+                    (0..want - have)
+                        .map(|_| self.create_pod(dep, false))
+                        .collect()
+                }
+            }
+            WorkloadKind::StatefulSet => {
+                // OrderedReady: the lowest missing ordinal, once every lower one is Ready.
+                let want = self.deployments[dep].replicas;
+                let mut next = None;
+                for o in 0..want {
+                    match self
+                        .pods
+                        .values()
+                        .find(|p| p.dep == dep && p.ordinal == Some(o))
+                    {
+                        Some(p) if p.phase == Phase::Ready && p.deleting.is_none() => continue,
+                        Some(_) => break,
+                        None => {
+                            next = Some(o);
+                            break;
+                        }
+                    }
+                }
+                next.map(|o| self.new_pod(dep, Some(o), None))
+                    .into_iter()
+                    .collect()
+            }
+            WorkloadKind::DaemonSet => {
+                let missing: Vec<usize> = self
+                    .cluster_nodes(ci)
+                    .into_iter()
+                    .filter(|&n| !self.pods.values().any(|p| p.dep == dep && p.pin == Some(n)))
+                    .collect();
+                missing
+                    .into_iter()
+                    .map(|n| self.new_pod(dep, None, Some(n)))
+                    .collect()
+            }
+        };
+        if created.is_empty() {
+            return;
+        }
+        let mut replacements = 0;
+        let mut pending = 0;
+        for &id in &created {
+            if let Some(l) = self.take_lost(dep, id) {
+                replacements += 1;
+                if let Some(p) = self.pods.get_mut(&id) {
+                    p.replaces = Some(l);
+                }
+            }
+            if self.pods[&id].phase == Phase::Pending {
+                pending += 1;
+            }
+        }
+        self.deployments[dep].restarts += replacements;
+        let n = created.len();
+        let cname = self.cluster_p(ci).name.clone();
+        let d = &self.deployments[dep].p;
+        let mut msg = match d.kind {
+            WorkloadKind::Deployment => format!(
+                "deployment {}/{}: ReplicaSet created {n} pod(s) ({replacements} replacement(s))",
+                d.namespace, d.name
+            ),
+            k => format!(
+                "{} {}/{}: created pod(s) {}",
+                k.as_str(),
+                d.namespace,
+                d.name,
+                created
+                    .iter()
+                    .map(|id| self.pods[id].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        if pending > 0 {
+            msg.push_str(&format!(
+                ", {pending} Pending: no schedulable node with a free slot (pods_per_node {})",
+                self.cluster_p(ci).pods_per_node
+            ));
+        }
+        self.note(format!("k8s {cname}"), msg);
+    }
+
+    /// A rolling restart's next move: once every replica exists and is Ready (and nothing is
+    /// terminating), delete the next pod of an old revision (one at a time: maxUnavailable 1,
+    /// no surge); the controller recreates it from the new template.
+    fn rollout_step(&mut self, dep: usize) {
+        let d = &self.deployments[dep];
+        let (rev, kind) = (d.revision, d.p.kind);
+        let want = match kind {
+            WorkloadKind::DaemonSet => self.cluster_nodes(d.cluster).len() as u32,
+            _ => d.replicas,
+        };
+        let pods: Vec<(&u64, &Pod)> = self.pods.iter().filter(|(_, p)| p.dep == dep).collect();
+        let busy = pods.len() as u32 != want
+            || pods
+                .iter()
+                .any(|(_, p)| p.deleting.is_some() || p.phase != Phase::Ready);
+        let old: Vec<(u64, Option<u32>)> = pods
+            .iter()
+            .filter(|(_, p)| p.revision != rev)
+            .map(|(id, p)| (**id, p.ordinal))
+            .collect();
+        if old.is_empty() {
+            if !busy {
+                self.deployments[dep].rolling = false;
+                let cname = self.cluster_p(self.deployments[dep].cluster).name.clone();
+                let d = &self.deployments[dep].p;
+                let msg = format!(
+                    "{} {}/{}: rollout restart complete",
+                    d.kind.as_str(),
+                    d.namespace,
+                    d.name
+                );
+                self.note(format!("k8s {cname}"), msg);
+            }
+            return;
+        }
+        if busy {
+            return;
+        }
+        // StatefulSets update from the highest ordinal down; others oldest first.
+        let next = match kind {
+            WorkloadKind::StatefulSet => old.iter().max_by_key(|(_, o)| *o).map(|(id, _)| *id),
+            _ => old.first().map(|(id, _)| *id),
+        };
+        if let Some(id) = next {
+            self.delete_pods(&[id], None, Why::Rollout);
+        }
+    }
+
+    /// Pods that serve: Ready, not terminating, on a node that is up.
     fn ready_pods(&self, dep: usize) -> u32 {
         self.pods
             .values()
             .filter(|p| {
                 p.dep == dep
                     && p.phase == Phase::Ready
+                    && p.deleting.is_none()
                     && p.node.is_some_and(|n| self.node_ready(n))
             })
             .count() as u32
+    }
+
+    /// The API's view of a pod's Ready condition: Ready, not terminating, and its node not
+    /// marked NotReady by the node controller (which lags a dead node by `node_failure_detection`).
+    fn pod_ready_condition(&self, p: &Pod) -> bool {
+        p.phase == Phase::Ready
+            && p.deleting.is_none()
+            && p.node
+                .is_some_and(|n| self.nodes[n].not_ready_since.is_none())
     }
 
     // ----- database --------------------------------------------------------
@@ -2272,6 +2994,7 @@ impl Estate {
                 }
             }
         }
+        self.publish();
     }
 }
 
@@ -2283,16 +3006,19 @@ impl Estate {
     fn handle(&mut self, event: Event) {
         match event {
             Event::PodReady(id) => {
+                let now = self.now;
                 let Some(p) = self.pods.get_mut(&id) else {
                     return;
                 };
-                if p.phase != Phase::Starting {
+                if p.phase != Phase::Starting || p.deleting.is_some() || p.ready_due != Some(now) {
                     return;
                 }
                 p.phase = Phase::Ready;
+                p.ready_at = Some(now);
                 let (name, node, startup, dep) = (p.name.clone(), p.node, p.startup, p.dep);
                 let node = node.expect("starting pods have a node");
-                let cname = self.cluster_p(self.deployments[dep].cluster).name.clone();
+                let ci = self.deployments[dep].cluster;
+                let cname = self.cluster_p(ci).name.clone();
                 let mut msg = format!(
                     "pod {name} Ready on node {} (startup {})",
                     self.nodes[node].name,
@@ -2302,6 +3028,51 @@ impl Estate {
                     msg.push_str(", but its node is NotReady");
                 }
                 self.note(format!("k8s {cname}"), msg);
+                let p = &self.pods[&id];
+                if let Some(l) = p.replaces.clone() {
+                    let d = &self.deployments[dep].p;
+                    self.recoveries.push(PodRecovery {
+                        cluster: cname,
+                        namespace: d.namespace.clone(),
+                        pod: l.pod,
+                        node: l.node,
+                        owner: format!("{}/{}", d.kind.as_str(), d.name),
+                        replacement: p.name.clone(),
+                        replacement_node: Some(self.nodes[node].name.clone()),
+                        killed_at: l.at,
+                        scheduled_at: p.scheduled.unwrap_or(now),
+                        ready_at: now,
+                    });
+                }
+                if self.kind(dep) == WorkloadKind::StatefulSet {
+                    let delay = self.cluster_p(ci).reschedule_delay;
+                    self.schedule(self.now + delay, Event::Reconcile(dep));
+                }
+                if self.deployments[dep].rolling {
+                    self.rollout_step(dep);
+                }
+            }
+            Event::PodGone(id) => {
+                let due = self
+                    .pods
+                    .get(&id)
+                    .and_then(|p| p.deleting)
+                    .is_some_and(|d| d.gone_at == Some(self.now));
+                if due {
+                    let p = &self.pods[&id];
+                    if self.kind(p.dep) == WorkloadKind::StatefulSet {
+                        let ci = self.deployments[p.dep].cluster;
+                        let msg = format!(
+                            "pod {} gone after its {} grace period; the StatefulSet recreates it after {}",
+                            p.name,
+                            fmt(p.deleting.map(|d| d.grace).unwrap_or_default()),
+                            fmt(self.cluster_p(ci).reschedule_delay)
+                        );
+                        let cname = self.cluster_p(ci).name.clone();
+                        self.note(format!("k8s {cname}"), msg);
+                    }
+                    self.pod_gone(id);
+                }
             }
             Event::Reconcile(dep) => self.reconcile(dep),
             Event::NodesNoticed {
@@ -2312,12 +3083,25 @@ impl Estate {
                 if self.zones[&zone] != (true, epoch) {
                     return;
                 }
-                let c = self.cluster_p(cluster);
-                let n = self
+                let now = self.now;
+                let mut n = 0;
+                for node in self
                     .nodes
-                    .iter()
+                    .iter_mut()
                     .filter(|n| n.cluster == cluster && n.zone == zone)
-                    .count();
+                {
+                    n += 1;
+                    node.not_ready_since = Some(now);
+                    for effect in [TaintEffect::NoSchedule, TaintEffect::NoExecute] {
+                        node.taints.push(Taint {
+                            key: UNREACHABLE_TAINT.into(),
+                            value: None,
+                            effect,
+                            added: (effect == TaintEffect::NoExecute).then_some(now),
+                        });
+                    }
+                }
+                let c = self.cluster_p(cluster);
                 let msg = format!(
                     "{n} node(s) in {zone} marked NotReady (node-monitor grace {}); pods there are evicted after {}",
                     fmt(c.node_failure_detection),
@@ -2334,13 +3118,17 @@ impl Estate {
                 if self.zones[&zone] != (true, epoch) {
                     return;
                 }
+                // DaemonSet pods tolerate the unreachable taint; the others are deleted, and stay
+                // Terminating until their node is back (the kubelet cannot confirm).
                 let ids: Vec<u64> = self
                     .pods
                     .iter()
                     .filter(|(_, p)| {
-                        p.node.is_some_and(|n| {
-                            self.nodes[n].cluster == cluster && self.nodes[n].zone == zone
-                        })
+                        p.deleting.is_none()
+                            && self.kind(p.dep) != WorkloadKind::DaemonSet
+                            && p.node.is_some_and(|n| {
+                                self.nodes[n].cluster == cluster && self.nodes[n].zone == zone
+                            })
                     })
                     .map(|(id, _)| *id)
                     .collect();
@@ -2354,7 +3142,7 @@ impl Estate {
                 );
                 let name = c.name.clone();
                 self.note(format!("k8s {name}"), msg);
-                self.delete_pods(&ids);
+                self.delete_pods(&ids, None, Why::Disruption);
             }
             Event::DbDetect { db, epoch } => {
                 let d = &self.dbs[db];
@@ -2544,7 +3332,8 @@ impl Estate {
         Ok(v)
     }
 
-    /// Delete pods matching `selector` in `namespace`; ReplicaSets replace them after `reschedule_delay`.
+    /// Delete pods matching `selector` in `namespace` (each with its own grace period); their
+    /// controllers replace them (see [`Estate::delete_pods`]). Returns the names killed.
     pub fn kill_pods(
         &mut self,
         at: Duration,
@@ -2555,16 +3344,19 @@ impl Estate {
     ) -> Result<Vec<String>, SimError> {
         self.advance_to(at);
         let ci = self.cluster_index(cluster)?;
-        let mut ids: Vec<u64> = self
+        let candidates: Vec<(String, String)> = self
             .pods
-            .iter()
-            .filter(|(_, p)| {
+            .values()
+            .filter(|p| {
                 let d = &self.deployments[p.dep];
-                d.cluster == ci && d.p.namespace == namespace && matches(&d.p.labels, selector)
+                p.deleting.is_none()
+                    && d.cluster == ci
+                    && d.p.namespace == namespace
+                    && matches(&d.p.labels, selector)
             })
-            .map(|(id, _)| *id)
+            .map(|p| (namespace.to_string(), p.name.clone()))
             .collect();
-        if ids.is_empty() {
+        if candidates.is_empty() {
             let valid = self
                 .deployments
                 .iter()
@@ -2578,35 +3370,87 @@ impl Estate {
                 valid: list(valid.iter().map(String::as_str)),
             });
         }
-        let n = ids.len();
+        let victims = self.choose_victims(&candidates, mode)?;
+        let names = self.kill_named(at, cluster, &victims, None)?;
+        let msg = format!(
+            "killed {} pod(s) matching {} in {namespace}: {}; replacements after {}",
+            names.len(),
+            render_selector(selector),
+            names
+                .iter()
+                .map(|(_, n)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            fmt(self.cluster_p(ci).reschedule_delay)
+        );
+        self.note(format!("k8s {cluster}"), msg);
+        self.finish(names.into_iter().map(|(_, n)| n).collect())
+    }
+
+    /// Pick the victims of a kill among `candidates` (namespace, name), with the seeded
+    /// generator (a partial Fisher-Yates shuffle); returned in candidate order.
+    pub fn choose_victims(
+        &mut self,
+        candidates: &[(String, String)],
+        mode: KillMode,
+    ) -> Result<Vec<(String, String)>, SimError> {
+        let n = candidates.len();
         let count = match mode {
             KillMode::One => 1,
             KillMode::All => n,
             KillMode::Fixed(k) if k >= 1 => (k as usize).min(n),
             KillMode::FixedPercent(p) if (1..=100).contains(&p) => (n * p as usize).div_ceil(100),
+            KillMode::RandomMaxPercent(p) if (1..=100).contains(&p) => {
+                let max = (n * p as usize).div_ceil(100).max(1);
+                1 + self.rng.below(max as u64) as usize
+            }
             _ => {
                 return Err(SimError::Refused(format!(
-                    "kill mode {mode:?} is invalid; use One, All, Fixed(n >= 1) or FixedPercent(1..=100)"
+                    "kill mode {mode:?} is invalid; use One, All, Fixed(n >= 1), FixedPercent(1..=100) or RandomMaxPercent(1..=100)"
                 )));
             }
-        };
-        // Seeded partial Fisher-Yates shuffle picks the victims.
+        }
+        .min(n);
+        let mut idx: Vec<usize> = (0..n).collect();
         for i in 0..count {
             let j = i + self.rng.below((n - i) as u64) as usize;
-            ids.swap(i, j);
+            idx.swap(i, j);
         }
-        ids.truncate(count);
+        idx.truncate(count);
+        idx.sort_unstable();
+        Ok(idx.into_iter().map(|i| candidates[i].clone()).collect())
+    }
+
+    /// Delete the named pods (namespace, name) of a cluster as a disruption (a kill); `grace`
+    /// overrides their own grace period. Pods already Terminating are not counted again.
+    /// Returns the pods newly deleted.
+    pub fn kill_named(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        pods: &[(String, String)],
+        grace: Option<Duration>,
+    ) -> Result<Vec<(String, String)>, SimError> {
+        self.advance_to(at);
+        let ci = self.cluster_index(cluster)?;
+        let mut ids = Vec::new();
+        for (ns, name) in pods {
+            ids.push(self.pod_id(ci, ns, name)?);
+        }
         ids.sort_unstable();
-        let names = self.delete_pods(&ids);
-        let msg = format!(
-            "killed {} pod(s) matching {} in {namespace}: {}; replacements after {}",
-            names.len(),
-            render_selector(selector),
-            names.join(", "),
-            fmt(self.cluster_p(ci).reschedule_delay)
-        );
-        self.note(format!("k8s {cluster}"), msg);
-        self.finish(names)
+        let ns_of: BTreeMap<String, String> = ids
+            .iter()
+            .map(|id| {
+                let p = &self.pods[id];
+                (p.name.clone(), self.deployments[p.dep].p.namespace.clone())
+            })
+            .collect();
+        let names = self.delete_pods(&ids, grace, Why::Disruption);
+        let out = names
+            .into_iter()
+            .map(|n| (ns_of.get(&n).cloned().unwrap_or_default(), n))
+            .collect();
+        self.finish(out)
     }
 
     /// Cordon every node of `zone` in `cluster`; returns the node names.
@@ -2645,22 +3489,7 @@ impl Estate {
         let ci = self.cluster_index(cluster)?;
         let mut idx = Vec::new();
         for name in nodes {
-            match self
-                .nodes
-                .iter()
-                .position(|n| n.cluster == ci && &n.name == name)
-            {
-                Some(i) => idx.push(i),
-                None => {
-                    let valid = self
-                        .nodes
-                        .iter()
-                        .filter(|n| n.cluster == ci)
-                        .map(|n| n.name.clone())
-                        .collect();
-                    return Err(Self::unknown("node", name, valid));
-                }
-            }
+            idx.push(self.node_index(ci, name)?);
         }
         for i in idx {
             self.nodes[i].schedulable = true;
@@ -2673,30 +3502,49 @@ impl Estate {
         self.finish(())
     }
 
-    /// Cordon the zone and evict its pods (replaced elsewhere after `reschedule_delay`); returns evicted pod names.
+    /// Cordon the zone and evict its pods through the Eviction API's rules (PodDisruptionBudgets
+    /// honoured, DaemonSet pods skipped), in one pass. Returns (evicted, refused by a budget);
+    /// a caller that drains like `kubectl drain` retries the refused ones.
     pub fn drain_zone(
         &mut self,
         at: Duration,
         cluster: &str,
         zone: &str,
-    ) -> Result<Vec<String>, SimError> {
+    ) -> Result<(Vec<String>, Vec<String>), SimError> {
         self.cordon_zone(at, cluster, zone)?;
         let ci = self.cluster_index(cluster)?;
-        let ids: Vec<u64> = self
+        let pods: Vec<(String, String)> = self
             .pods
-            .iter()
-            .filter(|(_, p)| {
-                p.node
-                    .is_some_and(|n| self.nodes[n].cluster == ci && self.nodes[n].zone == zone)
+            .values()
+            .filter(|p| {
+                p.deleting.is_none()
+                    && self.kind(p.dep) != WorkloadKind::DaemonSet
+                    && p.node
+                        .is_some_and(|n| self.nodes[n].cluster == ci && self.nodes[n].zone == zone)
             })
-            .map(|(id, _)| *id)
+            .map(|p| (self.deployments[p.dep].p.namespace.clone(), p.name.clone()))
             .collect();
-        let names = self.delete_pods(&ids);
+        let (mut evicted, mut refused) = (Vec::new(), Vec::new());
+        for (ns, name) in pods {
+            match self.evict_pod(at, cluster, &ns, &name, None) {
+                Ok(()) => evicted.push(name),
+                Err(SimError::Budget { .. }) => refused.push(name),
+                Err(e) => return Err(e),
+            }
+        }
         self.note(
             format!("k8s {cluster}"),
-            format!("drained {zone}: evicted {} pod(s)", names.len()),
+            format!(
+                "drained {zone}: evicted {} pod(s){}",
+                evicted.len(),
+                if refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} refused by a PodDisruptionBudget", refused.len())
+                }
+            ),
         );
-        self.finish(names)
+        self.finish((evicted, refused))
     }
 
     /// Power interruption of a zone (see module docs).
@@ -2771,6 +3619,32 @@ impl Estate {
             format!("zone {zone}"),
             "power restored: nodes Ready, database instances back",
         );
+        for n in self.nodes.iter_mut().filter(|n| n.zone == zone) {
+            n.not_ready_since = None;
+            n.taints.retain(|t| t.key != UNREACHABLE_TAINT);
+        }
+        // The kubelets are back: pods deleted meanwhile are gone at last, and the containers of
+        // the others restart (they lost power), Ready again after their start-up.
+        let on_zone: Vec<u64> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| p.node.is_some_and(|n| self.nodes[n].zone == zone))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in on_zone {
+            if self.pods[&id].deleting.is_some() {
+                self.pod_gone(id);
+                continue;
+            }
+            let at = self.now + self.pods[&id].startup;
+            if let Some(p) = self.pods.get_mut(&id) {
+                p.container_restarts += 1;
+                p.phase = Phase::Starting;
+                p.ready_at = None;
+                p.ready_due = Some(at);
+            }
+            self.schedule(at, Event::PodReady(id));
+        }
         for ci in 0..self.params.kubernetes.len() {
             if self.nodes.iter().any(|n| n.cluster == ci && n.zone == zone) {
                 self.schedule_pending(ci);
@@ -2817,7 +3691,7 @@ impl Estate {
             .ok_or_else(|| Self::unknown("region", region, self.regions()))
     }
 
-    /// Set a deployment's replicas; returns the previous value (for rollback).
+    /// Set a deployment's (or statefulset's) replicas; returns the previous value (for rollback).
     pub fn scale(
         &mut self,
         at: Duration,
@@ -2826,60 +3700,7 @@ impl Estate {
         deployment: &str,
         replicas: u32,
     ) -> Result<u32, SimError> {
-        self.advance_to(at);
-        let ci = self.cluster_index(cluster)?;
-        let Some(dep) = self
-            .deployments
-            .iter()
-            .position(|d| d.cluster == ci && d.p.namespace == namespace && d.p.name == deployment)
-        else {
-            let valid = self
-                .deployments
-                .iter()
-                .filter(|d| d.cluster == ci)
-                .map(|d| format!("{}/{}", d.p.namespace, d.p.name))
-                .collect();
-            return Err(Self::unknown(
-                "deployment",
-                &format!("{namespace}/{deployment}"),
-                valid,
-            ));
-        };
-        if replicas > 10_000 {
-            return Err(SimError::Refused(format!(
-                "{replicas} replicas is absurd; use at most 10000"
-            )));
-        }
-        let prev = self.deployments[dep].replicas;
-        self.deployments[dep].replicas = replicas;
-        self.note(
-            format!("k8s {cluster}"),
-            format!("deployment {namespace}/{deployment} scaled {prev} -> {replicas}"),
-        );
-        let mut ids: Vec<(u8, u64)> = self
-            .pods
-            .iter()
-            .filter(|(_, p)| p.dep == dep)
-            .map(|(id, p)| {
-                let rank = match p.phase {
-                    Phase::Pending => 0,
-                    Phase::Starting => 1,
-                    Phase::Ready => 2,
-                };
-                (rank, u64::MAX - id)
-            })
-            .collect();
-        if ids.len() as u32 > replicas {
-            ids.sort_unstable();
-            let excess = ids.len() - replicas as usize;
-            for (_, rid) in ids.into_iter().take(excess) {
-                self.pods.remove(&(u64::MAX - rid));
-            }
-            self.schedule_pending(ci);
-        } else {
-            self.reconcile(dep);
-        }
-        self.finish(prev)
+        self.scale_workload(at, cluster, namespace, None, deployment, replicas)
     }
 
     fn check_idle(&self, db: usize) -> Result<(), SimError> {
@@ -3315,7 +4136,7 @@ impl Estate {
         })
     }
 
-    /// Pods of the deployments in `namespace` whose labels match `selector`.
+    /// Pods in `namespace` whose labels match `selector` (see [`PodsView`]).
     pub fn pods(
         &mut self,
         at: Duration,
@@ -3323,39 +4144,47 @@ impl Estate {
         namespace: &str,
         selector: &BTreeMap<String, String>,
     ) -> Result<PodsView, SimError> {
-        self.advance_to(at);
+        let ns = [namespace.to_string()];
+        self.pods_matching(
+            at,
+            cluster,
+            &ns,
+            &|labels| matches(labels, selector),
+            &|_| true,
+        )
+    }
+
+    /// Pods in `namespaces` whose labels pass `label_ok` and that pass `pod_ok` (a field
+    /// selector); desired comes from the workloads whose pod labels pass `label_ok`.
+    pub fn pods_matching(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        namespaces: &[String],
+        label_ok: &dyn Fn(&BTreeMap<String, String>) -> bool,
+        pod_ok: &dyn Fn(&PodObj) -> bool,
+    ) -> Result<PodsView, SimError> {
+        let objs = self.objects(at, cluster, ObjKind::Pod)?;
         let ci = self.cluster_index(cluster)?;
-        let deps: Vec<usize> = (0..self.deployments.len())
-            .filter(|&d| {
-                let x = &self.deployments[d];
-                x.cluster == ci && x.p.namespace == namespace && matches(&x.p.labels, selector)
+        let pods: Vec<&PodObj> = objs
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Obj::Pod(p)
+                    if namespaces.contains(&p.namespace) && label_ok(&p.labels) && pod_ok(p) =>
+                {
+                    Some(p)
+                }
+                _ => None,
             })
             .collect();
-        let mut v = PodsView {
-            desired: 0,
-            ready: 0,
-            starting: 0,
-            pending: 0,
-            unreachable: 0,
-            ready_ratio: 1.0,
-            restarts: 0,
-        };
-        for &d in &deps {
-            v.desired += self.deployments[d].replicas;
-            v.restarts += self.deployments[d].restarts;
-        }
-        for p in self.pods.values().filter(|p| deps.contains(&p.dep)) {
-            match (p.phase, p.node.map(|n| self.node_ready(n))) {
-                (Phase::Pending, _) => v.pending += 1,
-                (_, Some(false)) => v.unreachable += 1,
-                (Phase::Starting, _) => v.starting += 1,
-                (Phase::Ready, _) => v.ready += 1,
+        let (mut desired, mut replacements) = (0, 0);
+        for (dep, d) in self.deployments.iter().enumerate() {
+            if d.cluster == ci && namespaces.contains(&d.p.namespace) && label_ok(&d.p.labels) {
+                desired += self.desired_pods(dep);
+                replacements += d.restarts;
             }
         }
-        if v.desired > 0 {
-            v.ready_ratio = f64::from(v.ready) / f64::from(v.desired);
-        }
-        Ok(v)
+        Ok(summarize_pods(&pods, desired, replacements))
     }
 
     /// Nodes of a cluster, optionally only one zone.
@@ -3374,6 +4203,7 @@ impl Estate {
             ready: 0,
             total: 0,
             schedulable: 0,
+            ready_ratio: 1.0,
         };
         for n in 0..self.nodes.len() {
             let node = &self.nodes[n];
@@ -3381,12 +4211,20 @@ impl Estate {
                 continue;
             }
             v.total += 1;
-            if self.node_ready(n) {
+            if node.not_ready_since.is_none() {
                 v.ready += 1;
-                if node.schedulable {
+                if node.schedulable
+                    && !node
+                        .taints
+                        .iter()
+                        .any(|t| t.effect != TaintEffect::PreferNoSchedule)
+                {
                     v.schedulable += 1;
                 }
             }
+        }
+        if v.total > 0 {
+            v.ready_ratio = f64::from(v.ready) / f64::from(v.total);
         }
         Ok(v)
     }
@@ -3716,15 +4554,27 @@ mod tests {
     fn zone_loss_evicts_and_replaces_pods_after_detection_eviction_and_startup() {
         let mut e = estate(SimParams::default());
         e.lose_zone(t(100.0), "us-east-1b").unwrap();
+        // The pods there stop serving at once, but the API shows them Ready until the node
+        // controller notices (node_failure_detection 40s).
+        assert!((e.service(t(101.0), "api").unwrap().p99_latency_seconds - 0.8).abs() < 1e-9);
         let v = e.pods(t(101.0), "prod-east", "web", &sel("api")).unwrap();
+        assert_eq!((v.ready, v.unreachable), (6, 0));
+        let v = e.pods(t(140.0), "prod-east", "web", &sel("api")).unwrap();
         assert_eq!((v.ready, v.unreachable), (4, 2));
-        // Evicted at 100 + 40 + 60; ReplicaSet reacts 2s later.
+        // Evicted at 100 + 40 + 60; ReplicaSet reacts 2s later; the evicted pods stay
+        // Terminating while their node is down.
         let v = e.pods(t(199.0), "prod-east", "web", &sel("api")).unwrap();
         assert_eq!((v.unreachable, v.restarts), (2, 0));
         let v = e.pods(t(202.0), "prod-east", "web", &sel("api")).unwrap();
         assert_eq!(
-            (v.ready, v.starting, v.unreachable, v.restarts),
-            (4, 2, 0, 2)
+            (
+                v.ready,
+                v.starting,
+                v.unreachable,
+                v.terminating,
+                v.restarts
+            ),
+            (4, 2, 0, 2, 2)
         );
         let back = first_time(&mut e, 202.0, 1000.0, |e, x| {
             e.pods(x, "prod-east", "web", &sel("api")).unwrap().ready == 6
@@ -3738,6 +4588,7 @@ mod tests {
     fn zone_loss_leaves_pods_pending_when_capacity_is_too_small() {
         let mut p = SimParams::default();
         p.kubernetes[0].pods_per_node = 1; // 9 slots for 6 api + 3 worker pods
+        p.kubernetes[0].deployments.retain(|d| d.namespace == "web");
         let mut e = estate(p);
         e.lose_zone(t(100.0), "us-east-1a").unwrap();
         let v = e.pods(t(300.0), "prod-east", "web", &sel("api")).unwrap();
@@ -4026,7 +4877,7 @@ mod tests {
         p.kubernetes[0].region = "eu-west-1".into();
         p.kubernetes[1].name = "prod-east".into();
         p.kubernetes[1].nodes_per_zone = 0;
-        p.kubernetes[0].deployments[1].replicas = 1_000_000;
+        p.kubernetes[0].deployments[1].replicas = Some(1_000_000);
         p.databases[0].instances[0].zone = "us-west-2a".into();
         p.databases[0].writer = "orders-db-9".into();
         p.dns[0].ttl = secs(2 * 86_400);
@@ -4098,10 +4949,21 @@ mod tests {
         assert_eq!(e.scale(t(10.0), "prod-east", "web", "api", 2).unwrap(), 6);
         let v = e.service(t(10.0), "api").unwrap();
         assert_eq!((v.availability, v.p99_latency_seconds), (0.5, 30.0));
+        // Memory: api 2 GiB, worker 1, db 2, node-exporter 0.25 per pod over 9 × 16 GiB; the 4
+        // api pods scaled away hold theirs while Terminating (30s grace).
+        let others = 3.0 * 1.0 + 3.0 * 2.0 + 9.0 * 0.25;
         let m = e.memory_utilization(t(10.0), "prod-east").unwrap();
-        assert!((m - (2.0 * 2.0 + 3.0) / (9.0 * 16.0)).abs() < 1e-9, "{m}");
-        assert_eq!(e.scale(t(20.0), "prod-east", "web", "api", 6).unwrap(), 2);
-        assert_eq!(e.service(t(61.0), "api").unwrap().availability, 1.0);
+        assert!(
+            (m - (6.0 * 2.0 + others) / (9.0 * 16.0)).abs() < 1e-9,
+            "{m}"
+        );
+        let m = e.memory_utilization(t(40.0), "prod-east").unwrap();
+        assert!(
+            (m - (2.0 * 2.0 + others) / (9.0 * 16.0)).abs() < 1e-9,
+            "{m}"
+        );
+        assert_eq!(e.scale(t(50.0), "prod-east", "web", "api", 6).unwrap(), 2);
+        assert_eq!(e.service(t(91.0), "api").unwrap().availability, 1.0);
         // Writes fail while the database is unwritable: only reads succeed.
         e.db_reboot(t(100.0), "orders-db-1", false).unwrap();
         assert!((e.service(t(101.0), "api").unwrap().availability - 0.8).abs() < 1e-9);
@@ -4115,10 +4977,20 @@ mod tests {
         assert_eq!(nodes, ["us-east-1c-1", "us-east-1c-2", "us-east-1c-3"]);
         let n = e.nodes(t(10.0), "prod-east", None).unwrap();
         assert_eq!((n.ready, n.total, n.schedulable), (9, 9, 6));
-        let evicted = e.drain_zone(t(20.0), "prod-east", "us-east-1a").unwrap();
-        assert_eq!(evicted.len(), 3);
+        // Zone a runs 2 api, 1 worker, 1 db and 3 node-exporter pods: the daemonset is skipped,
+        // the api budget (max_unavailable 1) lets one api pod go, the db budget (min 2 of 3) one.
+        let (evicted, refused) = e.drain_zone(t(20.0), "prod-east", "us-east-1a").unwrap();
+        assert_eq!(
+            (evicted.len(), refused.len()),
+            (3, 1),
+            "{evicted:?} {refused:?}"
+        );
+        assert!(refused[0].starts_with("api-"), "{refused:?}");
         let v = e.pods(t(200.0), "prod-east", "web", &sel("api")).unwrap();
-        assert_eq!((v.ready, v.restarts), (6, 2));
+        assert_eq!((v.ready, v.restarts), (6, 1));
+        // Once the replacement is Ready the budget allows the second one.
+        let (evicted, refused) = e.drain_zone(t(200.0), "prod-east", "us-east-1a").unwrap();
+        assert_eq!((evicted.len(), refused.len()), (1, 0));
         e.uncordon_nodes(t(200.0), "prod-east", &nodes).unwrap();
         assert_eq!(
             e.nodes(t(200.0), "prod-east", None).unwrap().schedulable,

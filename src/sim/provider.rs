@@ -31,6 +31,7 @@ pub struct SimProvider {
 pub struct SharedEstate {
     estate: Arc<Mutex<Estate>>,
     clock: Arc<OnceLock<RunClock>>,
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl SharedEstate {
@@ -38,7 +39,24 @@ impl SharedEstate {
         SharedEstate {
             estate: Arc::new(Mutex::new(estate)),
             clock: Arc::new(OnceLock::new()),
+            changed: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Tell every view waiting on the estate (watches) that something acted on it.
+    pub fn notify_changed(&self) {
+        self.changed.notify_waiters();
+    }
+
+    /// What [`SharedEstate::notify_changed`] wakes.
+    pub fn changes(&self) -> Arc<tokio::sync::Notify> {
+        self.changed.clone()
+    }
+
+    /// Wall-clock milliseconds of estate time zero (estate time runs [`WARM_UP`] ahead of the
+    /// run clock).
+    pub fn epoch_ms(&self) -> i64 {
+        self.clock().start_wall.timestamp_millis() - WARM_UP.as_millis() as i64
     }
 
     /// Anchor estate time to a clock (ignored if one is already set).
