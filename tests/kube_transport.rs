@@ -810,7 +810,7 @@ async fn an_eviction_refused_by_a_budget_is_retried_until_it_passes() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_drain_blocked_past_its_timeout_fails_and_its_rollback_uncordons() {
+async fn a_drain_blocked_past_its_timeout_fails_and_uncordons_what_it_cordoned() {
     let mut f = estate();
     f.faults.push(fault(
         "POST",
@@ -832,26 +832,60 @@ async fn a_drain_blocked_past_its_timeout_fails_and_its_rollback_uncordons() {
         "{m}"
     );
     assert!(m.contains("PodDisruptionBudget"), "{m}");
-    assert_eq!(
-        fake.lock().unwrap().node("node-4")["spec"]["unschedulable"],
-        true
+    assert!(
+        m.contains("uncordoned again after the failure: node-4"),
+        "{m}"
     );
-    // The executor hands a failed step's rollback no output: the ledger knows what it did.
-    let r = k
-        .revert("k8s.node_drain", &params, &Json::Null)
-        .await
-        .unwrap();
-    assert_eq!(r["uncordoned"], json!(["node-4"]));
+    // A failed drain leaves no cordon behind, and its rollback finds nothing left to undo.
     assert_eq!(
         fake.lock().unwrap().node("node-4")["spec"]["unschedulable"],
         false
     );
-    // Reverting again changes nothing.
+    fake.lock().unwrap().log.clear();
     let r = k
         .revert("k8s.node_drain", &params, &Json::Null)
         .await
         .unwrap();
-    assert_eq!(r["reverted"], false);
+    assert_eq!(r["uncordoned"], json!([]));
+    assert_eq!(fake.lock().unwrap().mutations(), Vec::<String>::new());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_that_failed_half_way_is_rolled_back_from_the_ledger() {
+    // The second node's patch fails: the step errors with no output, but node-0 was cordoned.
+    let mut f = estate();
+    f.faults.push(fault(
+        "PATCH",
+        "/nodes/node-1",
+        500,
+        "etcd leader changed",
+        u32::MAX,
+    ));
+    let (k, fake) = provider(f);
+    let params = json!({"zone": "zone-a"});
+    let e = k.inject("k8s.cordon_zone", &params).await.unwrap_err();
+    assert!(
+        e.to_string().ends_with("(before this, cordoned: node-0)"),
+        "{e}"
+    );
+    assert_eq!(
+        fake.lock().unwrap().node("node-0")["spec"]["unschedulable"],
+        true
+    );
+    let r = k
+        .revert("k8s.cordon_zone", &params, &Json::Null)
+        .await
+        .unwrap();
+    assert_eq!(r["uncordoned"], json!(["node-0"]));
+    assert_eq!(
+        fake.lock().unwrap().node("node-0")["spec"]["unschedulable"],
+        false
+    );
+    let r = k
+        .revert("k8s.cordon_zone", &params, &Json::Null)
+        .await
+        .unwrap();
+    assert_eq!(r["reverted"], false, "already rolled back");
 }
 
 #[tokio::test(start_paused = true)]

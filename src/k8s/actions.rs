@@ -348,12 +348,12 @@ impl KubeProvider {
             .iter()
             .map(|ns| (ns.clone(), Some(plan.selector.clone())))
             .collect();
-        let watch = recovery::prepare(
+        let tracking = recovery::start(
             &self.shared,
             &self.client,
             &scopes,
             self.settings.request_timeout(),
-            &self.component(),
+            self.component(),
         )
         .await;
         let grace = crate::duration::param(p, "grace_period").map(|d| d.as_secs() as u32);
@@ -372,7 +372,7 @@ impl KubeProvider {
             out["field_selector"] = json!(f);
         }
         let idx = self.ledger_open("k8s.pod_kill", p, &out);
-        let mut victims = Vec::new();
+        let mut count = 0;
         for pod in &plan.victims {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
             let name = name_of(&pod.metadata);
@@ -393,7 +393,8 @@ impl KubeProvider {
                         .as_array_mut()
                         .expect("array")
                         .push(self.pod_json(pod, Some(at)));
-                    victims.push(self.victim(pod, Some(at)));
+                    tracking.victim(self.victim(pod, Some(at)));
+                    count += 1;
                 }
                 Err(e) if status_code(&e) == Some(404) => {
                     out["already_gone"]
@@ -407,11 +408,8 @@ impl KubeProvider {
                     return Err(with_done(err, &killed, "killed"));
                 }
             }
-            out["count"] = json!(victims.len());
+            out["count"] = json!(count);
             self.ledger_set(idx, &out);
-        }
-        if let Some(w) = watch {
-            recovery::track(&self.shared, w, victims, self.component());
         }
         Ok(out)
     }
@@ -835,14 +833,14 @@ impl KubeProvider {
     }
 
     /// Evict one pod, retrying while a PodDisruptionBudget refuses (429) until `deadline`.
-    /// `Ok(true)`: evicted; `Ok(false)`: already gone.
+    /// `Ok(Some(at))`: evicted by the request sent at `at` (run clock); `Ok(None)`: already gone.
     async fn evict(
         &self,
         pod: &Pod,
         grace: Option<u32>,
         deadline: tokio::time::Instant,
         timeout: Duration,
-    ) -> Result<bool, ProviderError> {
+    ) -> Result<Option<Duration>, ProviderError> {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = name_of(&pod.metadata);
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
@@ -862,6 +860,7 @@ impl KubeProvider {
         let mut backoff = Duration::from_millis(500);
         loop {
             let op = Op::new("create", "pods/eviction").ns(&ns).name(&name);
+            let at = self.shared.now();
             let r = self
                 .call_raw(
                     op,
@@ -874,7 +873,7 @@ impl KubeProvider {
                 )
                 .await?;
             match r {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(Some(at)),
                 Err(e) if status_code(&e) == Some(429) => {
                     if tokio::time::Instant::now() + backoff > deadline {
                         let said = match &e {
@@ -899,7 +898,7 @@ impl KubeProvider {
                                 self.ep.server
                             )))
                         }
-                        _ => Ok(false),
+                        _ => Ok(None),
                     };
                 }
                 Err(e) => return Err(self.map(op, e)),
@@ -936,29 +935,32 @@ impl KubeProvider {
         self.cordon_all(&nodes, &mut out, idx).await?;
         let scopes: Vec<(String, Option<String>)> =
             namespaces.iter().map(|ns| (ns.clone(), None)).collect();
-        let watch = recovery::prepare(
+        let tracking = recovery::start(
             &self.shared,
             &self.client,
             &scopes,
             self.settings.request_timeout(),
-            &self.component(),
+            self.component(),
         )
         .await;
         // Evict concurrently (as `kubectl drain` does): one PDB-blocked pod must not hold the
         // others back.
+        let tracking = &tracking;
         let results = futures::future::join_all(pods.iter().map(|pod| async move {
-            let at = self.shared.now();
-            (pod, at, self.evict(pod, grace, deadline, timeout).await)
+            let r = self.evict(pod, grace, deadline, timeout).await;
+            if let Ok(Some(at)) = r {
+                tracking.victim(self.victim(pod, Some(at)));
+            }
+            (pod, r)
         }))
         .await;
         out["evicted"] = json!([]);
         out["pods"] = json!([]);
         out["already_gone"] = json!([]);
-        let mut victims = Vec::new();
         let mut first_err = None;
-        for (pod, at, r) in results {
+        for (pod, r) in results {
             match r {
-                Ok(true) => {
+                Ok(Some(at)) => {
                     out["evicted"]
                         .as_array_mut()
                         .expect("array")
@@ -967,9 +969,8 @@ impl KubeProvider {
                         .as_array_mut()
                         .expect("array")
                         .push(self.pod_json(pod, Some(at)));
-                    victims.push(self.victim(pod, Some(at)));
                 }
-                Ok(false) => out["already_gone"]
+                Ok(None) => out["already_gone"]
                     .as_array_mut()
                     .expect("array")
                     .push(json!(pod_ref(pod))),
@@ -979,17 +980,30 @@ impl KubeProvider {
             }
         }
         self.ledger_set(idx, &out);
-        if let Some(w) = watch {
-            recovery::track(&self.shared, w, victims, self.component());
+        let Some(e) = first_err else {
+            return Ok(out);
+        };
+        // A failed drain leaves no cordon behind: undo them now (the ledger then records that
+        // nothing is left to roll back). Evicted pods are replaced by their controllers.
+        let mut undone = Vec::new();
+        let mut still = Vec::new();
+        for n in strings(&out["cordoned"]) {
+            match self.set_unschedulable(&n, false).await {
+                Ok(_) => undone.push(n),
+                Err(_) => still.push(n),
+            }
         }
-        match first_err {
-            Some(e) => Err(with_done(
-                e,
-                &strings(&out["evicted"]),
-                "evicted (nodes stay cordoned until the rollback)",
-            )),
-            None => Ok(out),
+        out["cordoned"] = json!(still);
+        out["uncordoned_after_failure"] = json!(undone);
+        self.ledger_set(idx, &out);
+        let mut e = with_done(e, &strings(&out["evicted"]), "evicted");
+        if !undone.is_empty() {
+            e = with_done(e, &undone, "uncordoned again after the failure");
         }
+        if !still.is_empty() {
+            e = with_done(e, &still, "STILL CORDONED (the rollback uncordons them)");
+        }
+        Err(e)
     }
 
     pub(crate) fn zone_taint(p: &Json) -> Taint {
@@ -1028,20 +1042,20 @@ impl KubeProvider {
         namespaces.dedup();
         let scopes: Vec<(String, Option<String>)> =
             namespaces.iter().map(|ns| (ns.clone(), None)).collect();
-        let watch = recovery::prepare(
+        let tracking = recovery::start(
             &self.shared,
             &self.client,
             &scopes,
             self.settings.request_timeout(),
-            &self.component(),
+            self.component(),
         )
         .await;
+        // The cluster evicts them: each is timed from when the watch sees it go.
+        for pod in &affected {
+            tracking.victim(self.victim(pod, None));
+        }
         let idx = self.ledger_open("k8s.drain_zone", p, &out);
         self.taint_all(&nodes, &taint, &mut out, idx).await?;
-        if let Some(w) = watch {
-            let victims = affected.iter().map(|p| self.victim(p, None)).collect();
-            recovery::track(&self.shared, w, victims, self.component());
-        }
         Ok(out)
     }
 

@@ -4,8 +4,8 @@
 use super::KubeProvider;
 use super::api::{
     Op, ZONE_LABEL, controller_of, labels, list, name_of, node_allocatable_memory, node_ready,
-    node_unschedulable, node_zone, p_str, pod_live, pod_memory_request, pod_node, pod_ready,
-    pod_restarts, selector_string, status_code,
+    node_unschedulable, node_zone, p_str, pod_finished, pod_live, pod_memory_request, pod_node,
+    pod_ready, pod_restarts, selector_string, status_code,
 };
 use crate::provider::ProviderError;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -350,9 +350,21 @@ impl KubeProvider {
         }
         let total = nodes.len() as u64;
         let ready = nodes.iter().filter(|n| node_ready(n)).count() as u64;
+        // Schedulable for an ordinary pod: Ready, not cordoned, no NoSchedule/NoExecute taint.
         let schedulable = nodes
             .iter()
-            .filter(|n| node_ready(n) && !node_unschedulable(n))
+            .filter(|n| {
+                node_ready(n)
+                    && !node_unschedulable(n)
+                    && !n
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.taints.as_ref())
+                        .is_some_and(|t| {
+                            t.iter()
+                                .any(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
+                        })
+            })
             .count() as u64;
         let mut out = json!({
             "cluster": self.cluster,
@@ -384,9 +396,10 @@ impl KubeProvider {
             .call(Op::new("list", "pods"), api.list(&ListParams::default()))
             .await?
             .items;
+        // A terminating pod holds its memory until it is gone, as the scheduler counts it.
         let requested: f64 = pods
             .iter()
-            .filter(|p| pod_live(p) && pod_node(p).is_some_and(|n| ready.contains(n)))
+            .filter(|p| !pod_finished(p) && pod_node(p).is_some_and(|n| ready.contains(n)))
             .map(pod_memory_request)
             .sum();
         Ok(json!({

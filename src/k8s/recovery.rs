@@ -4,7 +4,9 @@
 //! A watch (kube-runtime [`watcher`]) on the affected namespaces is opened *before* the action
 //! acts, so every pod that exists then is known and any pod seen later with the same controller
 //! is a replacement: exact for Deployments (new ReplicaSet pods) and StatefulSets (same name,
-//! new uid). Times are when the watch saw the change, on the run clock: accurate to the watch's
+//! new uid). A controller does not record which pod a replacement replaces: replacements are
+//! paired with the controller's gone pods in kill order, so among pods killed at the same
+//! instant the pairing is arbitrary (their timings are not: each is relative to the same kill). Times are when the watch saw the change, on the run clock: accurate to the watch's
 //! delivery latency, not the server's one-second timestamps (and immune to clock skew).
 //! Each recovered pod becomes one [`EnvironmentEvent`] with a `pod_recovery` detail.
 //! Watching stops when every tracked pod has a Ready replacement, after [`HORIZON`], or when the
@@ -175,37 +177,69 @@ fn note_unavailable(shared: &Shared, component: &str, ns: &str, why: &str) {
     });
 }
 
-/// Follow the victims' replacements in the background until all are Ready.
-pub(crate) fn track(
-    shared: &std::sync::Arc<Shared>,
-    prepared: Prepared,
-    victims: Vec<Victim>,
-    component: String,
-) {
-    if victims.is_empty() {
-        return;
+/// Where an action reports the pods it takes away, as it takes them. Dropping it tells the
+/// watch that the action is done.
+#[derive(Default)]
+pub(crate) struct Tracking {
+    tx: Option<tokio::sync::mpsc::UnboundedSender<Victim>>,
+}
+
+impl Tracking {
+    pub fn victim(&self, v: Victim) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(v);
+        }
     }
-    let Some(clock) = shared.run_clock() else {
-        return;
+}
+
+/// Open the watches (see [`prepare`]) and start following them at once, so every change is
+/// timed when it happens, while the action is still running (a drain can take minutes).
+pub(crate) async fn start(
+    shared: &std::sync::Arc<Shared>,
+    client: &kube::Client,
+    scopes: &[(String, Option<String>)],
+    timeout: Duration,
+    component: String,
+) -> Tracking {
+    let Some(prepared) = prepare(shared, client, scopes, timeout, &component).await else {
+        return Tracking::default();
     };
+    let Some(clock) = shared.run_clock() else {
+        return Tracking::default();
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Victim>();
     let sh = std::sync::Arc::downgrade(shared);
     let task = tokio::spawn(async move {
-        let mut tracker = Tracker::new(victims, prepared.known);
+        let mut tracker = Tracker::new(Vec::new(), prepared.known);
         let mut all = futures::stream::select_all(prepared.streams);
+        let mut open = true;
         let run = async {
-            while let Some(ev) = all.next().await {
-                let now = clock.elapsed();
-                let pod = match ev {
-                    Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => (p, false),
-                    Ok(watcher::Event::Delete(p)) => (p, true),
-                    Ok(_) | Err(_) => continue,
+            loop {
+                let done = tokio::select! {
+                    v = rx.recv(), if open => match v {
+                        Some(v) => tracker.add(v),
+                        None => {
+                            open = false;
+                            Vec::new()
+                        }
+                    },
+                    ev = all.next() => {
+                        let now = clock.elapsed();
+                        match ev {
+                            Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
+                                tracker.observe(&p, false, now)
+                            }
+                            Some(Ok(watcher::Event::Delete(p))) => tracker.observe(&p, true, now),
+                            Some(_) => Vec::new(),
+                            None => return,
+                        }
+                    }
                 };
-                let done = tracker.observe(&pod.0, pod.1, now);
                 let Some(sh) = sh.upgrade() else { return };
                 for d in done {
                     sh.push(d.event(&component));
                 }
-                if tracker.finished() {
+                if !open && tracker.finished() {
                     return;
                 }
             }
@@ -215,6 +249,7 @@ pub(crate) fn track(
     let mut tasks = shared.tasks.lock().expect("poisoned");
     tasks.retain(|t| !t.is_finished());
     tasks.push(task);
+    Tracking { tx: Some(tx) }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -222,6 +257,8 @@ struct Replacement {
     name: String,
     owner_uid: Option<String>,
     first_seen: Duration,
+    /// Order of first sight (the watch delivers creations in order).
+    seq: u64,
     node: Option<String>,
     scheduled_at: Option<Duration>,
     ready_at: Option<Duration>,
@@ -280,6 +317,7 @@ pub(crate) struct Tracker {
     victims: Vec<(Victim, Option<String>, bool)>,
     known: HashSet<String>,
     new: HashMap<String, Replacement>,
+    seen: u64,
 }
 
 impl Tracker {
@@ -288,11 +326,18 @@ impl Tracker {
             victims: victims.into_iter().map(|v| (v, None, false)).collect(),
             known,
             new: HashMap::new(),
+            seen: 0,
         }
     }
 
     pub fn finished(&self) -> bool {
         self.victims.iter().all(|(_, _, done)| *done)
+    }
+
+    /// A pod the action took away (possibly after its replacement was already seen).
+    pub fn add(&mut self, v: Victim) -> Vec<Recovered> {
+        self.victims.push((v, None, false));
+        self.progress()
     }
 
     /// Take one observation of a pod at `now`; returns the victims whose replacement just became
@@ -305,12 +350,15 @@ impl Tracker {
             }
         }
         if !self.known.contains(&uid) && !deleted && !uid.is_empty() {
+            let seq = self.seen;
             let r = self.new.entry(uid).or_insert_with(|| Replacement {
                 name: pod.metadata.name.clone().unwrap_or_default(),
                 owner_uid: controller_of(&pod.metadata).map(|(_, _, u)| u),
                 first_seen: now,
+                seq,
                 ..Default::default()
             });
+            self.seen += 1;
             if let Some(n) = pod_node(pod) {
                 r.node.get_or_insert_with(|| n.to_string());
                 r.scheduled_at.get_or_insert(now);
@@ -319,6 +367,10 @@ impl Tracker {
                 r.ready_at.get_or_insert(now);
             }
         }
+        self.progress()
+    }
+
+    fn progress(&mut self) -> Vec<Recovered> {
         self.assign();
         let mut out = Vec::new();
         for (v, rep, done) in self.victims.iter_mut() {
@@ -349,12 +401,13 @@ impl Tracker {
         out
     }
 
-    /// Pair unassigned replacements (in order seen) with gone victims (in kill order), same
-    /// controller.
+    /// Pair unassigned replacements (in order seen) with gone victims (in kill order, ties in
+    /// the order the action took them), same controller: a controller creates replacements in
+    /// the order its pods went.
     fn assign(&mut self) {
         let mut reps: Vec<(&String, &mut Replacement)> =
             self.new.iter_mut().filter(|(_, r)| !r.assigned).collect();
-        reps.sort_by(|a, b| a.1.first_seen.cmp(&b.1.first_seen).then(a.0.cmp(b.0)));
+        reps.sort_by_key(|r| (r.1.first_seen, r.1.seq));
         let mut order: Vec<usize> = (0..self.victims.len())
             .filter(|&i| self.victims[i].1.is_none() && self.victims[i].0.killed_at.is_some())
             .collect();
