@@ -1062,3 +1062,88 @@ async fn the_samples_reach_the_simulated_backends_verdicts_through_kube_rs() {
         }
     }
 }
+
+// ---- the real CLI over TCP -------------------------------------------------------------------
+
+/// `firedrill run --dry-run` with a `kubernetes: {server: ...}` section, against the served API
+/// on a TCP port (real time, real sockets): connect, preflight and describe end to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_dry_run_lists_the_pods_over_tcp_and_preflight_catches_an_unreachable_server() {
+    let env = firedrill::environment::builtin(&[]).unwrap();
+    let sim = SimProvider::new(&env, Some(SEED)).unwrap();
+    let shared = sim.shared();
+    shared.start(RunClock::start_now());
+    let api = KubeApi::new(shared.clone(), CLUSTER).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(api.serve(listener));
+    let dir = tempfile::tempdir().unwrap();
+    let write_env = |name: &str, port: u16| {
+        let path = dir.path().join(name);
+        // The built-in estate (same seed and parameters as the served one) plus a kubernetes
+        // section pointing at the served API.
+        let sim_yaml = firedrill::environment::BUILTIN_SIM.replace("name: sim\n", "name: served\n");
+        std::fs::write(
+            &path,
+            format!(
+                "{sim_yaml}kubernetes:\n  server: http://127.0.0.1:{port}\n  cluster: {CLUSTER}\n  namespaces: [web]\n  request_timeout: 10s\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = write_env("good.yaml", port);
+    // A port nothing listens on.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let bad = write_env("bad.yaml", closed);
+    let exp = format!("{}/experiments/pod-kill.yaml", env!("CARGO_MANIFEST_DIR"));
+    let run = |env: std::path::PathBuf| {
+        let exp = exp.clone();
+        let cwd = dir.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_firedrill"))
+                .current_dir(cwd)
+                .args(["run", &exp, "--env"])
+                .arg(env)
+                .arg("--dry-run")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(good).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Environment: served (backend sim + kubernetes"),
+        "{stdout}"
+    );
+    let would = &stdout[stdout.find("Would do:").expect("a Would do section")..];
+    let line = would
+        .lines()
+        .find(|l| l.trim_start().starts_with("kill-api-pods"))
+        .unwrap();
+    assert!(
+        line.contains(
+            "kill 3 of 6 pod(s) matching `app=api` in web (mode fixed-percent): web/api-"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("picked at random at run time"), "{line}");
+    println!("dry run over TCP: {}", line.trim());
+
+    let out = run(bad).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("preflight found 1 problem(s)"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the Kubernetes API server at http://127.0.0.1:{closed}"
+        )),
+        "{stderr}"
+    );
+    server.abort();
+}

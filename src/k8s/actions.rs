@@ -1514,10 +1514,13 @@ impl KubeProvider {
                     plan.namespaces.join(", "),
                     plan.mode,
                     pods.join(", "),
-                    if plan.random {
-                        "; an example pick: the actual pods (and, for random-max-percent, their number) are picked at random at run time"
-                    } else {
-                        ""
+                    match (plan.random, plan.mode.as_str()) {
+                        (true, "random-max-percent") => {
+                            "; an example pick: how many pods, and which, are picked at random at run time"
+                        }
+                        (true, _) =>
+                            "; an example pick: the actual pods are picked at random at run time",
+                        _ => "",
                     }
                 )
             }
