@@ -875,6 +875,41 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
         assert_eq!(r.snapshot(), before, "{action}");
     }
 
+    // Credentials the server rejects: 401, for probes, actions and preflight alike.
+    r.api.require_token(Some("s3cret"));
+    let e = r
+        .kube
+        .inject("k8s.cordon_zone", &json!({"zone": "us-east-1a"}))
+        .await
+        .unwrap_err();
+    let ProviderError::Denied(m) = &e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        m.contains("rejected the credentials (401 Unauthorized)"),
+        "{m}"
+    );
+    let problems = r
+        .kube
+        .preflight(&[firedrill::provider::Call {
+            owner: "probe `nodes`".into(),
+            name: "k8s.nodes".into(),
+            params: json!({}),
+            is_action: false,
+        }])
+        .await;
+    assert!(
+        problems[0].error.to_string().contains("401 Unauthorized"),
+        "{problems:?}"
+    );
+    let with_token = from_client(r.api.client_with_token(Some("s3cret")), settings());
+    assert_eq!(
+        with_token.observe("k8s.nodes", &json!({})).await.unwrap()["total"],
+        9
+    );
+    r.api.require_token(None);
+    assert_eq!(r.snapshot(), before);
+
     // Preflight finds the same problems without touching anything.
     r.api.deny("delete", "pods");
     let calls = vec![firedrill::provider::Call {
