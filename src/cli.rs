@@ -40,6 +40,37 @@ enum Command {
     Runs(RunsArgs),
     /// Re-render a run's report from its journal alone.
     Report(ReportArgs),
+    /// The simulated estate's own tools.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Serve one cluster of the simulated estate as a Kubernetes API (for kubectl and kube-rs),
+    /// on wall-clock time, until interrupted.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    env: EnvArgs,
+    /// Seed for the simulated estate's randomness (default: the environment's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Cluster to serve (default: the estate's first).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Write a kubeconfig for the server to this file.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig_out: Option<PathBuf>,
+    /// Require this bearer token on every request.
+    #[arg(long, env = "FIREDRILL_SIM_TOKEN")]
+    token: Option<String>,
 }
 
 #[derive(Args)]
@@ -225,6 +256,7 @@ pub fn main() -> i32 {
         Command::Run(a) => run(a),
         Command::Runs(a) => runs(a),
         Command::Report(a) => report(a),
+        Command::Sim(SimCommand::Serve(a)) => sim_serve(a),
     };
     match res {
         Ok(code) => code,
@@ -279,6 +311,30 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
         code: exit::INVALID_INPUT,
         message: format!("error: {}: cannot read: {e}", path.display()),
     })
+}
+
+fn sim_serve(a: ServeArgs) -> Result<i32, Failure> {
+    let env = load_environment(&a.env)?;
+    let provider = crate::sim::provider::SimProvider::new(&env, a.seed)
+        .map_err(|d| invalid(&d, Some(&env.source)))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| internal(format!("cannot start the runtime: {e}")))?;
+    let opts = crate::sim::kube_api::ServeOptions {
+        listen: a.listen,
+        cluster: a.cluster,
+        kubeconfig_out: a.kubeconfig_out,
+        token: a.token,
+    };
+    runtime
+        .block_on(crate::sim::kube_api::serve_estate(provider, opts))
+        .map_err(|m| Failure {
+            code: exit::INVALID_INPUT,
+            message: format!("error: {m}"),
+        })?;
+    Ok(exit::PASS)
 }
 
 fn load_experiment(path: &Path, vars: &[(String, String)]) -> Result<Experiment, Failure> {

@@ -242,6 +242,7 @@ pub const ACTIONS: &[ActionKind] = &[
             ),
             GRACE,
             MAX_NODES,
+            ALLOW_SYSTEM,
         ],
         doc: "Lose a zone the Kubernetes way: cordon and drain (or NoExecute-taint) every node with `topology.kubernetes.io/zone=<zone>`. Drains respect PodDisruptionBudgets and skip DaemonSet and mirror pods.",
         auto_rollback: Some("uncordon (or untaint) the nodes this step touched, and only those"),

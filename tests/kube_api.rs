@@ -636,3 +636,33 @@ async fn discovery_serves_the_resource_lists() {
     let d = kube::Discovery::new(client).run().await.unwrap();
     assert!(d.has_group("policy"));
 }
+
+/// kube-runtime's watcher (list, then watch with bookmarks) follows a deletion to the Ready
+/// replacement on a paused clock, at the modelled times.
+#[tokio::test(start_paused = true)]
+async fn kube_runtime_watcher_sees_the_replacement_become_ready() {
+    use kube::runtime::{WatchStreamExt, watcher};
+    let (shared, _api, client) = setup();
+    let c = cluster_params(&shared);
+    let worker = &c.deployments[1];
+    let web: Api<Pod> = Api::namespaced(client.clone(), "web");
+    let before = names(&list(&web, "app=worker").await);
+    let mut stream = watcher(web.clone(), watcher::Config::default().labels("app=worker"))
+        .applied_objects()
+        .boxed();
+    // The initial list comes first.
+    for _ in 0..before.len() {
+        stream.try_next().await.unwrap().unwrap();
+    }
+    let t0 = tokio::time::Instant::now();
+    web.delete(&before[0], &DeleteParams::default())
+        .await
+        .unwrap();
+    loop {
+        let p = stream.try_next().await.unwrap().unwrap();
+        if !before.contains(p.metadata.name.as_ref().unwrap()) && ready(&p) {
+            assert_eq!(t0.elapsed(), c.reschedule_delay + worker.startup);
+            break;
+        }
+    }
+}

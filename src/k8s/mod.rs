@@ -189,8 +189,10 @@ impl KubeProvider {
         self.shared.idle()
     }
 
+    /// Who reports environment events: the Kubernetes backend, for a cluster (the simulated
+    /// estate reports as `k8s <cluster>`, so a drill wired to both can tell them apart).
     fn component(&self) -> String {
-        format!("k8s {}", self.cluster)
+        format!("kubernetes {}", self.cluster)
     }
 
     /// One API request: bounded by `request_timeout`, errors mapped for the operator.

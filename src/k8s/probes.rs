@@ -47,16 +47,40 @@ impl KubeProvider {
         let ns = p_str(p, "namespace").unwrap_or_default();
         let selector = selector_string(&labels(p, "selector"));
         let fields = p_str(p, "field_selector");
-        let pods: Vec<Pod> = self
-            .list_pods(ns, &selector, fields)
-            .await?
-            .into_iter()
-            .filter(pod_live)
-            .collect();
+        let all = self.list_pods(ns, &selector, fields).await?;
+        let terminating = all
+            .iter()
+            .filter(|p| !pod_finished(p) && super::api::pod_terminating(p))
+            .count() as u64;
+        let pods: Vec<Pod> = all.into_iter().filter(pod_live).collect();
         let total = pods.len() as u64;
         let ready = pods.iter().filter(|p| pod_ready(p)).count() as u64;
         let pending = pods.iter().filter(|p| pod_node(p).is_none()).count() as u64;
-        let starting = total - ready - pending;
+        // Scheduled but not Ready: starting, or stuck on a node that is not Ready (lost).
+        let not_ready: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| !pod_ready(p) && pod_node(p).is_some())
+            .collect();
+        let unreachable = if not_ready.is_empty() {
+            0
+        } else {
+            match self.all_nodes().await {
+                Ok(nodes) => {
+                    let down: BTreeSet<String> = nodes
+                        .iter()
+                        .filter(|n| !node_ready(n))
+                        .map(|n| name_of(&n.metadata))
+                        .collect();
+                    not_ready
+                        .iter()
+                        .filter(|p| pod_node(p).is_some_and(|n| down.contains(n)))
+                        .count() as u64
+                }
+                // Without the right to list nodes, every such pod counts as starting.
+                Err(_) => 0,
+            }
+        };
+        let starting = total - ready - pending - unreachable;
         let restarts: u64 = pods.iter().map(pod_restarts).sum();
         let desired = self.desired(ns, &selector, &pods).await?;
         let ratio = if desired > 0 {
@@ -75,6 +99,8 @@ impl KubeProvider {
             "ready": ready,
             "starting": starting,
             "pending": pending,
+            "terminating": terminating,
+            "unreachable": unreachable,
             "ready_ratio": ratio,
             "ready_percent": ratio * 100.0,
             "restarts": restarts,

@@ -537,11 +537,21 @@ fn environment(out: &mut String, s: &RunSummary) {
 /// Per-pod recovery timings (`pod_recovery` event details, from the Kubernetes and sim
 /// backends): one row per pod an action took away, and the slowest.
 fn pod_recovery(out: &mut String, s: &RunSummary) {
+    // A drill wired to two views of one estate (the simulated backend and the Kubernetes API
+    // it serves) hears of each recovery twice: one row per pod and replacement.
+    let mut seen = std::collections::HashSet::new();
     let rows: Vec<&Json> = s
         .environment_events
         .iter()
         .filter_map(|e| e.detail.as_ref())
         .filter(|d| d["kind"] == "pod_recovery")
+        .filter(|d| {
+            seen.insert((
+                d["namespace"].clone(),
+                d["pod"].clone(),
+                d["replacement"].clone(),
+            ))
+        })
         .collect();
     if rows.is_empty() {
         return;
@@ -761,7 +771,11 @@ mod tests {
     fn pod_recovery_timings_are_tabled_with_the_slowest() {
         let mut summary = RunSummary::from_records(&fixtures::pass_run());
         assert!(!render_markdown(&summary, &[]).contains("## Pod recovery"));
-        for (pod, sched, ready) in [("api-1", 2000, 31_400), ("api-4", 2100, 38_900)] {
+        for (pod, sched, ready) in [
+            ("api-1", 2000, 31_400),
+            ("api-4", 2100, 38_900),
+            ("api-4", 2100, 38_900),
+        ] {
             summary
                 .environment_events
                 .push(crate::report::summary::EnvironmentEvent {

@@ -11,25 +11,53 @@
 //!
 //! # Model rules
 //!
-//! **Pods.** A pod belongs to a deployment and is Pending (no capacity), Starting (until its
-//! start-up ends) or Ready. The scheduler places a pod on a Ready, schedulable node with a free
-//! slot (`pods_per_node`), preferring the zone with the fewest pods of that deployment, then the
-//! node with the fewest pods, then the first node (deterministic). Pending pods are retried when
-//! capacity returns (uncordon, zone restored, scale down). A pod serves only while Ready on a
-//! Ready node. Start-up = `startup` + uniform jitter in ±`startup_jitter` (never negative).
-//! At time 0 every desired pod is already Ready.
+//! **Workloads and pods.** A workload is a Deployment (default), a StatefulSet or a DaemonSet.
+//! Pods are Pending (no capacity), Starting (until their start-up ends) or Ready, and carry
+//! created / scheduled / Ready timestamps, a container restart count and an owner: a ReplicaSet
+//! named `api-<template-hash>` (pods `api-<template-hash>-<suffix>`), the StatefulSet (pods
+//! `db-0`, `db-1`, ...), or the DaemonSet (one pod per node, pinned to it). The scheduler places
+//! a pod on a Ready node with a free slot (`pods_per_node`; Terminating pods hold theirs) that is
+//! not cordoned and has no NoSchedule/NoExecute taint (DaemonSet pods tolerate everything and
+//! ignore cordons), preferring nodes without PreferNoSchedule taints, then the zone with the fewest
+//! live pods of that workload, then the node with the fewest pods, then the first node
+//! (deterministic). Pending pods are retried when capacity returns (uncordon, untaint, zone
+//! restored, a pod gone). A pod serves only while Ready, not Terminating, on a Ready node.
+//! Start-up = `startup` + uniform jitter in ±`startup_jitter` (never negative). At time 0 every
+//! desired pod is already Ready.
 //!
-//! **Pod deletion** (kill, drain, eviction): pods go at once; the ReplicaSet creates replacements
-//! after `reschedule_delay`, Ready after start-up. `restarts` counts replacement pods created.
+//! **Pod deletion** (kill, eviction, drain, NoExecute taint, node-controller eviction, scale-down,
+//! rollout): the pod is Terminating for its grace period (the delete's, else the workload's
+//! `termination_grace`; 0 or an unscheduled pod: gone at once; on a node that is down: until the
+//! node is back). A Deployment's ReplicaSet creates replacements `reschedule_delay` after the
+//! delete (Terminating pods do not count), Ready after start-up; a StatefulSet recreates a pod
+//! under the same name `reschedule_delay` after it is gone, in ordinal order, each once the lower
+//! ordinals are Ready (OrderedReady); a DaemonSet recreates its pod on the same node after it is
+//! gone. `restarts` counts replacement pods created for disrupted pods plus container restarts;
+//! each replaced pod's recovery (scheduled after, Ready after the delete) is recorded.
+//!
+//! **Evictions** honour PodDisruptionBudgets (`pdb: max_unavailable | min_available`): healthy =
+//! pods whose Ready condition holds; a Ready pod may go while healthy > desired healthy; a pod
+//! that is not Ready may go while the budget is met. Refusals are the API's 429.
+//!
+//! **What the API shows** lags reality as a real control plane does: a node that lost power keeps
+//! its Ready condition until the node controller notices (`node_failure_detection`), then it is
+//! Unknown with the `node.kubernetes.io/unreachable` taints and its pods' Ready condition is false.
+//! The `k8s.pods` / `k8s.nodes` probes report that view; service metrics follow the true state.
+//!
+//! **Rollout restart** (a pod template annotation change): pods are replaced one at a time
+//! (maxUnavailable 1, no surge): once every replica exists and is Ready and nothing is
+//! Terminating, the next pod of the old revision is deleted (StatefulSets: highest ordinal first).
 //!
 //! **Zone loss** (power interruption): the zone's nodes are NotReady and their pods stop serving
 //! at once. After `node_failure_detection` the nodes are noticed NotReady (logged); after a further
-//! `pod_eviction_timeout` their pods are evicted (and replaced as above on other zones' nodes, or
-//! Pending if there is no capacity). DB instances in the zone go down; if one was a writer, after
+//! `pod_eviction_timeout` their pods (not DaemonSet pods) are evicted: they stay Terminating while
+//! the node is down, and are replaced as above on other zones' nodes, or Pending if there is no
+//! capacity (a StatefulSet pod is not replaced until its node is back: at most one pod per name). DB instances in the zone go down; if one was a writer, after
 //! `failure_detection` the first healthy reader (instance order) is promoted, which takes
 //! `failover_time`. Writes fail from the loss until the promotion completes. Storage is shared:
 //! no data loss. With no healthy reader the cluster stays unavailable until the writer's zone is
-//! back. Zone restore: nodes Ready (pods not yet evicted serve again), instances back (as readers
+//! back. Zone restore: nodes Ready; pods deleted meanwhile are gone at last; the containers of the
+//! others restart (restart count + 1, Ready again after their start-up); instances back (as readers
 //! unless still the writer), Pending pods scheduled.
 //!
 //! **Region loss**: every zone of the region is lost (as above) and the region's endpoint is
@@ -37,9 +65,14 @@
 //! was detached by a global failover meanwhile comes back as a standalone writer holding the
 //! data it had (nothing writes to it any more).
 //!
-//! **Cordon / drain**: cordon makes the zone's nodes unschedulable; drain cordons and evicts the
-//! pods (replacements elsewhere after `reschedule_delay`). Scale returns the previous replica count;
-//! scale-down removes Pending, then Starting, then newest pods.
+//! **Cordon / drain / taint**: cordon makes nodes unschedulable; a drain cordons and evicts their
+//! pods through the budgets (DaemonSet pods skipped); a NoExecute taint evicts every pod that does
+//! not tolerate it (no budgets). Scale returns the previous replica count; scale-down deletes
+//! Pending, then Starting, then newest pods (StatefulSets: highest ordinals).
+//!
+//! **Change feed**: every change of a Kubernetes object gets the next resource version
+//! ([`model::Estate::changes_since`]), so the served API ([`kube_api`]) can answer watches in
+//! order; [`model::Estate::next_event_at`] tells a watch how long nothing will change.
 //!
 //! **In-cluster DB failover** (manual, optional target): the cluster is `failing-over` (not
 //! writable) for `failover_time`, then the target (or the first healthy reader) is the writer; an

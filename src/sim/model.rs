@@ -1252,14 +1252,14 @@ pub struct PodsView {
     pub ready_ratio: f64,
     /// ready_ratio × 100.
     pub ready_percent: f64,
-    /// Container restarts of the matching pods plus replacement pods their controllers created
-    /// for disrupted ones.
+    /// Restarts of the matching workloads so far: replacement pods their controllers created for
+    /// disrupted ones, plus container restarts (a node coming back restarts its pods).
     pub restarts: u64,
 }
 
-/// Summarize pods (and the workloads owning them) into a [`PodsView`]; `replacements` adds the
-/// controllers' replacement count to `restarts`.
-pub fn summarize_pods(pods: &[&PodObj], desired: u32, replacements: u64) -> PodsView {
+/// Summarize pods into a [`PodsView`] (`desired` from their workloads, `restarts` from the
+/// restart history).
+pub fn summarize_pods(pods: &[&PodObj], desired: u32, restarts: u64) -> PodsView {
     let mut v = PodsView {
         desired,
         total: 0,
@@ -1270,10 +1270,9 @@ pub fn summarize_pods(pods: &[&PodObj], desired: u32, replacements: u64) -> Pods
         unreachable: 0,
         ready_ratio: 1.0,
         ready_percent: 100.0,
-        restarts: replacements,
+        restarts,
     };
     for p in pods {
-        v.restarts += u64::from(p.restarts);
         if p.deletion.is_some() {
             v.terminating += 1;
             continue;
@@ -1736,6 +1735,9 @@ pub struct Estate {
     next_pod: u64,
     /// Replaced pods' recovery timings, in the order replacements became Ready.
     recoveries: Vec<PodRecovery>,
+    /// Restarts as they happen: (time, workload, count) for replacement pods created and
+    /// container restarts.
+    restart_log: Vec<(Duration, usize, u32)>,
     /// The Kubernetes objects as last published, and their change feed.
     feed: objects::Feed,
     dbs: Vec<DbCluster>,
@@ -1808,6 +1810,7 @@ impl Estate {
             pods: BTreeMap::new(),
             next_pod: 0,
             recoveries: Vec::new(),
+            restart_log: Vec::new(),
             feed: objects::Feed::default(),
             dbs: Vec::new(),
             globals: Vec::new(),
@@ -2557,6 +2560,9 @@ impl Estate {
             }
         }
         self.deployments[dep].restarts += replacements;
+        if replacements > 0 {
+            self.restart_log.push((self.now, dep, replacements as u32));
+        }
         let n = created.len();
         let cname = self.cluster_p(ci).name.clone();
         let d = &self.deployments[dep].p;
@@ -3333,7 +3339,7 @@ impl Estate {
     }
 
     /// Delete pods matching `selector` in `namespace` (each with its own grace period); their
-    /// controllers replace them (see [`Estate::delete_pods`]). Returns the names killed.
+    /// controllers replace them (see the module docs). Returns the names killed.
     pub fn kill_pods(
         &mut self,
         at: Duration,
@@ -3371,19 +3377,8 @@ impl Estate {
             });
         }
         let victims = self.choose_victims(&candidates, mode)?;
-        let names = self.kill_named(at, cluster, &victims, None)?;
-        let msg = format!(
-            "killed {} pod(s) matching {} in {namespace}: {}; replacements after {}",
-            names.len(),
-            render_selector(selector),
-            names
-                .iter()
-                .map(|(_, n)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            fmt(self.cluster_p(ci).reschedule_delay)
-        );
-        self.note(format!("k8s {cluster}"), msg);
+        let what = format!("matching {} in {namespace}", render_selector(selector));
+        let names = self.kill_named(at, cluster, &victims, None, &what)?;
         self.finish(names.into_iter().map(|(_, n)| n).collect())
     }
 
@@ -3423,13 +3418,14 @@ impl Estate {
 
     /// Delete the named pods (namespace, name) of a cluster as a disruption (a kill); `grace`
     /// overrides their own grace period. Pods already Terminating are not counted again.
-    /// Returns the pods newly deleted.
+    /// Logs "killed N pod(s) `what`: ...". Returns the pods newly deleted.
     pub fn kill_named(
         &mut self,
         at: Duration,
         cluster: &str,
         pods: &[(String, String)],
         grace: Option<Duration>,
+        what: &str,
     ) -> Result<Vec<(String, String)>, SimError> {
         self.advance_to(at);
         let ci = self.cluster_index(cluster)?;
@@ -3446,6 +3442,13 @@ impl Estate {
             })
             .collect();
         let names = self.delete_pods(&ids, grace, Why::Disruption);
+        let msg = format!(
+            "killed {} pod(s) {what}: {}; replacements after {}",
+            names.len(),
+            names.join(", "),
+            fmt(self.cluster_p(ci).reschedule_delay)
+        );
+        self.note(format!("k8s {cluster}"), msg);
         let out = names
             .into_iter()
             .map(|n| (ns_of.get(&n).cloned().unwrap_or_default(), n))
@@ -3637,6 +3640,8 @@ impl Estate {
                 continue;
             }
             let at = self.now + self.pods[&id].startup;
+            let dep = self.pods[&id].dep;
+            self.restart_log.push((self.now, dep, 1));
             if let Some(p) = self.pods.get_mut(&id) {
                 p.container_restarts += 1;
                 p.phase = Phase::Starting;
@@ -4177,14 +4182,52 @@ impl Estate {
                 _ => None,
             })
             .collect();
-        let (mut desired, mut replacements) = (0, 0);
+        let mut desired = 0;
+        let mut deps = Vec::new();
         for (dep, d) in self.deployments.iter().enumerate() {
             if d.cluster == ci && namespaces.contains(&d.p.namespace) && label_ok(&d.p.labels) {
                 desired += self.desired_pods(dep);
-                replacements += d.restarts;
+                deps.push(dep);
             }
         }
+        let replacements = self
+            .restart_log
+            .iter()
+            .filter(|(_, d, _)| deps.contains(d))
+            .map(|(_, _, n)| u64::from(*n))
+            .sum();
         Ok(summarize_pods(&pods, desired, replacements))
+    }
+
+    /// Restarts (replacements and container restarts) of the workloads in `namespaces` whose
+    /// pod labels pass `label_ok`: (total so far, increase over the last `window`).
+    pub fn pod_restarts(
+        &mut self,
+        at: Duration,
+        cluster: &str,
+        namespaces: &[String],
+        label_ok: &dyn Fn(&BTreeMap<String, String>) -> bool,
+        window: Duration,
+    ) -> Result<(u64, u64), SimError> {
+        self.advance_to(at);
+        let ci = self.cluster_index(cluster)?;
+        let deps: Vec<usize> = (0..self.deployments.len())
+            .filter(|&d| {
+                let x = &self.deployments[d];
+                x.cluster == ci && namespaces.contains(&x.p.namespace) && label_ok(&x.p.labels)
+            })
+            .collect();
+        let since = self.now.checked_sub(window);
+        let (mut total, mut recent) = (0, 0);
+        for (t, d, n) in &self.restart_log {
+            if deps.contains(d) {
+                total += u64::from(*n);
+                if since.is_none_or(|s| *t > s) {
+                    recent += u64::from(*n);
+                }
+            }
+        }
+        Ok((total, recent))
     }
 
     /// Nodes of a cluster, optionally only one zone.
@@ -4878,6 +4921,17 @@ mod tests {
         p.kubernetes[1].name = "prod-east".into();
         p.kubernetes[1].nodes_per_zone = 0;
         p.kubernetes[0].deployments[1].replicas = Some(1_000_000);
+        p.kubernetes[0].deployments[0].replicas = None;
+        p.kubernetes[0].deployments[0].pdb = Some(PdbParams {
+            max_unavailable: Some(1),
+            min_available: Some(1),
+        });
+        p.kubernetes[0].deployments[3].replicas = Some(2);
+        p.kubernetes[0].deployments[3].pdb = Some(PdbParams {
+            max_unavailable: Some(1),
+            min_available: None,
+        });
+        p.kubernetes[0].deployments[2].termination_grace = secs(7200);
         p.databases[0].instances[0].zone = "us-west-2a".into();
         p.databases[0].writer = "orders-db-9".into();
         p.dns[0].ttl = secs(2 * 86_400);
@@ -4889,6 +4943,11 @@ mod tests {
             "kubernetes[1].name: duplicate cluster `prod-east`",
             "kubernetes[1].nodes_per_zone: zero nodes",
             "kubernetes[0].deployments[1].replicas",
+            "kubernetes[0].deployments[0].replicas: a deployment needs `replicas`",
+            "kubernetes[0].deployments[0].pdb: give exactly one of `max_unavailable` or `min_available`",
+            "kubernetes[0].deployments[3].replicas: a daemonset runs one pod per node; remove `replicas`",
+            "kubernetes[0].deployments[3].pdb: drains skip daemonset pods",
+            "kubernetes[0].deployments[2].termination_grace: 2h is absurdly long",
             "databases[0].instances[0].zone: zone `us-west-2a` is not in the cluster's region us-east-1",
             "databases[0].writer: `orders-db-9` is not one of the cluster's instances",
             "dns[0].ttl: 48h is absurdly long",

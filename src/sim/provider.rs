@@ -4,7 +4,9 @@
 //! Dry runs apply the action to a throwaway copy of the estate, so they resolve targets exactly
 //! ("would kill api-7f3k2") and touch nothing.
 
-use super::model::{DnsTarget, Estate, KillMode, SimError, SimParams};
+mod k8s;
+
+use super::model::{DnsTarget, Estate, SimError, SimParams};
 use crate::diag::Diagnostic;
 use crate::engine::clock::RunClock;
 use crate::environment::{Backend, Environment};
@@ -20,7 +22,8 @@ pub const WARM_UP: Duration = Duration::from_secs(3600);
 
 pub struct SimProvider {
     shared: SharedEstate,
-    cursor: Mutex<usize>,
+    /// (log entries, pod recoveries) already turned into environment events.
+    cursor: Mutex<(usize, usize)>,
     seed: u64,
 }
 
@@ -98,7 +101,7 @@ impl SimProvider {
         match Estate::new(params, seed) {
             Ok(estate) => Ok(SimProvider {
                 shared: SharedEstate::new(estate),
-                cursor: Mutex::new(0),
+                cursor: Mutex::new((0, 0)),
                 seed,
             }),
             Err(SimError::InvalidParams(problems)) => Err(problems
@@ -126,7 +129,7 @@ impl SimProvider {
     pub fn from_shared(shared: SharedEstate, seed: u64) -> SimProvider {
         SimProvider {
             shared,
-            cursor: Mutex::new(0),
+            cursor: Mutex::new((0, 0)),
             seed,
         }
     }
@@ -214,58 +217,7 @@ fn apply(
         .map(str::to_string)
         .unwrap_or_else(|| SimProvider::default_cluster(estate));
     Ok(match action {
-        "k8s.pod_kill" => {
-            let value = p.get("value").and_then(Json::as_u64).unwrap_or(1) as u32;
-            let mode = match s(p, "mode") {
-                "all" => KillMode::All,
-                "fixed" => KillMode::Fixed(value),
-                "fixed-percent" => {
-                    if !(1..=100).contains(&value) {
-                        return Err(ProviderError::InvalidTarget(format!(
-                            "fixed-percent needs `value` from 1 to 100, got {value}"
-                        )));
-                    }
-                    KillMode::FixedPercent(value)
-                }
-                _ => KillMode::One,
-            };
-            let sel = labels(p, "selector");
-            if let Some(cap) = p.get("max_pods").and_then(Json::as_u64) {
-                let mut copy = estate.clone();
-                let n = copy
-                    .kill_pods(at, &cluster, s(p, "namespace"), &sel, mode)
-                    .map_err(err)?
-                    .len() as u64;
-                if n > cap {
-                    return Err(ProviderError::InvalidTarget(format!(
-                        "blast radius: this would kill {n} pods, over max_pods {cap}; raise max_pods or narrow the selector"
-                    )));
-                }
-            }
-            let killed = estate
-                .kill_pods(at, &cluster, s(p, "namespace"), &sel, mode)
-                .map_err(err)?;
-            json!({"cluster": cluster, "namespace": s(p, "namespace"), "killed": killed, "count": killed.len()})
-        }
-        "k8s.cordon_zone" => {
-            json!({"cluster": cluster, "zone": s(p, "zone"), "nodes": estate.cordon_zone(at, &cluster, s(p, "zone")).map_err(err)?})
-        }
-        "k8s.drain_zone" => {
-            json!({"cluster": cluster, "zone": s(p, "zone"), "nodes": estate.drain_zone(at, &cluster, s(p, "zone")).map_err(err)?})
-        }
-        "k8s.scale" => {
-            let replicas = p.get("replicas").and_then(Json::as_u64).unwrap_or(0) as u32;
-            let prev = estate
-                .scale(
-                    at,
-                    &cluster,
-                    s(p, "namespace"),
-                    s(p, "deployment"),
-                    replicas,
-                )
-                .map_err(err)?;
-            json!({"cluster": cluster, "deployment": s(p, "deployment"), "previous": prev, "replicas": replicas})
-        }
+        a if a.starts_with("k8s.") => k8s::apply(estate, at, sim, &cluster, a, p)?,
         "az.power_interruption" => {
             estate.lose_zone(at, s(p, "zone")).map_err(err)?;
             json!({"zone": s(p, "zone"), "power": "off"})
@@ -345,6 +297,39 @@ fn apply(
     })
 }
 
+/// Revert an action on the estate (see [`Provider::revert`]).
+fn revert_on(
+    e: &mut Estate,
+    at: Duration,
+    action: &str,
+    params: &Json,
+    output: &Json,
+) -> Result<Json, ProviderError> {
+    match action {
+        a if a.starts_with("k8s.") => k8s::revert(e, at, a, params, output),
+        "az.power_interruption" => {
+            e.restore_zone(at, s(params, "zone")).map_err(err)?;
+            Ok(json!({"zone": s(params, "zone"), "power": "on"}))
+        }
+        "region.outage" => {
+            e.restore_region(at, s(params, "region")).map_err(err)?;
+            Ok(json!({"region": s(params, "region"), "state": "restored"}))
+        }
+        "db.cluster_outage" => {
+            e.cluster_repair(at, s(params, "cluster")).map_err(err)?;
+            Ok(json!({"cluster": s(params, "cluster"), "state": "repaired"}))
+        }
+        "dns.failover" => {
+            e.dns_reset(at, s(params, "record")).map_err(err)?;
+            Ok(json!({"record": s(params, "record"), "control": "health checks"}))
+        }
+        other => Err(ProviderError::Unsupported {
+            backend: "sim".into(),
+            name: format!("rollback of {other}"),
+        }),
+    }
+}
+
 impl Provider for SimProvider {
     fn backend(&self) -> &'static str {
         "sim"
@@ -362,8 +347,13 @@ impl Provider for SimProvider {
         Box::pin(async move {
             let out = {
                 let mut e = self.shared.lock();
-                apply(&mut e, self.now(), self, action, params)?
+                apply(&mut e, self.now(), self, action, params)
             };
+            self.shared.notify_changed();
+            let mut out = out?;
+            if matches!(action, "k8s.drain_zone" | "k8s.node_drain") {
+                out = self.finish_drain(out, params).await?;
+            }
             // A restore is done when its cluster is available (unless told not to wait).
             if action == "db.point_in_time_restore"
                 && params.get("wait").and_then(Json::as_bool).unwrap_or(true)
@@ -395,67 +385,10 @@ impl Provider for SimProvider {
         Box::pin(async move {
             let at = self.now();
             let mut e = self.shared.lock();
-            match action {
-                "k8s.cordon_zone" | "k8s.drain_zone" => {
-                    let nodes: Vec<String> = output
-                        .get("nodes")
-                        .and_then(Json::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|n| n.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let cluster = output
-                        .get("cluster")
-                        .and_then(Json::as_str)
-                        .unwrap_or_default();
-                    e.uncordon_nodes(at, cluster, &nodes).map_err(err)?;
-                    Ok(json!({"uncordoned": nodes}))
-                }
-                "k8s.scale" => {
-                    // A scale that failed recorded no previous count and changed nothing.
-                    let Some(prev) = output.get("previous").and_then(Json::as_u64) else {
-                        return Ok(
-                            json!({"restored": false, "reason": "the step changed nothing"}),
-                        );
-                    };
-                    let prev = prev as u32;
-                    let cluster = output
-                        .get("cluster")
-                        .and_then(Json::as_str)
-                        .unwrap_or_default();
-                    e.scale(
-                        at,
-                        cluster,
-                        s(params, "namespace"),
-                        s(params, "deployment"),
-                        prev,
-                    )
-                    .map_err(err)?;
-                    Ok(json!({"replicas": prev}))
-                }
-                "az.power_interruption" => {
-                    e.restore_zone(at, s(params, "zone")).map_err(err)?;
-                    Ok(json!({"zone": s(params, "zone"), "power": "on"}))
-                }
-                "region.outage" => {
-                    e.restore_region(at, s(params, "region")).map_err(err)?;
-                    Ok(json!({"region": s(params, "region"), "state": "restored"}))
-                }
-                "db.cluster_outage" => {
-                    e.cluster_repair(at, s(params, "cluster")).map_err(err)?;
-                    Ok(json!({"cluster": s(params, "cluster"), "state": "repaired"}))
-                }
-                "dns.failover" => {
-                    e.dns_reset(at, s(params, "record")).map_err(err)?;
-                    Ok(json!({"record": s(params, "record"), "control": "health checks"}))
-                }
-                other => Err(ProviderError::Unsupported {
-                    backend: "sim".into(),
-                    name: format!("rollback of {other}"),
-                }),
-            }
+            let r = revert_on(&mut e, at, action, params, output);
+            drop(e);
+            self.shared.notify_changed();
+            r
         })
     }
 
@@ -474,17 +407,7 @@ impl Provider for SimProvider {
                 .unwrap_or_else(|| Self::default_cluster(&e));
             Ok(match probe {
                 "service.metrics" => to_json(e.service(at, s(p, "service")).map_err(err)?),
-                "k8s.pods" => to_json(
-                    e.pods(at, &cluster, s(p, "namespace"), &labels(p, "selector"))
-                        .map_err(err)?,
-                ),
-                "k8s.nodes" => to_json(
-                    e.nodes(at, &cluster, p.get("zone").and_then(Json::as_str))
-                        .map_err(err)?,
-                ),
-                "k8s.memory" => {
-                    json!({"cluster": cluster, "utilization": e.memory_utilization(at, &cluster).map_err(err)?})
-                }
+                k if k.starts_with("k8s.") => k8s::observe(&mut e, at, &cluster, k, p)?,
                 "db.cluster" => {
                     let mut v = e.db_cluster(at, s(p, "cluster")).map_err(err)?;
                     if let Some(t) = p
@@ -544,31 +467,7 @@ impl SimProvider {
         let mut copy = self.shared.lock().clone();
         let out = apply(&mut copy, self.now(), self, action, params)?;
         let what = match action {
-            "k8s.pod_kill" => format!(
-                "kill {} pod(s) in {}/{}: {}",
-                out["count"],
-                out["cluster"].as_str().unwrap_or_default(),
-                out["namespace"].as_str().unwrap_or_default(),
-                list(&out["killed"])
-            ),
-            "k8s.cordon_zone" => format!(
-                "cordon {} node(s) in {}: {}",
-                out["nodes"].as_array().map_or(0, Vec::len),
-                s(params, "zone"),
-                list(&out["nodes"])
-            ),
-            "k8s.drain_zone" => format!(
-                "drain {} node(s) in {}: {}",
-                out["nodes"].as_array().map_or(0, Vec::len),
-                s(params, "zone"),
-                list(&out["nodes"])
-            ),
-            "k8s.scale" => format!(
-                "scale {} from {} to {} replicas",
-                s(params, "deployment"),
-                out["previous"],
-                out["replicas"]
-            ),
+            a if a.starts_with("k8s.") => k8s::describe(a, params, &out),
             "db.cluster_failover" => format!(
                 "fail over {} to {}",
                 s(params, "cluster"),
@@ -585,29 +484,54 @@ impl SimProvider {
         e.advance_to(at);
         let mut cursor = self.cursor.lock().expect("cursor poisoned");
         let log = e.log();
+        let ms = |t: Duration| (t.saturating_sub(WARM_UP)).as_millis() as u64;
         // Events of the warm-up (before the run) are history, not part of the drill.
-        let out = log[(*cursor).min(log.len())..]
+        let mut out: Vec<EnvironmentEvent> = log[cursor.0.min(log.len())..]
             .iter()
             .filter(|ev| ev.at >= WARM_UP)
             .map(|ev| EnvironmentEvent {
-                at_ms: (ev.at - WARM_UP).as_millis() as u64,
+                at_ms: ms(ev.at),
                 component: ev.component.clone(),
                 message: ev.message.clone(),
                 detail: None,
             })
             .collect();
-        *cursor = log.len();
+        cursor.0 = log.len();
+        let recoveries = e.pod_recoveries();
+        for r in recoveries[cursor.1.min(recoveries.len())..]
+            .iter()
+            .filter(|r| r.ready_at >= WARM_UP)
+        {
+            let node = |n: &Option<String>| n.clone().unwrap_or_else(|| "-".into());
+            out.push(EnvironmentEvent {
+                at_ms: ms(r.ready_at),
+                component: format!("k8s {}", r.cluster),
+                message: format!(
+                    "pod {}/{} (node {}) recovered: replacement {} on node {} scheduled after {}, Ready after {}",
+                    r.namespace,
+                    r.pod,
+                    node(&r.node),
+                    r.replacement,
+                    node(&r.replacement_node),
+                    crate::duration::format(r.scheduled_at.saturating_sub(r.killed_at)),
+                    crate::duration::format(r.ready_at.saturating_sub(r.killed_at)),
+                ),
+                detail: Some(json!({
+                    "kind": "pod_recovery",
+                    "namespace": r.namespace,
+                    "pod": r.pod,
+                    "node": r.node,
+                    "owner": r.owner,
+                    "replacement": r.replacement,
+                    "replacement_node": r.replacement_node,
+                    "killed_at_ms": ms(r.killed_at),
+                    "scheduled_after_ms": r.scheduled_at.saturating_sub(r.killed_at).as_millis() as u64,
+                    "ready_after_ms": r.ready_at.saturating_sub(r.killed_at).as_millis() as u64,
+                })),
+            });
+        }
+        cursor.1 = recoveries.len();
+        out.sort_by_key(|ev| ev.at_ms);
         out
     }
-}
-
-fn list(v: &Json) -> String {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Json::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
 }

@@ -1605,3 +1605,96 @@ fn resource_list(group: &str, version: &str) -> Option<Json> {
     }
     Some(v)
 }
+
+/// A kubeconfig for a served API (plain `http://` server; a bearer token when one is required).
+pub fn kubeconfig(server: &str, cluster: &str, token: Option<&str>) -> String {
+    let name = format!("firedrill-sim-{cluster}");
+    let user = match token {
+        Some(t) => format!("    token: {}\n", serde_json::Value::from(t)),
+        None => "    {}\n".to_string(),
+    };
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: firedrill\n    namespace: default\ncurrent-context: {name}\nusers:\n- name: firedrill\n  user:\n{user}preferences: {{}}\n"
+    )
+}
+
+/// What `firedrill sim serve` serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on, e.g. `127.0.0.1:0` (port 0: any free port).
+    pub listen: String,
+    /// Cluster to serve (default: the estate's first).
+    pub cluster: Option<String>,
+    /// Write a kubeconfig for the server here.
+    pub kubeconfig_out: Option<std::path::PathBuf>,
+    /// Require this bearer token.
+    pub token: Option<String>,
+}
+
+/// `firedrill sim serve`: serve one cluster of the estate on wall-clock time until interrupted.
+/// Prints the URL (and the kubeconfig path) on stdout, the estate's events on stderr as they
+/// happen. Errors are messages for the user.
+pub async fn serve_estate(
+    provider: crate::sim::provider::SimProvider,
+    opts: ServeOptions,
+) -> Result<(), String> {
+    use crate::provider::Provider;
+    use std::io::Write;
+    let shared = provider.shared();
+    shared.start(crate::engine::clock::RunClock::start_now());
+    let cluster = match opts.cluster {
+        Some(c) => c,
+        None => shared.lock().clusters().into_iter().next().ok_or(
+            "the estate has no Kubernetes cluster to serve; add one under `sim.kubernetes`",
+        )?,
+    };
+    let api = KubeApi::new(shared.clone(), &cluster).map_err(|e| e.to_string())?;
+    api.require_token(opts.token.as_deref());
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e}; pick another --listen address",
+                opts.listen
+            )
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let url = format!("http://{addr}");
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(
+        stdout,
+        "serving cluster `{cluster}` of the simulated estate as a Kubernetes API at {url}"
+    );
+    if let Some(path) = &opts.kubeconfig_out {
+        std::fs::write(path, kubeconfig(&url, &cluster, opts.token.as_deref()))
+            .map_err(|e| format!("cannot write the kubeconfig to {}: {e}", path.display()))?;
+        let _ = writeln!(
+            stdout,
+            "kubeconfig written to {} (try: kubectl --kubeconfig {} get pods -A)",
+            path.display(),
+            path.display()
+        );
+    }
+    let _ = writeln!(stdout, "press Ctrl-C to stop");
+    let _ = stdout.flush();
+    let events = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for ev in provider.drain_events() {
+                eprintln!(
+                    "{:>9}  {}: {}",
+                    crate::duration::format(Duration::from_millis(ev.at_ms)),
+                    ev.component,
+                    ev.message
+                );
+            }
+        }
+    };
+    tokio::select! {
+        r = api.serve(listener) => r.map_err(|e| format!("serving failed: {e}")),
+        _ = events => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}

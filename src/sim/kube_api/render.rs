@@ -154,8 +154,9 @@ pub fn object(ctx: &Ctx, rv: u64, o: &Obj) -> Json {
     }
 }
 
-pub fn node(ctx: &Ctx, rv: u64, n: &NodeObj) -> Node {
-    let labels = BTreeMap::from([
+/// A node's labels (hostname, zone, region, os, arch, instance type).
+pub fn node_labels(n: &NodeObj) -> BTreeMap<String, String> {
+    BTreeMap::from([
         ("kubernetes.io/hostname".to_string(), n.name.clone()),
         ("kubernetes.io/os".to_string(), "linux".to_string()),
         ("kubernetes.io/arch".to_string(), "amd64".to_string()),
@@ -168,7 +169,11 @@ pub fn node(ctx: &Ctx, rv: u64, n: &NodeObj) -> Node {
             "node.kubernetes.io/instance-type".to_string(),
             "sim.standard".to_string(),
         ),
-    ]);
+    ])
+}
+
+pub fn node(ctx: &Ctx, rv: u64, n: &NodeObj) -> Node {
+    let labels = node_labels(n);
     let taints: Vec<KTaint> = n
         .taints
         .iter()

@@ -1,0 +1,1032 @@
+//! The `k8s.*` vocabulary on the simulated estate, with the semantics the kube-rs backend has
+//! against a real API: targets are resolved from the same objects the served API shows (node
+//! labels, pod labels, field selectors), blast-radius caps and the kube-system rule refuse before
+//! anything is touched, a selector that matches nothing is an error, drains go through the
+//! eviction rules (PodDisruptionBudgets, DaemonSet pods skipped) and retry refused evictions like
+//! `kubectl drain`, and every action's output records exactly what it changed so its revert
+//! undoes that and only that.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+
+use super::{SimProvider, err, labels, s, to_json};
+use crate::duration::{self, format as fmt};
+use crate::provider::ProviderError;
+use crate::sim::kube_api::render::{RESTARTED_AT, node_labels};
+use crate::sim::kube_api::selector::{FieldSelector, LabelSelector, POD_FIELDS};
+use crate::sim::model::{
+    Estate, KillMode, NodeObj, Obj, ObjKind, PodObj, SimError, Taint, TaintEffect, WorkloadKind,
+    WorkloadObj,
+};
+
+/// How often a drain retries an eviction a PodDisruptionBudget refused (as `kubectl drain`).
+pub const DRAIN_RETRY: Duration = Duration::from_secs(5);
+/// How long a drain tries by default.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default window of `k8s.pod_restarts`.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(300);
+/// Taint key `k8s.drain_zone` with `method: taint` puts on the zone's nodes.
+pub const DRAIN_TAINT: &str = "firedrill.dev/zone-drain";
+
+fn bad(msg: impl Into<String>) -> ProviderError {
+    ProviderError::InvalidTarget(msg.into())
+}
+
+fn str_list(v: &Json) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn taint_json(t: &Taint) -> Json {
+    json!({"key": t.key, "value": t.value, "effect": t.effect.as_str()})
+}
+
+fn taint_of(v: &Json) -> Option<Taint> {
+    Some(Taint {
+        key: v.get("key")?.as_str()?.to_string(),
+        value: v.get("value").and_then(Json::as_str).map(str::to_string),
+        effect: TaintEffect::parse(v.get("effect")?.as_str()?)?,
+        added: None,
+    })
+}
+
+fn nodes_of(e: &mut Estate, at: Duration, cluster: &str) -> Result<Vec<NodeObj>, ProviderError> {
+    Ok(e.objects(at, cluster, ObjKind::Node)
+        .map_err(err)?
+        .into_iter()
+        .filter_map(|(_, o)| match o {
+            Obj::Node(n) => Some(n),
+            _ => None,
+        })
+        .collect())
+}
+
+fn pods_of(e: &mut Estate, at: Duration, cluster: &str) -> Result<Vec<PodObj>, ProviderError> {
+    Ok(e.objects(at, cluster, ObjKind::Pod)
+        .map_err(err)?
+        .into_iter()
+        .filter_map(|(_, o)| match o {
+            Obj::Pod(p) => Some(p),
+            _ => None,
+        })
+        .collect())
+}
+
+fn pod_field(p: &PodObj, f: &str) -> String {
+    match f {
+        "metadata.name" => p.name.clone(),
+        "metadata.namespace" => p.namespace.clone(),
+        "spec.nodeName" => p.node.clone().unwrap_or_default(),
+        "status.phase" => p.phase.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn cap_nodes(p: &Json, n: usize, what: &str) -> Result<(), ProviderError> {
+    if let Some(cap) = p.get("max_nodes").and_then(Json::as_u64)
+        && n as u64 > cap
+    {
+        return Err(bad(format!(
+            "blast radius: {what} matches {n} nodes, over max_nodes {cap}; raise max_nodes or narrow the target"
+        )));
+    }
+    Ok(())
+}
+
+/// Nodes named by `node` or selected by `selector` (exactly one), capped by `max_nodes`.
+fn target_nodes(
+    e: &mut Estate,
+    at: Duration,
+    cluster: &str,
+    p: &Json,
+) -> Result<Vec<NodeObj>, ProviderError> {
+    let all = nodes_of(e, at, cluster)?;
+    let chosen: Vec<NodeObj> = match (p.get("node").and_then(Json::as_str), p.get("selector")) {
+        (Some(name), None) => {
+            let found: Vec<NodeObj> = all.iter().filter(|n| n.name == name).cloned().collect();
+            if found.is_empty() {
+                return Err(bad(format!(
+                    "no node `{name}` in cluster `{cluster}`; nodes: {}",
+                    all.iter()
+                        .map(|n| n.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            found
+        }
+        (None, Some(_)) => {
+            let sel = LabelSelector::from_labels(&labels(p, "selector"));
+            let found: Vec<NodeObj> = all
+                .iter()
+                .filter(|n| sel.matches(&node_labels(n)))
+                .cloned()
+                .collect();
+            if found.is_empty() {
+                let mut zones: Vec<&str> = all.iter().map(|n| n.zone.as_str()).collect();
+                zones.dedup();
+                return Err(bad(format!(
+                    "no node of cluster `{cluster}` matches selector {sel}; node labels there include topology.kubernetes.io/zone ({}) and kubernetes.io/hostname",
+                    zones.join(", ")
+                )));
+            }
+            found
+        }
+        _ => return Err(bad("give exactly one of `node` or `selector`")),
+    };
+    cap_nodes(p, chosen.len(), "the target")?;
+    Ok(chosen)
+}
+
+/// The nodes of `zone` (`topology.kubernetes.io/zone`) in the cluster, capped by `max_nodes`.
+fn zone_nodes(
+    e: &mut Estate,
+    at: Duration,
+    cluster: &str,
+    p: &Json,
+) -> Result<Vec<NodeObj>, ProviderError> {
+    let zone = s(p, "zone");
+    e.nodes(at, cluster, Some(zone)).map_err(err)?;
+    let nodes: Vec<NodeObj> = nodes_of(e, at, cluster)?
+        .into_iter()
+        .filter(|n| n.zone == zone)
+        .collect();
+    if nodes.is_empty() {
+        return Err(bad(format!(
+            "zone `{zone}` has no nodes in cluster `{cluster}`"
+        )));
+    }
+    cap_nodes(p, nodes.len(), &format!("zone {zone}"))?;
+    Ok(nodes)
+}
+
+fn namespaces(p: &Json) -> Result<Vec<String>, ProviderError> {
+    match (
+        p.get("namespace").and_then(Json::as_str),
+        p.get("namespaces"),
+    ) {
+        (Some(ns), None) => Ok(vec![ns.to_string()]),
+        (None, Some(list)) => {
+            let v = str_list(list);
+            if v.is_empty() {
+                Err(bad("`namespaces` is empty; list at least one namespace"))
+            } else {
+                Ok(v)
+            }
+        }
+        _ => Err(bad("give exactly one of `namespace` or `namespaces`")),
+    }
+}
+
+fn allow_system(p: &Json) -> bool {
+    p.get("allow_kube_system")
+        .and_then(Json::as_bool)
+        .unwrap_or(false)
+}
+
+fn kill_mode(p: &Json) -> Result<KillMode, ProviderError> {
+    let value = p.get("value").and_then(Json::as_u64);
+    let need = |what: &str| {
+        value.map(|v| v as u32).ok_or_else(|| {
+            bad(format!(
+                "mode `{what}` needs `value` ({})",
+                if what == "fixed" {
+                    "how many pods"
+                } else {
+                    "a percentage from 1 to 100"
+                }
+            ))
+        })
+    };
+    let pct = |what: &str| {
+        let v = need(what)?;
+        if (1..=100).contains(&v) {
+            Ok(v)
+        } else {
+            Err(bad(format!("{what} needs `value` from 1 to 100, got {v}")))
+        }
+    };
+    Ok(
+        match p.get("mode").and_then(Json::as_str).unwrap_or("one") {
+            "all" => KillMode::All,
+            "fixed" => {
+                let v = need("fixed")?;
+                if v == 0 {
+                    return Err(bad("mode `fixed` needs `value` of at least 1"));
+                }
+                KillMode::Fixed(v)
+            }
+            "fixed-percent" => KillMode::FixedPercent(pct("fixed-percent")?),
+            "random-max-percent" => KillMode::RandomMaxPercent(pct("random-max-percent")?),
+            _ => KillMode::One,
+        },
+    )
+}
+
+fn workload_target(p: &Json) -> Result<(WorkloadKind, String), ProviderError> {
+    match (
+        p.get("deployment").and_then(Json::as_str),
+        p.get("statefulset").and_then(Json::as_str),
+    ) {
+        (Some(d), None) => Ok((WorkloadKind::Deployment, d.to_string())),
+        (None, Some(st)) => Ok((WorkloadKind::StatefulSet, st.to_string())),
+        _ => Err(bad("give exactly one of `deployment` or `statefulset`")),
+    }
+}
+
+fn workload(
+    e: &mut Estate,
+    at: Duration,
+    cluster: &str,
+    ns: &str,
+    kind: WorkloadKind,
+    name: &str,
+) -> Result<WorkloadObj, ProviderError> {
+    let k = match kind {
+        WorkloadKind::Deployment => ObjKind::Deployment,
+        WorkloadKind::StatefulSet => ObjKind::StatefulSet,
+        WorkloadKind::DaemonSet => ObjKind::DaemonSet,
+    };
+    match e.object(at, cluster, k, ns, name).map_err(err)? {
+        Some((_, Obj::Workload(w))) => Ok(w),
+        _ => {
+            let valid: Vec<String> = e
+                .objects(at, cluster, k)
+                .map_err(err)?
+                .into_iter()
+                .map(|(_, o)| format!("{}/{}", o.namespace(), o.name()))
+                .collect();
+            Err(bad(format!(
+                "no {} `{ns}/{name}` in cluster `{cluster}`; {}s: {}",
+                kind.as_str(),
+                kind.as_str(),
+                if valid.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    valid.join(", ")
+                }
+            )))
+        }
+    }
+}
+
+fn pod_ref(p: &PodObj) -> Json {
+    json!({
+        "namespace": p.namespace,
+        "name": p.name,
+        "node": p.node,
+        "owner": format!("{}/{}", p.workload_kind.as_str(), p.workload),
+    })
+}
+
+/// Cordon `nodes` (unless already) and evict their pods once, as the start of a drain. Refuses
+/// before touching anything when a non-DaemonSet kube-system pod is there without
+/// `allow_kube_system`.
+fn drain_start(
+    e: &mut Estate,
+    at: Duration,
+    cluster: &str,
+    nodes: &[NodeObj],
+    p: &Json,
+) -> Result<Json, ProviderError> {
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let pods: Vec<PodObj> = pods_of(e, at, cluster)?
+        .into_iter()
+        .filter(|x| x.deletion.is_none() && x.node.as_ref().is_some_and(|n| names.contains(n)))
+        .collect();
+    let (daemons, pods): (Vec<PodObj>, Vec<PodObj>) = pods
+        .into_iter()
+        .partition(|x| x.workload_kind == WorkloadKind::DaemonSet);
+    let system: Vec<&str> = pods
+        .iter()
+        .filter(|x| x.namespace == "kube-system")
+        .map(|x| x.name.as_str())
+        .collect();
+    if !system.is_empty() && !allow_system(p) {
+        return Err(bad(format!(
+            "refusing to evict kube-system pods ({}) from {}; set `allow_kube_system: true` if the drill means to",
+            system.join(", "),
+            names.join(", ")
+        )));
+    }
+    let mut cordoned = Vec::new();
+    for n in &names {
+        if !e.set_unschedulable(at, cluster, n, true).map_err(err)? {
+            cordoned.push(n.clone());
+        }
+    }
+    let grace = duration::param(p, "grace_period");
+    let (mut evicted, mut refused) = (Vec::new(), Vec::new());
+    for x in &pods {
+        match e.evict_pod(at, cluster, &x.namespace, &x.name, grace) {
+            Ok(()) => evicted.push(pod_ref(x)),
+            Err(SimError::Budget { pdb, message, .. }) => {
+                let mut r = pod_ref(x);
+                r["refused_by"] = json!(format!("PodDisruptionBudget {pdb}: {message}"));
+                refused.push(r);
+            }
+            Err(other) => {
+                for n in &cordoned {
+                    let _ = e.set_unschedulable(at, cluster, n, false);
+                }
+                return Err(err(other));
+            }
+        }
+    }
+    Ok(json!({
+        "cluster": cluster,
+        "method": "evict",
+        "nodes": cordoned,
+        "drained_nodes": names,
+        "evicted": evicted,
+        "refused": refused,
+        "skipped_daemonset_pods": daemons.iter().map(|x| x.name.clone()).collect::<Vec<_>>(),
+    }))
+}
+
+/// Add (or replace) a taint on nodes; returns (touched nodes, previous same-key-and-effect taint
+/// per touched node).
+fn add_taint(
+    e: &mut Estate,
+    at: Duration,
+    cluster: &str,
+    nodes: &[NodeObj],
+    taint: &Taint,
+) -> Result<(Vec<String>, BTreeMap<String, Json>), ProviderError> {
+    let mut touched = Vec::new();
+    let mut previous = BTreeMap::new();
+    for n in nodes {
+        let existing = n
+            .taints
+            .iter()
+            .find(|t| t.key == taint.key && t.effect == taint.effect)
+            .cloned();
+        if existing.as_ref().is_some_and(|t| t.value == taint.value) {
+            continue;
+        }
+        let mut new: Vec<Taint> = n
+            .taints
+            .iter()
+            .filter(|t| !(t.key == taint.key && t.effect == taint.effect))
+            .cloned()
+            .collect();
+        new.push(taint.clone());
+        e.set_taints(at, cluster, &n.name, new).map_err(err)?;
+        touched.push(n.name.clone());
+        previous.insert(
+            n.name.clone(),
+            existing.as_ref().map_or(Json::Null, taint_json),
+        );
+    }
+    Ok((touched, previous))
+}
+
+/// Remove taints matching `key` (and `effect` if given) from the named nodes.
+fn remove_taints(
+    e: &mut Estate,
+    at: Duration,
+    cluster: &str,
+    nodes: &[String],
+    key: &str,
+    effect: Option<TaintEffect>,
+) -> Result<BTreeMap<String, Vec<Json>>, ProviderError> {
+    let all = nodes_of(e, at, cluster)?;
+    let mut removed = BTreeMap::new();
+    for n in all.iter().filter(|n| nodes.contains(&n.name)) {
+        let (gone, keep): (Vec<Taint>, Vec<Taint>) = n
+            .taints
+            .iter()
+            .cloned()
+            .partition(|t| t.key == key && effect.is_none_or(|x| x == t.effect));
+        if gone.is_empty() {
+            continue;
+        }
+        e.set_taints(at, cluster, &n.name, keep).map_err(err)?;
+        removed.insert(n.name.clone(), gone.iter().map(taint_json).collect());
+    }
+    Ok(removed)
+}
+
+/// Apply a `k8s.*` action (the synchronous part; drains continue in
+/// [`SimProvider::finish_drain`]).
+pub(super) fn apply(
+    e: &mut Estate,
+    at: Duration,
+    sim: &SimProvider,
+    cluster: &str,
+    action: &str,
+    p: &Json,
+) -> Result<Json, ProviderError> {
+    Ok(match action {
+        "k8s.pod_kill" => {
+            let nss = namespaces(p)?;
+            if nss.iter().any(|n| n == "kube-system") && !allow_system(p) {
+                return Err(bad(
+                    "refusing to kill pods in kube-system; set `allow_kube_system: true` if the drill means to",
+                ));
+            }
+            let sel = LabelSelector::from_labels(&labels(p, "selector"));
+            let fields = match p.get("field_selector").and_then(Json::as_str) {
+                Some(f) => FieldSelector::parse(f, POD_FIELDS).map_err(bad)?,
+                None => FieldSelector::default(),
+            };
+            let pods = pods_of(e, at, cluster)?;
+            let candidates: Vec<&PodObj> = pods
+                .iter()
+                .filter(|x| {
+                    x.deletion.is_none()
+                        && nss.contains(&x.namespace)
+                        && sel.matches(&x.labels)
+                        && fields.matches(|f| pod_field(x, f))
+                })
+                .collect();
+            if candidates.is_empty() {
+                let mut sets: Vec<String> = pods
+                    .iter()
+                    .filter(|x| nss.contains(&x.namespace))
+                    .map(|x| {
+                        let mut l = x.labels.clone();
+                        l.retain(|k, _| !k.contains("hash") && !k.contains('/'));
+                        l.iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .collect();
+                sets.sort();
+                sets.dedup();
+                return Err(bad(format!(
+                    "no pods match selector {sel}{} in namespace(s) {} of cluster `{cluster}`; label sets there: {}",
+                    if fields.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" and field selector {}", s(p, "field_selector"))
+                    },
+                    nss.join(", "),
+                    if sets.is_empty() {
+                        "(no pods)".to_string()
+                    } else {
+                        sets.join("; ")
+                    }
+                )));
+            }
+            let pairs: Vec<(String, String)> = candidates
+                .iter()
+                .map(|x| (x.namespace.clone(), x.name.clone()))
+                .collect();
+            let victims = e.choose_victims(&pairs, kill_mode(p)?).map_err(err)?;
+            let n = victims.len() as u64;
+            if let Some(cap) = p.get("max_pods").and_then(Json::as_u64)
+                && n > cap
+            {
+                return Err(bad(format!(
+                    "blast radius: this would kill {n} pods, over max_pods {cap}; raise max_pods or narrow the selector"
+                )));
+            }
+            if let Some(cap) = p.get("max_percent").and_then(Json::as_u64)
+                && n * 100 > cap * pairs.len() as u64
+            {
+                return Err(bad(format!(
+                    "blast radius: this would kill {n} of {} matching pods, over max_percent {cap}%; raise max_percent or narrow the selector",
+                    pairs.len()
+                )));
+            }
+            let what = format!("matching {sel} in {}", nss.join(", "));
+            let grace = duration::param(p, "grace_period");
+            let killed = e
+                .kill_named(at, cluster, &victims, grace, &what)
+                .map_err(err)?;
+            let refs: Vec<Json> = killed
+                .iter()
+                .filter_map(|(ns, name)| {
+                    candidates
+                        .iter()
+                        .find(|x| &x.namespace == ns && &x.name == name)
+                        .map(|x| pod_ref(x))
+                })
+                .collect();
+            json!({
+                "cluster": cluster,
+                "namespace": nss.join(","),
+                "killed": killed.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>(),
+                "count": killed.len(),
+                "matched": pairs.len(),
+                "pods": refs,
+            })
+        }
+        "k8s.cordon_zone" | "k8s.node_cordon" | "k8s.node_uncordon" => {
+            let nodes = if action == "k8s.cordon_zone" {
+                zone_nodes(e, at, cluster, p)?
+            } else {
+                target_nodes(e, at, cluster, p)?
+            };
+            let cordon = action != "k8s.node_uncordon";
+            let (mut touched, mut unchanged) = (Vec::new(), Vec::new());
+            for n in &nodes {
+                if e.set_unschedulable(at, cluster, &n.name, cordon)
+                    .map_err(err)?
+                    == cordon
+                {
+                    unchanged.push(n.name.clone());
+                } else {
+                    touched.push(n.name.clone());
+                }
+            }
+            let mut out = json!({"cluster": cluster, "nodes": touched, "unchanged": unchanged, "unschedulable": cordon});
+            if action == "k8s.cordon_zone" {
+                out["zone"] = json!(s(p, "zone"));
+            }
+            out
+        }
+        "k8s.drain_zone" | "k8s.node_drain" => {
+            let nodes = if action == "k8s.drain_zone" {
+                zone_nodes(e, at, cluster, p)?
+            } else {
+                target_nodes(e, at, cluster, p)?
+            };
+            let mut out = if p.get("method").and_then(Json::as_str) == Some("taint") {
+                let taint = Taint {
+                    key: DRAIN_TAINT.into(),
+                    value: Some(s(p, "zone").to_string()),
+                    effect: TaintEffect::NoExecute,
+                    added: None,
+                };
+                let (touched, previous) = add_taint(e, at, cluster, &nodes, &taint)?;
+                json!({
+                    "cluster": cluster,
+                    "method": "taint",
+                    "nodes": touched,
+                    "taint": taint_json(&taint),
+                    "previous": previous,
+                })
+            } else {
+                drain_start(e, at, cluster, &nodes, p)?
+            };
+            if action == "k8s.drain_zone" {
+                out["zone"] = json!(s(p, "zone"));
+            }
+            out
+        }
+        "k8s.node_taint" => {
+            let nodes = target_nodes(e, at, cluster, p)?;
+            let effect = TaintEffect::parse(s(p, "effect"))
+                .ok_or_else(|| bad("`effect` must be NoSchedule, PreferNoSchedule or NoExecute"))?;
+            let taint = Taint {
+                key: s(p, "key").to_string(),
+                value: p.get("value").and_then(Json::as_str).map(str::to_string),
+                effect,
+                added: None,
+            };
+            let (touched, previous) = add_taint(e, at, cluster, &nodes, &taint)?;
+            json!({"cluster": cluster, "nodes": touched, "taint": taint_json(&taint), "previous": previous})
+        }
+        "k8s.node_untaint" => {
+            let nodes = target_nodes(e, at, cluster, p)?;
+            let effect = match p.get("effect").and_then(Json::as_str) {
+                Some(x) => Some(TaintEffect::parse(x).ok_or_else(|| {
+                    bad("`effect` must be NoSchedule, PreferNoSchedule or NoExecute")
+                })?),
+                None => None,
+            };
+            let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+            let removed = remove_taints(e, at, cluster, &names, s(p, "key"), effect)?;
+            json!({"cluster": cluster, "key": s(p, "key"), "nodes": removed.keys().collect::<Vec<_>>(), "removed": removed})
+        }
+        "k8s.scale" => {
+            let (kind, name) = workload_target(p)?;
+            let ns = s(p, "namespace");
+            workload(e, at, cluster, ns, kind, &name)?;
+            let replicas = p.get("replicas").and_then(Json::as_u64).unwrap_or(0);
+            let replicas = u32::try_from(replicas)
+                .map_err(|_| bad(format!("replicas {replicas} is absurd")))?;
+            let prev = e
+                .scale_workload(at, cluster, ns, Some(kind), &name, replicas)
+                .map_err(err)?;
+            json!({"cluster": cluster, "namespace": ns, "kind": kind.as_str(), "name": name,
+                   kind.as_str(): name, "previous": prev, "replicas": replicas})
+        }
+        "k8s.rollout_restart" => {
+            let (kind, name) = workload_target(p)?;
+            let ns = s(p, "namespace");
+            let w = workload(e, at, cluster, ns, kind, &name)?;
+            let stamp = sim
+                .clock()
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let mut annotations = w.template_annotations.clone();
+            annotations.insert(RESTARTED_AT.to_string(), stamp.clone());
+            let prev = e
+                .set_template_annotations(at, cluster, ns, Some(kind), &name, annotations)
+                .map_err(err)?;
+            json!({"cluster": cluster, "namespace": ns, "kind": kind.as_str(), "name": name,
+                   "restarted_at": stamp, "previous_annotations": prev})
+        }
+        other => {
+            return Err(ProviderError::Unsupported {
+                backend: "sim".into(),
+                name: other.into(),
+            });
+        }
+    })
+}
+
+/// Undo exactly what a `k8s.*` action did, from its output. An action that failed recorded
+/// nothing and changed nothing (failures undo their own partial changes).
+pub(super) fn revert(
+    e: &mut Estate,
+    at: Duration,
+    action: &str,
+    params: &Json,
+    output: &Json,
+) -> Result<Json, ProviderError> {
+    let Some(cluster) = output.get("cluster").and_then(Json::as_str) else {
+        return Ok(json!({"restored": false, "reason": "the step changed nothing"}));
+    };
+    let nodes = str_list(&output["nodes"]);
+    Ok(match action {
+        "k8s.cordon_zone" | "k8s.node_cordon" | "k8s.node_uncordon" | "k8s.node_drain"
+        | "k8s.drain_zone"
+            if output.get("method").and_then(Json::as_str) != Some("taint") =>
+        {
+            let back = action == "k8s.node_uncordon";
+            for n in &nodes {
+                e.set_unschedulable(at, cluster, n, back).map_err(err)?;
+            }
+            json!({"nodes": nodes, "unschedulable": back})
+        }
+        "k8s.drain_zone" | "k8s.node_taint" => {
+            let taint = taint_of(&output["taint"])
+                .ok_or_else(|| ProviderError::Backend("the step's output lost its taint".into()))?;
+            removes_then_restores(e, at, cluster, &nodes, &taint, &output["previous"])?;
+            json!({"nodes": nodes, "untainted": taint_json(&taint)})
+        }
+        "k8s.node_untaint" => {
+            let removed = output["removed"].as_object().cloned().unwrap_or_default();
+            let all = nodes_of(e, at, cluster)?;
+            for (node, taints) in &removed {
+                let Some(n) = all.iter().find(|n| &n.name == node) else {
+                    continue;
+                };
+                let mut new = n.taints.clone();
+                for t in taints.as_array().into_iter().flatten().filter_map(taint_of) {
+                    if !new.iter().any(|x| x.key == t.key && x.effect == t.effect) {
+                        new.push(t);
+                    }
+                }
+                e.set_taints(at, cluster, node, new).map_err(err)?;
+            }
+            json!({"retainted": removed.keys().collect::<Vec<_>>()})
+        }
+        "k8s.scale" => {
+            let Some(prev) = output.get("previous").and_then(Json::as_u64) else {
+                return Ok(json!({"restored": false, "reason": "the step changed nothing"}));
+            };
+            let kind = match s(output, "kind") {
+                "statefulset" => WorkloadKind::StatefulSet,
+                _ => WorkloadKind::Deployment,
+            };
+            e.scale_workload(
+                at,
+                cluster,
+                s(output, "namespace"),
+                Some(kind),
+                s(output, "name"),
+                prev as u32,
+            )
+            .map_err(err)?;
+            json!({"replicas": prev})
+        }
+        "k8s.rollout_restart" => {
+            let kind = match s(output, "kind") {
+                "statefulset" => WorkloadKind::StatefulSet,
+                _ => WorkloadKind::Deployment,
+            };
+            let prev: BTreeMap<String, String> =
+                serde_json::from_value(output["previous_annotations"].clone()).unwrap_or_default();
+            e.set_template_annotations(
+                at,
+                cluster,
+                s(output, "namespace"),
+                Some(kind),
+                s(output, "name"),
+                prev.clone(),
+            )
+            .map_err(err)?;
+            json!({"restored_annotations": prev, "note": "restoring the template rolls the pods again"})
+        }
+        other => {
+            let _ = params;
+            return Err(ProviderError::Unsupported {
+                backend: "sim".into(),
+                name: format!("rollback of {other}"),
+            });
+        }
+    })
+}
+
+fn removes_then_restores(
+    e: &mut Estate,
+    at: Duration,
+    cluster: &str,
+    nodes: &[String],
+    taint: &Taint,
+    previous: &Json,
+) -> Result<(), ProviderError> {
+    let all = nodes_of(e, at, cluster)?;
+    for n in all.iter().filter(|n| nodes.contains(&n.name)) {
+        let mut new: Vec<Taint> = n
+            .taints
+            .iter()
+            .filter(|t| !(t.key == taint.key && t.effect == taint.effect))
+            .cloned()
+            .collect();
+        if let Some(prev) = previous.get(&n.name).and_then(taint_of) {
+            new.push(prev);
+        }
+        e.set_taints(at, cluster, &n.name, new).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// A `k8s.*` probe.
+pub(super) fn observe(
+    e: &mut Estate,
+    at: Duration,
+    cluster: &str,
+    probe: &str,
+    p: &Json,
+) -> Result<Json, ProviderError> {
+    Ok(match probe {
+        "k8s.pods" => {
+            let nss = vec![s(p, "namespace").to_string()];
+            let sel = LabelSelector::from_labels(&labels(p, "selector"));
+            let fields = match p.get("field_selector").and_then(Json::as_str) {
+                Some(f) => FieldSelector::parse(f, POD_FIELDS).map_err(bad)?,
+                None => FieldSelector::default(),
+            };
+            to_json(
+                e.pods_matching(at, cluster, &nss, &|l| sel.matches(l), &|x| {
+                    fields.matches(|f| pod_field(x, f))
+                })
+                .map_err(err)?,
+            )
+        }
+        "k8s.pod_restarts" => {
+            let nss = vec![s(p, "namespace").to_string()];
+            let sel = LabelSelector::from_labels(&labels(p, "selector"));
+            let window = duration::param(p, "window").unwrap_or(RESTART_WINDOW);
+            let (total, increase) = e
+                .pod_restarts(at, cluster, &nss, &|l| sel.matches(l), window)
+                .map_err(err)?;
+            json!({"restarts": total, "increase": increase, "window_seconds": window.as_secs_f64()})
+        }
+        "k8s.workload" => {
+            let (kind, name) = workload_target(p)?;
+            let w = workload(e, at, cluster, s(p, "namespace"), kind, &name)?;
+            json!({
+                "kind": kind.as_str(),
+                "name": w.name,
+                "namespace": w.namespace,
+                "replicas": w.replicas,
+                "ready_replicas": w.ready,
+                "available_replicas": w.ready,
+                "updated_replicas": w.updated,
+                "available": w.ready >= w.replicas,
+                "rolling_out": w.rolling,
+            })
+        }
+        "k8s.nodes" => to_json(
+            e.nodes(at, cluster, p.get("zone").and_then(Json::as_str))
+                .map_err(err)?,
+        ),
+        "k8s.memory" => {
+            json!({"cluster": cluster, "utilization": e.memory_utilization(at, cluster).map_err(err)?})
+        }
+        other => {
+            return Err(ProviderError::Unsupported {
+                backend: "sim".into(),
+                name: other.into(),
+            });
+        }
+    })
+}
+
+/// What a `k8s.*` action would do (its output on a copy of the estate), in words.
+pub(super) fn describe(action: &str, params: &Json, out: &Json) -> String {
+    let list = |v: &Json| {
+        let items: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .or_else(|| x.get("name").and_then(Json::as_str).map(str::to_string))
+            })
+            .collect();
+        if items.is_empty() {
+            "(none)".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
+    let count = |v: &Json| v.as_array().map_or(0, Vec::len);
+    match action {
+        "k8s.pod_kill" => format!(
+            "kill {} pod(s) (of {} matching) in {}/{}: {}",
+            out["count"],
+            out["matched"],
+            s(out, "cluster"),
+            s(out, "namespace"),
+            list(&out["killed"])
+        ),
+        "k8s.cordon_zone" => format!(
+            "cordon {} node(s) in {}: {}",
+            count(&out["nodes"]),
+            s(params, "zone"),
+            list(&out["nodes"])
+        ),
+        "k8s.node_cordon" | "k8s.node_uncordon" => format!(
+            "{} {} node(s): {}",
+            if action == "k8s.node_cordon" {
+                "cordon"
+            } else {
+                "uncordon"
+            },
+            count(&out["nodes"]),
+            list(&out["nodes"])
+        ),
+        "k8s.drain_zone" | "k8s.node_drain" if s(out, "method") == "taint" => format!(
+            "taint {} node(s) {}={}:NoExecute (evicts every pod but DaemonSets'): {}",
+            count(&out["nodes"]),
+            DRAIN_TAINT,
+            s(params, "zone"),
+            list(&out["nodes"])
+        ),
+        "k8s.drain_zone" | "k8s.node_drain" => format!(
+            "cordon and drain {} node(s): {}; evict {} pod(s): {}; {} refused by a PodDisruptionBudget now (retried every {} until {}): {}; DaemonSet pods skipped: {}",
+            count(&out["drained_nodes"]),
+            list(&out["drained_nodes"]),
+            count(&out["evicted"]),
+            list(&out["evicted"]),
+            count(&out["refused"]),
+            fmt(DRAIN_RETRY),
+            fmt(duration::param(params, "timeout").unwrap_or(DRAIN_TIMEOUT)),
+            list(&out["refused"]),
+            count(&out["skipped_daemonset_pods"]),
+        ),
+        "k8s.node_taint" => format!(
+            "taint {} node(s) with {}: {}",
+            count(&out["nodes"]),
+            out["taint"],
+            list(&out["nodes"])
+        ),
+        "k8s.node_untaint" => format!(
+            "remove taint {} from {} node(s): {}",
+            s(params, "key"),
+            count(&out["nodes"]),
+            list(&out["nodes"])
+        ),
+        "k8s.scale" => format!(
+            "scale {} {}/{} from {} to {} replicas",
+            s(out, "kind"),
+            s(out, "namespace"),
+            s(out, "name"),
+            out["previous"],
+            out["replicas"]
+        ),
+        "k8s.rollout_restart" => format!(
+            "rollout restart {} {}/{} (pods replaced one at a time)",
+            s(out, "kind"),
+            s(out, "namespace"),
+            s(out, "name")
+        ),
+        _ => format!("{action} {out}"),
+    }
+}
+
+impl SimProvider {
+    /// The rest of a drain, as `kubectl drain` does it: retry evictions a budget refused every
+    /// [`DRAIN_RETRY`], then wait for the evicted pods to be gone, within `timeout`. On timeout
+    /// the nodes this step cordoned are uncordoned again (evicted pods stay evicted) and the
+    /// step fails.
+    pub(super) async fn finish_drain(
+        &self,
+        mut out: Json,
+        p: &Json,
+    ) -> Result<Json, ProviderError> {
+        if s(&out, "method") != "evict" {
+            return Ok(out);
+        }
+        let cluster = s(&out, "cluster").to_string();
+        let timeout = duration::param(p, "timeout").unwrap_or(DRAIN_TIMEOUT);
+        let grace = duration::param(p, "grace_period");
+        let start = tokio::time::Instant::now();
+        let deadline = start + timeout;
+        let fail = |sim: &SimProvider, out: &Json, why: String| {
+            let at = sim.now();
+            let mut e = sim.shared.lock();
+            for n in str_list(&out["nodes"]) {
+                let _ = e.set_unschedulable(at, &cluster, &n, false);
+            }
+            drop(e);
+            sim.shared.notify_changed();
+            Err(ProviderError::InvalidState(format!(
+                "drain of {} timed out after {}: {why}; the nodes this step cordoned are uncordoned again (pods already evicted stay evicted); raise `timeout` or relax the budget",
+                str_list(&out["drained_nodes"]).join(", "),
+                fmt(timeout)
+            )))
+        };
+        loop {
+            let refused = out["refused"].as_array().cloned().unwrap_or_default();
+            if refused.is_empty() {
+                break;
+            }
+            if tokio::time::Instant::now() + DRAIN_RETRY > deadline {
+                let why = refused
+                    .iter()
+                    .map(|r| format!("{} ({})", s(r, "name"), s(r, "refused_by")))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return fail(self, &out, format!("evictions still refused: {why}"));
+            }
+            tokio::time::sleep(DRAIN_RETRY).await;
+            let at = self.now();
+            let mut still = Vec::new();
+            {
+                let mut e = self.shared.lock();
+                for r in refused {
+                    match e.evict_pod(at, &cluster, s(&r, "namespace"), s(&r, "name"), grace) {
+                        Ok(()) => {
+                            if let Some(a) = out["evicted"].as_array_mut() {
+                                let mut done = r.clone();
+                                if let Some(m) = done.as_object_mut() {
+                                    m.remove("refused_by");
+                                }
+                                a.push(done);
+                            }
+                        }
+                        Err(SimError::Budget { pdb, message, .. }) => {
+                            let mut r = r.clone();
+                            r["refused_by"] =
+                                json!(format!("PodDisruptionBudget {pdb}: {message}"));
+                            still.push(r);
+                        }
+                        // Gone meanwhile (deleted by someone else): nothing left to evict.
+                        Err(SimError::Unknown { .. }) => {}
+                        Err(other) => return Err(err(other)),
+                    }
+                }
+            }
+            self.shared.notify_changed();
+            out["refused"] = json!(still);
+        }
+        // Wait for the evicted pods to be gone (their grace periods).
+        loop {
+            let at = self.now();
+            let (left, next) = {
+                let mut e = self.shared.lock();
+                let pods = pods_of(&mut e, at, &cluster)?;
+                let left: Vec<String> = out["evicted"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| {
+                        pods.iter().any(|x| {
+                            x.namespace == s(r, "namespace")
+                                && x.name == s(r, "name")
+                                && x.deletion.is_some()
+                        })
+                    })
+                    .map(|r| s(r, "name").to_string())
+                    .collect();
+                (left, e.next_event_at())
+            };
+            if left.is_empty() {
+                break;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return fail(
+                    self,
+                    &out,
+                    format!("pods still terminating: {}", left.join(", ")),
+                );
+            }
+            let wait = next
+                .map(|t| t.saturating_sub(at).max(Duration::from_millis(1)))
+                .unwrap_or(Duration::from_secs(1))
+                .min(deadline - now);
+            tokio::time::sleep(wait).await;
+        }
+        out["took_seconds"] = json!(start.elapsed().as_secs_f64());
+        Ok(out)
+    }
+}
