@@ -559,6 +559,29 @@ pub const PROBES: &[ProbeKind] = &[
         output: "status, role, writer, writer_zone, writable, latest_write, latest_restorable_time",
     },
     ProbeKind {
+        name: "db.instance",
+        params: &[req("instance", Str, "database instance")],
+        doc: "A database instance's status and whether it is its cluster's writer.",
+        output: "status, available, is_writer, cluster, zone",
+    },
+    ProbeKind {
+        name: "dns.health_check",
+        params: &[
+            opt(
+                "record",
+                Str,
+                "the health check of this failover record's primary (or `health_check_id`)",
+            ),
+            opt(
+                "health_check_id",
+                Str,
+                "a Route 53 health check id (AWS only; or `record`)",
+            ),
+        ],
+        doc: "A DNS health check's status.",
+        output: "healthy (AWS also: checkers, healthy_checkers, status)",
+    },
+    ProbeKind {
         name: "dns.record",
         params: &[req("record", Str, "DNS record name")],
         doc: "What a failover record answers.",

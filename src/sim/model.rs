@@ -4358,6 +4358,51 @@ impl Estate {
             since_secs: since.map(secs_f),
         })
     }
+
+    /// A database instance (the `db.instance` probe).
+    pub fn db_instance(&mut self, at: Duration, name: &str) -> Result<DbInstanceView, SimError> {
+        self.advance_to(at);
+        let (db, i) = self
+            .dbs
+            .iter()
+            .enumerate()
+            .find_map(|(d, c)| {
+                c.instances
+                    .iter()
+                    .position(|x| x.name == name)
+                    .map(|i| (d, i))
+            })
+            .ok_or_else(|| Self::unknown("database instance", name, self.db_instances()))?;
+        let d = &self.dbs[db];
+        let rebooting = d.instances[i].rebooting_until.is_some();
+        let status = if d.outage || (!rebooting && !self.inst_up(db, i)) {
+            "unavailable"
+        } else if rebooting {
+            "rebooting"
+        } else if matches!(d.transition, Some((TransitionKind::Creating { .. }, _))) {
+            "creating"
+        } else {
+            "available"
+        };
+        Ok(DbInstanceView {
+            cluster: d.name.clone(),
+            zone: d.instances[i].zone.clone(),
+            status: status.to_string(),
+            is_writer: d.writer == i && d.role != Role::Secondary,
+        })
+    }
+}
+
+/// A database instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DbInstanceView {
+    /// Its cluster.
+    pub cluster: String,
+    pub zone: String,
+    /// `available`, `rebooting`, `unavailable` (zone or region lost, storage lost) or `creating`.
+    pub status: String,
+    /// The writer of a cluster that takes writes (a global secondary has none).
+    pub is_writer: bool,
 }
 
 #[cfg(test)]

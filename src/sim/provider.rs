@@ -434,6 +434,19 @@ impl Provider for SimProvider {
                     })
                 }
                 "dns.record" => to_json(e.dns(at, s(p, "record")).map_err(err)?),
+                "db.instance" => {
+                    let v = e.db_instance(at, s(p, "instance")).map_err(err)?;
+                    json!({"instance": s(p, "instance"), "cluster": v.cluster, "status": v.status, "available": v.status == "available", "zone": v.zone, "is_writer": v.is_writer})
+                }
+                "dns.health_check" => {
+                    if p.get("health_check_id").is_some() {
+                        return Err(ProviderError::InvalidTarget(
+                            "the simulated estate names health checks by record: use `record` instead of `health_check_id`".into(),
+                        ));
+                    }
+                    let v = e.dns(at, s(p, "record")).map_err(err)?;
+                    json!({"record": s(p, "record"), "healthy": v.primary_healthy})
+                }
                 "alert" => {
                     let v = e.alert(at, s(p, "name")).map_err(err)?;
                     drop(e);
