@@ -76,6 +76,7 @@ pub fn render_markdown(summary: &RunSummary, open_items: &[OpenActionItem]) -> S
     steady_state(&mut out, summary);
     steps(&mut out, summary);
     environment(&mut out, summary);
+    pod_recovery(&mut out, summary);
     rollbacks(&mut out, summary);
     lessons_section(&mut out, &lessons);
     open_items_section(&mut out, open_items);
@@ -533,6 +534,69 @@ fn environment(out: &mut String, s: &RunSummary) {
     out.push_str("```\n\n");
 }
 
+/// Per-pod recovery timings (`pod_recovery` event details, from the Kubernetes and sim
+/// backends): one row per pod an action took away, and the slowest.
+fn pod_recovery(out: &mut String, s: &RunSummary) {
+    // A drill wired to two views of one estate (the simulated backend and the Kubernetes API
+    // it serves) hears of each recovery twice: one row per pod and replacement.
+    let mut seen = std::collections::HashSet::new();
+    let rows: Vec<&Json> = s
+        .environment_events
+        .iter()
+        .filter_map(|e| e.detail.as_ref())
+        .filter(|d| d["kind"] == "pod_recovery")
+        .filter(|d| {
+            seen.insert((
+                d["namespace"].clone(),
+                d["pod"].clone(),
+                d["replacement"].clone(),
+            ))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let text = |d: &Json, k: &str| cell(d[k].as_str().unwrap_or("-"));
+    let ms = |d: &Json, k: &str| d[k].as_u64().map(human).unwrap_or_else(|| "-".into());
+    out.push_str(
+        "## Pod recovery
+
+",
+    );
+    out.push_str(
+        "| Pod | Node | Replacement | Scheduled after | Ready after |
+|---|---|---|---|---|
+",
+    );
+    for d in &rows {
+        let _ = writeln!(
+            out,
+            "| {}/{} | {} | {} on {} | {} | {} |",
+            text(d, "namespace"),
+            text(d, "pod"),
+            text(d, "node"),
+            text(d, "replacement"),
+            text(d, "replacement_node"),
+            ms(d, "scheduled_after_ms"),
+            ms(d, "ready_after_ms")
+        );
+    }
+    if let Some(slow) = rows
+        .iter()
+        .max_by_key(|d| d["ready_after_ms"].as_u64().unwrap_or(0))
+    {
+        let _ = writeln!(
+            out,
+            "\nSlowest: `{}/{}` ({}), Ready {} after the kill.",
+            text(slow, "namespace"),
+            text(slow, "pod"),
+            text(slow, "owner"),
+            ms(slow, "ready_after_ms")
+        );
+    }
+    out.push('\n');
+}
+
 fn rollbacks(out: &mut String, s: &RunSummary) {
     out.push_str("## Rollbacks\n\n");
     if s.rollbacks.is_empty() && s.owed_rollbacks.is_empty() {
@@ -700,6 +764,35 @@ mod tests {
         redacted!(
             "missed_report",
             render(&fixtures::missed_rto_run(), &[earlier_item()])
+        );
+    }
+
+    #[test]
+    fn pod_recovery_timings_are_tabled_with_the_slowest() {
+        let mut summary = RunSummary::from_records(&fixtures::pass_run());
+        assert!(!render_markdown(&summary, &[]).contains("## Pod recovery"));
+        for (pod, sched, ready) in [
+            ("api-1", 2000, 31_400),
+            ("api-4", 2100, 38_900),
+            ("api-4", 2100, 38_900),
+        ] {
+            summary
+                .environment_events
+                .push(crate::report::summary::EnvironmentEvent {
+                    at_ms: 60_000 + ready,
+                    component: "k8s prod".into(),
+                    message: format!("pod web/{pod} replaced"),
+                    detail: Some(serde_json::json!({
+                        "kind": "pod_recovery", "namespace": "web", "pod": pod, "node": "node-a",
+                        "owner": "deployment/api", "replacement": "api-x", "replacement_node": "node-b",
+                        "killed_at_ms": 60_000, "scheduled_after_ms": sched, "ready_after_ms": ready,
+                    })),
+                });
+        }
+        let md = render_markdown(&summary, &[]);
+        assert!(
+            md.contains("| web/api-1 | node-a | api-x on node-b | 2s | 31.4s |\n| web/api-4 | node-a | api-x on node-b | 2.1s | 38.9s |\n\nSlowest: `web/api-4` (deployment/api), Ready 38.9s after the kill."),
+            "{md}"
         );
     }
 
