@@ -63,6 +63,22 @@ fn sim_yaml_is_the_default_estate() {
     assert_eq!(params, SimParams::default());
 }
 
+#[test]
+fn an_empty_sim_section_is_the_reference_estate_and_a_partial_one_overrides_only_its_sections() {
+    let parse = |sim: &str| {
+        let src = format!(
+            "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {{name: e}}\nbackend: sim\nsim: {sim}\n"
+        );
+        let env = firedrill::environment::parse_environment("e.yaml", src.as_bytes(), &[]).unwrap();
+        serde_json::from_value::<SimParams>(env.settings(firedrill::environment::Backend::Sim))
+            .unwrap()
+    };
+    assert_eq!(parse("{}"), SimParams::default());
+    let p = parse("{seed: 7}");
+    assert_eq!(p.seed, 7);
+    assert_eq!(p.kubernetes, SimParams::default().kubernetes);
+}
+
 /// Region failover: clients reach DR once the health check has failed `threshold` times (at a
 /// seeded phase within one interval) and the TTL has expired, so with a long TTL
 /// RTO ∈ [interval × (threshold − 1) + TTL, interval × threshold + TTL + one poll interval].

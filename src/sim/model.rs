@@ -26,9 +26,10 @@ const ONE_HOUR: Duration = Duration::from_secs(3_600);
 // ---------------------------------------------------------------------------
 
 /// Every parameter of the simulated estate. `Default` is the reference estate
-/// (also written out in `environments/sim.yaml`).
+/// (also written out in `environments/sim.yaml`); a section left out of an environment's `sim:`
+/// takes the reference estate's (so `sim: {}` is the reference estate).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SimParams {
     /// Seed of the SplitMix64 generator (pod start-up jitter, health-check phase, kill picks).
     pub seed: u64,
