@@ -723,3 +723,88 @@ async fn the_rollback_stops_an_experiment_in_a_state_it_does_not_know() {
     );
     assert_eq!(r["templates_deleted"], json!(["EXT1"]));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Through the AWS provider (what the executor calls): dispatch, preflight, the run's tags and
+// the FIS notes reaching `drain_events`.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_aws_provider_serves_fis_experiments_end_to_end() {
+    use firedrill::aws::{AwsProvider, AwsSettings};
+    use firedrill::provider::{Call, Provider, RunContext};
+    let _g = MOTO.lock().await;
+    fresh_moto(1).await;
+    let mut settings = AwsSettings::for_region("us-east-1");
+    settings.endpoint_url = Some(moto_url());
+    settings.poll_interval = Duration::from_millis(10);
+    let p = AwsProvider::from_clients(
+        settings,
+        Clients::for_endpoint(&moto_url(), "us-east-1", None),
+    );
+    p.start(&RunContext {
+        clock: RunClock::start_now(),
+        run_id: "run-provider".into(),
+        experiment: "fis-az-power-interruption".into(),
+    });
+    assert!(p.supports("fis.experiment"));
+    let params = small_params();
+    let calls = [Call {
+        owner: "step `fis`".into(),
+        name: "fis.experiment".into(),
+        params: params.clone(),
+        is_action: true,
+    }];
+    let problems = p.preflight(&calls).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    let described = p.describe("fis.experiment", &params).await.unwrap();
+    assert!(!described.is_empty());
+    let out = p.inject("fis.experiment", &params).await.unwrap();
+    assert_eq!(out["state"], "completed", "{out}");
+    let id = out["experiment_id"].as_str().unwrap();
+    let clients = Clients::for_endpoint(&moto_url(), "us-east-1", None);
+    let e = clients.fis.get_experiment().id(id).send().await.unwrap();
+    assert_eq!(
+        e.experiment().unwrap().tags().unwrap()["firedrill:run-id"],
+        "run-provider"
+    );
+    let probe = p.observe("fis.experiment", &json!({})).await.unwrap();
+    assert_eq!(probe["id"], id, "{probe}");
+    let notes = p.drain_events();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.component.starts_with("fis ") && n.message.contains("started experiment")),
+        "{notes:#?}"
+    );
+    assert!(p.drain_events().is_empty(), "drained once");
+    let r = p.revert("fis.experiment", &params, &out).await.unwrap();
+    assert_eq!(r["stopped"], json!([]));
+}
+
+#[tokio::test]
+async fn an_unknown_template_id_is_a_preflight_problem_through_the_provider() {
+    use firedrill::aws::{AwsProvider, AwsSettings};
+    use firedrill::provider::{Call, Provider};
+    let _g = MOTO.lock().await;
+    fresh_moto(1).await;
+    let mut settings = AwsSettings::for_region("us-east-1");
+    settings.endpoint_url = Some(moto_url());
+    let p = AwsProvider::from_clients(
+        settings,
+        Clients::for_endpoint(&moto_url(), "us-east-1", None),
+    );
+    let calls = [Call {
+        owner: "step `fis`".into(),
+        name: "fis.experiment".into(),
+        params: json!({"template_id": "EXT0000000000000"}),
+        is_action: true,
+    }];
+    let problems = p.preflight(&calls).await;
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].error.to_string().contains("EXT0000000000000"),
+        "{}",
+        problems[0].error
+    );
+}
