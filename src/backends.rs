@@ -65,6 +65,24 @@ pub async fn connect(env: &Environment, opts: &ConnectOptions) -> Result<Router,
     }
 }
 
+/// `sim+kubernetes`-style label of several backends, leaked once per distinct combination (at
+/// most a handful: three backends), since [`Provider::backend`] hands out `&'static str`.
+fn interned_label(providers: &[(Backend, Arc<dyn Provider>)]) -> &'static str {
+    static LABELS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let joined = providers
+        .iter()
+        .map(|(b, _)| b.name())
+        .collect::<Vec<_>>()
+        .join("+");
+    let mut labels = LABELS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(l) = labels.iter().find(|l| **l == joined) {
+        return l;
+    }
+    let l: &'static str = Box::leak(joined.into_boxed_str());
+    labels.push(l);
+    l
+}
+
 /// Sends each action and probe to the backend the environment assigns it.
 pub struct Router {
     primary: Backend,
@@ -93,11 +111,7 @@ impl Router {
     ) -> Router {
         let label = match providers.len() {
             0 | 1 => primary.name(),
-            _ => {
-                // A leaked label per distinct combination is bounded by 2^3.
-                let names: Vec<&str> = providers.iter().map(|(b, _)| b.name()).collect();
-                Box::leak(names.join("+").into_boxed_str())
-            }
+            _ => interned_label(&providers),
         };
         Router {
             primary,
@@ -109,10 +123,7 @@ impl Router {
 
     /// The backend a name is routed to.
     pub fn backend_for(&self, name: &str) -> Backend {
-        match Backend::domain_of(name) {
-            Some(b) if self.present.contains(&b) => b,
-            _ => self.primary,
-        }
+        Backend::route(name, self.primary, |b| self.present.contains(&b))
     }
 
     fn provider_for(&self, name: &str) -> Result<&Arc<dyn Provider>, ProviderError> {

@@ -50,6 +50,15 @@ impl Backend {
             _ => None,
         }
     }
+
+    /// The backend that runs `name`: its domain's backend when that section is present
+    /// (`present`), the primary otherwise. The one routing rule, for environments and routers.
+    pub fn route(name: &str, primary: Backend, present: impl Fn(Backend) -> bool) -> Backend {
+        match Backend::domain_of(name) {
+            Some(b) if present(b) => b,
+            _ => primary,
+        }
+    }
 }
 
 /// One backend's settings section.
@@ -95,10 +104,7 @@ impl Environment {
     /// Which backend runs an action or probe: its domain's backend when that section is
     /// present, the primary otherwise.
     pub fn backend_for(&self, name: &str) -> Backend {
-        match Backend::domain_of(name) {
-            Some(b) if self.sections.contains_key(&b) => b,
-            _ => self.backend,
-        }
+        Backend::route(name, self.backend, |b| self.sections.contains_key(&b))
     }
 
     /// Report a settings error found by a backend at a JSON path (`dns[0].ttl`) inside its

@@ -591,19 +591,33 @@ impl KubeProvider {
         out: &mut Json,
         idx: usize,
     ) -> Result<(), ProviderError> {
-        out["cordoned"] = json!([]);
-        out["already_cordoned"] = json!([]);
+        self.set_all_unschedulable(nodes, out, idx, true).await
+    }
+
+    /// Cordon (`on`) or uncordon nodes, recording in `out` which this step changed
+    /// (`cordoned`/`uncordoned`) and which already were so (`already_cordoned`/
+    /// `already_schedulable`); the ledger follows each node.
+    async fn set_all_unschedulable(
+        &self,
+        nodes: &[Node],
+        out: &mut Json,
+        idx: usize,
+        on: bool,
+    ) -> Result<(), ProviderError> {
+        let (done, already) = if on {
+            ("cordoned", "already_cordoned")
+        } else {
+            ("uncordoned", "already_schedulable")
+        };
+        out[done] = json!([]);
+        out[already] = json!([]);
         for n in nodes {
             let name = name_of(&n.metadata);
             let changed = self
-                .set_unschedulable(&name, true)
+                .set_unschedulable(&name, on)
                 .await
-                .map_err(|e| with_done(e, &strings(&out["cordoned"]), "cordoned"))?;
-            let key = if changed {
-                "cordoned"
-            } else {
-                "already_cordoned"
-            };
+                .map_err(|e| with_done(e, &strings(&out[done]), done))?;
+            let key = if changed { done } else { already };
             out[key].as_array_mut().expect("array").push(json!(name));
             self.ledger_set(idx, out);
         }
@@ -640,20 +654,8 @@ impl KubeProvider {
         out["uncordoned"] = json!([]);
         out["already_schedulable"] = json!([]);
         let idx = self.ledger_open("k8s.node_uncordon", p, &out);
-        for n in &nodes {
-            let name = name_of(&n.metadata);
-            let changed = self
-                .set_unschedulable(&name, false)
-                .await
-                .map_err(|e| with_done(e, &strings(&out["uncordoned"]), "uncordoned"))?;
-            let key = if changed {
-                "uncordoned"
-            } else {
-                "already_schedulable"
-            };
-            out[key].as_array_mut().expect("array").push(json!(name));
-            self.ledger_set(idx, &out);
-        }
+        self.set_all_unschedulable(&nodes, &mut out, idx, false)
+            .await?;
         Ok(out)
     }
 
@@ -910,16 +912,7 @@ impl KubeProvider {
     async fn drain(&self, action: &str, p: &Json, nodes: Vec<Node>) -> Result<Json, ProviderError> {
         let (pods, skipped) = self.plan_drain(&nodes, p, None).await?;
         self.require("patch", "nodes", None, None).await?;
-        let mut namespaces: Vec<String> = pods
-            .iter()
-            .filter_map(|p| p.metadata.namespace.clone())
-            .collect();
-        namespaces.sort();
-        namespaces.dedup();
-        for ns in &namespaces {
-            self.require("create", "pods", Some("eviction"), Some(ns))
-                .await?;
-        }
+        let namespaces = self.eviction_rights(&pods).await?;
         let timeout = crate::duration::param(p, "timeout").unwrap_or(DEFAULT_DRAIN_TIMEOUT);
         let deadline = tokio::time::Instant::now() + timeout;
         let grace = crate::duration::param(p, "grace_period").map(|d| d.as_secs() as u32);

@@ -126,10 +126,12 @@ impl KubeProvider {
         problems
     }
 
-    async fn eviction_rights(
+    /// RBAC allows evicting pods in every namespace of `pods` (drains check this before the
+    /// first write; preflight checks it before the run). Returns those namespaces, sorted.
+    pub(super) async fn eviction_rights(
         &self,
         pods: &[k8s_openapi::api::core::v1::Pod],
-    ) -> Result<(), ProviderError> {
+    ) -> Result<Vec<String>, ProviderError> {
         let mut namespaces: Vec<String> = pods
             .iter()
             .filter_map(|p| p.metadata.namespace.clone())
@@ -140,7 +142,7 @@ impl KubeProvider {
             self.require("create", "pods", Some("eviction"), Some(ns))
                 .await?;
         }
-        Ok(())
+        Ok(namespaces)
     }
 
     async fn preflight_one(&self, c: &Call) -> Result<(), ProviderError> {
