@@ -30,9 +30,9 @@ fn samples() -> Vec<PathBuf> {
 
 /// One drill, end to end in memory: (simulated span, verdict).
 fn drill(file: &str, bytes: &[u8]) -> (Duration, String) {
-    let exp = firedrill::spec::parse_experiment(file, bytes, &[]).expect("valid sample");
-    let plan = firedrill::plan::plan(&exp);
-    let env = firedrill::environment::builtin(&[]).expect("built-in sim");
+    let exp = firedrill::lang::spec::parse_experiment(file, bytes, &[]).expect("valid sample");
+    let plan = firedrill::lang::plan::plan(&exp);
+    let env = firedrill::lang::environment::builtin(&[]).expect("built-in sim");
     let provider = SimProvider::new(&env, None).expect("sim provider");
     let seed = provider.seed();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -135,7 +135,7 @@ fn main() {
         println!(
             "{:<20} {:>10} {:>12} {:>12} {:>11.0}x  {}",
             name,
-            firedrill::duration::format(span),
+            firedrill::lang::duration::format(span),
             ms(median),
             ms(percentile(&walls, 0.95)),
             speedup,
@@ -147,7 +147,7 @@ fn main() {
     for _ in 0..VALIDATIONS {
         let t = Instant::now();
         for (file, bytes) in &files {
-            let exp = firedrill::spec::parse_experiment(file, bytes, &[]);
+            let exp = firedrill::lang::spec::parse_experiment(file, bytes, &[]);
             std::hint::black_box(exp.is_ok());
         }
         times.push(t.elapsed());

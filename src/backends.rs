@@ -5,8 +5,8 @@
 //! configuration; [`Router::preflight`] only reads. A drill whose calls a backend cannot serve,
 //! or whose targets do not exist, stops before the first step with every problem listed.
 
-use crate::diag::Diagnostic;
-use crate::environment::{Backend, Environment};
+use crate::lang::diag::Diagnostic;
+use crate::lang::environment::{Backend, Environment};
 use crate::provider::{
     BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
 };
@@ -132,24 +132,18 @@ impl Router {
             .iter()
             .find(|(pb, _)| *pb == b)
             .map(|(_, p)| p)
-            .ok_or_else(|| ProviderError::Unsupported {
-                backend: b.name().into(),
-                name: name.into(),
-            })
+            .ok_or_else(|| ProviderError::unsupported(&b.name(), &name))
     }
 
     fn unsupported(&self, name: &str) -> ProviderError {
         let b = self.backend_for(name);
         match Backend::domain_of(name) {
-            Some(d) if d != b => ProviderError::InvalidTarget(format!(
+            Some(d) if d != b => ProviderError::not_found(format!(
                 "backend `{}` does not support `{name}`; add a `{}:` section to the environment so `{name}` runs there",
                 b.name(),
                 d.name()
             )),
-            _ => ProviderError::Unsupported {
-                backend: b.name().into(),
-                name: name.into(),
-            },
+            _ => ProviderError::unsupported(&b.name(), &name),
         }
     }
 }
@@ -252,8 +246,8 @@ impl Provider for Router {
 
 /// The calls an experiment makes (every non-built-in step action, explicit rollback action and
 /// probe), for preflight.
-pub fn calls_of(exp: &crate::spec::Experiment) -> Vec<Call> {
-    let builtin = |k: &str| crate::vocab::action(k).is_some_and(|a| a.builtin);
+pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
+    let builtin = |k: &str| crate::lang::vocab::action(k).is_some_and(|a| a.builtin);
     let generic_probe = |k: &str| k == "http" || k == "command";
     let mut out = Vec::new();
     for (i, s) in exp.steps.iter().enumerate() {
@@ -265,7 +259,7 @@ pub fn calls_of(exp: &crate::spec::Experiment) -> Vec<Call> {
                 is_action: true,
             });
         }
-        if let crate::spec::RollbackSpec::Action { action, with } = &s.rollback
+        if let crate::lang::spec::RollbackSpec::Action { action, with } = &s.rollback
             && !builtin(action)
         {
             out.push(Call {
@@ -294,7 +288,7 @@ mod tests {
     use super::*;
 
     fn env(src: &str) -> Environment {
-        crate::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
+        crate::lang::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
     }
 
     #[test]

@@ -2,16 +2,16 @@
 //! wires the executor to its consumers (journal, progress display, report, lessons), and maps
 //! every outcome to one documented exit code (see [`crate::exit`]).
 
-use crate::diag::{Diagnostic, render_all};
+use crate::lang::diag::{Diagnostic, render_all};
 use crate::engine::clock::RunClock;
 use crate::engine::events::{Event, Phase, Record, StepOutcome};
 use crate::engine::executor::{self, Emitter, MemorySink, RollbackPolicy, RunOptions, Sink};
-use crate::environment::{self, Environment};
+use crate::lang::environment::{self, Environment};
 use crate::exit;
 use crate::journal::{self, Journal};
 use crate::provider::Provider;
 use crate::report::{lessons, markdown, summary::RunSummary};
-use crate::spec::{self, Experiment};
+use crate::lang::spec::{self, Experiment};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -303,8 +303,8 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
         });
     }
     // Refuse huge files before reading them whole.
-    if meta.len() > crate::yaml::Limits::default().max_bytes as u64 {
-        let d = Diagnostic { file: path.display().to_string(), loc: None, path: String::new(), message: format!("file is {} bytes, over the {} byte limit", meta.len(), crate::yaml::Limits::default().max_bytes), help: "experiment and environment files are small hand-written documents; check you passed the right file".into() };
+    if meta.len() > crate::lang::yaml::Limits::default().max_bytes as u64 {
+        let d = Diagnostic { file: path.display().to_string(), loc: None, path: String::new(), message: format!("file is {} bytes, over the {} byte limit", meta.len(), crate::lang::yaml::Limits::default().max_bytes), help: "experiment and environment files are small hand-written documents; check you passed the right file".into() };
         return Err(invalid(&[d], None));
     }
     std::fs::read(path).map_err(|e| Failure {
@@ -404,8 +404,8 @@ fn validate(a: ValidateArgs) -> Result<i32, Failure> {
 
 fn plan(a: PlanArgs) -> Result<i32, Failure> {
     let exp = load_experiment(&a.experiment, &a.vars.vars)?;
-    let p = crate::plan::plan(&exp);
-    print!("{}", crate::plan::render(&exp, &p));
+    let p = crate::lang::plan::plan(&exp);
+    print!("{}", crate::lang::plan::render(&exp, &p));
     Ok(exit::PASS)
 }
 
@@ -430,7 +430,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
             ),
         });
     }
-    let plan = crate::plan::plan(&exp);
+    let plan = crate::lang::plan::plan(&exp);
     let calls = crate::backends::calls_of(&exp);
     // Anything not served by the simulated estate happens in real time.
     let remote = calls
@@ -479,7 +479,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
             env.name
         );
         for p in &problems {
-            message.push_str(&format!("  - {}: {}\n", p.owner, p.error));
+            message.push_str(&format!("  - {}: {} ({})\n", p.owner, p.error, p.error.kind));
         }
         message.push_str("  = help: fix the targets or the environment's access, then re-run (`--dry-run` repeats this check)");
         return Err(Failure {
@@ -489,7 +489,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
     }
 
     if a.dry_run {
-        let mut out = crate::plan::render(&exp, &plan);
+        let mut out = crate::lang::plan::render(&exp, &plan);
         let backends: Vec<&str> = env.backends().iter().map(|b| b.name()).collect();
         out.push_str(&format!(
             "\nEnvironment: {} (backend {}, seed {seed})\n\nWould do:\n",
@@ -499,7 +499,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
         let mut problems = Vec::new();
         for &i in &plan.order {
             let s = &exp.steps[i];
-            let what = if crate::vocab::action(&s.action.value).is_some_and(|k| k.builtin) {
+            let what = if crate::lang::vocab::action(&s.action.value).is_some_and(|k| k.builtin) {
                 Ok(format!("{} {}", s.action.value, s.with))
             } else {
                 runtime.block_on(provider.describe(&s.action.value, &s.with))
@@ -637,17 +637,17 @@ fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
     if let Some(v) = &s.verdict {
         for m in &s.measurements {
             let measured = match m.measured_ms {
-                Some(ms) => crate::duration::format(std::time::Duration::from_millis(ms)),
+                Some(ms) => crate::lang::duration::format(std::time::Duration::from_millis(ms)),
                 None => format!(
                     "> {}",
-                    crate::duration::format(std::time::Duration::from_millis(
+                    crate::lang::duration::format(std::time::Duration::from_millis(
                         m.deadline_ms.unwrap_or_default()
                     ))
                 ),
             };
             let target = m
                 .objective_ms
-                .map(|o| crate::duration::format(std::time::Duration::from_millis(o)))
+                .map(|o| crate::lang::duration::format(std::time::Duration::from_millis(o)))
                 .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
@@ -655,7 +655,7 @@ fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
                 m.name.to_uppercase(),
                 measured,
                 target,
-                crate::duration::format(std::time::Duration::from_millis(m.resolution_ms)),
+                crate::lang::duration::format(std::time::Duration::from_millis(m.resolution_ms)),
                 if m.met { "met" } else { "MISSED" }
             );
         }
@@ -663,7 +663,7 @@ fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
             let _ = writeln!(out, "  - {r}");
         }
     }
-    let span = crate::duration::format(std::time::Duration::from_millis(s.duration_ms));
+    let span = crate::lang::duration::format(std::time::Duration::from_millis(s.duration_ms));
     let _ = writeln!(
         out,
         "  drill span {span} ({} clock), wall time {:.2}s",
@@ -733,7 +733,7 @@ impl Progress {
     }
 
     fn line(&self, rec: &Record) -> Option<String> {
-        let ms = |m: u64| crate::duration::format(std::time::Duration::from_millis(m));
+        let ms = |m: u64| crate::lang::duration::format(std::time::Duration::from_millis(m));
         Some(match &rec.event {
             Event::RunStarted {
                 experiment,
@@ -856,7 +856,7 @@ impl Sink for Progress {
             Event::EnvironmentEvent { at_ms, .. } => *at_ms,
             _ => rec.elapsed_ms,
         };
-        let t = crate::duration::format(std::time::Duration::from_millis(at_ms));
+        let t = crate::lang::duration::format(std::time::Duration::from_millis(at_ms));
         if let Some(line) = self.line(rec) {
             if self.tty {
                 let _ = write!(err, "\r\x1b[2K");

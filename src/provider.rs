@@ -1,7 +1,7 @@
 //! The narrow interface every backend implements: inject (run an action), observe (run a probe),
 //! revert (an action's natural rollback), describe (what an action would do, for dry runs) and
 //! preflight (does every target exist, may we act on it). The simulated estate, Kubernetes and AWS
-//! implement the same names (see [`crate::vocab`]), so an experiment is portable between them;
+//! implement the same names (see [`crate::lang::vocab`]), so an experiment is portable between them;
 //! [`crate::backends::Router`] sends each name to the backend the environment assigns it.
 //!
 //! Built-in steps (wait, assert, wait_until, approval) and the generic http/command actions and
@@ -13,27 +13,132 @@ use std::pin::Pin;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Why a provider call failed. Messages name the resource and say what to do.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ProviderError {
-    /// The input names something the environment does not have (zone, cluster, selector...).
-    #[error("{0}")]
-    InvalidTarget(String),
-    /// The environment refused in its current state (e.g. a failover while failing over).
-    #[error("{0}")]
-    InvalidState(String),
-    /// The backend does not implement this action or probe.
-    #[error("backend `{backend}` does not support `{name}`")]
-    Unsupported { backend: String, name: String },
-    /// Transport or API failure.
-    #[error("{0}")]
-    Backend(String),
+/// What kind of failure a provider call met. The kind travels through the executor into the
+/// journal (`step_finished.error_kind`) and the report, and decides whether a step is retried
+/// ([`ErrorKind::is_retryable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The parameters are wrong in a way validation could not know (e.g. a time outside the
+    /// restorable window).
+    InvalidInput,
+    /// The input names something the environment does not have (zone, cluster, pod, record...).
+    NotFound,
+    /// The environment refused in its current state (e.g. a failover while failing over, a
+    /// blast-radius cap, a PodDisruptionBudget that never allowed the eviction).
+    InvalidState,
     /// The caller lacks a permission; the message names the exact verb/resource or IAM action.
-    #[error("{0}")]
-    Denied(String),
-    /// The backend cannot be reached at all (connection refused, DNS, TLS).
-    #[error("{0}")]
-    Unreachable(String),
+    Denied,
+    /// The API asked us to slow down (HTTP 429, AWS throttling codes).
+    Throttled,
+    /// The backend cannot be reached or answered with a server error (connection refused, DNS,
+    /// TLS, HTTP 5xx).
+    Unavailable,
+    /// The call did not finish in time; for a call that changes something, its outcome is
+    /// unknown.
+    TimedOut,
+    /// The backend does not implement this action or probe.
+    Unsupported,
+    /// Anything else the API answered that we do not classify.
+    Failed,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid input",
+            ErrorKind::NotFound => "not found",
+            ErrorKind::InvalidState => "invalid state",
+            ErrorKind::Denied => "denied",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::TimedOut => "timed out",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Failed => "failed",
+        }
+    }
+
+    /// Whether trying the same call again may succeed: throttling and unavailability are
+    /// transient, and so is a state that changes by itself (a cluster still failing over). A
+    /// denial, a missing target, bad input or a timed-out change is not retried: retrying a
+    /// timed-out failover could fail over twice.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Throttled | ErrorKind::Unavailable | ErrorKind::InvalidState
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a provider call failed: a kind, a message that names the resource and says what to do,
+/// and the underlying error when there is one.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub kind: ErrorKind,
+    pub message: String,
+    #[source]
+    pub source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl ProviderError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ProviderError {
+        ProviderError {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+    pub fn invalid_input(m: String) -> ProviderError {
+        ProviderError::new(ErrorKind::InvalidInput, m)
+    }
+    pub fn not_found(m: String) -> ProviderError {
+        ProviderError::new(ErrorKind::NotFound, m)
+    }
+    pub fn invalid_state(m: String) -> ProviderError {
+        ProviderError::new(ErrorKind::InvalidState, m)
+    }
+    pub fn denied(m: String) -> ProviderError {
+        ProviderError::new(ErrorKind::Denied, m)
+    }
+    pub fn throttled(m: String) -> ProviderError {
+        ProviderError::new(ErrorKind::Throttled, m)
+    }
+    pub fn unavailable(m: String) -> ProviderError {
+        ProviderError::new(ErrorKind::Unavailable, m)
+    }
+    pub fn timed_out(m: String) -> ProviderError {
+        ProviderError::new(ErrorKind::TimedOut, m)
+    }
+    pub fn failed(m: String) -> ProviderError {
+        ProviderError::new(ErrorKind::Failed, m)
+    }
+    /// The backend does not implement `name`.
+    pub fn unsupported(backend: &str, name: &str) -> ProviderError {
+        ProviderError::new(
+            ErrorKind::Unsupported,
+            format!("backend `{backend}` does not support `{name}`"),
+        )
+    }
+    /// Attach the underlying error.
+    pub fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ProviderError {
+        self.source = Some(std::sync::Arc::new(source));
+        self
+    }
+    /// The same error with its message rewritten (context added in front, a note after).
+    pub fn map_message(mut self, f: impl FnOnce(String) -> String) -> ProviderError {
+        self.message = f(std::mem::take(&mut self.message));
+        self
+    }
 }
 
 /// What a run tells its provider when it starts.

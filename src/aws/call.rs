@@ -10,7 +10,7 @@
 //! [`ProviderError::InvalidTarget`]; invalid state -> [`ProviderError::InvalidState`]; rejected
 //! input -> [`ProviderError::InvalidTarget`].
 
-use crate::provider::ProviderError;
+use crate::provider::{ErrorKind, ProviderError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -115,13 +115,13 @@ where
         SdkError::ResponseError(_) => {
             let detail = DisplayErrorContext(err).to_string();
             match status {
-                Some(s) if s >= 500 || s == 429 => Class::Retry(ProviderError::Backend(format!(
+                Some(s) if s >= 500 || s == 429 => Class::Retry(ProviderError::failed(format!(
                     "AWS answered HTTP {s} to `{}` on {} ({}); the service may be degraded or not implement the call: retry later",
                     op.action,
                     op.what,
                     short(&detail)
                 ))),
-                _ => Class::Fatal(ProviderError::Backend(format!(
+                _ => Class::Fatal(ProviderError::failed(format!(
                     "`{}` on {} got an unreadable answer (HTTP {}): {}",
                     op.action,
                     op.what,
@@ -133,14 +133,14 @@ where
         SdkError::DispatchFailure(d) => {
             let detail = DisplayErrorContext(err).to_string();
             if d.is_user() {
-                Class::Fatal(ProviderError::Backend(format!(
+                Class::Fatal(ProviderError::failed(format!(
                     "`{}` on {}: the request could not be sent: {}",
                     op.action,
                     op.what,
                     short(&detail)
                 )))
             } else if d.is_other() && detail.to_lowercase().contains("credential") {
-                Class::Fatal(ProviderError::Denied(format!(
+                Class::Fatal(ProviderError::denied(format!(
                     "no usable AWS credentials for `{}` in {} ({}); provide them through the standard chain (environment, `aws.profile`, SSO, instance or container role)",
                     op.action,
                     op.region,
@@ -160,7 +160,7 @@ where
                 Class::Retry(unreachable(op, &detail))
             }
         }
-        _ => Class::Fatal(ProviderError::Backend(format!(
+        _ => Class::Fatal(ProviderError::failed(format!(
             "`{}` on {} could not be built: {}",
             op.action,
             op.what,
@@ -177,25 +177,25 @@ pub fn classify_service(op: &Op, code: &str, msg: &str, status: Option<u16>) -> 
         format!("{code}: {msg}")
     };
     if THROTTLING.contains(&code) || status == Some(429) {
-        return Class::Retry(ProviderError::Backend(format!(
+        return Class::Retry(ProviderError::failed(format!(
             "`{}` on {} is throttled by AWS ({said}); raise `aws.retries` or run the drill when the account is quieter",
             op.action, op.what
         )));
     }
     if DENIED.contains(&code) {
-        return Class::Fatal(ProviderError::Denied(format!(
+        return Class::Fatal(ProviderError::denied(format!(
             "access denied: the caller may not `{}` on `{}` ({said}); grant `{}` on that resource to the identity firedrill runs as",
             op.action, op.arn, op.action
         )));
     }
     if BAD_CREDENTIALS.contains(&code) {
-        return Class::Fatal(ProviderError::Denied(format!(
+        return Class::Fatal(ProviderError::denied(format!(
             "AWS rejected the credentials calling `{}` in {} ({said}); check the credential chain (`aws.profile`, environment, `aws.role_arn`)",
             op.action, op.region
         )));
     }
     if SERVER.contains(&code) || status.is_some_and(|s| s >= 500) {
-        return Class::Retry(ProviderError::Backend(format!(
+        return Class::Retry(ProviderError::failed(format!(
             "AWS failed `{}` on {} with a server error ({said}, HTTP {}); retry later",
             op.action,
             op.what,
@@ -203,19 +203,19 @@ pub fn classify_service(op: &Op, code: &str, msg: &str, status: Option<u16>) -> 
         )));
     }
     if code.contains("NotFound") || code.starts_with("NoSuch") {
-        return Class::Fatal(ProviderError::InvalidTarget(format!(
+        return Class::Fatal(ProviderError::not_found(format!(
             "{} does not exist in {} ({said}); check the name and the environment's `aws.region`/`aws.dr_region`",
             op.what, op.region
         )));
     }
     if code.starts_with("Invalid") && code.contains("State") {
-        return Class::Fatal(ProviderError::InvalidState(format!(
+        return Class::Fatal(ProviderError::invalid_state(format!(
             "{} cannot `{}` in its current state ({said}); wait until it is available, or check that no other operation is running on it",
             op.what, op.action
         )));
     }
     if code.contains("AlreadyExists") {
-        return Class::Fatal(ProviderError::InvalidState(format!(
+        return Class::Fatal(ProviderError::invalid_state(format!(
             "`{}` on {}: it already exists ({said}); pick another name or delete the old one",
             op.action, op.what
         )));
@@ -225,19 +225,19 @@ pub fn classify_service(op: &Op, code: &str, msg: &str, status: Option<u16>) -> 
         || code.contains("Malformed")
         || code.contains("Parameter")
     {
-        return Class::Fatal(ProviderError::InvalidTarget(format!(
+        return Class::Fatal(ProviderError::not_found(format!(
             "`{}` rejected the input for {} ({said}); check the step's parameters",
             op.action, op.what
         )));
     }
-    Class::Fatal(ProviderError::Backend(format!(
+    Class::Fatal(ProviderError::failed(format!(
         "`{}` on {} failed ({said})",
         op.action, op.what
     )))
 }
 
 fn unreachable(op: &Op, detail: &str) -> ProviderError {
-    ProviderError::Unreachable(format!(
+    ProviderError::unavailable(format!(
         "cannot reach the AWS API for `{}` in {} ({}); check the network, or `aws.endpoint_url` if you use an emulator",
         op.action,
         op.region,
@@ -246,7 +246,7 @@ fn unreachable(op: &Op, detail: &str) -> ProviderError {
 }
 
 fn unknown_outcome(op: &Op, detail: &str) -> ProviderError {
-    ProviderError::Backend(format!(
+    ProviderError::failed(format!(
         "`{}` on {} timed out after the request was sent, so AWS may or may not have acted on it ({}); check {} in the console before re-running",
         op.action,
         op.what,
@@ -297,7 +297,7 @@ where
                     "`{}` on {} failed (attempt {attempt} of {attempts}), retrying in {}: {e}",
                     op.action,
                     op.what,
-                    crate::duration::format(pause)
+                    crate::lang::duration::format(pause)
                 ));
                 tokio::time::sleep(pause).await;
                 waited += pause;
@@ -311,16 +311,17 @@ fn exhausted(e: ProviderError, op: &Op, attempts: u32, waited: Duration) -> Prov
     let tail = if attempts > 1 {
         format!(
             " (gave up after {attempts} attempts over {}, `aws.retries: {attempts}`)",
-            crate::duration::format(waited)
+            crate::lang::duration::format(waited)
         )
     } else {
         " (no retry: `aws.retries: 1`)".to_string()
     };
     let _ = op;
-    match e {
-        ProviderError::Unreachable(m) => ProviderError::Unreachable(m + &tail),
-        ProviderError::Backend(m) => ProviderError::Backend(m + &tail),
-        other => other,
+    match e.kind {
+        ErrorKind::Unavailable | ErrorKind::Throttled | ErrorKind::Failed => {
+            e.map_message(|m| m + &tail)
+        }
+        _ => e,
     }
 }
 
@@ -358,7 +359,7 @@ mod tests {
         assert!(matches!(c("InternalFailure", Some(500)), Class::Retry(_)));
         assert!(matches!(c("Unknown", Some(503)), Class::Retry(_)));
         match c("AccessDenied", Some(403)) {
-            Class::Fatal(ProviderError::Denied(m)) => {
+            Class::Fatal(ProviderError { kind: ErrorKind::Denied, message: m, .. }) => {
                 assert!(m.contains("`rds:FailoverDBCluster`"), "{m}");
                 assert!(
                     m.contains("arn:aws:rds:us-east-1:123456789012:cluster:orders-db"),
@@ -369,31 +370,31 @@ mod tests {
         }
         assert!(matches!(
             c("InvalidClientTokenId", Some(403)),
-            Class::Fatal(ProviderError::Denied(_))
+            Class::Fatal(ProviderError { kind: ErrorKind::Denied, .. })
         ));
         assert!(matches!(
             c("DBClusterNotFoundFault", Some(404)),
-            Class::Fatal(ProviderError::InvalidTarget(_))
+            Class::Fatal(ProviderError { kind: ErrorKind::NotFound, .. })
         ));
         assert!(matches!(
             c("NoSuchHostedZone", Some(404)),
-            Class::Fatal(ProviderError::InvalidTarget(_))
+            Class::Fatal(ProviderError { kind: ErrorKind::NotFound, .. })
         ));
         assert!(matches!(
             c("InvalidDBClusterStateFault", Some(400)),
-            Class::Fatal(ProviderError::InvalidState(_))
+            Class::Fatal(ProviderError { kind: ErrorKind::InvalidState, .. })
         ));
         assert!(matches!(
             c("DBClusterAlreadyExistsFault", Some(400)),
-            Class::Fatal(ProviderError::InvalidState(_))
+            Class::Fatal(ProviderError { kind: ErrorKind::InvalidState, .. })
         ));
         assert!(matches!(
             c("InvalidParameterValue", Some(400)),
-            Class::Fatal(ProviderError::InvalidTarget(_))
+            Class::Fatal(ProviderError { kind: ErrorKind::NotFound, .. })
         ));
         assert!(matches!(
             c("SomethingElse", Some(400)),
-            Class::Fatal(ProviderError::Backend(_))
+            Class::Fatal(ProviderError { kind: ErrorKind::Failed, .. })
         ));
     }
 }

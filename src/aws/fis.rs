@@ -23,10 +23,10 @@
 
 use crate::aws::clients::Clients;
 use crate::engine::clock::RunClock;
-use crate::fis_template::{
+use crate::lang::fis_template::{
     Source, StepParams, TAG_PARAMS, TAG_RUN_ID, Template, params_digest, timeline,
 };
-use crate::provider::{EnvironmentEvent, ProviderError};
+use crate::provider::{ErrorKind, EnvironmentEvent, ProviderError};
 use aws_sdk_fis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_fis::types::{
     AccountTargeting, CreateExperimentTemplateActionInput,
@@ -189,35 +189,35 @@ where
 fn to_provider_error(ctx: &FisCtx, op: &Op, class: Class, code: &str, msg: &str) -> ProviderError {
     let region = ctx.region();
     match class {
-        Class::Denied => ProviderError::Denied(format!(
+        Class::Denied => ProviderError::denied(format!(
             "AWS denied {} on {} in {region} ({code}: {msg}); grant the caller `{}`{}",
             op.api, op.resource, op.iam, op.also
         )),
-        Class::NotFound => ProviderError::InvalidTarget(format!(
+        Class::NotFound => ProviderError::not_found(format!(
             "{} does not exist in FIS in {region} ({msg}); check the id, e.g. with `aws fis list-experiment-templates --region {region}`",
             op.resource
         )),
-        Class::Invalid => ProviderError::InvalidTarget(format!(
+        Class::Invalid => ProviderError::not_found(format!(
             "FIS rejected {} for {}: {msg} ({code}); fix the template (ARNs, role, parameters) and run again",
             op.api, op.resource
         )),
-        Class::Conflict => ProviderError::InvalidState(format!(
+        Class::Conflict => ProviderError::invalid_state(format!(
             "FIS refused {} for {} in its current state: {msg}",
             op.api, op.resource
         )),
-        Class::Unreachable => ProviderError::Unreachable(format!(
+        Class::Unreachable => ProviderError::unavailable(format!(
             "cannot reach FIS in {region} for {} ({msg}); check the network, the endpoint and the region",
             op.api
         )),
-        Class::Throttled => ProviderError::Backend(format!(
+        Class::Throttled => ProviderError::throttled(format!(
             "FIS kept throttling {} on {} ({code}) after {RETRY_ATTEMPTS} attempts with backoff; run again later, or ask for a higher FIS API rate",
             op.api, op.resource
         )),
-        Class::Transient => ProviderError::Backend(format!(
+        Class::Transient => ProviderError::unavailable(format!(
             "FIS failed {} on {} after {RETRY_ATTEMPTS} attempts: {code}: {msg}",
             op.api, op.resource
         )),
-        Class::Other => ProviderError::Backend(format!(
+        Class::Other => ProviderError::failed(format!(
             "FIS {} on {} failed: {}{msg}",
             op.api,
             op.resource,
@@ -435,7 +435,7 @@ async fn get(ctx: &FisCtx<'_>, id: &str) -> Result<View, ProviderError> {
     let out = call(ctx, &op, || ctx.clients.fis.get_experiment().id(id).send()).await?;
     out.experiment()
         .map(view)
-        .ok_or_else(|| ProviderError::Backend(format!("FIS returned no experiment for {id}")))
+        .ok_or_else(|| ProviderError::failed(format!("FIS returned no experiment for {id}")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -443,7 +443,7 @@ async fn get(ctx: &FisCtx<'_>, id: &str) -> Result<View, ProviderError> {
 // ---------------------------------------------------------------------------------------------
 
 fn build_err(e: aws_sdk_fis::error::BuildError) -> ProviderError {
-    ProviderError::InvalidTarget(format!("the FIS template cannot be sent: {e}"))
+    ProviderError::not_found(format!("the FIS template cannot be sent: {e}"))
 }
 
 async fn create_template(
@@ -535,7 +535,7 @@ async fn create_template(
     let id = out
         .experiment_template()
         .and_then(|t| t.id())
-        .ok_or_else(|| ProviderError::Backend("FIS created a template without an id".into()))?
+        .ok_or_else(|| ProviderError::failed("FIS created a template without an id".into()))?
         .to_string();
     ctx.event(
         format!("fis template {id}"),
@@ -572,7 +572,7 @@ async fn delete_template(ctx: &FisCtx<'_>, id: &str) -> Result<(), ProviderError
             );
             Ok(())
         }
-        Err(ProviderError::InvalidTarget(m)) if m.contains("does not exist") => Ok(()),
+        Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) if m.contains("does not exist") => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -590,7 +590,7 @@ fn stop_hint(id: &str, region: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 
 fn step_params(params: &Json) -> Result<StepParams, ProviderError> {
-    StepParams::from_json(params).map_err(ProviderError::InvalidTarget)
+    StepParams::from_json(params).map_err(ProviderError::invalid_input)
 }
 
 /// Start the experiment (creating the template first when it is inline); with `wait` (the
@@ -651,7 +651,7 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
         Ok(Some(v)) => v,
         Ok(None) => {
             let (_, note) = cleanup("after the start").await;
-            return Err(ProviderError::Backend(format!(
+            return Err(ProviderError::failed(format!(
                 "FIS started no experiment from {template_id}{note}"
             )));
         }
@@ -690,7 +690,7 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
         match phase(&last.status) {
             Phase::Active => {}
             Phase::Unknown => {
-                return Err(ProviderError::Backend(format!(
+                return Err(ProviderError::failed(format!(
                     "FIS experiment {id} is in state `{}` ({}), which this firedrill does not know; it was left as it is and the rollback stops it if it still runs (or {})",
                     last.status,
                     last.reason,
@@ -707,9 +707,9 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
                 Ok(v) => format!("it was stopped ({})", v.status),
                 Err(e) => format!("stopping it failed ({e}): {}", stop_hint(&id, &region)),
             };
-            return Err(ProviderError::InvalidState(format!(
+            return Err(ProviderError::invalid_state(format!(
                 "FIS experiment {id} did not end within {}; {how}{note}",
-                crate::duration::format(p.timeout)
+                crate::lang::duration::format(p.timeout)
             )));
         }
         tokio::time::sleep(ctx.poll_interval.min(deadline - now)).await;
@@ -770,13 +770,13 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
         .unwrap_or_default();
     match phase(&last.status) {
         Phase::Completed => Ok(out),
-        Phase::Stopped => Err(ProviderError::InvalidState(format!(
+        Phase::Stopped => Err(ProviderError::invalid_state(format!(
             "FIS experiment {id} was stopped before it completed (a stop condition fired, or someone stopped it){reason}{tail}"
         ))),
-        Phase::Failed => Err(ProviderError::InvalidState(format!(
+        Phase::Failed => Err(ProviderError::invalid_state(format!(
             "FIS experiment {id} failed{reason}{code}{tail}"
         ))),
-        Phase::Cancelled => Err(ProviderError::InvalidState(format!(
+        Phase::Cancelled => Err(ProviderError::invalid_state(format!(
             "FIS experiment {id} was cancelled{reason}{tail}"
         ))),
         Phase::Active | Phase::Unknown => unreachable!("the loop ends on terminal states only"),
@@ -784,14 +784,10 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
 }
 
 fn with_note(e: ProviderError, note: &str) -> ProviderError {
-    match e {
-        ProviderError::InvalidTarget(m) => ProviderError::InvalidTarget(format!("{m}{note}")),
-        ProviderError::InvalidState(m) => ProviderError::InvalidState(format!("{m}{note}")),
-        ProviderError::Backend(m) => ProviderError::Backend(format!("{m}{note}")),
-        ProviderError::Denied(m) => ProviderError::Denied(format!("{m}{note}")),
-        ProviderError::Unreachable(m) => ProviderError::Unreachable(format!("{m}{note}")),
-        u @ ProviderError::Unsupported { .. } => u,
+    if e.kind == ErrorKind::Unsupported {
+        return e;
     }
+    e.map_message(|m| format!("{m}{note}"))
 }
 
 /// Whether a rollback should stop an experiment in this state: active ones, and ones in a
@@ -836,10 +832,10 @@ async fn stop_and_wait(
     let deadline = tokio::time::Instant::now() + STOP_WAIT;
     while may_run(&v.status) {
         if tokio::time::Instant::now() >= deadline {
-            return Err(ProviderError::InvalidState(format!(
+            return Err(ProviderError::invalid_state(format!(
                 "FIS experiment {id} was asked to stop but is still `{}` after {}; {}",
                 v.status,
-                crate::duration::format(STOP_WAIT),
+                crate::lang::duration::format(STOP_WAIT),
                 stop_hint(id, ctx.region())
             )));
         }
@@ -990,7 +986,7 @@ pub async fn revert(ctx: &FisCtx<'_>, params: &Json, output: &Json) -> Result<Js
         }
     }
     if !problems.is_empty() {
-        return Err(ProviderError::Backend(format!(
+        return Err(ProviderError::failed(format!(
             "the FIS rollback is incomplete: {}",
             problems.join("; ")
         )));
@@ -1008,7 +1004,7 @@ pub async fn describe(ctx: &FisCtx<'_>, params: &Json) -> Result<String, Provide
     let wait = if p.wait {
         format!(
             "wait for it to end (timeout {})",
-            crate::duration::format(p.timeout)
+            crate::lang::duration::format(p.timeout)
         )
     } else {
         "return once it has started".into()
@@ -1017,12 +1013,12 @@ pub async fn describe(ctx: &FisCtx<'_>, params: &Json) -> Result<String, Provide
     match &p.source {
         Source::Inline(t) => {
             let steps = timeline(t)
-                .map_err(ProviderError::InvalidTarget)?
+                .map_err(ProviderError::invalid_input)?
                 .into_iter()
                 .map(|(name, start, _)| {
                     format!(
                         "t+{} {name} ({})",
-                        crate::duration::format(start),
+                        crate::lang::duration::format(start),
                         t.actions[&name].action_id
                     )
                 })

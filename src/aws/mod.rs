@@ -28,8 +28,8 @@ pub use settings::AwsSettings;
 pub mod fis;
 
 use crate::backends::ConnectOptions;
-use crate::diag::Diagnostic;
-use crate::environment::Environment;
+use crate::lang::diag::Diagnostic;
+use crate::lang::environment::Environment;
 
 /// Check the `aws:` section without connecting.
 pub fn check_settings(env: &Environment) -> Result<(), Vec<Diagnostic>> {

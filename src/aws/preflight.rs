@@ -6,7 +6,7 @@
 use super::call::Op;
 use super::provider::{AwsProvider, opt, s};
 use super::{rds, route53};
-use crate::provider::{Call, PreflightProblem, ProviderError};
+use crate::provider::{ErrorKind, Call, PreflightProblem, ProviderError};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
 
@@ -126,7 +126,7 @@ pub(crate) async fn preflight(p: &AwsProvider, calls: &[Call]) -> Vec<PreflightP
     for call in calls {
         match check(p, &c, call, &created, &mut cache).await {
             Ok(()) => {}
-            Err(e @ ProviderError::Unreachable(_)) => return whole(e),
+            Err(e @ ProviderError { kind: ErrorKind::Unavailable, .. }) => return whole(e),
             Err(error) => problems.push(PreflightProblem {
                 owner: call.owner.clone(),
                 error,
@@ -170,7 +170,7 @@ async fn check(
             if let Some(t) = opt(prm, "target_instance")
                 && !cl.members.iter().any(|(i, _)| i.eq_ignore_ascii_case(t))
             {
-                return Err(ProviderError::InvalidTarget(format!(
+                return Err(ProviderError::not_found(format!(
                     "`{t}` is not an instance of cluster `{}` (its instances: {})",
                     cl.id,
                     cl.members
@@ -198,7 +198,7 @@ async fn check(
             };
             let name = s(prm, key);
             match g.member(name) {
-                None => Err(ProviderError::InvalidTarget(format!(
+                None => Err(ProviderError::not_found(format!(
                     "`{name}` is not a member of global database `{}` (members: {})",
                     g.id,
                     g.members
@@ -207,7 +207,7 @@ async fn check(
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))),
-                Some(m) if m.writer => Err(ProviderError::InvalidState(format!(
+                Some(m) if m.writer => Err(ProviderError::invalid_state(format!(
                     "`{name}` is already the primary of global database `{}`; `{key}` must be a secondary",
                     g.id
                 ))),
@@ -218,7 +218,7 @@ async fn check(
             let src = rds::find_cluster(p, c, s(prm, "source_cluster")).await?;
             let target = s(prm, "target_cluster");
             if rds::cluster_in(p, c, &src.region, target).await?.is_some() {
-                return Err(ProviderError::InvalidState(format!(
+                return Err(ProviderError::invalid_state(format!(
                     "the restore's `target_cluster` `{target}` already exists in {}; pick another name or delete it first",
                     src.region
                 )));
@@ -249,12 +249,12 @@ async fn check(
                 let pair = route53::pairs(record, &zone, &sets)?.remove(0);
                 match pair.primary.health_check_id() {
                     Some(_) => Ok(()),
-                    None => Err(ProviderError::InvalidTarget(format!(
+                    None => Err(ProviderError::not_found(format!(
                         "the PRIMARY record of `{record}` has no health check"
                     ))),
                 }
             }
-            (None, None) => Err(ProviderError::InvalidTarget(
+            (None, None) => Err(ProviderError::not_found(
                 "dns.health_check needs `record` or `health_check_id`".into(),
             )),
         },
@@ -313,7 +313,7 @@ pub(crate) async fn describe(
                 && super::provider::flag(prm, "allow_data_loss", false);
             let target = s(prm, "target_cluster");
             let m = g.member(target).ok_or_else(|| {
-                ProviderError::InvalidTarget(format!(
+                ProviderError::not_found(format!(
                     "`{target}` is not a member of global database `{}`",
                     g.id
                 ))
@@ -340,7 +340,7 @@ pub(crate) async fn describe(
             let g = rds::find_global(p, &c, s(prm, "global_cluster")).await?;
             let name = s(prm, "cluster");
             let m = g.member(name).ok_or_else(|| {
-                ProviderError::InvalidTarget(format!(
+                ProviderError::not_found(format!(
                     "`{name}` is not a member of global database `{}`",
                     g.id
                 ))
@@ -403,10 +403,7 @@ pub(crate) async fn describe(
             )
         }
         other => {
-            return Err(ProviderError::Unsupported {
-                backend: "aws".into(),
-                name: other.into(),
-            });
+            return Err(ProviderError::unsupported("aws", &other));
         }
     };
     Ok(format!("{what} {}", iam(action)))

@@ -256,9 +256,9 @@ impl AwsProvider {
                 return Ok(v);
             }
             if start.elapsed() >= self.settings.max_wait {
-                return Err(ProviderError::Backend(format!(
+                return Err(ProviderError::failed(format!(
                     "still waiting for {what} after {} (`aws.max_wait`); check it in the AWS console",
-                    crate::duration::format(self.settings.max_wait)
+                    crate::lang::duration::format(self.settings.max_wait)
                 )));
             }
             tokio::time::sleep(self.settings.poll_interval).await;
@@ -360,14 +360,11 @@ impl AwsProvider {
     }
 
     fn unsupported(name: &str) -> ProviderError {
-        ProviderError::Unsupported {
-            backend: "aws".into(),
-            name: name.into(),
-        }
+        ProviderError::unsupported("aws", &name)
     }
 }
 
-/// A string parameter (validated by the spec against [`crate::vocab`]).
+/// A string parameter (validated by the spec against [`crate::lang::vocab`]).
 pub(crate) fn s<'a>(p: &'a Json, k: &str) -> &'a str {
     p.get(k).and_then(Json::as_str).unwrap_or_default()
 }

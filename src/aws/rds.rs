@@ -7,7 +7,7 @@
 use super::call::Op;
 use super::clients::Clients;
 use super::provider::{AwsProvider, flag, opt, rfc3339, s, to_chrono, to_smithy};
-use crate::provider::ProviderError;
+use crate::provider::{ErrorKind, ProviderError};
 use aws_sdk_rds::types::{DbCluster, DbInstance, Filter, GlobalCluster, Tag};
 use chrono::{DateTime, Utc};
 use serde_json::{Value as Json, json};
@@ -211,12 +211,12 @@ fn resolve(
 ) -> Result<(String, Vec<String>), ProviderError> {
     if input.starts_with("arn:") {
         let Some((region, id)) = split_rds_arn(input, arn_kind) else {
-            return Err(ProviderError::InvalidTarget(format!(
+            return Err(ProviderError::not_found(format!(
                 "`{input}` is not an RDS {kind} ARN (arn:aws:rds:REGION:ACCOUNT:{arn_kind}:NAME); give the {kind}'s ARN or its identifier"
             )));
         };
         if !p.settings.regions().contains(&region) {
-            return Err(ProviderError::InvalidTarget(format!(
+            return Err(ProviderError::not_found(format!(
                 "{kind} `{input}` is in {region}, which is neither `aws.region` ({}) nor `aws.dr_region` ({}); add it to the environment",
                 p.settings.region,
                 p.settings.dr_region.as_deref().unwrap_or("unset")
@@ -226,7 +226,7 @@ fn resolve(
         return Ok((id.to_string(), vec![region.to_string()]));
     }
     if !is_identifier(input) {
-        return Err(ProviderError::InvalidTarget(format!(
+        return Err(ProviderError::not_found(format!(
             "`{input}` is not a valid RDS {kind} identifier (1-63 letters, digits and hyphens, starting with a letter) nor an ARN"
         )));
     }
@@ -246,7 +246,7 @@ fn not_found(
     why: &str,
 ) -> ProviderError {
     let _ = p;
-    ProviderError::InvalidTarget(format!(
+    ProviderError::not_found(format!(
         "{kind} `{name}` does not exist in {} ({why}); check the name, `aws.region` and `aws.dr_region`",
         regions.join(" or ")
     ))
@@ -297,7 +297,7 @@ pub(crate) async fn cluster_in(
             }
             Ok(found)
         }
-        Err(ProviderError::InvalidTarget(m)) if m.contains("does not exist") => Ok(None),
+        Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) if m.contains("does not exist") => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -315,7 +315,7 @@ pub(crate) async fn find_cluster(
         match cluster_in(p, c, r, &id).await {
             Ok(Some(cl)) => return Ok(cl),
             Ok(None) => {}
-            Err(e @ ProviderError::Unreachable(_)) => down = Some(e),
+            Err(e @ ProviderError { kind: ErrorKind::Unavailable, .. }) => down = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -402,7 +402,7 @@ pub(crate) async fn find_instance(
                     return Ok(inst);
                 }
             }
-            Err(ProviderError::InvalidTarget(m)) if m.contains("does not exist") => {}
+            Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) if m.contains("does not exist") => {}
             Err(e) => return Err(e),
         }
     }
@@ -422,7 +422,7 @@ pub(crate) async fn find_global(
     id: &str,
 ) -> Result<Global, ProviderError> {
     if !is_identifier(id) {
-        return Err(ProviderError::InvalidTarget(format!(
+        return Err(ProviderError::not_found(format!(
             "`{id}` is not a valid global database identifier (letters, digits and hyphens, starting with a letter)"
         )));
     }
@@ -458,8 +458,8 @@ pub(crate) async fn find_global(
                     return Ok(g);
                 }
             }
-            Err(ProviderError::InvalidTarget(m)) if m.contains("does not exist") => {}
-            Err(e @ ProviderError::Unreachable(_)) => down = Some(e),
+            Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) if m.contains("does not exist") => {}
+            Err(e @ ProviderError { kind: ErrorKind::Unavailable, .. }) => down = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -487,7 +487,7 @@ async fn role_of(
     let g = match find_global(p, c, gid).await {
         Ok(g) => g,
         // The cluster names a global database that is gone: it stands alone.
-        Err(ProviderError::InvalidTarget(_)) => return Ok(("standalone", None)),
+        Err(ProviderError { kind: ErrorKind::NotFound, .. }) => return Ok(("standalone", None)),
         Err(e) => return Err(e),
     };
     let role = match g.members.iter().find(|m| m.arn == cl.arn) {
@@ -566,7 +566,7 @@ pub(crate) async fn instance_probe(p: &AwsProvider, params: &Json) -> Result<Jso
 /// Re-describe a cluster we know exists (during waits).
 async fn cluster_now(p: &AwsProvider, c: &Clients, cl: &Cluster) -> Result<Cluster, ProviderError> {
     cluster_in(p, c, &cl.region, &cl.id).await?.ok_or_else(|| {
-        ProviderError::InvalidState(format!(
+        ProviderError::invalid_state(format!(
             "cluster `{}` disappeared in {} while firedrill was waiting for it",
             cl.id, cl.region
         ))
@@ -602,7 +602,7 @@ pub(crate) async fn cluster_failover(
     let target = opt(params, "target_instance").map(str::to_string);
     if let Some(t) = &target {
         if !cl.members.iter().any(|(i, _)| i.eq_ignore_ascii_case(t)) {
-            return Err(ProviderError::InvalidTarget(format!(
+            return Err(ProviderError::not_found(format!(
                 "`{t}` is not an instance of cluster `{}` (its instances: {}); name one of them as `target_instance`",
                 cl.id,
                 cl.members
@@ -613,7 +613,7 @@ pub(crate) async fn cluster_failover(
             )));
         }
         if old.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(t)) {
-            return Err(ProviderError::InvalidState(format!(
+            return Err(ProviderError::invalid_state(format!(
                 "`{t}` is already the writer of cluster `{}`; name a reader as `target_instance`",
                 cl.id
             )));
@@ -755,20 +755,20 @@ pub(crate) async fn global_change(
     let g = find_global(p, &c, gid).await?;
     let target_name = s(params, "target_cluster");
     let Some(target) = g.member(target_name).cloned() else {
-        return Err(ProviderError::InvalidTarget(format!(
+        return Err(ProviderError::not_found(format!(
             "`{target_name}` is not a member of global database `{}` (members: {}); name one of its secondaries as `target_cluster`",
             g.id,
             g.member_names()
         )));
     };
     if target.writer {
-        return Err(ProviderError::InvalidState(format!(
+        return Err(ProviderError::invalid_state(format!(
             "`{}` is already the primary of global database `{}`; name a secondary as `target_cluster`",
             target.id, g.id
         )));
     }
     if g.in_progress() {
-        return Err(ProviderError::InvalidState(format!(
+        return Err(ProviderError::invalid_state(format!(
             "global database `{}` is already switching over or failing over ({}); wait until it finishes",
             g.id,
             g.failover
@@ -886,14 +886,14 @@ pub(crate) async fn detach_and_promote(
     let g = find_global(p, &c, s(params, "global_cluster")).await?;
     let name = s(params, "cluster");
     let Some(m) = g.member(name).cloned() else {
-        return Err(ProviderError::InvalidTarget(format!(
+        return Err(ProviderError::not_found(format!(
             "`{name}` is not a member of global database `{}` (members: {}); name one of its secondaries as `cluster`",
             g.id,
             g.member_names()
         )));
     };
     if m.writer {
-        return Err(ProviderError::InvalidTarget(format!(
+        return Err(ProviderError::not_found(format!(
             "`{}` is the primary of global database `{}`; detach a secondary (use db.global_failover to move the primary)",
             m.id, g.id
         )));
@@ -929,7 +929,7 @@ pub(crate) async fn detach_and_promote(
             let now = find_global(p, &c, &g.id).await?;
             let still = now.member(&m.arn).is_some();
             let cl = cluster_in(p, &c, &m.region, &m.id).await?.ok_or_else(|| {
-                ProviderError::InvalidState(format!(
+                ProviderError::invalid_state(format!(
                     "cluster `{}` disappeared while being detached",
                     m.id
                 ))
@@ -970,16 +970,7 @@ pub(crate) async fn detach_and_promote(
 
 /// Prefix an error (keeping its kind) so a half-done action says what exists.
 fn half_done(e: ProviderError, what: &str) -> ProviderError {
-    match e {
-        ProviderError::InvalidTarget(m) => ProviderError::InvalidTarget(format!("{what}: {m}")),
-        ProviderError::InvalidState(m) => ProviderError::InvalidState(format!("{what}: {m}")),
-        ProviderError::Backend(m) => ProviderError::Backend(format!("{what}: {m}")),
-        ProviderError::Denied(m) => ProviderError::Denied(format!("{what}: {m}")),
-        ProviderError::Unreachable(m) => ProviderError::Unreachable(format!("{what}: {m}")),
-        ProviderError::Unsupported { backend, name } => ProviderError::Backend(format!(
-            "{what}: backend `{backend}` does not support `{name}`"
-        )),
-    }
+    e.map_message(|m| format!("{what}: {m}"))
 }
 
 fn tags(p: &AwsProvider, source: &str) -> Vec<Tag> {
@@ -1013,12 +1004,12 @@ pub(crate) async fn point_in_time_restore(
     let src = find_cluster(p, &c, s(params, "source_cluster")).await?;
     let target = s(params, "target_cluster").to_string();
     if !is_identifier(&target) {
-        return Err(ProviderError::InvalidTarget(format!(
+        return Err(ProviderError::not_found(format!(
             "`{target}` is not a valid cluster identifier for `target_cluster` (1-63 letters, digits and hyphens, starting with a letter)"
         )));
     }
     if let Some(existing) = cluster_in(p, &c, &src.region, &target).await? {
-        return Err(ProviderError::InvalidState(format!(
+        return Err(ProviderError::invalid_state(format!(
             "cluster `{target}` already exists in {} ({}); pick another `target_cluster` or delete it first",
             src.region, existing.arn
         )));
@@ -1027,14 +1018,14 @@ pub(crate) async fn point_in_time_restore(
         None | Some("latest") => None,
         Some(t) => Some(
             DateTime::parse_from_rfc3339(t)
-                .map_err(|e| ProviderError::InvalidTarget(format!("restore_time `{t}`: {e}")))?
+                .map_err(|e| ProviderError::not_found(format!("restore_time `{t}`: {e}")))?
                 .with_timezone(&Utc),
         ),
     };
     if let Some(t) = requested {
         let (lo, hi) = (src.earliest_restorable, src.latest_restorable);
         if lo.is_some_and(|lo| t < lo) || hi.is_some_and(|hi| t > hi) {
-            return Err(ProviderError::InvalidTarget(format!(
+            return Err(ProviderError::not_found(format!(
                 "restore_time {} is outside the restorable window of `{}` ({} to {}); pick a time inside it or `latest`",
                 t.to_rfc3339(),
                 src.id,
@@ -1051,7 +1042,7 @@ pub(crate) async fn point_in_time_restore(
         .or(instances.first())
         .cloned();
     let Some(class) = model.as_ref().and_then(|m| m.class.clone()) else {
-        return Err(ProviderError::InvalidTarget(format!(
+        return Err(ProviderError::not_found(format!(
             "cluster `{}` has no instance to copy the instance class from; the restored cluster needs one",
             src.id
         )));
@@ -1225,7 +1216,7 @@ pub(crate) async fn cluster_stop(p: &AwsProvider, params: &Json) -> Result<Json,
     let c = p.clients().await;
     let cl = find_cluster(p, &c, s(params, "cluster")).await?;
     if cl.status != "available" {
-        return Err(ProviderError::InvalidState(format!(
+        return Err(ProviderError::invalid_state(format!(
             "cluster `{}` is `{}`, not available; a cluster outage starts from an available cluster",
             cl.id, cl.status
         )));

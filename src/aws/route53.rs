@@ -102,7 +102,7 @@ pub(crate) async fn zone_for(
         .map(|(_, zn, _)| zn.len())
         .max();
     let Some(best) = best else {
-        return Err(ProviderError::InvalidTarget(format!(
+        return Err(ProviderError::not_found(format!(
             "no hosted zone of this account holds `{record}` (ListHostedZones found {}); check the record name or set `aws.hosted_zone_id`",
             if zones.is_empty() {
                 "none".to_string()
@@ -124,7 +124,7 @@ pub(crate) async fn zone_for(
         (1, _) => candidates[0].0.clone(),
         (_, 1) => public[0].0.clone(),
         _ => {
-            return Err(ProviderError::InvalidTarget(format!(
+            return Err(ProviderError::not_found(format!(
                 "several hosted zones named `{}` could hold `{record}` ({}); set `aws.hosted_zone_id` to the one to use",
                 candidates[0].1,
                 candidates
@@ -231,7 +231,7 @@ pub(crate) fn pairs(
         ) {
             (Some(primary), Some(secondary)) => out.push(Pair { primary, secondary }),
             (a, _) => {
-                return Err(ProviderError::InvalidTarget(format!(
+                return Err(ProviderError::not_found(format!(
                     "`{record}` ({}) in hosted zone `{zone}` has a {} failover record but no {}; failover routing needs both",
                     t.as_str(),
                     if a.is_some() { "PRIMARY" } else { "SECONDARY" },
@@ -242,7 +242,7 @@ pub(crate) fn pairs(
     }
     if out.is_empty() {
         let kinds: Vec<&str> = sets.iter().map(|r| r.r#type().as_str()).collect();
-        return Err(ProviderError::InvalidTarget(format!(
+        return Err(ProviderError::not_found(format!(
             "`{record}` has no failover records (PRIMARY/SECONDARY) in hosted zone `{zone}` (found {}); dns.* works on failover routing records",
             if kinds.is_empty() {
                 "no record of that name".to_string()
@@ -423,14 +423,14 @@ pub(crate) async fn health_check_probe(
             let sets = records_of(p, &c, &zone, record).await?;
             let pair = pairs(record, &zone, &sets)?.remove(0);
             let Some(id) = pair.primary.health_check_id() else {
-                return Err(ProviderError::InvalidTarget(format!(
+                return Err(ProviderError::not_found(format!(
                     "the PRIMARY record of `{record}` has no health check; attach one, or name one with `health_check_id`"
                 )));
             };
             (Some(record.to_string()), id.to_string())
         }
         (None, None) => {
-            return Err(ProviderError::InvalidTarget(
+            return Err(ProviderError::not_found(
                 "dns.health_check needs `record` or `health_check_id`".into(),
             ));
         }
@@ -597,7 +597,7 @@ async fn upsert(
         .set_changes(Some(changes))
         .comment(comment)
         .build()
-        .map_err(|e| ProviderError::Backend(format!("cannot build the Route 53 change: {e}")))?;
+        .map_err(|e| ProviderError::failed(format!("cannot build the Route 53 change: {e}")))?;
     let op = Op {
         action: "route53:ChangeResourceRecordSets",
         what: format!("record `{record}` in hosted zone `{zone}`"),
@@ -707,23 +707,9 @@ pub(crate) async fn failover(p: &AwsProvider, params: &Json) -> Result<Json, Pro
         Some(json!({"kind": "aws_dns_changed", "record": record, "zone_id": zone, "change_id": id, "previous": previous_json})),
     );
     if let Err(e) = wait_insync(p, &c, &id).await {
-        return Err(match e {
-            ProviderError::Denied(m) => ProviderError::Denied(format!(
-                "records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them"
-            )),
-            ProviderError::Unreachable(m) => ProviderError::Unreachable(format!(
-                "records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them"
-            )),
-            ProviderError::InvalidState(m) => ProviderError::InvalidState(format!(
-                "records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them"
-            )),
-            ProviderError::InvalidTarget(m) => ProviderError::InvalidTarget(format!(
-                "records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them"
-            )),
-            other => ProviderError::Backend(format!(
-                "records of `{record}` were changed (change {id}) but not confirmed: {other}; the rollback restores them"
-            )),
-        });
+        return Err(e.map_message(|m| format!(
+            "records of `{record}` were changed (change {id}) but not confirmed: {m}; the rollback restores them"
+        )));
     }
     // Resolvers keep the old answer for up to its TTL from now.
     set_changed(p, record, &before_label, &forced, before_ttl);
@@ -832,11 +818,7 @@ fn restore_failed(e: ProviderError, record: &str, previous: &[ResourceRecordSet]
     let m = format!(
         "the records of `{record}` are still forced by the drill; restore them by hand (UPSERT): {wanted}"
     );
-    match e {
-        ProviderError::Denied(x) => ProviderError::Denied(format!("{x}; {m}")),
-        ProviderError::Unreachable(x) => ProviderError::Unreachable(format!("{x}; {m}")),
-        other => ProviderError::Backend(format!("{other}; {m}")),
-    }
+    e.map_message(|x| format!("{x}; {m}"))
 }
 
 #[cfg(test)]

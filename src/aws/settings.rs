@@ -4,7 +4,7 @@
 //! `profile` in the shared files, SSO, process, web identity, container or instance role), and
 //! `role_arn` only names a role to assume on top of them.
 
-use crate::environment::{Backend, Environment};
+use crate::lang::environment::{Backend, Environment};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -39,11 +39,11 @@ pub struct AwsSettings {
     /// How often to poll while waiting for a change (a failover, a restore) to complete.
     #[serde(
         default = "default_poll_interval",
-        with = "crate::duration::serde_human"
+        with = "crate::lang::duration::serde_human"
     )]
     pub poll_interval: Duration,
     /// Give up waiting for a change after this long even if the step has no timeout.
-    #[serde(default = "default_max_wait", with = "crate::duration::serde_human")]
+    #[serde(default = "default_max_wait", with = "crate::lang::duration::serde_human")]
     pub max_wait: Duration,
     /// Hosted zone of the `dns.*` records (default: the longest public zone whose name ends the
     /// record's, found with ListHostedZones).
@@ -144,7 +144,7 @@ impl AwsSettings {
                 "poll_interval",
                 format!(
                     "`poll_interval` must be between 100ms and 5m; got {}",
-                    crate::duration::format(self.poll_interval)
+                    crate::lang::duration::format(self.poll_interval)
                 ),
             ));
         }
@@ -205,7 +205,7 @@ fn is_role_arn(s: &str) -> bool {
 }
 
 /// Decode and check the `aws:` section; every problem located in the file.
-pub fn decode(env: &Environment) -> Result<AwsSettings, Vec<crate::diag::Diagnostic>> {
+pub fn decode(env: &Environment) -> Result<AwsSettings, Vec<crate::lang::diag::Diagnostic>> {
     let s: AwsSettings = env.decode_settings(Backend::Aws, HELP)?;
     let problems = s.problems();
     if problems.is_empty() {
@@ -226,7 +226,7 @@ mod tests {
         let src = format!(
             "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {{name: t}}\nbackend: sim\naws:\n{aws}"
         );
-        crate::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
+        crate::lang::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
     }
 
     #[test]

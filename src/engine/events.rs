@@ -169,6 +169,10 @@ pub enum Event {
         duration_ms: u64,
         output: Json,
         error: Option<String>,
+        /// What kind of failure `error` is (denied, not found, timed out...); absent on success
+        /// and in journals written before kinds existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error_kind: Option<crate::provider::ErrorKind>,
     },
     /// The fault step started: the recovery clock runs from here.
     FaultInjected {

@@ -15,10 +15,10 @@ use super::clock::RunClock;
 use super::events::{
     Event, Measurement, ObjectivesInfo, Phase, PlannedStep, Record, StepOutcome, VerdictKind,
 };
-use crate::plan::Plan;
-use crate::provider::Provider;
-use crate::spec::{AbortRule, Experiment, OnFailure, RollbackSpec, Step};
-use crate::tolerance::as_number;
+use crate::lang::plan::Plan;
+use crate::provider::{ErrorKind, Provider, ProviderError};
+use crate::lang::spec::{AbortRule, Experiment, OnFailure, RollbackSpec, Step};
+use crate::lang::tolerance::as_number;
 use serde_json::{Value as Json, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -135,6 +135,7 @@ struct StepResult {
     outcome: StepOutcome,
     output: Json,
     error: Option<String>,
+    error_kind: Option<ErrorKind>,
     attempts: u32,
     duration_ms: u64,
 }
@@ -144,6 +145,7 @@ impl StepResult {
         StepResult {
             outcome,
             output: Json::Null,
+            error_kind: error.as_ref().map(|_| ErrorKind::Failed),
             error,
             attempts: 0,
             duration_ms: 0,
@@ -226,18 +228,14 @@ impl Shared {
             match def.kind.as_str() {
                 "http" => super::generic::http(with, false).await,
                 "command" => super::generic::command(with, false).await,
-                kind => self
-                    .provider
-                    .observe(kind, with)
-                    .await
-                    .map_err(|e| e.to_string()),
+                kind => self.provider.observe(kind, with).await,
             }
         };
         let res = match tokio::time::timeout(def.timeout, call).await {
-            Ok(r) => r,
+            Ok(r) => r.map_err(|e| format!("{e} ({})", e.kind)),
             Err(_) => Err(format!(
                 "probe did not answer within {}",
-                crate::duration::format(def.timeout)
+                crate::lang::duration::format(def.timeout)
             )),
         };
         self.drain_env();
@@ -275,13 +273,18 @@ impl Shared {
     }
 
     /// Run one action (built-in, generic or provider).
-    async fn action(&self, step_id: &str, action: &str, with: &Json) -> Result<Json, String> {
-        let param_dur = |k: &str| crate::duration::param(with, k);
+    async fn action(
+        &self,
+        step_id: &str,
+        action: &str,
+        with: &Json,
+    ) -> Result<Json, ProviderError> {
+        let param_dur = |k: &str| crate::lang::duration::param(with, k);
         let out = match action {
             "wait" => {
                 let d = param_dur("duration").unwrap_or_default();
                 tokio::time::sleep(d).await;
-                Ok(json!({"waited": crate::duration::format(d)}))
+                Ok(json!({"waited": crate::lang::duration::format(d)}))
             }
             "assert" => {
                 let p = with["probe"].as_str().unwrap_or_default();
@@ -289,7 +292,9 @@ impl Shared {
                 if ok {
                     Ok(json!({"probe": p, "value": value}))
                 } else {
-                    Err(format!("assertion `{p}` failed: {message}"))
+                    Err(ProviderError::failed(format!(
+                        "assertion `{p}` failed: {message}"
+                    )))
                 }
             }
             "wait_until" => {
@@ -302,14 +307,14 @@ impl Shared {
                     let waited = self.clock.elapsed() - start;
                     if ok {
                         break Ok(
-                            json!({"probe": p, "value": value, "after": crate::duration::format(waited)}),
+                            json!({"probe": p, "value": value, "after": crate::lang::duration::format(waited)}),
                         );
                     }
                     if waited + interval > deadline {
-                        break Err(format!(
+                        break Err(ProviderError::timed_out(format!(
                             "`{p}` did not hold within {}: {message}",
-                            crate::duration::format(deadline)
-                        ));
+                            crate::lang::duration::format(deadline)
+                        )));
                     }
                     tokio::time::sleep(interval).await;
                 }
@@ -322,23 +327,19 @@ impl Shared {
                     let prompt = format!("[{step_id}] {msg}");
                     match tokio::task::spawn_blocking(move || ask(&prompt)).await {
                         Ok(Ok(true)) => Ok(json!({"approved": true, "by": "operator"})),
-                        Ok(Ok(false)) => Err("the operator declined".into()),
-                        Ok(Err(e)) => Err(format!("approval prompt failed: {e}")),
-                        Err(e) => Err(format!("approval prompt failed: {e}")),
+                        Ok(Ok(false)) => Err(ProviderError::denied("the operator declined".into())),
+                        Ok(Err(e)) => Err(ProviderError::failed(format!("approval prompt failed: {e}"))),
+                        Err(e) => Err(ProviderError::failed(format!("approval prompt failed: {e}"))),
                     }
                 } else {
-                    Err(format!(
+                    Err(ProviderError::denied(format!(
                         "approval needed (\"{msg}\") but no operator terminal is attached; failing closed. Pre-approve with --approve"
-                    ))
+                    )))
                 }
             }
             "http" => super::generic::http(with, true).await,
             "command" => super::generic::command(with, true).await,
-            other => self
-                .provider
-                .inject(other, with)
-                .await
-                .map_err(|e| e.to_string()),
+            other => self.provider.inject(other, with).await,
         };
         self.drain_env();
         out
@@ -373,10 +374,10 @@ impl Shared {
                 Some(t) => match tokio::time::timeout(t, fut).await {
                     Ok(r) => (r, false),
                     Err(_) => (
-                        Err(format!(
+                        Err(ProviderError::timed_out(format!(
                             "did not finish within {}",
-                            crate::duration::format(t)
-                        )),
+                            crate::lang::duration::format(t)
+                        ))),
                         true,
                     ),
                 },
@@ -388,15 +389,16 @@ impl Shared {
                         outcome: StepOutcome::Succeeded,
                         output,
                         error: None,
+                        error_kind: None,
                         attempts: attempt,
                         duration_ms: took(&self.clock),
                     };
                 }
-                Err(e) if attempt < step.retry.attempts => {
+                Err(e) if attempt < step.retry.attempts && retryable(step, &e) => {
                     self.emit(Event::StepRetrying {
                         step: step.id.value.clone(),
                         attempt,
-                        error: e,
+                        error: format!("{e} ({})", e.kind),
                         backoff_ms: backoff.as_millis() as u64,
                     });
                     tokio::time::sleep(backoff).await;
@@ -408,10 +410,23 @@ impl Shared {
                     } else {
                         StepOutcome::Failed
                     };
+                    let mut error = e.to_string();
+                    if attempt < step.retry.attempts {
+                        error.push_str(&format!(
+                            " (not retried: {} errors fail the same way again{})",
+                            e.kind,
+                            if e.kind == ErrorKind::TimedOut {
+                                ", and a timed-out change may have happened"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
                     return StepResult {
                         outcome,
                         output: Json::Null,
-                        error: Some(e),
+                        error: Some(error),
+                        error_kind: Some(e.kind),
                         attempts: attempt,
                         duration_ms: took(&self.clock),
                     };
@@ -419,6 +434,21 @@ impl Shared {
             }
         }
     }
+}
+
+/// Whether a failed attempt of `step` is worth another: transient kinds always; a timeout only
+/// for steps that change nothing (a timed-out failover may have happened, and a second one
+/// would fail over twice).
+fn retryable(step: &Step, e: &ProviderError) -> bool {
+    if e.kind == ErrorKind::TimedOut {
+        let method = step.with.get("method").and_then(Json::as_str);
+        return match step.action.value.as_str() {
+            "assert" | "wait_until" | "wait" => true,
+            "http" => matches!(method, None | Some("GET" | "HEAD")),
+            _ => false,
+        };
+    }
+    e.kind.is_retryable()
 }
 
 async fn wait_abort(rx: &mut watch::Receiver<Option<String>>) {
@@ -484,7 +514,7 @@ async fn during_monitor(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                                 "abort condition `{}` held: rose by {} within {}",
                                 cond.describe(),
                                 v - low,
-                                crate::duration::format(cond.window)
+                                crate::lang::duration::format(cond.window)
                             ));
                         }
                         continue;
@@ -496,7 +526,7 @@ async fn during_monitor(sh: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                         sh.abort(format!(
                             "abort condition `{}` held for {} (last value {})",
                             cond.describe(),
-                            crate::duration::format(now - since),
+                            crate::lang::duration::format(now - since),
                             value
                         ));
                     }
@@ -774,7 +804,7 @@ pub async fn execute(
                     }
                 };
                 let step = &exp.steps[i];
-                sh.emit(Event::StepFinished { step: step.id.value.clone(), outcome: r.outcome, attempts: r.attempts, duration_ms: r.duration_ms, output: r.output.clone(), error: r.error.clone() });
+                sh.emit(Event::StepFinished { step: step.id.value.clone(), outcome: r.outcome, attempts: r.attempts, duration_ms: r.duration_ms, output: r.output.clone(), error: r.error.clone(), error_kind: r.error_kind });
                 let is_fault = exp.recovery.as_ref().is_some_and(|rc| rc.fault.value == step.id.value);
                 match r.outcome {
                     StepOutcome::Succeeded if is_fault => recovery = Some(tokio::spawn(recovery_monitor(sh.clone()))),
@@ -823,6 +853,7 @@ pub async fn execute(
                 duration_ms: 0,
                 output: Json::Null,
                 error: None,
+                error_kind: None,
             });
             results[i] = Some(StepResult::not_run(outcome, None));
         }
@@ -878,15 +909,15 @@ pub async fn execute(
             detail: match rec_state.recovered_after {
                 Some(d) => format!(
                     "fault at +{}, all {} recovery probes passing from +{} ({} consecutive polls)",
-                    crate::duration::format(fault_at),
+                    crate::lang::duration::format(fault_at),
                     rec.probes.len(),
-                    crate::duration::format(fault_at + d),
+                    crate::lang::duration::format(fault_at + d),
                     rec.consecutive
                 ),
                 None if aborted => "not measured: the drill was aborted before recovery".into(),
                 None => format!(
                     "not recovered within the {} deadline; still failing: {}",
-                    crate::duration::format(deadline),
+                    crate::lang::duration::format(deadline),
                     rec_state.failing_at_deadline.join(", ")
                 ),
             },
@@ -912,7 +943,7 @@ pub async fn execute(
                     (Some(p), Some(d)) => format!(
                         "detection probe `{}` first passed {} after the fault",
                         p.value,
-                        crate::duration::format(d)
+                        crate::lang::duration::format(d)
                     ),
                     (Some(p), None) => format!("detection probe `{}` never passed", p.value),
                     (None, _) => "no detection probe configured (`recovery.detection`)".into(),
@@ -944,9 +975,9 @@ pub async fn execute(
                 detail: match (newest, loss) {
                     (Some(t), Some(l)) => format!(
                         "newest surviving write at +{}, fault at +{}: {} of writes lost",
-                        crate::duration::format(clock.offset_of(t)),
-                        crate::duration::format(fault_at),
-                        crate::duration::format(l)
+                        crate::lang::duration::format(clock.offset_of(t)),
+                        crate::lang::duration::format(fault_at),
+                        crate::lang::duration::format(l)
                     ),
                     _ => format!(
                         "probe `{}` gave no timestamp at `{}`",
@@ -1019,8 +1050,7 @@ pub async fn execute(
                         let r = sh
                             .provider
                             .revert(&step.action.value, &step.with, &out)
-                            .await
-                            .map_err(|e| e.to_string());
+                            .await;
                         sh.drain_env();
                         r
                     }
@@ -1041,7 +1071,7 @@ pub async fn execute(
                 step: step.id.value.clone(),
                 ok,
                 duration_ms: (clock.elapsed() - t0).as_millis() as u64,
-                error: res.err(),
+                error: res.as_ref().err().map(|e| format!("{e} ({})", e.kind)),
             });
         }
     }
@@ -1099,7 +1129,7 @@ impl Shared {
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         let def = self.exp.probes.iter().find(|p| p.name.value == probe)?;
         let mut with = def.with.clone();
-        if crate::vocab::probe(&def.kind)
+        if crate::lang::vocab::probe(&def.kind)
             .is_some_and(|k| k.params.iter().any(|p| p.name == "as_of"))
             && let Some(obj) = with.as_object_mut()
         {
@@ -1113,7 +1143,7 @@ impl Shared {
 
 /// Read a timestamp (RFC 3339 string or epoch seconds) at `field` in a probe's output.
 fn timestamp_at(out: &Json, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    match crate::tolerance::select(out, Some(field)).ok()? {
+    match crate::lang::tolerance::select(out, Some(field)).ok()? {
         Json::String(s) => chrono::DateTime::parse_from_rfc3339(s)
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc)),

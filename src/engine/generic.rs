@@ -2,12 +2,13 @@
 //! real service can check its health. Their output is JSON: http gives `status`, `latency_ms`
 //! and `body` (parsed as JSON when it is JSON); command gives `exit_code`, `stdout`, `stderr`.
 
+use crate::provider::ProviderError;
 use serde_json::{Value as Json, json};
 use std::sync::Once;
 use std::time::Duration;
 
 fn param_duration(p: &Json, key: &str, default: Duration) -> Duration {
-    crate::duration::param(p, key).unwrap_or(default)
+    crate::lang::duration::param(p, key).unwrap_or(default)
 }
 
 static TLS: Once = Once::new();
@@ -20,16 +21,18 @@ pub fn install_crypto_provider() {
 }
 
 /// Send the request described by `params`; `is_action` applies `expect_status` (default 2xx).
-pub async fn http(params: &Json, is_action: bool) -> Result<Json, String> {
+pub async fn http(params: &Json, is_action: bool) -> Result<Json, ProviderError> {
     install_crypto_provider();
     let url = params.get("url").and_then(Json::as_str).unwrap_or_default();
     let method = params.get("method").and_then(Json::as_str).unwrap_or("GET");
+    let method_name = method;
     let timeout = param_duration(params, "timeout", Duration::from_secs(10));
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .build()
-        .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        .map_err(|e| ProviderError::failed(format!("cannot build HTTP client: {e}")))?;
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|e| ProviderError::invalid_input(e.to_string()))?;
     let mut req = client.request(method, url);
     if let Some(h) = params.get("headers").and_then(Json::as_object) {
         for (k, v) in h {
@@ -42,18 +45,18 @@ pub async fn http(params: &Json, is_action: bool) -> Result<Json, String> {
     let started = std::time::Instant::now();
     let resp = req.send().await.map_err(|e| {
         if e.is_timeout() {
-            format!("GET {url}: no answer within {}", crate::duration::format(timeout))
+            ProviderError::timed_out(format!("{method_name} {url}: no answer within {}", crate::lang::duration::format(timeout)))
         } else if e.is_connect() {
-            format!("{url}: cannot connect ({}); check the URL and that the service is reachable from here", root_cause(&e))
+            ProviderError::unavailable(format!("{url}: cannot connect ({}); check the URL and that the service is reachable from here", root_cause(&e)))
         } else {
-            format!("{url}: {}", root_cause(&e))
+            ProviderError::unavailable(format!("{url}: {}", root_cause(&e)))
         }
     })?;
     let status = resp.status().as_u16();
     let text = resp
         .text()
         .await
-        .map_err(|e| format!("{url}: reading the body: {e}"))?;
+        .map_err(|e| ProviderError::unavailable(format!("{url}: reading the body: {e}")))?;
     let latency_ms = started.elapsed().as_millis() as u64;
     let body = serde_json::from_str::<Json>(&text)
         .unwrap_or(Json::String(text.chars().take(4096).collect()));
@@ -64,7 +67,7 @@ pub async fn http(params: &Json, is_action: bool) -> Result<Json, String> {
             None => (200..300).contains(&status),
         };
         if !ok {
-            return Err(format!("{url} answered {status}"));
+            return Err(ProviderError::failed(format!("{url} answered {status}")));
         }
     }
     Ok(out)
@@ -79,7 +82,7 @@ fn root_cause(e: &dyn std::error::Error) -> String {
 }
 
 /// Run the command described by `params`; `is_action` applies `expect_exit` (default 0).
-pub async fn command(params: &Json, is_action: bool) -> Result<Json, String> {
+pub async fn command(params: &Json, is_action: bool) -> Result<Json, ProviderError> {
     let argv: Vec<String> = params
         .get("run")
         .and_then(Json::as_array)
@@ -90,7 +93,9 @@ pub async fn command(params: &Json, is_action: bool) -> Result<Json, String> {
         })
         .unwrap_or_default();
     let Some((prog, args)) = argv.split_first() else {
-        return Err("`run` is empty; give the program and its arguments".into());
+        return Err(ProviderError::invalid_input(
+            "`run` is empty; give the program and its arguments".into(),
+        ));
     };
     let timeout = param_duration(params, "timeout", Duration::from_secs(60));
     let child = tokio::process::Command::new(prog)
@@ -100,16 +105,23 @@ pub async fn command(params: &Json, is_action: bool) -> Result<Json, String> {
         .output();
     let out = match tokio::time::timeout(timeout, child).await {
         Err(_) => {
-            return Err(format!(
+            return Err(ProviderError::timed_out(format!(
                 "`{}` did not finish within {}; it was killed",
                 argv.join(" "),
-                crate::duration::format(timeout)
-            ));
+                crate::lang::duration::format(timeout)
+            )));
         }
         Ok(Err(e)) => {
-            return Err(format!(
-                "cannot run `{prog}`: {e}; check it is installed and on PATH"
-            ));
+            let kind = match e.kind() {
+                std::io::ErrorKind::NotFound => crate::provider::ErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => crate::provider::ErrorKind::Denied,
+                _ => crate::provider::ErrorKind::Failed,
+            };
+            return Err(ProviderError::new(
+                kind,
+                format!("cannot run `{prog}`: {e}; check it is installed and on PATH"),
+            )
+            .with_source(e));
         }
         Ok(Ok(o)) => o,
     };
@@ -127,11 +139,11 @@ pub async fn command(params: &Json, is_action: bool) -> Result<Json, String> {
             .and_then(Json::as_i64)
             .unwrap_or(0);
         if i64::from(code) != want {
-            return Err(format!(
+            return Err(ProviderError::failed(format!(
                 "`{}` exited {code} (expected {want}): {}",
                 argv.join(" "),
                 res["stderr"].as_str().unwrap_or_default()
-            ));
+            )));
         }
     }
     Ok(res)
@@ -151,11 +163,13 @@ mod tests {
         let err = command(&json!({"run": ["sh", "-c", "exit 3"]}), true)
             .await
             .unwrap_err();
-        assert!(err.contains("exited 3 (expected 0)"), "{err}");
+        assert!(err.message.contains("exited 3 (expected 0)"), "{err}");
+        assert_eq!(err.kind, crate::provider::ErrorKind::Failed);
         let missing = command(&json!({"run": ["definitely-not-a-program-xyz"]}), true)
             .await
             .unwrap_err();
-        assert!(missing.contains("cannot run"), "{missing}");
+        assert!(missing.message.contains("cannot run"), "{missing}");
+        assert_eq!(missing.kind, crate::provider::ErrorKind::NotFound);
     }
 
     #[tokio::test]
@@ -167,6 +181,7 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(err.contains("cannot connect"), "{err}");
+        assert!(err.message.contains("cannot connect"), "{err}");
+        assert_eq!(err.kind, crate::provider::ErrorKind::Unavailable);
     }
 }

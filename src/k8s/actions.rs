@@ -12,7 +12,7 @@ use super::api::{
     pod_mirror, pod_node, pod_terminating, selector_string, status_code, strings,
 };
 use super::recovery::{self, Victim};
-use crate::provider::ProviderError;
+use crate::provider::{ErrorKind, ProviderError};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::Api;
@@ -20,7 +20,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value as Json, json};
 use std::time::Duration;
 
-/// The actions this backend implements (every `k8s.*` action of [`crate::vocab`]).
+/// The actions this backend implements (every `k8s.*` action of [`crate::lang::vocab`]).
 pub const ACTIONS: &[&str] = &[
     "k8s.pod_kill",
     "k8s.cordon_zone",
@@ -48,7 +48,7 @@ const GENERATED_LABELS: &[&str] = &[
 ];
 
 fn refuse(m: String) -> ProviderError {
-    ProviderError::InvalidTarget(m)
+    ProviderError::not_found(m)
 }
 
 fn pod_ref(p: &Pod) -> String {
@@ -356,7 +356,7 @@ impl KubeProvider {
             self.component(),
         )
         .await;
-        let grace = crate::duration::param(p, "grace_period").map(|d| d.as_secs() as u32);
+        let grace = crate::lang::duration::param(p, "grace_period").map(|d| d.as_secs() as u32);
         let mut out = json!({
             "cluster": self.cluster,
             "namespaces": plan.namespaces,
@@ -882,9 +882,9 @@ impl KubeProvider {
                             kube::Error::Api(s) => s.message.clone(),
                             _ => String::new(),
                         };
-                        return Err(ProviderError::InvalidState(format!(
+                        return Err(ProviderError::invalid_state(format!(
                             "eviction of pod `{ns}/{name}` still refused after {} (429: {said}): a PodDisruptionBudget does not allow it; check `kubectl get pdb -n {ns}` or raise the step's `timeout`",
-                            crate::duration::format(timeout)
+                            crate::lang::duration::format(timeout)
                         )));
                     }
                     tokio::time::sleep(backoff).await;
@@ -895,7 +895,7 @@ impl KubeProvider {
                     let gop = Op::new("get", "pods").ns(&ns).name(&name);
                     return match self.call_raw(gop, api.get(&name)).await? {
                         Ok(p) if p.metadata.uid == pod.metadata.uid => {
-                            Err(ProviderError::Backend(format!(
+                            Err(ProviderError::failed(format!(
                                 "the API server at {} does not serve the Eviction API (pods/eviction) for `{ns}/{name}`; drain with `method: taint` instead",
                                 self.ep.server
                             )))
@@ -913,9 +913,9 @@ impl KubeProvider {
         let (pods, skipped) = self.plan_drain(&nodes, p, None).await?;
         self.require("patch", "nodes", None, None).await?;
         let namespaces = self.eviction_rights(&pods).await?;
-        let timeout = crate::duration::param(p, "timeout").unwrap_or(DEFAULT_DRAIN_TIMEOUT);
+        let timeout = crate::lang::duration::param(p, "timeout").unwrap_or(DEFAULT_DRAIN_TIMEOUT);
         let deadline = tokio::time::Instant::now() + timeout;
-        let grace = crate::duration::param(p, "grace_period").map(|d| d.as_secs() as u32);
+        let grace = crate::lang::duration::param(p, "grace_period").map(|d| d.as_secs() as u32);
         let mut out = self.node_out(&nodes, p);
         out["method"] = json!("evict");
         out["skipped"] = json!(
@@ -1343,10 +1343,7 @@ impl KubeProvider {
         output: &Json,
     ) -> Result<Json, ProviderError> {
         if action == "k8s.pod_kill" {
-            return Err(ProviderError::Unsupported {
-                backend: "kubernetes".into(),
-                name: "rollback of k8s.pod_kill (controllers replace deleted pods; there is nothing to undo)".into(),
-            });
+            return Err(ProviderError::unsupported("kubernetes", "rollback of k8s.pod_kill (controllers replace deleted pods; there is nothing to undo)"));
         }
         let out = if output.is_object() {
             output.clone()
@@ -1376,7 +1373,7 @@ impl KubeProvider {
                 for n in &nodes {
                     match self.set_unschedulable(n, false).await {
                         Ok(_) => done.push(n.clone()),
-                        Err(ProviderError::InvalidTarget(_)) => missing.push(n.clone()),
+                        Err(e) if e.kind == ErrorKind::NotFound => missing.push(n.clone()),
                         Err(e) => return Err(with_done(e, &done, "uncordoned")),
                     }
                 }
@@ -1384,14 +1381,15 @@ impl KubeProvider {
             }
             "k8s.drain_zone" | "k8s.node_taint" => {
                 let taint: Taint = serde_json::from_value(out["taint"].clone()).map_err(|e| {
-                    ProviderError::InvalidState(format!(
+                    ProviderError::invalid_state(format!(
                         "the step's output has no usable `taint` ({e}); remove the taint by hand"
                     ))
                 })?;
                 let mut done = Vec::new();
                 for n in strings(&out["tainted"]) {
                     match self.untaint_node(&n, &taint.key, Some(&taint.effect)).await {
-                        Ok(_) | Err(ProviderError::InvalidTarget(_)) => done.push(n),
+                        Ok(_) => done.push(n),
+                        Err(e) if e.kind == ErrorKind::NotFound => done.push(n),
                         Err(e) => return Err(with_done(e, &done, "untainted")),
                     }
                 }
@@ -1667,14 +1665,7 @@ pub(crate) fn with_done(e: ProviderError, done: &[String], what: &str) -> Provid
         return e;
     }
     let suffix = format!(" (before this, {what}: {})", done.join(", "));
-    match e {
-        ProviderError::InvalidTarget(m) => ProviderError::InvalidTarget(m + &suffix),
-        ProviderError::InvalidState(m) => ProviderError::InvalidState(m + &suffix),
-        ProviderError::Backend(m) => ProviderError::Backend(m + &suffix),
-        ProviderError::Denied(m) => ProviderError::Denied(m + &suffix),
-        ProviderError::Unreachable(m) => ProviderError::Unreachable(m + &suffix),
-        other => other,
-    }
+    e.map_message(|m| m + &suffix)
 }
 
 #[cfg(test)]
@@ -1683,7 +1674,7 @@ mod tests {
 
     #[test]
     fn every_k8s_action_of_the_vocabulary_is_implemented() {
-        let vocab: Vec<&str> = crate::vocab::ACTIONS
+        let vocab: Vec<&str> = crate::lang::vocab::ACTIONS
             .iter()
             .map(|a| a.name)
             .filter(|n| n.starts_with("k8s."))

@@ -89,7 +89,7 @@ pub(crate) fn map_error(ep: &Endpoint, op: Op<'_>, e: kube::Error) -> ProviderEr
                 s.message.clone()
             };
             match s.code {
-                401 => ProviderError::Denied(format!(
+                401 => ProviderError::denied(format!(
                     "the API server at {} rejected the credentials (401 Unauthorized) for `{}` on `{}`: {said}; refresh them (e.g. log in again to the cloud CLI that issues the token) or check the user of {}",
                     ep.server, op.verb, op.resource, ep.origin
                 )),
@@ -101,45 +101,45 @@ pub(crate) fn map_error(ep: &Endpoint, op: Op<'_>, e: kube::Error) -> ProviderEr
                         Some(ns) => (format!("in namespace `{ns}`"), "a Role"),
                         None => ("cluster-wide".to_string(), "a ClusterRole"),
                     };
-                    ProviderError::Denied(format!(
+                    ProviderError::denied(format!(
                         "RBAC denies `{}` on `{}` {scope}; grant it in {role} bound to {who} (the API server said: {said})",
                         op.verb, op.resource
                     ))
                 }
                 404 => {
                     if op.name.is_some() {
-                        ProviderError::InvalidTarget(format!(
+                        ProviderError::not_found(format!(
                             "{} not found on {}; check the name (`kubectl get {}`)",
                             op.object(),
                             ep.server,
                             op.resource.split('/').next().unwrap_or(op.resource)
                         ))
                     } else {
-                        ProviderError::InvalidTarget(format!(
+                        ProviderError::not_found(format!(
                             "the API server at {} does not serve {} ({said}); check the cluster's version and API groups",
                             ep.server,
                             op.object()
                         ))
                     }
                 }
-                409 => ProviderError::InvalidState(format!(
+                409 => ProviderError::invalid_state(format!(
                     "{} kept changing under firedrill (409 Conflict on `{}`: {said}); retry the drill when the cluster is quieter",
                     op.object(),
                     op.verb
                 )),
-                429 => ProviderError::Backend(format!(
+                429 => ProviderError::throttled(format!(
                     "the API server at {} is throttling requests (429 on `{}` {}): {said}; retry later or lower the drill's concurrency",
                     ep.server,
                     op.verb,
                     op.object()
                 )),
-                c if c >= 500 => ProviderError::Backend(format!(
+                c if c >= 500 => ProviderError::unavailable(format!(
                     "the API server at {} failed `{}` on {} ({c}: {said}); the control plane may be unhealthy, retry later",
                     ep.server,
                     op.verb,
                     op.object()
                 )),
-                c => ProviderError::InvalidTarget(format!(
+                c => ProviderError::not_found(format!(
                     "the API server at {} refused `{}` on {} ({c}: {said})",
                     ep.server,
                     op.verb,
@@ -147,19 +147,19 @@ pub(crate) fn map_error(ep: &Endpoint, op: Op<'_>, e: kube::Error) -> ProviderEr
                 )),
             }
         }
-        kube::Error::Auth(a) => ProviderError::Denied(format!(
+        kube::Error::Auth(a) => ProviderError::denied(format!(
             "cannot get credentials for {} from {}: {}; check the user entry (token, exec plugin) of the kubeconfig",
             ep.server,
             ep.origin,
             super::settings::chain(&a)
         )),
-        kube::Error::SerdeError(se) => ProviderError::Backend(format!(
+        kube::Error::SerdeError(se) => ProviderError::failed(format!(
             "unexpected answer from {} to `{}` on {}: {se}; is this a Kubernetes API server?",
             ep.server,
             op.verb,
             op.object()
         )),
-        other => ProviderError::Unreachable(format!(
+        other => ProviderError::unavailable(format!(
             "cannot reach the Kubernetes API server at {} ({}): {}; check the kubeconfig, context and `server` setting, and that the cluster is up",
             ep.server,
             ep.origin,
@@ -448,7 +448,7 @@ mod tests {
             Op::new("delete", "pods").ns("web").name("api-1"),
             kube::Error::Api(Box::new(st)),
         );
-        let ProviderError::Denied(m) = e else {
+        let (crate::provider::ErrorKind::Denied, m) = (e.kind, &e.message) else {
             panic!("{e:?}")
         };
         assert!(

@@ -29,8 +29,8 @@ pub mod settings;
 pub use settings::KubernetesSettings;
 
 use crate::backends::ConnectOptions;
-use crate::diag::Diagnostic;
-use crate::environment::{Backend, Environment};
+use crate::lang::diag::Diagnostic;
+use crate::lang::environment::{Backend, Environment};
 use crate::provider::{
     BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
 };
@@ -204,10 +204,10 @@ impl KubeProvider {
         let t = self.settings.request_timeout();
         match tokio::time::timeout(t, fut).await {
             Ok(r) => r.map_err(|e| api::map_error(&self.ep, op, e)),
-            Err(_) => Err(ProviderError::Unreachable(format!(
+            Err(_) => Err(ProviderError::unavailable(format!(
                 "no answer from the Kubernetes API server at {} within {} (`{}` on `{}`); check that it is up and reachable, or raise `request_timeout`",
                 self.ep.server,
-                crate::duration::format(t),
+                crate::lang::duration::format(t),
                 op.verb,
                 op.resource
             ))),
@@ -223,10 +223,10 @@ impl KubeProvider {
         let t = self.settings.request_timeout();
         match tokio::time::timeout(t, fut).await {
             Ok(r) => Ok(r),
-            Err(_) => Err(ProviderError::Unreachable(format!(
+            Err(_) => Err(ProviderError::unavailable(format!(
                 "no answer from the Kubernetes API server at {} within {} (`{}` on `{}`); check that it is up and reachable, or raise `request_timeout`",
                 self.ep.server,
-                crate::duration::format(t),
+                crate::lang::duration::format(t),
                 op.verb,
                 op.resource
             ))),
@@ -240,7 +240,7 @@ impl KubeProvider {
     /// The `cluster:` parameter, if given, must name this cluster.
     fn check_cluster(&self, p: &Json) -> Result<(), ProviderError> {
         match api::p_str(p, "cluster") {
-            Some(c) if c != self.cluster => Err(ProviderError::InvalidTarget(format!(
+            Some(c) if c != self.cluster => Err(ProviderError::not_found(format!(
                 "this environment's Kubernetes cluster is `{}`, not `{c}`; drop `cluster:` or set `kubernetes.cluster` (or the context) to `{c}`",
                 self.cluster
             ))),
@@ -293,10 +293,7 @@ impl KubeProvider {
 }
 
 fn unsupported(name: &str) -> ProviderError {
-    ProviderError::Unsupported {
-        backend: "kubernetes".into(),
-        name: name.into(),
-    }
+    ProviderError::unsupported("kubernetes", &name)
 }
 
 impl Provider for KubeProvider {
@@ -385,7 +382,7 @@ mod tests {
         let src = format!(
             "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {{name: k}}\nbackend: kubernetes\nkubernetes:\n{section}"
         );
-        crate::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
+        crate::lang::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
     }
 
     #[tokio::test]
@@ -403,7 +400,7 @@ mod tests {
             .inject("db.cluster_failover", &serde_json::json!({}))
             .await
             .unwrap_err();
-        assert!(matches!(e, ProviderError::Unsupported { .. }));
+        assert_eq!(e.kind, crate::provider::ErrorKind::Unsupported);
     }
 
     #[tokio::test]

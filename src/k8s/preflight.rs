@@ -78,7 +78,7 @@ impl KubeProvider {
                     Some(ns) => (format!("in namespace `{ns}`"), "a Role"),
                     None => ("cluster-wide".to_string(), "a ClusterRole"),
                 };
-                Err(ProviderError::Denied(format!(
+                Err(ProviderError::denied(format!(
                     "RBAC denies `{verb}` on `{res}` {scope}; grant it in {role} bound to the user of {}{}",
                     self.ep.origin,
                     if why.is_empty() {

@@ -16,7 +16,7 @@ use serde_json::{Value as Json, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// The probes this backend implements (every `k8s.*` probe of [`crate::vocab`]).
+/// The probes this backend implements (every `k8s.*` probe of [`crate::lang::vocab`]).
 pub const PROBES: &[&str] = &[
     "k8s.pods",
     "k8s.pod_restarts",
@@ -283,7 +283,7 @@ impl KubeProvider {
     async fn restarts_probe(&self, p: &Json) -> Result<Json, ProviderError> {
         let ns = p_str(p, "namespace").unwrap_or_default();
         let selector = selector_string(&labels(p, "selector"));
-        let window = crate::duration::param(p, "window").unwrap_or(DEFAULT_RESTART_WINDOW);
+        let window = crate::lang::duration::param(p, "window").unwrap_or(DEFAULT_RESTART_WINDOW);
         let pods = self.list_pods(ns, &selector, None).await?;
         let now = self.shared.now();
         let key = format!("{ns}\n{selector}");
@@ -369,7 +369,7 @@ impl KubeProvider {
                 .collect();
             zones.sort();
             zones.dedup();
-            return Err(ProviderError::InvalidTarget(format!(
+            return Err(ProviderError::not_found(format!(
                 "no nodes in zone `{z}` (label {ZONE_LABEL}); zones with nodes: {}",
                 list(&zones)
             )));
@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn every_k8s_probe_of_the_vocabulary_is_implemented() {
-        let vocab: Vec<&str> = crate::vocab::PROBES
+        let vocab: Vec<&str> = crate::lang::vocab::PROBES
             .iter()
             .map(|p| p.name)
             .filter(|n| n.starts_with("k8s."))

@@ -156,7 +156,7 @@ pub(crate) async fn prepare(
                     ns,
                     &format!(
                         "no initial list within {}",
-                        crate::duration::format(timeout)
+                        crate::lang::duration::format(timeout)
                     ),
                 );
                 return None;
@@ -282,7 +282,7 @@ pub(crate) struct Recovered {
 
 impl Recovered {
     pub fn event(&self, component: &str) -> EnvironmentEvent {
-        let fmt = |d: Duration| crate::duration::format(d);
+        let fmt = |d: Duration| crate::lang::duration::format(d);
         EnvironmentEvent {
             at_ms: self.ready_at.as_millis() as u64,
             component: component.to_string(),

@@ -4,8 +4,8 @@
 //! a missing or unreadable kubeconfig, or an unknown context, is a settings diagnostic; an
 //! unreachable server is a preflight problem.
 
-use crate::diag::Diagnostic;
-use crate::environment::{Backend, Environment};
+use crate::lang::diag::Diagnostic;
+use crate::lang::environment::{Backend, Environment};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -40,7 +40,7 @@ pub struct KubernetesSettings {
     #[serde(default)]
     pub allow_kube_system: bool,
     /// Give up on one API request after this long (default 30s).
-    #[serde(default, with = "crate::duration::serde_human_opt")]
+    #[serde(default, with = "crate::lang::duration::serde_human_opt")]
     pub request_timeout: Option<Duration>,
     /// Default blast-radius cap on pods one step may kill or evict (a step's `max_pods` wins).
     #[serde(default)]
@@ -275,7 +275,7 @@ pub(crate) fn prepare(env: &Environment) -> Result<Prepared, Vec<Diagnostic>> {
                             "kubeconfig `{files}` has no context `{context}`; its contexts: {}",
                             list_or_none(&names)
                         ),
-                        &crate::diag::did_you_mean(
+                        &crate::lang::diag::did_you_mean(
                             &context,
                             &names.iter().map(String::as_str).collect::<Vec<_>>(),
                             "contexts",
@@ -401,7 +401,7 @@ mod tests {
         let src = format!(
             "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {{name: k}}\nbackend: kubernetes\nkubernetes:\n{section}"
         );
-        crate::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
+        crate::lang::environment::parse_environment("env.yaml", src.as_bytes(), &[]).unwrap()
     }
 
     fn kubeconfig(dir: &Path) -> PathBuf {

@@ -90,6 +90,7 @@ impl Builder {
                 duration_ms: (end - start) * 1000,
                 output,
                 error: None,
+                error_kind: None,
             },
         )
     }
@@ -185,6 +186,7 @@ impl Builder {
                     duration_ms: 30_000,
                     output: json!({"snapshot_id": "snap-0a1b2c", "size_gb": 120}),
                     error: None,
+                    error_kind: None,
                 },
             )
             .step(
@@ -311,7 +313,7 @@ impl Builder {
         } else {
             vec![format!(
                 "RTO missed: recovered {} after the fault, objective 5m",
-                crate::duration::format(std::time::Duration::from_secs(dns_after))
+                crate::lang::duration::format(std::time::Duration::from_secs(dns_after))
             )]
         };
         self.at(
@@ -446,6 +448,7 @@ pub fn aborted_run() -> Vec<Record> {
                 duration_ms: 25_000,
                 output: serde_json::Value::Null,
                 error: Some("cancelled by abort".into()),
+                error_kind: Some(crate::provider::ErrorKind::Failed),
             },
         )
         .at(

@@ -12,7 +12,7 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::duration::{format, format_signed};
+use crate::lang::duration::{format, format_signed};
 use crate::engine::events::{Measurement, Phase, StepOutcome, VerdictKind};
 use crate::journal::slug;
 use crate::report::summary::RunSummary;
@@ -30,7 +30,7 @@ pub struct LessonsRecord {
     pub owner: Option<String>,
     /// Day of the drill (UTC).
     pub date: Option<NaiveDate>,
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub duration: Duration,
     pub severity: String,
     pub impact: String,

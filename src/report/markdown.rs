@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::duration::format;
+use crate::lang::duration::format;
 use crate::engine::events::{Measurement, Phase, StepOutcome};
 use crate::report::lessons::{
     ActionStatus, LessonsRecord, OpenActionItem, offset, short_json, truncate,
@@ -496,7 +496,14 @@ fn steps(out: &mut String, s: &RunSummary) {
     for st in detailed {
         let _ = writeln!(out, "- `{}`", st.id);
         if let Some(e) = &st.error {
-            let _ = writeln!(out, "  - error: {}", truncate(e, MAX_INLINE));
+            match st.error_kind {
+                Some(k) => {
+                    let _ = writeln!(out, "  - error ({k}): {}", truncate(e, MAX_INLINE));
+                }
+                None => {
+                    let _ = writeln!(out, "  - error: {}", truncate(e, MAX_INLINE));
+                }
+            }
         }
         for r in &st.retries {
             let _ = writeln!(

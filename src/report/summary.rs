@@ -123,6 +123,9 @@ pub struct StepSummary {
     pub outcome: Option<StepOutcome>,
     pub output: Json,
     pub error: Option<String>,
+    /// The kind of `error` (denied, not found, timed out...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<crate::provider::ErrorKind>,
     pub retries: Vec<Retry>,
 }
 
@@ -317,6 +320,7 @@ impl RunSummary {
                     outcome: None,
                     output: Json::Null,
                     error: None,
+                    error_kind: None,
                     retries: Vec::new(),
                 });
                 self.steps.len() - 1
@@ -386,6 +390,7 @@ impl RunSummary {
                         outcome: None,
                         output: Json::Null,
                         error: None,
+                        error_kind: None,
                         retries: Vec::new(),
                     })
                     .collect();
@@ -441,6 +446,7 @@ impl RunSummary {
                 duration_ms,
                 output,
                 error,
+                error_kind,
             } => {
                 let s = self.step_mut(step, "");
                 s.outcome = Some(*outcome);
@@ -453,6 +459,7 @@ impl RunSummary {
                 }
                 s.output = output.clone();
                 s.error = error.clone();
+                s.error_kind = *error_kind;
             }
             Event::FaultInjected { step } => {
                 self.fault_step = Some(step.clone());

@@ -36,7 +36,7 @@
 use super::model::{Estate, KillMode, SimError};
 use super::provider::SharedEstate;
 use crate::engine::clock::RunClock;
-use crate::fis_template::{
+use crate::lang::fis_template::{
     self as tpl, Selection, Source, StepParams, Target, Template, arn_name, params_digest,
 };
 use crate::provider::{Call, EnvironmentEvent, PreflightProblem, ProviderError};
@@ -93,7 +93,7 @@ struct Planned {
 
 impl Planned {
     fn describe(&self) -> String {
-        let l = crate::duration::format(self.length);
+        let l = crate::lang::duration::format(self.length);
         match &self.effect {
             Effect::Wait => format!("wait {l}"),
             Effect::ZonesDown {
@@ -128,13 +128,13 @@ impl Planned {
 }
 
 fn invalid(msg: String) -> ProviderError {
-    ProviderError::InvalidTarget(msg)
+    ProviderError::not_found(msg)
 }
 
 fn sim_err(e: SimError) -> ProviderError {
     match e {
-        SimError::Refused(m) => ProviderError::InvalidState(m),
-        other => ProviderError::InvalidTarget(other.to_string()),
+        SimError::Refused(m) => ProviderError::invalid_state(m),
+        other => ProviderError::not_found(other.to_string()),
     }
 }
 
@@ -913,7 +913,7 @@ pub fn describe(shared: &SharedEstate, params: &Json) -> Result<String, Provider
         if let Some(a) = planned.iter().find(|a| &a.name == name) {
             parts.push(format!(
                 "t+{} {name}: {}",
-                crate::duration::format(*start),
+                crate::lang::duration::format(*start),
                 a.describe()
             ));
         }
@@ -942,11 +942,11 @@ pub fn describe(shared: &SharedEstate, params: &Json) -> Result<String, Provider
         "FIS experiment (simulated) \"{}\": {}; ends at t+{}{stops}; {}",
         t.description,
         parts.join("; "),
-        crate::duration::format(end),
+        crate::lang::duration::format(end),
         if p.wait {
             format!(
                 "waits for it (timeout {})",
-                crate::duration::format(p.timeout)
+                crate::lang::duration::format(p.timeout)
             )
         } else {
             "returns once it has started".into()
@@ -1043,16 +1043,16 @@ pub async fn inject(shared: &SharedEstate, params: &Json) -> Result<Json, Provid
     {
         run.stop.send_replace(true);
         let _ = tokio::time::timeout(Duration::from_secs(60), done.wait_for(|d| *d)).await;
-        return Err(ProviderError::InvalidState(format!(
+        return Err(ProviderError::invalid_state(format!(
             "FIS experiment {id} did not end within {}; it was stopped",
-            crate::duration::format(p.timeout)
+            crate::lang::duration::format(p.timeout)
         )));
     }
     let mut out = run.to_json(&clock);
     out["waited"] = json!(true);
     match out["state"].as_str() {
         Some("completed") => Ok(out),
-        _ => Err(ProviderError::InvalidState(format!(
+        _ => Err(ProviderError::invalid_state(format!(
             "FIS experiment {id} {}: {}",
             out["state"].as_str().unwrap_or("ended"),
             out["reason"].as_str().unwrap_or_default()
@@ -1090,7 +1090,7 @@ pub async fn revert(
                 .await
                 .is_err()
             {
-                return Err(ProviderError::InvalidState(format!(
+                return Err(ProviderError::invalid_state(format!(
                     "FIS experiment {} did not stop",
                     r.id
                 )));

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration::{self, format as fmt};
+use crate::lang::duration::{self, format as fmt};
 
 mod objects;
 pub use objects::{
@@ -84,13 +84,13 @@ pub struct ClusterParams {
     /// Memory of one node in GiB.
     pub node_memory_gib: f64,
     /// Node-monitor grace period: how long until a dead node is noticed NotReady.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub node_failure_detection: Duration,
     /// Toleration of the NotReady taint: pods on a NotReady node are evicted this long after it is noticed.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub pod_eviction_timeout: Duration,
     /// How long the ReplicaSet controller takes to create a replacement for a deleted pod.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub reschedule_delay: Duration,
     /// Deployments running in the cluster.
     pub deployments: Vec<DeploymentParams>,
@@ -114,10 +114,10 @@ pub struct DeploymentParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
     /// Time from scheduling to Ready.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub startup: Duration,
     /// Start-up varies uniformly within ± this (seeded).
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub startup_jitter: Duration,
     /// Memory request of one pod in GiB.
     pub memory_gib: f64,
@@ -126,7 +126,7 @@ pub struct DeploymentParams {
     #[serde(
         default = "default_termination_grace",
         skip_serializing_if = "is_default_termination_grace",
-        with = "crate::duration::serde_human"
+        with = "crate::lang::duration::serde_human"
     )]
     pub termination_grace: Duration,
     /// A PodDisruptionBudget over the workload's pods (evictions honour it).
@@ -210,13 +210,13 @@ pub struct DatabaseParams {
     /// Name of the initial writer instance.
     pub writer: String,
     /// Time a (manual or automatic) in-cluster failover takes.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub failover_time: Duration,
     /// Time until the loss of the writer is noticed and automatic failover starts.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub failure_detection: Duration,
     /// Clients write continuously; newest-write timestamps have this resolution.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub write_interval: Duration,
     /// Global database headed by this cluster, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,16 +244,16 @@ pub struct GlobalDbParams {
     /// Secondary clusters (they share the primary's failover, detection, write and backup settings).
     pub secondaries: Vec<SecondaryClusterParams>,
     /// Storage replication lag to secondaries.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub replication_lag: Duration,
     /// Unplanned (allow-data-loss) failover time.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub failover_time: Duration,
     /// Planned switchover time (no data loss).
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub switchover_time: Duration,
     /// Time to detach a secondary and promote it to a standalone writer.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub detach_promote_time: Duration,
 }
 
@@ -274,16 +274,16 @@ pub struct SecondaryClusterParams {
 #[serde(deny_unknown_fields)]
 pub struct BackupParams {
     /// Latest restorable time = now − this.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub restorable_lag: Duration,
     /// Earliest restorable time = now − this.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub retention: Duration,
     /// Fixed part of a restore's duration.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub restore_base: Duration,
     /// Restore time per GiB of data.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub restore_per_gib: Duration,
     /// Data size in GiB.
     pub size_gib: f64,
@@ -300,7 +300,7 @@ pub struct DnsRecordParams {
     /// Region answered when the primary is unhealthy.
     pub secondary_region: String,
     /// Resolver cache time: clients see a changed answer this long after it changes.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub ttl: Duration,
     /// Health check on the primary endpoint.
     pub health_check: HealthCheckParams,
@@ -311,7 +311,7 @@ pub struct DnsRecordParams {
 #[serde(deny_unknown_fields)]
 pub struct HealthCheckParams {
     /// Time between checks (the first check happens at a seeded offset within one interval).
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub interval: Duration,
     /// Consecutive failures (or successes) needed to change the health status.
     pub failure_threshold: u32,
@@ -338,10 +338,10 @@ pub struct ServiceParams {
     /// Requests per second one Ready pod can serve.
     pub rps_per_pod: f64,
     /// Latency of an idle service.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub base_latency: Duration,
     /// Client timeout (the p99 latency when requests are dropped).
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub timeout: Duration,
 }
 
@@ -362,7 +362,7 @@ pub struct AlertParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub below: Option<f64>,
     /// How long the condition must hold before the alert fires.
-    #[serde(rename = "for", with = "crate::duration::serde_human")]
+    #[serde(rename = "for", with = "crate::lang::duration::serde_human")]
     pub for_: Duration,
 }
 
@@ -1205,7 +1205,7 @@ pub enum DnsTarget {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EstateEvent {
     /// Time since estate start.
-    #[serde(with = "crate::duration::serde_human")]
+    #[serde(with = "crate::lang::duration::serde_human")]
     pub at: Duration,
     /// Component, e.g. `route53 api.example.com`, `db orders-db`, `k8s prod-east`.
     pub component: String,

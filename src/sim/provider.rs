@@ -7,9 +7,9 @@
 mod k8s;
 
 use super::model::{DnsTarget, Estate, SimError, SimParams};
-use crate::diag::Diagnostic;
+use crate::lang::diag::Diagnostic;
 use crate::engine::clock::RunClock;
-use crate::environment::{Backend, Environment};
+use crate::lang::environment::{Backend, Environment};
 use crate::provider::{
     BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
 };
@@ -196,8 +196,8 @@ fn labels(p: &Json, k: &str) -> BTreeMap<String, String> {
 
 fn err(e: SimError) -> ProviderError {
     match e {
-        SimError::Refused(m) => ProviderError::InvalidState(m),
-        other => ProviderError::InvalidTarget(other.to_string()),
+        SimError::Refused(m) => ProviderError::invalid_state(m),
+        other => ProviderError::not_found(other.to_string()),
     }
 }
 
@@ -265,7 +265,7 @@ fn apply(
                 None | Some("latest") => None,
                 Some(t) => {
                     let t = chrono::DateTime::parse_from_rfc3339(t)
-                        .map_err(|e| ProviderError::InvalidTarget(format!("restore_time: {e}")))?;
+                        .map_err(|e| ProviderError::not_found(format!("restore_time: {e}")))?;
                     Some(sim.estate_time(t.with_timezone(&chrono::Utc)))
                 }
             };
@@ -291,10 +291,7 @@ fn apply(
             json!({"record": s(p, "record"), "to": s(p, "to")})
         }
         other => {
-            return Err(ProviderError::Unsupported {
-                backend: "sim".into(),
-                name: other.into(),
-            });
+            return Err(ProviderError::unsupported("sim", &other));
         }
     })
 }
@@ -325,10 +322,7 @@ fn revert_on(
             e.dns_reset(at, s(params, "record")).map_err(err)?;
             Ok(json!({"record": s(params, "record"), "control": "health checks"}))
         }
-        other => Err(ProviderError::Unsupported {
-            backend: "sim".into(),
-            name: format!("rollback of {other}"),
-        }),
+        other => Err(ProviderError::unsupported("sim", &format!("rollback of {other}"))),
     }
 }
 
@@ -451,7 +445,7 @@ impl Provider for SimProvider {
                 }
                 "dns.health_check" => {
                     if p.get("health_check_id").is_some() {
-                        return Err(ProviderError::InvalidTarget(
+                        return Err(ProviderError::not_found(
                             "the simulated estate names health checks by record: use `record` instead of `health_check_id`".into(),
                         ));
                     }
@@ -464,10 +458,7 @@ impl Provider for SimProvider {
                     json!({"name": s(p, "name"), "state": v.state, "firing": v.state == "firing", "since": self.time(v.since_secs)})
                 }
                 other => {
-                    return Err(ProviderError::Unsupported {
-                        backend: "sim".into(),
-                        name: other.into(),
-                    });
+                    return Err(ProviderError::unsupported("sim", &other));
                 }
             })
         })
@@ -548,8 +539,8 @@ impl SimProvider {
                     node(&r.node),
                     r.replacement,
                     node(&r.replacement_node),
-                    crate::duration::format(r.scheduled_at.saturating_sub(r.killed_at)),
-                    crate::duration::format(r.ready_at.saturating_sub(r.killed_at)),
+                    crate::lang::duration::format(r.scheduled_at.saturating_sub(r.killed_at)),
+                    crate::lang::duration::format(r.ready_at.saturating_sub(r.killed_at)),
                 ),
                 detail: Some(json!({
                     "kind": "pod_recovery",

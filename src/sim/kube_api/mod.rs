@@ -1685,7 +1685,7 @@ pub async fn serve_estate(
             for ev in provider.drain_events() {
                 eprintln!(
                     "{:>9}  {}: {}",
-                    crate::duration::format(Duration::from_millis(ev.at_ms)),
+                    crate::lang::duration::format(Duration::from_millis(ev.at_ms)),
                     ev.component,
                     ev.message
                 );

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use super::{SimProvider, err, labels, s, to_json};
-use crate::duration::{self, format as fmt};
+use crate::lang::duration::{self, format as fmt};
 use crate::provider::ProviderError;
 use crate::sim::kube_api::render::{RESTARTED_AT, node_labels};
 use crate::sim::kube_api::selector::{FieldSelector, LabelSelector, POD_FIELDS};
@@ -31,7 +31,7 @@ pub const RESTART_WINDOW: Duration = Duration::from_secs(300);
 pub const DRAIN_TAINT: &str = "firedrill.dev/zone-drain";
 
 fn bad(msg: impl Into<String>) -> ProviderError {
-    ProviderError::InvalidTarget(msg.into())
+    ProviderError::not_found(msg.into())
 }
 
 fn str_list(v: &Json) -> Vec<String> {
@@ -629,10 +629,7 @@ pub(super) fn apply(
                    "restarted_at": stamp, "previous_annotations": prev})
         }
         other => {
-            return Err(ProviderError::Unsupported {
-                backend: "sim".into(),
-                name: other.into(),
-            });
+            return Err(ProviderError::unsupported("sim", &other));
         }
     })
 }
@@ -663,7 +660,7 @@ pub(super) fn revert(
         }
         "k8s.drain_zone" | "k8s.node_taint" => {
             let taint = taint_of(&output["taint"])
-                .ok_or_else(|| ProviderError::Backend("the step's output lost its taint".into()))?;
+                .ok_or_else(|| ProviderError::failed("the step's output lost its taint".into()))?;
             removes_then_restores(e, at, cluster, &nodes, &taint, &output["previous"])?;
             json!({"nodes": nodes, "untainted": taint_json(&taint)})
         }
@@ -723,10 +720,7 @@ pub(super) fn revert(
         }
         other => {
             let _ = params;
-            return Err(ProviderError::Unsupported {
-                backend: "sim".into(),
-                name: format!("rollback of {other}"),
-            });
+            return Err(ProviderError::unsupported("sim", &format!("rollback of {other}")));
         }
     })
 }
@@ -810,10 +804,7 @@ pub(super) fn observe(
             json!({"cluster": cluster, "utilization": e.memory_utilization(at, cluster).map_err(err)?})
         }
         other => {
-            return Err(ProviderError::Unsupported {
-                backend: "sim".into(),
-                name: other.into(),
-            });
+            return Err(ProviderError::unsupported("sim", &other));
         }
     })
 }
@@ -938,7 +929,7 @@ impl SimProvider {
             }
             drop(e);
             sim.shared.notify_changed();
-            Err(ProviderError::InvalidState(format!(
+            Err(ProviderError::invalid_state(format!(
                 "drain of {} timed out after {}: {why}; the nodes this step cordoned are uncordoned again (pods already evicted stay evicted); raise `timeout` or relax the budget",
                 str_list(&out["drained_nodes"]).join(", "),
                 fmt(timeout)

@@ -11,14 +11,14 @@
 //! `--set path=value` overrides a setting before it is read (`--set sim.dns[0].ttl=300s`), which is
 //! how "what if our TTL were 300s?" is asked without copying the file.
 
-use crate::decode::Cx;
-use crate::diag::{Diagnostic, did_you_mean};
-use crate::spec::API_VERSION;
-use crate::yaml::{Loc, Node, NodeKind};
+use crate::lang::decode::Cx;
+use crate::lang::diag::{Diagnostic, did_you_mean};
+use crate::lang::spec::API_VERSION;
+use crate::lang::yaml::{Loc, Node, NodeKind};
 use serde_json::Value as Json;
 
 /// The built-in environment's source.
-pub const BUILTIN_SIM: &str = include_str!("../environments/sim.yaml");
+pub const BUILTIN_SIM: &str = include_str!("../../environments/sim.yaml");
 pub const BUILTIN_NAME: &str = "<built-in sim>";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -270,7 +270,7 @@ pub fn parse_environment(
     bytes: &[u8],
     sets: &[(String, String)],
 ) -> Result<Environment, Vec<Diagnostic>> {
-    let (text, mut root) = crate::yaml::load_document(file, bytes)?;
+    let (text, mut root) = crate::lang::yaml::load_document(file, bytes)?;
     let mut cx = Cx::new(file);
     for (path, value) in sets {
         apply_set(&mut cx, &mut root, path, value);
@@ -284,7 +284,7 @@ pub fn parse_environment(
 
 fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environment> {
     let mut m = cx.map(root, "the environment")?;
-    let api = m.req::<crate::decode::Spanned<String>>(cx, "apiVersion");
+    let api = m.req::<crate::lang::decode::Spanned<String>>(cx, "apiVersion");
     if let Some(a) = &api
         && a.value != API_VERSION
     {
@@ -296,7 +296,7 @@ fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environmen
             )
         });
     }
-    if let Some(k) = m.req::<crate::decode::Spanned<String>>(cx, "kind")
+    if let Some(k) = m.req::<crate::lang::decode::Spanned<String>>(cx, "kind")
         && k.value != "Environment"
     {
         cx.key("kind", |cx| cx.error(k.loc, format!("expected `kind: Environment`, found `{}`", k.value), "environment files say `kind: Environment`; pass experiments as the argument, not with --env"));
@@ -321,7 +321,7 @@ fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environmen
     let choices: Vec<(&str, Backend)> = Backend::ALL.iter().map(|b| (b.name(), *b)).collect();
     let backend = m.node("backend").and_then(|b| {
         cx.key("backend", |cx| {
-            crate::decode::choice(cx, b, "backend", &choices)
+            crate::lang::decode::choice(cx, b, "backend", &choices)
         })
     });
     if !m.has("backend") {

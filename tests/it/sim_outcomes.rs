@@ -13,14 +13,14 @@ use std::time::Duration;
 async fn drill(file: &str, sets: &[(&str, &str)]) -> Outcome {
     let path = format!("{}/experiments/{file}", env!("CARGO_MANIFEST_DIR"));
     let bytes = std::fs::read(&path).unwrap();
-    let exp = firedrill::spec::parse_experiment(&path, &bytes, &[]).unwrap();
+    let exp = firedrill::lang::spec::parse_experiment(&path, &bytes, &[]).unwrap();
     let sets: Vec<(String, String)> = sets
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let env = firedrill::environment::builtin(&sets).unwrap();
+    let env = firedrill::lang::environment::builtin(&sets).unwrap();
     let provider = SimProvider::new(&env, None).unwrap();
-    let plan = firedrill::plan::plan(&exp);
+    let plan = firedrill::lang::plan::plan(&exp);
     let clock = RunClock::start_now();
     let emitter = Emitter::new(clock, vec![Box::new(MemorySink::default())]);
     let (_tx, rx) = tokio::sync::watch::channel(0u32);
@@ -57,9 +57,9 @@ fn measured(o: &Outcome, name: &str) -> Option<Duration> {
 
 #[test]
 fn sim_yaml_is_the_default_estate() {
-    let env = firedrill::environment::builtin(&[]).unwrap();
+    let env = firedrill::lang::environment::builtin(&[]).unwrap();
     let params: SimParams =
-        serde_json::from_value(env.settings(firedrill::environment::Backend::Sim)).unwrap();
+        serde_json::from_value(env.settings(firedrill::lang::environment::Backend::Sim)).unwrap();
     assert_eq!(params, SimParams::default());
 }
 
@@ -69,8 +69,8 @@ fn an_empty_sim_section_is_the_reference_estate_and_a_partial_one_overrides_only
         let src = format!(
             "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {{name: e}}\nbackend: sim\nsim: {sim}\n"
         );
-        let env = firedrill::environment::parse_environment("e.yaml", src.as_bytes(), &[]).unwrap();
-        serde_json::from_value::<SimParams>(env.settings(firedrill::environment::Backend::Sim))
+        let env = firedrill::lang::environment::parse_environment("e.yaml", src.as_bytes(), &[]).unwrap();
+        serde_json::from_value::<SimParams>(env.settings(firedrill::lang::environment::Backend::Sim))
             .unwrap()
     };
     assert_eq!(parse("{}"), SimParams::default());

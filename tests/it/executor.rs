@@ -125,7 +125,7 @@ impl Provider for Mock {
             if n > self.script.fail_first.get(t.as_str()).copied().unwrap_or(0) {
                 Ok(json!({"target": t, "attempt": n}))
             } else {
-                Err(ProviderError::InvalidState(format!(
+                Err(ProviderError::invalid_state(format!(
                     "{t}: scripted failure {n}"
                 )))
             }
@@ -146,7 +146,7 @@ impl Provider for Mock {
             }
             self.end(idx);
             if self.script.revert_fails.contains(&t.as_str()) {
-                return Err(ProviderError::Backend(format!(
+                return Err(ProviderError::failed(format!(
                     "{t}: scripted revert failure"
                 )));
             }
@@ -164,7 +164,7 @@ impl Provider for Mock {
             let clock = self.clock.lock().unwrap().expect("start() was called");
             match self.script.metrics.get(t.as_str()) {
                 Some(f) => Ok(f(clock.elapsed(), &clock)),
-                None => Err(ProviderError::Backend(format!("no script for `{t}`"))),
+                None => Err(ProviderError::failed(format!("no script for `{t}`"))),
             }
         })
     }
@@ -236,9 +236,9 @@ impl Run {
 async fn run(body: &str, mut script: Script) -> Run {
     let text =
         format!("apiVersion: firedrill.dev/v1\nkind: Experiment\nmetadata: {{name: t}}\n{body}");
-    let exp = firedrill::spec::parse_experiment("t.yaml", text.as_bytes(), &[])
+    let exp = firedrill::lang::spec::parse_experiment("t.yaml", text.as_bytes(), &[])
         .unwrap_or_else(|d| panic!("invalid experiment: {d:#?}"));
-    let plan = firedrill::plan::plan(&exp);
+    let plan = firedrill::lang::plan::plan(&exp);
     let clock = RunClock::start_now();
     let opts = RunOptions {
         run_id: "test".into(),

@@ -7,8 +7,8 @@
 //!
 //! Invariant: a `Some` result from a top-level decode with `cx.diags` empty is fully valid input.
 
-use crate::diag::{Diagnostic, did_you_mean};
-use crate::yaml::{Loc, Node, NodeKind};
+use crate::lang::diag::{Diagnostic, did_you_mean};
+use crate::lang::yaml::{Loc, Node, NodeKind};
 use std::time::Duration;
 
 /// One segment of a YAML path.
@@ -295,7 +295,7 @@ impl Decode for f64 {
 impl Decode for Duration {
     fn decode(cx: &mut Cx, node: &Node) -> Option<Self> {
         let (s, _) = scalar(cx, node, "a duration", "90s")?;
-        match crate::duration::parse(s) {
+        match crate::lang::duration::parse(s) {
             Ok(d) => Some(d),
             Err(e) => {
                 cx.error(node.loc, format!("bad duration `{s}`"), e.to_string());
@@ -415,7 +415,7 @@ pub fn choice<T: Copy>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml::{Limits, load};
+    use crate::lang::yaml::{Limits, load};
 
     #[derive(Debug)]
     #[allow(dead_code)]

@@ -12,7 +12,7 @@
 //! Time: the drills run on tokio's paused clock; every AWS request is real HTTP to moto sent in
 //! zero virtual time (see `support`).
 
-mod support;
+
 
 use firedrill::aws::AwsProvider;
 use firedrill::backends::{Router, calls_of};
@@ -21,21 +21,21 @@ use firedrill::engine::events::{Event, Record, StepOutcome, VerdictKind};
 use firedrill::engine::executor::{
     Emitter, MemorySink, Outcome, RollbackPolicy, RunOptions, execute,
 };
-use firedrill::environment::{Backend, Environment};
+use firedrill::lang::environment::{Backend, Environment};
 use firedrill::provider::Provider;
 use firedrill::sim::provider::SimProvider;
 use serde_json::Value as Json;
 use std::sync::Arc;
-use support::*;
+use crate::support::*;
 
 /// The built-in simulated estate plus an `aws:` section pointing at moto.
 fn environment(m: &Moto) -> Environment {
     let src = format!(
         "{}\naws:\n  region: us-east-1\n  dr_region: us-west-2\n  endpoint_url: {}\n  poll_interval: 5s\n",
-        firedrill::environment::BUILTIN_SIM,
+        firedrill::lang::environment::BUILTIN_SIM,
         m.url
     );
-    firedrill::environment::parse_environment("sim+moto.yaml", src.as_bytes(), &[]).unwrap()
+    firedrill::lang::environment::parse_environment("sim+moto.yaml", src.as_bytes(), &[]).unwrap()
 }
 
 struct Run {
@@ -47,7 +47,7 @@ struct Run {
 async fn drill(file: &str, env: &Environment, c: firedrill::aws::clients::Clients) -> Run {
     let path = format!("{}/experiments/{file}", env!("CARGO_MANIFEST_DIR"));
     let bytes = std::fs::read(&path).unwrap();
-    let exp = firedrill::spec::parse_experiment(&path, &bytes, &[]).unwrap();
+    let exp = firedrill::lang::spec::parse_experiment(&path, &bytes, &[]).unwrap();
     let settings = firedrill::aws::settings::decode(env).unwrap();
     let aws = Arc::new(AwsProvider::from_clients(settings, c));
     let sim = SimProvider::new(env, Some(42)).unwrap();
@@ -61,7 +61,7 @@ async fn drill(file: &str, env: &Environment, c: firedrill::aws::clients::Client
     // The CLI's preflight: every db.*/dns.* target exists in moto.
     let problems = router.preflight(&calls_of(&exp)).await;
     assert!(problems.is_empty(), "{problems:#?}");
-    let plan = firedrill::plan::plan(&exp);
+    let plan = firedrill::lang::plan::plan(&exp);
     let clock = RunClock::start_now();
     let memory = MemorySink::default();
     let emitter = Emitter::new(clock, vec![Box::new(memory.clone())]);

@@ -2,7 +2,7 @@
 //! from the standard chain's environment variables), and, when an action is left half done, what
 //! changed and which rollback is owed. Against moto (`./scripts/test`).
 
-mod support;
+
 
 use firedrill::aws::AwsProvider;
 use firedrill::engine::clock::RunClock;
@@ -12,7 +12,7 @@ use firedrill::journal::Journal;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use support::*;
+use crate::support::*;
 
 const ACCESS_KEY_ID: &str = "AKIAFIREDRILLTEST7Q2X";
 const SECRET: &str = "fIrEdRiLl/NeVeR/jOuRnAlEd/6b1d0c2e7f";
@@ -237,7 +237,7 @@ steps:
             .unwrap()
             .unwrap();
         let (zone, _) = failover_record(&c, "api.example.com", true).await;
-        let exp = firedrill::spec::parse_experiment("half.yaml", exp_src.as_bytes(), &[]).unwrap();
+        let exp = firedrill::lang::spec::parse_experiment("half.yaml", exp_src.as_bytes(), &[]).unwrap();
         let mut s = firedrill::aws::AwsSettings::for_region("us-east-1");
         s.endpoint_url = Some(m.url.clone());
         let p = AwsProvider::from_clients(s, clients(&m, &b, "us-east-1", None));
@@ -251,7 +251,7 @@ steps:
             vec![Box::new(JournalSink(journal)), Box::new(memory.clone())],
         );
         let (_tx, rx) = tokio::sync::watch::channel(0u32);
-        let plan = firedrill::plan::plan(&exp);
+        let plan = firedrill::lang::plan::plan(&exp);
         let outcome = execute(
             Arc::new(exp),
             Arc::new(plan),

@@ -3,7 +3,7 @@
 //!
 //! Invariant: every diagnostic has a YAML path and a help text; a location when the source has one.
 
-use crate::yaml::Loc;
+use crate::lang::yaml::Loc;
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

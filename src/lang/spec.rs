@@ -1,16 +1,16 @@
 //! The experiment language: the typed model of `kind: Experiment` documents and their decoding.
 //!
-//! Pipeline (like just's lexer → parser → analyzer): [`crate::yaml`] loads located nodes,
+//! Pipeline (like just's lexer → parser → analyzer): [`crate::lang::yaml`] loads located nodes,
 //! [`expand_variables`] substitutes `${name}`, the decoders here build the model while collecting
-//! every problem, and [`crate::check`] validates references and the step graph.
+//! every problem, and [`crate::lang::check`] validates references and the step graph.
 //!
 //! Invariant: pure and synchronous; no IO beyond the caller handing in the text.
 
-use crate::decode::{Cx, Decode, OrderedMap, Spanned, choice};
-use crate::diag::{Diagnostic, did_you_mean};
-use crate::tolerance::{Check, Tolerance};
-use crate::vocab;
-use crate::yaml::{Loc, Node, NodeKind};
+use crate::lang::decode::{Cx, Decode, OrderedMap, Spanned, choice};
+use crate::lang::diag::{Diagnostic, did_you_mean};
+use crate::lang::tolerance::{Check, Tolerance};
+use crate::lang::vocab;
+use crate::lang::yaml::{Loc, Node, NodeKind};
 use serde_json::Value as Json;
 use std::time::Duration;
 
@@ -89,7 +89,7 @@ pub struct AbortCondition {
 
 impl AbortCondition {
     pub fn describe(&self) -> String {
-        let w = crate::duration::format(self.window);
+        let w = crate::lang::duration::format(self.window);
         match self.rule {
             AbortRule::Above(x) => format!("{} > {x} for {w}", self.probe.value),
             AbortRule::Below(x) => format!("{} < {x} for {w}", self.probe.value),
@@ -192,12 +192,12 @@ pub fn parse_experiment(
     bytes: &[u8],
     overrides: &[(String, String)],
 ) -> Result<Experiment, Vec<Diagnostic>> {
-    let (_, mut root) = crate::yaml::load_document(file, bytes)?;
+    let (_, mut root) = crate::lang::yaml::load_document(file, bytes)?;
     let mut cx = Cx::new(file);
     let variables = expand_variables(&mut cx, &mut root, overrides);
     let exp = decode_experiment(&mut cx, &root, variables);
     if let Some(exp) = &exp {
-        crate::check::check_experiment(&mut cx, exp);
+        crate::lang::check::check_experiment(&mut cx, exp);
     }
     match exp {
         Some(e) if cx.diags.is_empty() => Ok(e),
@@ -444,7 +444,7 @@ fn decode_metadata(cx: &mut Cx, n: &Node) -> Option<Metadata> {
 /// the help.
 fn req_name(
     cx: &mut Cx,
-    m: &mut crate::decode::MapReader,
+    m: &mut crate::lang::decode::MapReader,
     key: &'static str,
     what: &str,
     why: &str,
@@ -475,7 +475,7 @@ pub fn valid_name(s: &str) -> bool {
 
 fn positive(
     cx: &mut Cx,
-    m: &mut crate::decode::MapReader,
+    m: &mut crate::lang::decode::MapReader,
     key: &'static str,
     what: &str,
 ) -> Option<Duration> {
@@ -617,7 +617,7 @@ fn decode_tolerance(cx: &mut Cx, n: &Node) -> Option<Tolerance> {
     let mut m = cx.map(n, "a tolerance")?;
     let path = m.opt::<Spanned<String>>(cx, "path");
     if let Some(p) = &path
-        && let Err(e) = crate::tolerance::validate_path(&p.value)
+        && let Err(e) = crate::lang::tolerance::validate_path(&p.value)
     {
         cx.key("path", |cx| {
             cx.error(
@@ -874,7 +874,7 @@ fn action_params(
                 vocab::check_params(cx, owner, with, a.params, &format!("action `{}`", a.name))?;
             // An inline FIS template is checked (and put in canonical form) like the rest.
             let fis_ok = a.name != "fis.experiment"
-                || crate::fis_template::check_step_params(cx, owner, with, &mut p);
+                || crate::lang::fis_template::check_step_params(cx, owner, with, &mut p);
             fis_ok.then_some(p)
         }
         None => {
@@ -1033,7 +1033,7 @@ impl Decode for DataLoss {
         let probe = m.req(cx, "probe");
         let field = m.req::<Spanned<String>>(cx, "field");
         if let Some(f) = &field
-            && let Err(e) = crate::tolerance::validate_path(&f.value)
+            && let Err(e) = crate::lang::tolerance::validate_path(&f.value)
         {
             cx.key("field", |cx| {
                 cx.error(

@@ -1,8 +1,8 @@
 //! Every diagnostic the experiment front end can emit, data-driven: a YAML snippet and the
 //! substrings its rendered message must contain (position `file:line:col`, YAML path, help).
 
-use firedrill::diag::render_all;
-use firedrill::spec::parse_experiment;
+use firedrill::lang::diag::render_all;
+use firedrill::lang::spec::parse_experiment;
 
 const FILE: &str = "drill.yaml";
 

@@ -1,7 +1,7 @@
 //! The AWS FIS action and resource-type catalog: every action id FIS documents, the target key
 //! and resource type each acts on, and its parameters with their kinds and ranges (from the FIS
 //! actions reference and the targets page of the FIS user guide). moto knows none of this and
-//! accepts anything, so [`crate::fis_template`] checks templates against this table.
+//! accepts anything, so [`crate::lang::fis_template`] checks templates against this table.
 //!
 //! Invariant: data only; a new FIS action is one row here.
 

@@ -6,9 +6,9 @@
 //! Invariant: this table is the single source of truth for names and parameters; the README's
 //! format reference and `firedrill validate` both follow from it.
 
-use crate::decode::Cx;
-use crate::diag::did_you_mean;
-use crate::yaml::{Node, NodeKind};
+use crate::lang::decode::Cx;
+use crate::lang::diag::did_you_mean;
+use crate::lang::yaml::{Node, NodeKind};
 use serde_json::{Map, Value as Json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -731,7 +731,7 @@ pub fn check_params(
 }
 
 fn check_value(cx: &mut Cx, v: &Node, p: &Param) -> Option<Json> {
-    use crate::decode::Decode;
+    use crate::lang::decode::Decode;
     let bad = |cx: &mut Cx, found: &str| {
         cx.error(
             v.loc,
@@ -764,7 +764,7 @@ fn check_value(cx: &mut Cx, v: &Node, p: &Param) -> Option<Json> {
             _ => bad(cx, &format!("`{}`", v.as_str().unwrap_or(v.describe()))),
         },
         Duration => {
-            std::time::Duration::decode(cx, v).map(|d| Json::String(crate::duration::format(d)))
+            std::time::Duration::decode(cx, v).map(|d| Json::String(crate::lang::duration::format(d)))
         }
         StrList => match &v.kind {
             NodeKind::Seq(items)

@@ -122,7 +122,7 @@ pub fn param(params: &serde_json::Value, key: &str) -> Option<Duration> {
         .and_then(|s| parse(s).ok())
 }
 
-/// serde glue: `#[serde(with = "crate::duration::serde_human")]` on a `Duration` field.
+/// serde glue: `#[serde(with = "crate::lang::duration::serde_human")]` on a `Duration` field.
 pub mod serde_human {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;

@@ -206,10 +206,10 @@ pub fn decode_text<'a>(bytes: &'a [u8], limits: &Limits) -> Result<&'a str, Load
 pub fn load_document<'a>(
     file: &str,
     bytes: &'a [u8],
-) -> Result<(&'a str, Node), Vec<crate::diag::Diagnostic>> {
+) -> Result<(&'a str, Node), Vec<crate::lang::diag::Diagnostic>> {
     let limits = Limits::default();
     let diag = |e: LoadError| {
-        vec![crate::diag::Diagnostic {
+        vec![crate::lang::diag::Diagnostic {
             file: file.to_string(),
             loc: e.loc,
             path: String::new(),

@@ -3,7 +3,7 @@
 //!
 //! Real FIS rejects a bad template only when the drill creates it, mid-run, and moto accepts
 //! anything (bogus action ids, cycles, dangling `startAfter`). So `firedrill validate` checks the
-//! template here, against [`crate::fis_catalog`], reporting every problem with `file:line:col`,
+//! template here, against [`crate::lang::fis_catalog`], reporting every problem with `file:line:col`,
 //! its YAML path and a fix, like every other error in an experiment: known action ids (with
 //! "did you mean"), each action's parameters (required ones, ISO 8601 durations and their ranges,
 //! percentages, enums), target keys and resource types, `startAfter` references and cycles (the
@@ -15,10 +15,10 @@
 //!
 //! Invariant: pure; no IO.
 
-use crate::decode::{Cx, Decode, MapReader, Spanned};
-use crate::diag::did_you_mean;
-use crate::fis_catalog::{self as catalog, Kind, Param};
-use crate::yaml::{Loc, Node, NodeKind};
+use crate::lang::decode::{Cx, Decode, MapReader, Spanned};
+use crate::lang::diag::did_you_mean;
+use crate::lang::fis_catalog::{self as catalog, Kind, Param};
+use crate::lang::yaml::{Loc, Node, NodeKind};
 use petgraph::graph::DiGraph;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -309,7 +309,7 @@ impl StepParams {
             }
         };
         let timeout = match p.get("timeout").and_then(Json::as_str) {
-            Some(t) => crate::duration::parse(t).map_err(|e| format!("timeout: {e}"))?,
+            Some(t) => crate::lang::duration::parse(t).map_err(|e| format!("timeout: {e}"))?,
             None => DEFAULT_TIMEOUT,
         };
         let inline = matches!(source, Source::Inline(_));
@@ -706,7 +706,7 @@ fn catalog_help(word: &str, names: &[&str], what: &str) -> String {
     // Catalog names share long prefixes (`aws:ec2:`): a tighter bound than for short keys.
     let close = names
         .iter()
-        .map(|n| (crate::diag::edit_distance(word, n), *n))
+        .map(|n| (crate::lang::diag::edit_distance(word, n), *n))
         .filter(|(d, n)| *d <= (n.len() / 5).max(2))
         .min_by_key(|(d, _)| *d);
     if let Some((_, s)) = close {
@@ -826,7 +826,7 @@ fn check_kind(value: &str, kind: Kind) -> Option<String> {
         Kind::Enum(options) => Some(format!(
             "`{value}` is not one of {}{}",
             options.join(", "),
-            crate::diag::suggest(value, options.iter().copied())
+            crate::lang::diag::suggest(value, options.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default()
         )),
@@ -1408,7 +1408,7 @@ fn check_start_after(cx: &mut Cx, actions: &[ActionDecl]) {
             }
         }
     }
-    if let Some(mut cycle) = crate::check::cycle_in(&g) {
+    if let Some(mut cycle) = crate::lang::check::cycle_in(&g) {
         // Start the loop at the action written first.
         cycle.pop();
         let lowest = (0..cycle.len()).min_by_key(|&i| cycle[i]).unwrap_or(0);
@@ -1576,7 +1576,7 @@ fn decode_options(cx: &mut Cx, n: &Node) -> Option<ExperimentOptions> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml::{Limits, load};
+    use crate::lang::yaml::{Limits, load};
 
     #[test]
     fn iso_durations() {

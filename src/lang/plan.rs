@@ -1,8 +1,8 @@
 //! Planning: the step DAG as waves (steps that can start together), the critical path and a
 //! Mermaid graph. Pure; used by `firedrill plan`, `run --dry-run` and the run's first event.
 
-use crate::check::step_graph;
-use crate::spec::Experiment;
+use crate::lang::check::step_graph;
+use crate::lang::spec::Experiment;
 use petgraph::Direction;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub struct Plan {
 /// Estimated duration of a step for the critical path.
 pub fn estimate(exp: &Experiment, i: usize) -> Duration {
     let s = &exp.steps[i];
-    let param = |k: &str| crate::duration::param(&s.with, k);
+    let param = |k: &str| crate::lang::duration::param(&s.with, k);
     match s.action.value.as_str() {
         "wait" => param("duration").unwrap_or_default(),
         "wait_until" => param("deadline").unwrap_or_default(),
@@ -128,11 +128,11 @@ pub fn render(exp: &Experiment, plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "Objectives: RTO {}, RPO {}{}",
-        crate::duration::format(exp.objectives.rto),
-        crate::duration::format(exp.objectives.rpo),
+        crate::lang::duration::format(exp.objectives.rto),
+        crate::lang::duration::format(exp.objectives.rpo),
         exp.objectives
             .mttd
-            .map(|m| format!(", MTTD {}", crate::duration::format(m)))
+            .map(|m| format!(", MTTD {}", crate::lang::duration::format(m)))
             .unwrap_or_default()
     );
     for (w, steps) in plan.waves.iter().enumerate() {
@@ -176,7 +176,7 @@ pub fn render(exp: &Experiment, plan: &Plan) -> String {
     let _ = writeln!(
         out,
         "\nCritical path ({} estimated): {}",
-        crate::duration::format(plan.critical_length),
+        crate::lang::duration::format(plan.critical_length),
         path.join(" -> ")
     );
     let _ = writeln!(out, "\n```mermaid\n{}```", mermaid(exp, plan));

@@ -20,11 +20,11 @@ fn sample() -> String {
 }
 
 async fn drill(text: &str) -> (Outcome, Vec<Record>, Arc<SimProvider>) {
-    let exp = firedrill::spec::parse_experiment(SAMPLE, text.as_bytes(), &[])
-        .unwrap_or_else(|d| panic!("{}", firedrill::diag::render_all(&d, Some(text))));
-    let env = firedrill::environment::builtin(&[]).unwrap();
+    let exp = firedrill::lang::spec::parse_experiment(SAMPLE, text.as_bytes(), &[])
+        .unwrap_or_else(|d| panic!("{}", firedrill::lang::diag::render_all(&d, Some(text))));
+    let env = firedrill::lang::environment::builtin(&[]).unwrap();
     let provider = Arc::new(SimProvider::new(&env, None).unwrap());
-    let plan = firedrill::plan::plan(&exp);
+    let plan = firedrill::lang::plan::plan(&exp);
     let clock = RunClock::start_now();
     let records = Arc::new(Mutex::new(Vec::new()));
     let emitter = Emitter::new(clock, vec![Box::new(MemorySink(records.clone()))]);

@@ -4,10 +4,10 @@
 //!
 //! Invariant: pure; adds diagnostics, never changes the experiment.
 
-use crate::decode::{Cx, Spanned};
-use crate::diag::did_you_mean;
-use crate::spec::{AbortRule, Experiment};
-use crate::vocab;
+use crate::lang::decode::{Cx, Spanned};
+use crate::lang::diag::did_you_mean;
+use crate::lang::spec::{AbortRule, Experiment};
+use crate::lang::vocab;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::HashMap;
 
@@ -73,7 +73,7 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
                 cx.error_at(
                     &format!("steady_state.during.abort_when[{i}]"),
                     Some(a.probe.loc),
-                    format!("window {} is shorter than the probe interval {}", crate::duration::format(a.window), crate::duration::format(d.interval)),
+                    format!("window {} is shorter than the probe interval {}", crate::lang::duration::format(a.window), crate::lang::duration::format(d.interval)),
                     "make the window at least one interval, or shorten `steady_state.during.interval`",
                 );
             }
@@ -141,7 +141,7 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
         }
         let deadline = r.deadline_for(&exp.objectives);
         if deadline < exp.objectives.rto {
-            cx.error_at("recovery.deadline", r.deadline_loc, format!("deadline {} is shorter than the RTO {}", crate::duration::format(deadline), crate::duration::format(exp.objectives.rto)), "a drill must wait at least the RTO to judge it; raise the deadline or leave it out (default: twice the RTO)");
+            cx.error_at("recovery.deadline", r.deadline_loc, format!("deadline {} is shorter than the RTO {}", crate::lang::duration::format(deadline), crate::lang::duration::format(exp.objectives.rto)), "a drill must wait at least the RTO to judge it; raise the deadline or leave it out (default: twice the RTO)");
         }
         if r.interval > exp.objectives.rto {
             cx.error_at(

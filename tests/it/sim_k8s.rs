@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use firedrill::engine::clock::RunClock;
-use firedrill::provider::{Provider, ProviderError, RunContext};
+use firedrill::provider::{ErrorKind, Provider, ProviderError, RunContext};
 use firedrill::sim::model::{DeploymentParams, Estate, SimParams, WorkloadKind};
 use firedrill::sim::provider::{SharedEstate, SimProvider};
 use serde_json::{Value as Json, json};
@@ -61,7 +61,7 @@ fn strs(v: &Json) -> Vec<String> {
 
 fn invalid(r: Result<Json, ProviderError>) -> String {
     match r {
-        Err(ProviderError::InvalidTarget(m)) => m,
+        Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) => m,
         other => panic!("expected InvalidTarget, got {other:?}"),
     }
 }
@@ -412,7 +412,7 @@ async fn drain_that_times_out_leaves_no_cordon_behind() {
     )
     .await;
     match r {
-        Err(ProviderError::InvalidState(m)) => {
+        Err(ProviderError { kind: ErrorKind::InvalidState, message: m, .. }) => {
             assert!(
                 m.contains("timed out after 20s") && m.contains("PodDisruptionBudget api"),
                 "{m}"
