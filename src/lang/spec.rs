@@ -577,7 +577,8 @@ impl Decode for ProbeDef {
                     with_node,
                     pk.params,
                     &format!("probe type `{}`", pk.name),
-                ),
+                )
+                .and_then(|p| check_rules(cx, n, with_node, pk.name, p)),
                 None => {
                     let help = did_you_mean(&k.value, &vocab::probe_names(), "probe types");
                     cx.key("type", |cx| {
@@ -870,8 +871,9 @@ fn action_params(
 ) -> Option<Json> {
     match vocab::action(&action.value) {
         Some(a) => {
-            let mut p =
+            let p =
                 vocab::check_params(cx, owner, with, a.params, &format!("action `{}`", a.name))?;
+            let mut p = check_rules(cx, owner, with, a.name, p)?;
             // An inline FIS template is checked (and put in canonical form) like the rest.
             let fis_ok = a.name != "fis.experiment"
                 || crate::lang::fis_template::check_step_params(cx, owner, with, &mut p);
@@ -889,6 +891,27 @@ fn action_params(
             None
         }
     }
+}
+
+/// The rules between parameters ([`crate::lang::rules`]), each located at its parameter.
+fn check_rules(
+    cx: &mut Cx,
+    owner: &Node,
+    with: Option<&Node>,
+    name: &str,
+    params: Json,
+) -> Option<Json> {
+    let problems = crate::lang::rules::check(name, &params);
+    for pr in &problems {
+        let node = pr.param.and_then(|k| with.and_then(|w| w.get(k)));
+        let loc = node.or(with).unwrap_or(owner).loc;
+        let message = format!("{name}: {}", pr.message);
+        cx.key("with", |cx| match pr.param {
+            Some(k) if node.is_some() => cx.key(k, |cx| cx.error(loc, message, pr.help.clone())),
+            _ => cx.error(loc, message, pr.help.clone()),
+        });
+    }
+    problems.is_empty().then_some(params)
 }
 
 fn decode_rollback(cx: &mut Cx, n: &Node, action: Option<&str>) -> Option<RollbackSpec> {

@@ -889,7 +889,7 @@ async fn a_step_that_failed_half_way_is_rolled_back_from_the_ledger() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_server_error_is_a_backend_error() {
+async fn a_server_error_is_unavailable() {
     let mut f = estate();
     f.faults.push(fault(
         "GET",
@@ -900,7 +900,8 @@ async fn a_server_error_is_a_backend_error() {
     ));
     let (k, _) = provider(f);
     let e = k.observe("k8s.nodes", &json!({})).await.unwrap_err();
-    let (ErrorKind::Failed, m) = (e.kind, &e.message) else {
+    // A 5xx is the control plane being unavailable: a retryable kind.
+    let (ErrorKind::Unavailable, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
     assert!(
