@@ -2,16 +2,16 @@
 //! wires the executor to its consumers (journal, progress display, report, lessons), and maps
 //! every outcome to one documented exit code (see [`crate::exit`]).
 
-use crate::lang::diag::{Diagnostic, render_all};
 use crate::engine::clock::RunClock;
 use crate::engine::events::{Event, Phase, Record, StepOutcome};
 use crate::engine::executor::{self, Emitter, MemorySink, RollbackPolicy, RunOptions, Sink};
-use crate::lang::environment::{self, Environment};
 use crate::exit;
 use crate::journal::{self, Journal};
+use crate::lang::diag::{Diagnostic, render_all};
+use crate::lang::environment::{self, Environment};
+use crate::lang::spec::{self, Experiment};
 use crate::provider::Provider;
 use crate::report::{lessons, markdown, summary::RunSummary};
-use crate::lang::spec::{self, Experiment};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -479,7 +479,10 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
             env.name
         );
         for p in &problems {
-            message.push_str(&format!("  - {}: {} ({})\n", p.owner, p.error, p.error.kind));
+            message.push_str(&format!(
+                "  - {}: {} ({})\n",
+                p.owner, p.error, p.error.kind
+            ));
         }
         message.push_str("  = help: fix the targets or the environment's access, then re-run (`--dry-run` repeats this check)");
         return Err(Failure {

@@ -359,7 +359,11 @@ mod tests {
         assert!(matches!(c("InternalFailure", Some(500)), Class::Retry(_)));
         assert!(matches!(c("Unknown", Some(503)), Class::Retry(_)));
         match c("AccessDenied", Some(403)) {
-            Class::Fatal(ProviderError { kind: ErrorKind::Denied, message: m, .. }) => {
+            Class::Fatal(ProviderError {
+                kind: ErrorKind::Denied,
+                message: m,
+                ..
+            }) => {
                 assert!(m.contains("`rds:FailoverDBCluster`"), "{m}");
                 assert!(
                     m.contains("arn:aws:rds:us-east-1:123456789012:cluster:orders-db"),
@@ -370,31 +374,52 @@ mod tests {
         }
         assert!(matches!(
             c("InvalidClientTokenId", Some(403)),
-            Class::Fatal(ProviderError { kind: ErrorKind::Denied, .. })
+            Class::Fatal(ProviderError {
+                kind: ErrorKind::Denied,
+                ..
+            })
         ));
         assert!(matches!(
             c("DBClusterNotFoundFault", Some(404)),
-            Class::Fatal(ProviderError { kind: ErrorKind::NotFound, .. })
+            Class::Fatal(ProviderError {
+                kind: ErrorKind::NotFound,
+                ..
+            })
         ));
         assert!(matches!(
             c("NoSuchHostedZone", Some(404)),
-            Class::Fatal(ProviderError { kind: ErrorKind::NotFound, .. })
+            Class::Fatal(ProviderError {
+                kind: ErrorKind::NotFound,
+                ..
+            })
         ));
         assert!(matches!(
             c("InvalidDBClusterStateFault", Some(400)),
-            Class::Fatal(ProviderError { kind: ErrorKind::InvalidState, .. })
+            Class::Fatal(ProviderError {
+                kind: ErrorKind::InvalidState,
+                ..
+            })
         ));
         assert!(matches!(
             c("DBClusterAlreadyExistsFault", Some(400)),
-            Class::Fatal(ProviderError { kind: ErrorKind::InvalidState, .. })
+            Class::Fatal(ProviderError {
+                kind: ErrorKind::InvalidState,
+                ..
+            })
         ));
         assert!(matches!(
             c("InvalidParameterValue", Some(400)),
-            Class::Fatal(ProviderError { kind: ErrorKind::NotFound, .. })
+            Class::Fatal(ProviderError {
+                kind: ErrorKind::NotFound,
+                ..
+            })
         ));
         assert!(matches!(
             c("SomethingElse", Some(400)),
-            Class::Fatal(ProviderError { kind: ErrorKind::Failed, .. })
+            Class::Fatal(ProviderError {
+                kind: ErrorKind::Failed,
+                ..
+            })
         ));
     }
 }

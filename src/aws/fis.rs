@@ -26,7 +26,7 @@ use crate::engine::clock::RunClock;
 use crate::lang::fis_template::{
     Source, StepParams, TAG_PARAMS, TAG_RUN_ID, Template, params_digest, timeline,
 };
-use crate::provider::{ErrorKind, EnvironmentEvent, ProviderError};
+use crate::provider::{EnvironmentEvent, ErrorKind, ProviderError};
 use aws_sdk_fis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_fis::types::{
     AccountTargeting, CreateExperimentTemplateActionInput,
@@ -572,7 +572,11 @@ async fn delete_template(ctx: &FisCtx<'_>, id: &str) -> Result<(), ProviderError
             );
             Ok(())
         }
-        Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) if m.contains("does not exist") => Ok(()),
+        Err(ProviderError {
+            kind: ErrorKind::NotFound,
+            message: m,
+            ..
+        }) if m.contains("does not exist") => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -6,7 +6,7 @@
 use super::call::Op;
 use super::provider::{AwsProvider, opt, s};
 use super::{rds, route53};
-use crate::provider::{ErrorKind, Call, PreflightProblem, ProviderError};
+use crate::provider::{Call, ErrorKind, PreflightProblem, ProviderError};
 use serde_json::Value as Json;
 use std::collections::{HashMap, HashSet};
 
@@ -126,7 +126,12 @@ pub(crate) async fn preflight(p: &AwsProvider, calls: &[Call]) -> Vec<PreflightP
     for call in calls {
         match check(p, &c, call, &created, &mut cache).await {
             Ok(()) => {}
-            Err(e @ ProviderError { kind: ErrorKind::Unavailable, .. }) => return whole(e),
+            Err(
+                e @ ProviderError {
+                    kind: ErrorKind::Unavailable,
+                    ..
+                },
+            ) => return whole(e),
             Err(error) => problems.push(PreflightProblem {
                 owner: call.owner.clone(),
                 error,

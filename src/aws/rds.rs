@@ -297,7 +297,11 @@ pub(crate) async fn cluster_in(
             }
             Ok(found)
         }
-        Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) if m.contains("does not exist") => Ok(None),
+        Err(ProviderError {
+            kind: ErrorKind::NotFound,
+            message: m,
+            ..
+        }) if m.contains("does not exist") => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -315,7 +319,12 @@ pub(crate) async fn find_cluster(
         match cluster_in(p, c, r, &id).await {
             Ok(Some(cl)) => return Ok(cl),
             Ok(None) => {}
-            Err(e @ ProviderError { kind: ErrorKind::Unavailable, .. }) => down = Some(e),
+            Err(
+                e @ ProviderError {
+                    kind: ErrorKind::Unavailable,
+                    ..
+                },
+            ) => down = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -402,7 +411,11 @@ pub(crate) async fn find_instance(
                     return Ok(inst);
                 }
             }
-            Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) if m.contains("does not exist") => {}
+            Err(ProviderError {
+                kind: ErrorKind::NotFound,
+                message: m,
+                ..
+            }) if m.contains("does not exist") => {}
             Err(e) => return Err(e),
         }
     }
@@ -458,8 +471,17 @@ pub(crate) async fn find_global(
                     return Ok(g);
                 }
             }
-            Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) if m.contains("does not exist") => {}
-            Err(e @ ProviderError { kind: ErrorKind::Unavailable, .. }) => down = Some(e),
+            Err(ProviderError {
+                kind: ErrorKind::NotFound,
+                message: m,
+                ..
+            }) if m.contains("does not exist") => {}
+            Err(
+                e @ ProviderError {
+                    kind: ErrorKind::Unavailable,
+                    ..
+                },
+            ) => down = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -487,7 +509,10 @@ async fn role_of(
     let g = match find_global(p, c, gid).await {
         Ok(g) => g,
         // The cluster names a global database that is gone: it stands alone.
-        Err(ProviderError { kind: ErrorKind::NotFound, .. }) => return Ok(("standalone", None)),
+        Err(ProviderError {
+            kind: ErrorKind::NotFound,
+            ..
+        }) => return Ok(("standalone", None)),
         Err(e) => return Err(e),
     };
     let role = match g.members.iter().find(|m| m.arn == cl.arn) {

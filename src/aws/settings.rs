@@ -43,7 +43,10 @@ pub struct AwsSettings {
     )]
     pub poll_interval: Duration,
     /// Give up waiting for a change after this long even if the step has no timeout.
-    #[serde(default = "default_max_wait", with = "crate::lang::duration::serde_human")]
+    #[serde(
+        default = "default_max_wait",
+        with = "crate::lang::duration::serde_human"
+    )]
     pub max_wait: Duration,
     /// Hosted zone of the `dns.*` records (default: the longest public zone whose name ends the
     /// record's, found with ListHostedZones).

@@ -394,10 +394,16 @@ async fn the_sts_session_is_named_after_the_run() {
 async fn the_aws_vocabulary_is_the_sims() {
     use super::provider::{ACTIONS, PROBES};
     for a in ACTIONS {
-        assert!(crate::lang::vocab::action(a).is_some(), "{a} is not in vocab");
+        assert!(
+            crate::lang::vocab::action(a).is_some(),
+            "{a} is not in vocab"
+        );
     }
     for p in PROBES {
-        assert!(crate::lang::vocab::probe(p).is_some(), "{p} is not in vocab");
+        assert!(
+            crate::lang::vocab::probe(p).is_some(),
+            "{p} is not in vocab"
+        );
     }
     let env = crate::lang::environment::builtin(&[]).unwrap();
     let sim = crate::sim::provider::SimProvider::new(&env, None).unwrap();

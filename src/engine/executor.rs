@@ -16,9 +16,9 @@ use super::events::{
     Event, Measurement, ObjectivesInfo, Phase, PlannedStep, Record, StepOutcome, VerdictKind,
 };
 use crate::lang::plan::Plan;
-use crate::provider::{ErrorKind, Provider, ProviderError};
 use crate::lang::spec::{AbortRule, Experiment, OnFailure, RollbackSpec, Step};
 use crate::lang::tolerance::as_number;
+use crate::provider::{ErrorKind, Provider, ProviderError};
 use serde_json::{Value as Json, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -328,8 +328,12 @@ impl Shared {
                     match tokio::task::spawn_blocking(move || ask(&prompt)).await {
                         Ok(Ok(true)) => Ok(json!({"approved": true, "by": "operator"})),
                         Ok(Ok(false)) => Err(ProviderError::denied("the operator declined".into())),
-                        Ok(Err(e)) => Err(ProviderError::failed(format!("approval prompt failed: {e}"))),
-                        Err(e) => Err(ProviderError::failed(format!("approval prompt failed: {e}"))),
+                        Ok(Err(e)) => Err(ProviderError::failed(format!(
+                            "approval prompt failed: {e}"
+                        ))),
+                        Err(e) => Err(ProviderError::failed(format!(
+                            "approval prompt failed: {e}"
+                        ))),
                     }
                 } else {
                     Err(ProviderError::denied(format!(

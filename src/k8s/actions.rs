@@ -12,6 +12,7 @@ use super::api::{
     pod_mirror, pod_node, pod_terminating, selector_string, status_code, strings,
 };
 use super::recovery::{self, Victim};
+use crate::lang::kubernetes::{self as kube_rules, PodKill, TaintSpec, WorkloadRef};
 use crate::provider::{ErrorKind, ProviderError};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
@@ -72,43 +73,10 @@ pub(crate) struct KillPlan {
     pub random: bool,
 }
 
-/// How many pods a mode takes of `n` matches: (lowest, highest).
-fn kill_count(mode: &str, value: Option<u64>, n: usize) -> Result<(usize, usize), ProviderError> {
-    let need_value = |what: &str, range: (u64, u64)| -> Result<u64, ProviderError> {
-        match value {
-            Some(v) if v >= range.0 && v <= range.1 => Ok(v),
-            Some(v) => Err(refuse(format!(
-                "mode `{mode}` needs `value` {what} from {} to {}, got {v}",
-                range.0, range.1
-            ))),
-            None => Err(refuse(format!(
-                "mode `{mode}` needs `value` ({what}); add e.g. `value: {}`",
-                if mode == "fixed" { 2 } else { 50 }
-            ))),
-        }
-    };
-    Ok(match mode {
-        "one" => (1, 1),
-        "all" => (n, n),
-        "fixed" => {
-            let k = need_value("(a count)", (1, u64::MAX))? as usize;
-            (k.min(n), k.min(n))
-        }
-        "fixed-percent" => {
-            let v = need_value("(a percent)", (1, 100))? as usize;
-            let k = (n * v).div_ceil(100);
-            (k, k)
-        }
-        "random-max-percent" => {
-            let v = need_value("(a percent)", (1, 100))? as usize;
-            (1, (n * v).div_ceil(100).max(1))
-        }
-        other => {
-            return Err(refuse(format!(
-                "unknown kill mode `{other}`; use one, all, fixed, fixed-percent or random-max-percent"
-            )));
-        }
-    })
+/// The decoded parameters of a `k8s.*` step ([`crate::lang::kubernetes`], shared with the simulated
+/// estate). Validation already refused what does not decode.
+pub(crate) fn decoded<T>(r: Result<T, Vec<kube_rules::ParamProblem>>) -> Result<T, ProviderError> {
+    r.map_err(|p| ProviderError::invalid_input(kube_rules::joined(&p)))
 }
 
 impl KubeProvider {
@@ -123,15 +91,13 @@ impl KubeProvider {
     /// The namespace allow-list and the kube-system refusal, for actions.
     pub(crate) fn check_namespace(&self, ns: &str, p: &Json) -> Result<(), ProviderError> {
         let s = &self.settings;
-        if ns == "kube-system"
-            && !(s.allow_kube_system || p_bool(p, "allow_kube_system") == Some(true))
-        {
-            return Err(refuse(
-                "refusing to act on namespace `kube-system` (the cluster's own components); set `allow_kube_system: true` on the step (or in the environment's kubernetes section) if you really mean it".into(),
-            ));
-        }
+        kube_rules::check_kube_system(
+            ns,
+            s.allow_kube_system || p_bool(p, "allow_kube_system") == Some(true),
+        )
+        .map_err(ProviderError::denied)?;
         if !s.namespaces.is_empty() && !s.namespaces.iter().any(|n| n == ns) {
-            return Err(refuse(format!(
+            return Err(ProviderError::denied(format!(
                 "namespace `{ns}` is not in this environment's allow-list (kubernetes.namespaces: {}); add it there to allow drills on it",
                 s.namespaces.join(", ")
             )));
@@ -237,18 +203,11 @@ impl KubeProvider {
         p: &Json,
         rng: Option<&mut Rng>,
     ) -> Result<KillPlan, ProviderError> {
+        let pk = decoded(PodKill::from_params(p))?;
         let namespaces = self.kill_namespaces(p)?;
-        let sel = labels(p, "selector");
-        if sel.is_empty() {
-            return Err(refuse(
-                "k8s.pod_kill needs a non-empty `selector`: an empty one matches every pod of the namespace".into(),
-            ));
-        }
-        let selector = selector_string(&sel);
-        let fields = p_str(p, "field_selector");
-        let mode = p_str(p, "mode").unwrap_or("one").to_string();
-        // Validate the mode before any request.
-        kill_count(&mode, p_u64(p, "value"), 1)?;
+        let selector = selector_string(&pk.selector);
+        let fields = pk.field_selector.as_deref();
+        let mode = pk.mode.name().to_string();
         let mut matched = Vec::new();
         for ns in &namespaces {
             matched.extend(
@@ -263,24 +222,13 @@ impl KubeProvider {
         }
         matched.sort_by_key(pod_ref);
         let n = matched.len();
-        let (low, high) = kill_count(&mode, p_u64(p, "value"), n)?;
-        if let Some(cap) = self.pods_cap(p)
-            && high as u64 > cap
-        {
-            return Err(refuse(format!(
-                "blast radius: mode `{mode}` would kill {}{high} of the {n} pods matching `{selector}`, over max_pods {cap}; raise max_pods or narrow the selector",
-                if low != high { "up to " } else { "" }
-            )));
-        }
-        if let Some(pct) = p_u64(p, "max_percent")
-            && (high as u64) * 100 > pct * n as u64
-        {
-            return Err(refuse(format!(
-                "blast radius: mode `{mode}` would kill {}{high} of the {n} pods matching `{selector}` ({}%), over max_percent {pct}%; raise max_percent or kill fewer",
-                if low != high { "up to " } else { "" },
-                (high * 100).div_ceil(n)
-            )));
-        }
+        let (low, high) = pk
+            .limit(
+                n,
+                self.settings.max_pods,
+                &format!("pods matching `{selector}`"),
+            )
+            .map_err(ProviderError::denied)?;
         let mut fixed = Rng(0);
         let rng = rng.unwrap_or(&mut fixed);
         let count = if low == high {
@@ -440,17 +388,8 @@ impl KubeProvider {
     }
 
     fn check_node_cap(&self, p: &Json, nodes: &[Node]) -> Result<(), ProviderError> {
-        if let Some(cap) = self.nodes_cap(p)
-            && nodes.len() as u64 > cap
-        {
-            let names: Vec<String> = nodes.iter().map(|n| name_of(&n.metadata)).collect();
-            return Err(refuse(format!(
-                "blast radius: this would touch {} nodes ({}), over max_nodes {cap}; raise max_nodes or narrow the selection",
-                nodes.len(),
-                names.join(", ")
-            )));
-        }
-        Ok(())
+        let names: Vec<String> = nodes.iter().map(|n| name_of(&n.metadata)).collect();
+        kube_rules::check_node_cap(&names, self.nodes_cap(p)).map_err(ProviderError::denied)
     }
 
     /// The nodes of a node action (`node` or `selector`), caps checked.
@@ -1000,10 +939,11 @@ impl KubeProvider {
     }
 
     pub(crate) fn zone_taint(p: &Json) -> Taint {
+        let t = TaintSpec::zone_loss(p_str(p, "zone").unwrap_or_default());
         Taint {
-            key: ZONE_LOSS_TAINT.into(),
-            value: p_str(p, "zone").map(str::to_string),
-            effect: "NoExecute".into(),
+            key: t.key,
+            value: t.value,
+            effect: t.effect.as_str().into(),
             time_added: None,
         }
     }
@@ -1056,16 +996,8 @@ impl KubeProvider {
 
     /// (`deployment` | `statefulset`, name) of a workload action.
     pub(crate) fn workload(p: &Json) -> Result<(&'static str, String), ProviderError> {
-        match (p_str(p, "deployment"), p_str(p, "statefulset")) {
-            (Some(d), None) => Ok(("deployment", d.to_string())),
-            (None, Some(s)) => Ok(("statefulset", s.to_string())),
-            (Some(_), Some(_)) => Err(refuse(
-                "give either `deployment` or `statefulset`, not both".into(),
-            )),
-            (None, None) => Err(refuse(
-                "name the workload: `deployment: <name>` or `statefulset: <name>`".into(),
-            )),
-        }
+        let w = decoded(WorkloadRef::from_params(p))?;
+        Ok((w.kind(), w.name().to_string()))
     }
 
     /// Current replicas of a workload (via its scale subresource, else the object).
@@ -1343,7 +1275,10 @@ impl KubeProvider {
         output: &Json,
     ) -> Result<Json, ProviderError> {
         if action == "k8s.pod_kill" {
-            return Err(ProviderError::unsupported("kubernetes", "rollback of k8s.pod_kill (controllers replace deleted pods; there is nothing to undo)"));
+            return Err(ProviderError::unsupported(
+                "kubernetes",
+                "rollback of k8s.pod_kill (controllers replace deleted pods; there is nothing to undo)",
+            ));
         }
         let out = if output.is_object() {
             output.clone()
@@ -1680,27 +1615,6 @@ mod tests {
             .filter(|n| n.starts_with("k8s."))
             .collect();
         assert_eq!(vocab, ACTIONS);
-    }
-
-    #[test]
-    fn kill_counts_follow_the_mode() {
-        assert_eq!(kill_count("one", None, 6).unwrap(), (1, 1));
-        assert_eq!(kill_count("all", None, 6).unwrap(), (6, 6));
-        assert_eq!(kill_count("fixed", Some(4), 6).unwrap(), (4, 4));
-        assert_eq!(kill_count("fixed", Some(9), 6).unwrap(), (6, 6));
-        assert_eq!(kill_count("fixed-percent", Some(50), 6).unwrap(), (3, 3));
-        assert_eq!(kill_count("fixed-percent", Some(10), 6).unwrap(), (1, 1));
-        assert_eq!(
-            kill_count("random-max-percent", Some(50), 6).unwrap(),
-            (1, 3)
-        );
-        assert_eq!(
-            kill_count("random-max-percent", Some(1), 6).unwrap(),
-            (1, 1)
-        );
-        assert!(kill_count("fixed", None, 6).is_err());
-        assert!(kill_count("fixed-percent", Some(0), 6).is_err());
-        assert!(kill_count("fixed-percent", Some(101), 6).is_err());
     }
 
     #[test]

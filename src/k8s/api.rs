@@ -224,7 +224,7 @@ pub(crate) fn list(v: &[String]) -> String {
 pub(crate) const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 pub(crate) const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
 pub(crate) const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
-pub(crate) const ZONE_LOSS_TAINT: &str = "firedrill.dev/zone-loss";
+pub(crate) use crate::lang::kubernetes::ZONE_LOSS_TAINT;
 
 pub(crate) fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     meta.name.clone().unwrap_or_default()

@@ -15,7 +15,7 @@ pub mod duration;
 pub mod environment;
 pub mod fis_catalog;
 pub mod fis_template;
-pub mod kube;
+pub mod kubernetes;
 pub mod plan;
 pub mod rules;
 pub mod spec;

@@ -2,11 +2,11 @@
 //! exclusive parameters, counts that must be positive, URLs that must parse, values that
 //! contradict each other. [`check`] runs in the same pass as the rest of validation, so a step
 //! that could only fail halfway through a drill is refused before anything runs, with the
-//! parameter's location. The `k8s.*` rules live with the Kubernetes semantics ([`super::kube`]).
+//! parameter's location. The `k8s.*` rules live with the Kubernetes semantics ([`super::kubernetes`]).
 //!
 //! Invariant: pure; every rule a backend would otherwise re-check at run time is here.
 
-use super::kube::{self, ParamProblem};
+use super::kubernetes::{self, ParamProblem};
 use serde_json::Value as Json;
 
 fn duration(p: &Json, k: &str) -> Option<std::time::Duration> {
@@ -40,7 +40,7 @@ pub fn check_url(s: &str) -> Result<(), String> {
 
 /// Every rule `name`'s parameters break (`p` is the type-checked `with:` block).
 pub fn check(name: &str, p: &Json) -> Vec<ParamProblem> {
-    let mut out = kube::check(name, p);
+    let mut out = kubernetes::check(name, p);
     match name {
         "http" => {
             if let Some(u) = p.get("url").and_then(Json::as_str)
@@ -119,7 +119,8 @@ pub fn check(name: &str, p: &Json) -> Vec<ParamProblem> {
                     "name a new cluster, e.g. `target_cluster: orders-db-restored`",
                 ));
             }
-            if p.get("serve") == Some(&Json::Bool(true)) && p.get("wait") == Some(&Json::Bool(false))
+            if p.get("serve") == Some(&Json::Bool(true))
+                && p.get("wait") == Some(&Json::Bool(false))
             {
                 out.push(ParamProblem::at(
                     "wait",
@@ -180,14 +181,28 @@ mod tests {
     fn commands_need_a_program() {
         assert!(messages("command", json!({"run": []}))[0].contains("`run` is empty"));
         assert!(messages("command", json!({"run": [""]}))[0].contains("program"));
-        assert!(messages("command", json!({"run": ["true"], "expect_exit": 300}))[0].contains("300"));
+        assert!(
+            messages("command", json!({"run": ["true"], "expect_exit": 300}))[0].contains("300")
+        );
         assert!(messages("command", json!({"run": ["true"]})).is_empty());
     }
 
     #[test]
     fn contradictions_are_refused() {
-        assert!(!messages("db.point_in_time_restore", json!({"source_cluster": "a", "target_cluster": "a"})).is_empty());
-        assert!(!messages("wait_until", json!({"probe": "p", "deadline": "10s", "interval": "1m"})).is_empty());
+        assert!(
+            !messages(
+                "db.point_in_time_restore",
+                json!({"source_cluster": "a", "target_cluster": "a"})
+            )
+            .is_empty()
+        );
+        assert!(
+            !messages(
+                "wait_until",
+                json!({"probe": "p", "deadline": "10s", "interval": "1m"})
+            )
+            .is_empty()
+        );
         assert!(!messages("dns.health_check", json!({})).is_empty());
     }
 }

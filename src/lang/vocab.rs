@@ -763,9 +763,8 @@ fn check_value(cx: &mut Cx, v: &Node, p: &Param) -> Option<Json> {
             Json::Bool(_) => Some(json),
             _ => bad(cx, &format!("`{}`", v.as_str().unwrap_or(v.describe()))),
         },
-        Duration => {
-            std::time::Duration::decode(cx, v).map(|d| Json::String(crate::lang::duration::format(d)))
-        }
+        Duration => std::time::Duration::decode(cx, v)
+            .map(|d| Json::String(crate::lang::duration::format(d))),
         StrList => match &v.kind {
             NodeKind::Seq(items)
                 if items

@@ -12,9 +12,9 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::lang::duration::{format, format_signed};
 use crate::engine::events::{Measurement, Phase, StepOutcome, VerdictKind};
 use crate::journal::slug;
+use crate::lang::duration::{format, format_signed};
 use crate::report::summary::RunSummary;
 
 /// Default directory of lessons records, relative to the working directory.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::lang::duration::format;
 use crate::engine::events::{Measurement, Phase, StepOutcome};
+use crate::lang::duration::format;
 use crate::report::lessons::{
     ActionStatus, LessonsRecord, OpenActionItem, offset, short_json, truncate,
 };

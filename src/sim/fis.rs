@@ -658,8 +658,10 @@ impl Runner {
                 selector,
                 count,
             } => {
-                e.kill_pods(at, &cluster, &namespace, &selector, KillMode::Fixed(count))
-                    .map_err(sim_err)?;
+                if let Some(count) = std::num::NonZeroU32::new(count) {
+                    e.kill_pods(at, &cluster, &namespace, &selector, KillMode::Fixed(count))
+                        .map_err(sim_err)?;
+                }
             }
         }
         Ok(())

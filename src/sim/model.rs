@@ -1176,20 +1176,8 @@ pub enum SimError {
     },
 }
 
-/// How many of the matching pods a kill deletes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum KillMode {
-    /// One pod (picked with the seeded generator).
-    One,
-    /// Every matching pod.
-    All,
-    /// This many (at most all).
-    Fixed(u32),
-    /// This percentage, rounded up (1..=100).
-    FixedPercent(u32),
-    /// A random count from 1 to this percentage (rounded up, 1..=100).
-    RandomMaxPercent(u32),
-}
+/// How many of the matching pods a kill takes (the Kubernetes semantics all backends share).
+pub use crate::lang::kubernetes::KillMode;
 
 /// Which side of a failover record to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -3393,22 +3381,12 @@ impl Estate {
         mode: KillMode,
     ) -> Result<Vec<(String, String)>, SimError> {
         let n = candidates.len();
-        let count = match mode {
-            KillMode::One => 1,
-            KillMode::All => n,
-            KillMode::Fixed(k) if k >= 1 => (k as usize).min(n),
-            KillMode::FixedPercent(p) if (1..=100).contains(&p) => (n * p as usize).div_ceil(100),
-            KillMode::RandomMaxPercent(p) if (1..=100).contains(&p) => {
-                let max = (n * p as usize).div_ceil(100).max(1);
-                1 + self.rng.below(max as u64) as usize
-            }
-            _ => {
-                return Err(SimError::Refused(format!(
-                    "kill mode {mode:?} is invalid; use One, All, Fixed(n >= 1), FixedPercent(1..=100) or RandomMaxPercent(1..=100)"
-                )));
-            }
-        }
-        .min(n);
+        let (low, high) = mode.count_range(n);
+        let count = if low == high {
+            low
+        } else {
+            low + self.rng.below((high - low + 1) as u64) as usize
+        };
         let mut idx: Vec<usize> = (0..n).collect();
         for i in 0..count {
             let j = i + self.rng.below((n - i) as u64) as usize;
@@ -4585,7 +4563,7 @@ mod tests {
                 "prod-east",
                 "web",
                 &sel("worker"),
-                KillMode::FixedPercent(50),
+                KillMode::FixedPercent(crate::lang::kubernetes::Percent::new(50).unwrap()),
             )
             .unwrap();
         assert_eq!(half.len(), 2);
@@ -4938,7 +4916,7 @@ mod tests {
             "prod-east",
             "web",
             &sel("api"),
-            KillMode::Fixed(3),
+            KillMode::Fixed(std::num::NonZeroU32::new(3).unwrap()),
         )
         .unwrap();
         e.lose_region(t(300.0), "us-east-1").unwrap();

@@ -7,8 +7,8 @@
 mod k8s;
 
 use super::model::{DnsTarget, Estate, SimError, SimParams};
-use crate::lang::diag::Diagnostic;
 use crate::engine::clock::RunClock;
+use crate::lang::diag::Diagnostic;
 use crate::lang::environment::{Backend, Environment};
 use crate::provider::{
     BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
@@ -322,7 +322,10 @@ fn revert_on(
             e.dns_reset(at, s(params, "record")).map_err(err)?;
             Ok(json!({"record": s(params, "record"), "control": "health checks"}))
         }
-        other => Err(ProviderError::unsupported("sim", &format!("rollback of {other}"))),
+        other => Err(ProviderError::unsupported(
+            "sim",
+            &format!("rollback of {other}"),
+        )),
     }
 }
 

@@ -119,8 +119,8 @@ fn sample_params(wait: bool) -> Json {
         "{}/experiments/fis-az-power-interruption.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
-    let exp =
-        firedrill::lang::spec::parse_experiment(&path, &std::fs::read(&path).unwrap(), &[]).unwrap();
+    let exp = firedrill::lang::spec::parse_experiment(&path, &std::fs::read(&path).unwrap(), &[])
+        .unwrap();
     let step = exp
         .steps
         .iter()

@@ -2,8 +2,7 @@
 //! from the standard chain's environment variables), and, when an action is left half done, what
 //! changed and which rollback is owed. Against moto (`./scripts/test`).
 
-
-
+use crate::support::*;
 use firedrill::aws::AwsProvider;
 use firedrill::engine::clock::RunClock;
 use firedrill::engine::events::{Event, Record, StepOutcome, VerdictKind};
@@ -12,7 +11,6 @@ use firedrill::journal::Journal;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use crate::support::*;
 
 const ACCESS_KEY_ID: &str = "AKIAFIREDRILLTEST7Q2X";
 const SECRET: &str = "fIrEdRiLl/NeVeR/jOuRnAlEd/6b1d0c2e7f";
@@ -237,7 +235,8 @@ steps:
             .unwrap()
             .unwrap();
         let (zone, _) = failover_record(&c, "api.example.com", true).await;
-        let exp = firedrill::lang::spec::parse_experiment("half.yaml", exp_src.as_bytes(), &[]).unwrap();
+        let exp =
+            firedrill::lang::spec::parse_experiment("half.yaml", exp_src.as_bytes(), &[]).unwrap();
         let mut s = firedrill::aws::AwsSettings::for_region("us-east-1");
         s.endpoint_url = Some(m.url.clone());
         let p = AwsProvider::from_clients(s, clients(&m, &b, "us-east-1", None));

@@ -13,14 +13,12 @@
 //!   restores a standalone cluster): restore tests use a standalone source.
 //! - Health checks always report success; Route 53 changes are INSYNC at once.
 
-
-
+use crate::support::*;
 use firedrill::aws::{AwsProvider, AwsSettings};
 use firedrill::engine::clock::RunClock;
 use firedrill::provider::{Call, ErrorKind, Provider, RunContext};
 use serde_json::{Value as Json, json};
 use std::time::Duration;
-use crate::support::*;
 
 fn settings(m: &Moto, region: &str, dr: Option<&str>) -> AwsSettings {
     let mut s = AwsSettings::for_region(region);

@@ -12,8 +12,7 @@
 //! Time: the drills run on tokio's paused clock; every AWS request is real HTTP to moto sent in
 //! zero virtual time (see `support`).
 
-
-
+use crate::support::*;
 use firedrill::aws::AwsProvider;
 use firedrill::backends::{Router, calls_of};
 use firedrill::engine::clock::RunClock;
@@ -26,7 +25,6 @@ use firedrill::provider::Provider;
 use firedrill::sim::provider::SimProvider;
 use serde_json::Value as Json;
 use std::sync::Arc;
-use crate::support::*;
 
 /// The built-in simulated estate plus an `aws:` section pointing at moto.
 fn environment(m: &Moto) -> Environment {

@@ -561,7 +561,7 @@ fn cases() -> Vec<Case> {
                 "did you mean `stopConditions`?",
             ],
         ),
-        // Rules between parameters (lang::kube, lang::rules): refused at validate, located.
+        // Rules between parameters (lang::kubernetes, lang::rules): refused at validate, located.
         case(
             "pod_kill_fixed_without_value",
             with("mode: fixed, value: 1}", "mode: fixed}"),
@@ -580,42 +580,79 @@ fn cases() -> Vec<Case> {
         case(
             "pod_kill_zero_count",
             with("mode: fixed, value: 1}", "mode: fixed, value: 0}"),
-            &["k8s.pod_kill: `mode: fixed` with `value: 0` kills no pod (at `steps[1].with.value`)"],
+            &[
+                "k8s.pod_kill: `mode: fixed` with `value: 0` kills no pod (at `steps[1].with.value`)",
+            ],
         ),
         case(
             "pod_kill_zero_cap",
-            with("mode: fixed, value: 1}", "mode: fixed, value: 1, max_pods: 0}"),
-            &["k8s.pod_kill: `max_pods: 0` refuses every pod", "(at `steps[1].with.max_pods`)"],
+            with(
+                "mode: fixed, value: 1}",
+                "mode: fixed, value: 1, max_pods: 0}",
+            ),
+            &[
+                "k8s.pod_kill: `max_pods: 0` refuses every pod",
+                "(at `steps[1].with.max_pods`)",
+            ],
         ),
         case(
             "pod_kill_namespace_and_namespaces",
-            with("with: {namespace: web, selector: {app: api}, mode", "with: {namespace: web, namespaces: [api], selector: {app: api}, mode"),
-            &["k8s.pod_kill: give `namespace` or `namespaces`, not both (at `steps[1].with.namespaces`)"],
+            with(
+                "with: {namespace: web, selector: {app: api}, mode",
+                "with: {namespace: web, namespaces: [api], selector: {app: api}, mode",
+            ),
+            &[
+                "k8s.pod_kill: give `namespace` or `namespaces`, not both (at `steps[1].with.namespaces`)",
+            ],
         ),
         case(
             "pod_kill_cap_below_count",
-            with("mode: fixed, value: 1}", "mode: fixed, value: 5, max_pods: 2}"),
+            with(
+                "mode: fixed, value: 1}",
+                "mode: fixed, value: 5, max_pods: 2}",
+            ),
             &["`value: 5` asks for more pods than `max_pods: 2` allows"],
         ),
         case(
             "command_with_empty_run",
-            with("action: wait\n    after: [kill]\n    with: {duration: 1m}", "action: command\n    after: [kill]\n    with: {run: []}"),
-            &["drill.yaml:38:17: command: `run` is empty: there is no program to run (at `steps[2].with.run`)"],
+            with(
+                "action: wait\n    after: [kill]\n    with: {duration: 1m}",
+                "action: command\n    after: [kill]\n    with: {run: []}",
+            ),
+            &[
+                "drill.yaml:38:17: command: `run` is empty: there is no program to run (at `steps[2].with.run`)",
+            ],
         ),
         case(
             "http_with_bad_url",
-            with("action: wait\n    after: [kill]\n    with: {duration: 1m}", "action: http\n    after: [kill]\n    with: {url: \"not a url\"}"),
-            &["drill.yaml:38:17: http: `not a url` is not a URL", "(at `steps[2].with.url`)", "write an absolute URL"],
+            with(
+                "action: wait\n    after: [kill]\n    with: {duration: 1m}",
+                "action: http\n    after: [kill]\n    with: {url: \"not a url\"}",
+            ),
+            &[
+                "drill.yaml:38:17: http: `not a url` is not a URL",
+                "(at `steps[2].with.url`)",
+                "write an absolute URL",
+            ],
         ),
         case(
             "node_target_both",
-            with("action: k8s.cordon_zone\n    with: {zone: us-east-1a}", "action: k8s.node_cordon\n    with: {node: n1, selector: {a: b}}"),
+            with(
+                "action: k8s.cordon_zone\n    with: {zone: us-east-1a}",
+                "action: k8s.node_cordon\n    with: {node: n1, selector: {a: b}}",
+            ),
             &["k8s.node_cordon: give `node` or `selector`, not both (at `steps[0].with.selector`)"],
         ),
         case(
             "probe_rules_are_checked_too",
-            with("with: {namespace: web, selector: {app: api}}\n      tolerance: {path: ready_ratio", "with: {namespace: web, selector: {app: api}, field_selector: \"spec.node=x\"}\n      tolerance: {path: ready_ratio"),
-            &["k8s.pods: `spec.node` is not a pod field a selector can use", "(at `steady_state.probes[0].with.field_selector`)"],
+            with(
+                "with: {namespace: web, selector: {app: api}}\n      tolerance: {path: ready_ratio",
+                "with: {namespace: web, selector: {app: api}, field_selector: \"spec.node=x\"}\n      tolerance: {path: ready_ratio",
+            ),
+            &[
+                "k8s.pods: `spec.node` is not a pod field a selector can use",
+                "(at `steady_state.probes[0].with.field_selector`)",
+            ],
         ),
         Case {
             name: "unknown_var_flag",

@@ -17,11 +17,33 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Paths the front end must never name: async runtimes, HTTP, Kubernetes, AWS, and IO.
 const FORBIDDEN: &[&str] = &[
-    "tokio", "reqwest", "hyper", "hyper_util", "kube", "k8s_openapi", "aws_config",
-    "aws_sdk_rds", "aws_sdk_route53", "aws_sdk_fis", "aws_sdk_sts", "aws_smithy_types",
-    "aws_smithy_runtime_api", "aws_smithy_http_client", "std::fs", "std::net", "std::process",
-    "std::thread", "std::env", "std::io::stdin", "crate::engine", "crate::backends",
-    "crate::sim", "crate::k8s", "crate::aws", "crate::cli", "crate::journal",
+    "tokio",
+    "reqwest",
+    "hyper",
+    "hyper_util",
+    "kube",
+    "k8s_openapi",
+    "aws_config",
+    "aws_sdk_rds",
+    "aws_sdk_route53",
+    "aws_sdk_fis",
+    "aws_sdk_sts",
+    "aws_smithy_types",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "std::fs",
+    "std::net",
+    "std::process",
+    "std::thread",
+    "std::env",
+    "std::io::stdin",
+    "crate::engine",
+    "crate::backends",
+    "crate::sim",
+    "crate::k8s",
+    "crate::aws",
+    "crate::cli",
+    "crate::journal",
 ];
 
 fn violations(text: &str) -> Vec<String> {
@@ -34,7 +56,9 @@ fn violations(text: &str) -> Vec<String> {
                 let before = code[..at].chars().last();
                 let after = &code[at + f.len()..];
                 !before.is_some_and(|c| c.is_alphanumeric() || "_\"`:".contains(c))
-                    && (after.starts_with("::") || after.starts_with(';') || after.starts_with(" as"))
+                    && (after.starts_with("::")
+                        || after.starts_with(';')
+                        || after.starts_with(" as"))
             });
             if hit {
                 found.push(format!("line {}: `{f}`: {}", i + 1, line.trim()));
@@ -48,7 +72,10 @@ fn violations(text: &str) -> Vec<String> {
 fn the_front_end_does_no_io_and_imports_no_runtime() {
     let mut files = Vec::new();
     rust_files(&Path::new(MANIFEST).join("src/lang"), &mut files);
-    assert!(files.len() >= 10, "expected the front end's files, found {files:?}");
+    assert!(
+        files.len() >= 10,
+        "expected the front end's files, found {files:?}"
+    );
     let mut problems = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).expect("readable");
@@ -56,7 +83,11 @@ fn the_front_end_does_no_io_and_imports_no_runtime() {
             problems.push(format!("{}: {v}", f.display()));
         }
     }
-    assert!(problems.is_empty(), "the front end must stay pure:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "the front end must stay pure:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
@@ -67,5 +98,8 @@ fn the_purity_check_catches_what_it_should() {
     assert_eq!(violations("// tokio::spawn in a comment").len(), 0);
     assert_eq!(violations("let doc = \"`kube::Api`\";").len(), 0);
     assert_eq!(violations("use crate::lang::yaml::Node;").len(), 0);
-    assert_eq!(violations("use super::kube::{self, ParamProblem};").len(), 0);
+    assert_eq!(
+        violations("use super::kube::{self, ParamProblem};").len(),
+        0
+    );
 }

@@ -61,8 +61,14 @@ fn strs(v: &Json) -> Vec<String> {
 
 fn invalid(r: Result<Json, ProviderError>) -> String {
     match r {
-        Err(ProviderError { kind: ErrorKind::NotFound, message: m, .. }) => m,
-        other => panic!("expected InvalidTarget, got {other:?}"),
+        // Missing targets are `not found`; blast-radius and kube-system refusals are `denied`;
+        // parameters validation would have refused are `invalid input`.
+        Err(ProviderError {
+            kind: ErrorKind::NotFound | ErrorKind::Denied | ErrorKind::InvalidInput,
+            message: m,
+            ..
+        }) => m,
+        other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
@@ -213,10 +219,13 @@ async fn pod_kill_refusals_touch_nothing() {
         )
         .await,
     );
-    assert!(m.contains("would kill 6 pods, over max_pods 5"), "{m}");
+    assert!(
+        m.contains("would kill 6 of the 6 pods matching `app=api`, over max_pods 5"),
+        "{m}"
+    );
     let m = invalid(inject(&p, "k8s.pod_kill", json!({"namespace": "web", "selector": {"app": "api"}, "mode": "fixed", "value": 4, "max_percent": 50})).await);
     assert!(
-        m.contains("4 of 6 matching pods, over max_percent 50%"),
+        m.contains("would kill 4 of the 6 pods matching `app=api` (67%), over max_percent 50%"),
         "{m}"
     );
     let m = invalid(
@@ -306,7 +315,8 @@ async fn cordon_zone_reverts_only_what_it_touched() {
         )
         .await,
     );
-    assert!(m.contains("matches 3 nodes, over max_nodes 2"), "{m}");
+    assert!(m.contains("would touch 3 nodes ("), "{m}");
+    assert!(m.contains("), over max_nodes 2"), "{m}");
     let m = invalid(inject(&p, "k8s.cordon_zone", json!({"zone": "us-west-2a"})).await);
     assert!(m.contains("not in cluster `prod-east`"), "{m}");
     assert_eq!(nodes(&p, None).await["schedulable"], 9);
@@ -412,7 +422,11 @@ async fn drain_that_times_out_leaves_no_cordon_behind() {
     )
     .await;
     match r {
-        Err(ProviderError { kind: ErrorKind::InvalidState, message: m, .. }) => {
+        Err(ProviderError {
+            kind: ErrorKind::InvalidState,
+            message: m,
+            ..
+        }) => {
             assert!(
                 m.contains("timed out after 20s") && m.contains("PodDisruptionBudget api"),
                 "{m}"

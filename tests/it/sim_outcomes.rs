@@ -69,9 +69,12 @@ fn an_empty_sim_section_is_the_reference_estate_and_a_partial_one_overrides_only
         let src = format!(
             "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {{name: e}}\nbackend: sim\nsim: {sim}\n"
         );
-        let env = firedrill::lang::environment::parse_environment("e.yaml", src.as_bytes(), &[]).unwrap();
-        serde_json::from_value::<SimParams>(env.settings(firedrill::lang::environment::Backend::Sim))
-            .unwrap()
+        let env =
+            firedrill::lang::environment::parse_environment("e.yaml", src.as_bytes(), &[]).unwrap();
+        serde_json::from_value::<SimParams>(
+            env.settings(firedrill::lang::environment::Backend::Sim),
+        )
+        .unwrap()
     };
     assert_eq!(parse("{}"), SimParams::default());
     let p = parse("{seed: 7}");

@@ -13,12 +13,12 @@ use serde_json::{Value as Json, json};
 
 use super::{SimProvider, err, labels, s, to_json};
 use crate::lang::duration::{self, format as fmt};
+use crate::lang::kubernetes::{self as kube, ParamProblem, PodKill, TaintSpec, WorkloadRef};
 use crate::provider::ProviderError;
 use crate::sim::kube_api::render::{RESTARTED_AT, node_labels};
 use crate::sim::kube_api::selector::{FieldSelector, LabelSelector, POD_FIELDS};
 use crate::sim::model::{
-    Estate, KillMode, NodeObj, Obj, ObjKind, PodObj, SimError, Taint, TaintEffect, WorkloadKind,
-    WorkloadObj,
+    Estate, NodeObj, Obj, ObjKind, PodObj, SimError, Taint, TaintEffect, WorkloadKind, WorkloadObj,
 };
 
 /// How often a drain retries an eviction a PodDisruptionBudget refused (as `kubectl drain`).
@@ -27,8 +27,6 @@ pub const DRAIN_RETRY: Duration = Duration::from_secs(5);
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default window of `k8s.pod_restarts`.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(300);
-/// Taint key `k8s.drain_zone` with `method: taint` puts on the zone's nodes.
-pub const DRAIN_TAINT: &str = "firedrill.dev/zone-drain";
 
 fn bad(msg: impl Into<String>) -> ProviderError {
     ProviderError::not_found(msg.into())
@@ -89,15 +87,10 @@ fn pod_field(p: &PodObj, f: &str) -> String {
     }
 }
 
-fn cap_nodes(p: &Json, n: usize, what: &str) -> Result<(), ProviderError> {
-    if let Some(cap) = p.get("max_nodes").and_then(Json::as_u64)
-        && n as u64 > cap
-    {
-        return Err(bad(format!(
-            "blast radius: {what} matches {n} nodes, over max_nodes {cap}; raise max_nodes or narrow the target"
-        )));
-    }
-    Ok(())
+fn cap_nodes(p: &Json, nodes: &[NodeObj]) -> Result<(), ProviderError> {
+    let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    kube::check_node_cap(&names, p.get("max_nodes").and_then(Json::as_u64))
+        .map_err(ProviderError::denied)
 }
 
 /// Nodes named by `node` or selected by `selector` (exactly one), capped by `max_nodes`.
@@ -141,7 +134,7 @@ fn target_nodes(
         }
         _ => return Err(bad("give exactly one of `node` or `selector`")),
     };
-    cap_nodes(p, chosen.len(), "the target")?;
+    cap_nodes(p, &chosen)?;
     Ok(chosen)
 }
 
@@ -163,82 +156,21 @@ fn zone_nodes(
             "zone `{zone}` has no nodes in cluster `{cluster}`"
         )));
     }
-    cap_nodes(p, nodes.len(), &format!("zone {zone}"))?;
+    cap_nodes(p, &nodes)?;
     Ok(nodes)
 }
 
-fn namespaces(p: &Json) -> Result<Vec<String>, ProviderError> {
-    match (
-        p.get("namespace").and_then(Json::as_str),
-        p.get("namespaces"),
-    ) {
-        (Some(ns), None) => Ok(vec![ns.to_string()]),
-        (None, Some(list)) => {
-            let v = str_list(list);
-            if v.is_empty() {
-                Err(bad("`namespaces` is empty; list at least one namespace"))
-            } else {
-                Ok(v)
-            }
-        }
-        _ => Err(bad("give exactly one of `namespace` or `namespaces`")),
-    }
-}
-
-fn allow_system(p: &Json) -> bool {
-    p.get("allow_kube_system")
-        .and_then(Json::as_bool)
-        .unwrap_or(false)
-}
-
-fn kill_mode(p: &Json) -> Result<KillMode, ProviderError> {
-    let value = p.get("value").and_then(Json::as_u64);
-    let need = |what: &str| {
-        value.map(|v| v as u32).ok_or_else(|| {
-            bad(format!(
-                "mode `{what}` needs `value` ({})",
-                if what == "fixed" {
-                    "how many pods"
-                } else {
-                    "a percentage from 1 to 100"
-                }
-            ))
-        })
-    };
-    let pct = |what: &str| {
-        let v = need(what)?;
-        if (1..=100).contains(&v) {
-            Ok(v)
-        } else {
-            Err(bad(format!("{what} needs `value` from 1 to 100, got {v}")))
-        }
-    };
-    Ok(
-        match p.get("mode").and_then(Json::as_str).unwrap_or("one") {
-            "all" => KillMode::All,
-            "fixed" => {
-                let v = need("fixed")?;
-                if v == 0 {
-                    return Err(bad("mode `fixed` needs `value` of at least 1"));
-                }
-                KillMode::Fixed(v)
-            }
-            "fixed-percent" => KillMode::FixedPercent(pct("fixed-percent")?),
-            "random-max-percent" => KillMode::RandomMaxPercent(pct("random-max-percent")?),
-            _ => KillMode::One,
-        },
-    )
+/// The decoded parameters of a `k8s.*` step, with the semantics every backend shares
+/// ([`crate::lang::kubernetes`]). Validation already refused what does not decode.
+fn decoded<T>(r: Result<T, Vec<ParamProblem>>) -> Result<T, ProviderError> {
+    r.map_err(|p| ProviderError::invalid_input(kube::joined(&p)))
 }
 
 fn workload_target(p: &Json) -> Result<(WorkloadKind, String), ProviderError> {
-    match (
-        p.get("deployment").and_then(Json::as_str),
-        p.get("statefulset").and_then(Json::as_str),
-    ) {
-        (Some(d), None) => Ok((WorkloadKind::Deployment, d.to_string())),
-        (None, Some(st)) => Ok((WorkloadKind::StatefulSet, st.to_string())),
-        _ => Err(bad("give exactly one of `deployment` or `statefulset`")),
-    }
+    Ok(match decoded(WorkloadRef::from_params(p))? {
+        WorkloadRef::Deployment(d) => (WorkloadKind::Deployment, d),
+        WorkloadRef::StatefulSet(st) => (WorkloadKind::StatefulSet, st),
+    })
 }
 
 fn workload(
@@ -309,7 +241,7 @@ fn drain_start(
         .filter(|x| x.namespace == "kube-system")
         .map(|x| x.name.as_str())
         .collect();
-    if !system.is_empty() && !allow_system(p) {
+    if !system.is_empty() && p.get("allow_kube_system") != Some(&Json::Bool(true)) {
         return Err(bad(format!(
             "refusing to evict kube-system pods ({}) from {}; set `allow_kube_system: true` if the drill means to",
             system.join(", "),
@@ -426,13 +358,12 @@ pub(super) fn apply(
 ) -> Result<Json, ProviderError> {
     Ok(match action {
         "k8s.pod_kill" => {
-            let nss = namespaces(p)?;
-            if nss.iter().any(|n| n == "kube-system") && !allow_system(p) {
-                return Err(bad(
-                    "refusing to kill pods in kube-system; set `allow_kube_system: true` if the drill means to",
-                ));
+            let pk = decoded(PodKill::from_params(p))?;
+            let nss = pk.namespaces.clone();
+            for ns in &nss {
+                kube::check_kube_system(ns, pk.allow_kube_system).map_err(ProviderError::denied)?;
             }
-            let sel = LabelSelector::from_labels(&labels(p, "selector"));
+            let sel = LabelSelector::from_labels(&pk.selector);
             let fields = match p.get("field_selector").and_then(Json::as_str) {
                 Some(f) => FieldSelector::parse(f, POD_FIELDS).map_err(bad)?,
                 None => FieldSelector::default(),
@@ -481,25 +412,11 @@ pub(super) fn apply(
                 .iter()
                 .map(|x| (x.namespace.clone(), x.name.clone()))
                 .collect();
-            let victims = e.choose_victims(&pairs, kill_mode(p)?).map_err(err)?;
-            let n = victims.len() as u64;
-            if let Some(cap) = p.get("max_pods").and_then(Json::as_u64)
-                && n > cap
-            {
-                return Err(bad(format!(
-                    "blast radius: this would kill {n} pods, over max_pods {cap}; raise max_pods or narrow the selector"
-                )));
-            }
-            if let Some(cap) = p.get("max_percent").and_then(Json::as_u64)
-                && n * 100 > cap * pairs.len() as u64
-            {
-                return Err(bad(format!(
-                    "blast radius: this would kill {n} of {} matching pods, over max_percent {cap}%; raise max_percent or narrow the selector",
-                    pairs.len()
-                )));
-            }
+            pk.limit(pairs.len(), None, &format!("pods matching `{sel}`"))
+                .map_err(ProviderError::denied)?;
+            let victims = e.choose_victims(&pairs, pk.mode).map_err(err)?;
             let what = format!("matching {sel} in {}", nss.join(", "));
-            let grace = duration::param(p, "grace_period");
+            let grace = pk.grace_period;
             let killed = e
                 .kill_named(at, cluster, &victims, grace, &what)
                 .map_err(err)?;
@@ -552,9 +469,10 @@ pub(super) fn apply(
                 target_nodes(e, at, cluster, p)?
             };
             let mut out = if p.get("method").and_then(Json::as_str) == Some("taint") {
+                let spec = TaintSpec::zone_loss(s(p, "zone"));
                 let taint = Taint {
-                    key: DRAIN_TAINT.into(),
-                    value: Some(s(p, "zone").to_string()),
+                    key: spec.key,
+                    value: spec.value,
                     effect: TaintEffect::NoExecute,
                     added: None,
                 };
@@ -720,7 +638,10 @@ pub(super) fn revert(
         }
         other => {
             let _ = params;
-            return Err(ProviderError::unsupported("sim", &format!("rollback of {other}")));
+            return Err(ProviderError::unsupported(
+                "sim",
+                &format!("rollback of {other}"),
+            ));
         }
     })
 }
@@ -857,7 +778,7 @@ pub(super) fn describe(action: &str, params: &Json, out: &Json) -> String {
         "k8s.drain_zone" | "k8s.node_drain" if s(out, "method") == "taint" => format!(
             "taint {} node(s) {}={}:NoExecute (evicts every pod but DaemonSets'): {}",
             count(&out["nodes"]),
-            DRAIN_TAINT,
+            kube::ZONE_LOSS_TAINT,
             s(params, "zone"),
             list(&out["nodes"])
         ),

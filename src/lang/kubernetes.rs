@@ -320,7 +320,12 @@ impl<'a> Reader<'a> {
                 .collect()
         })
     }
-    fn problem(&mut self, param: &'static str, message: impl Into<String>, help: impl Into<String>) {
+    fn problem(
+        &mut self,
+        param: &'static str,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.problems.push(ParamProblem::at(param, message, help));
     }
     fn whole(&mut self, message: impl Into<String>, help: impl Into<String>) {
@@ -353,7 +358,11 @@ impl<'a> Reader<'a> {
         let v = self.u64(k)?;
         let p = Percent::new(v);
         if p.is_none() {
-            self.problem(k, format!("`{k}: {v}` is not a percentage from 1 to 100"), help.to_string());
+            self.problem(
+                k,
+                format!("`{k}: {v}` is not a percentage from 1 to 100"),
+                help.to_string(),
+            );
         }
         p
     }
@@ -363,7 +372,10 @@ impl<'a> Reader<'a> {
                 self.problem(
                     k,
                     format!("`{k}: 0s` gives up before anything can happen"),
-                    format!("give a positive duration, or leave `{k}` out (default {})", crate::lang::duration::format(default)),
+                    format!(
+                        "give a positive duration, or leave `{k}` out (default {})",
+                        crate::lang::duration::format(default)
+                    ),
                 );
                 default
             }
@@ -529,7 +541,11 @@ impl PodKill {
         if let Some(f) = &field_selector
             && let Err(e) = check_field_selector(f)
         {
-            r.problem("field_selector", e, "write `field=value` pairs separated by commas, e.g. `spec.nodeName=node-1`");
+            r.problem(
+                "field_selector",
+                e,
+                "write `field=value` pairs separated by commas, e.g. `spec.nodeName=node-1`",
+            );
         }
         let value = PodKill {
             cluster: r.str("cluster"),
@@ -544,6 +560,68 @@ impl PodKill {
         };
         r.finish(value)
     }
+}
+
+impl PodKill {
+    /// How many of `matched` pods this kill takes, (lowest, highest), after the blast-radius
+    /// caps: the step's `max_pods` (else `default_max_pods`, the environment's) and
+    /// `max_percent` are checked against the highest count a mode may take, so a random mode
+    /// is refused when it *could* go over, before anything is touched. `target` names the pods
+    /// for the message (`pods matching app=api`).
+    pub fn limit(
+        &self,
+        matched: usize,
+        default_max_pods: Option<u64>,
+        target: &str,
+    ) -> Result<(usize, usize), String> {
+        let (low, high) = self.mode.count_range(matched);
+        let up_to = if low != high { "up to " } else { "" };
+        let mode = self.mode.describe();
+        if let Some(cap) = self
+            .max_pods
+            .map(|c| u64::from(c.get()))
+            .or(default_max_pods)
+            && high as u64 > cap
+        {
+            return Err(format!(
+                "blast radius: mode `{mode}` would kill {up_to}{high} of the {matched} {target}, over max_pods {cap}; raise max_pods or narrow the selector"
+            ));
+        }
+        if let Some(pct) = self.max_percent
+            && (high as u64) * 100 > u64::from(pct.get()) * matched as u64
+        {
+            return Err(format!(
+                "blast radius: mode `{mode}` would kill {up_to}{high} of the {matched} {target} ({}%), over max_percent {}%; raise max_percent or kill fewer",
+                (high * 100).div_ceil(matched.max(1)),
+                pct.get()
+            ));
+        }
+        Ok((low, high))
+    }
+}
+
+/// The node cap: refuse an action on more than `cap` nodes (the step's `max_nodes`, else the
+/// environment's).
+pub fn check_node_cap(names: &[String], cap: Option<u64>) -> Result<(), String> {
+    match cap {
+        Some(cap) if names.len() as u64 > cap => Err(format!(
+            "blast radius: this would touch {} nodes ({}), over max_nodes {cap}; raise max_nodes or narrow the selection",
+            names.len(),
+            names.join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The kube-system rule: pods of the cluster's own components are touched only when the step
+/// (or the environment) says so.
+pub fn check_kube_system(namespace: &str, allowed: bool) -> Result<(), String> {
+    if namespace == "kube-system" && !allowed {
+        return Err(
+            "refusing to act on namespace `kube-system` (the cluster's own components); set `allow_kube_system: true` on the step (or in the environment's kubernetes section) if you really mean it".into(),
+        );
+    }
+    Ok(())
 }
 
 /// The fields a pod field selector may use (what the API server supports for pods).
@@ -616,7 +694,9 @@ pub fn check_qualified_name(s: &str) -> Result<(), String> {
     };
     let ok_name = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if !ok_name {
@@ -629,12 +709,15 @@ pub fn check_qualified_name(s: &str) -> Result<(), String> {
             && p.len() <= 253
             && p.split('.').all(|l| {
                 !l.is_empty()
-                    && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && !l.starts_with('-')
                     && !l.ends_with('-')
             });
         if !ok {
-            return Err(format!("`{s}`: the prefix `{p}` is not a DNS subdomain (lowercase, e.g. `example.com`)"));
+            return Err(format!(
+                "`{s}`: the prefix `{p}` is not a DNS subdomain (lowercase, e.g. `example.com`)"
+            ));
         }
     }
     Ok(())
@@ -645,7 +728,11 @@ impl ZoneAction {
         let mut r = Reader::new(p);
         let zone = r.str("zone").unwrap_or_default();
         if zone.trim().is_empty() {
-            r.problem("zone", "`zone` is empty", "name the zone, e.g. `zone: us-east-1a`");
+            r.problem(
+                "zone",
+                "`zone` is empty",
+                "name the zone, e.g. `zone: us-east-1a`",
+            );
         }
         let method = match r.str("method").as_deref() {
             Some("taint") => DrainMethod::Taint,
@@ -694,7 +781,9 @@ impl NodeAction {
         });
         if let Some(v) = taint.as_ref().and_then(|t| t.value.as_deref())
             && (v.len() > 63
-                || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
         {
             r.problem(
                 "value",
@@ -770,7 +859,11 @@ pub fn check(name: &str, p: &Json) -> Vec<ParamProblem> {
             if let Some(f) = r.str("field_selector")
                 && let Err(e) = check_field_selector(&f)
             {
-                r.problem("field_selector", e, "write `field=value` pairs separated by commas");
+                r.problem(
+                    "field_selector",
+                    e,
+                    "write `field=value` pairs separated by commas",
+                );
             }
             r.positive("window", RESTART_WINDOW);
             r.finish(()).err()
@@ -799,6 +892,7 @@ mod tests {
         assert_eq!(f(2).count_range(6), (2, 2));
         assert_eq!(f(9).count_range(6), (6, 6));
         assert_eq!(KillMode::FixedPercent(pct(50)).count_range(5), (3, 3));
+        assert_eq!(KillMode::FixedPercent(pct(10)).count_range(6), (1, 1));
         assert_eq!(KillMode::RandomMaxPercent(pct(50)).count_range(6), (1, 3));
         assert_eq!(KillMode::RandomMaxPercent(pct(1)).count_range(6), (1, 1));
         assert!(!KillMode::All.is_random(6));
@@ -809,18 +903,32 @@ mod tests {
     fn the_pod_kill_rules_are_checked() {
         let base = |extra: Json| {
             let mut p = json!({"namespace": "web", "selector": {"app": "api"}});
-            p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            p.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             p
         };
         assert!(problems("k8s.pod_kill", base(json!({}))).is_empty());
         let fixed = problems("k8s.pod_kill", base(json!({"mode": "fixed"})));
-        assert!(fixed[0].contains("`mode: fixed` needs `value`"), "{fixed:?}");
-        let over = problems("k8s.pod_kill", base(json!({"mode": "fixed-percent", "value": 150})));
-        assert!(over[0].contains("`value: 150` is not a percentage"), "{over:?}");
+        assert!(
+            fixed[0].contains("`mode: fixed` needs `value`"),
+            "{fixed:?}"
+        );
+        let over = problems(
+            "k8s.pod_kill",
+            base(json!({"mode": "fixed-percent", "value": 150})),
+        );
+        assert!(
+            over[0].contains("`value: 150` is not a percentage"),
+            "{over:?}"
+        );
         let zero = problems("k8s.pod_kill", base(json!({"mode": "fixed", "value": 0})));
         assert!(zero[0].contains("kills no pod"), "{zero:?}");
         let cap = problems("k8s.pod_kill", base(json!({"max_pods": 0})));
-        assert!(cap[0].contains("`max_pods: 0` refuses every pod"), "{cap:?}");
+        assert!(
+            cap[0].contains("`max_pods: 0` refuses every pod"),
+            "{cap:?}"
+        );
         let both = problems("k8s.pod_kill", base(json!({"namespaces": ["a"]})));
         assert!(both[0].contains("not both"), "{both:?}");
         let useless = problems("k8s.pod_kill", base(json!({"mode": "all", "value": 3})));
@@ -829,25 +937,84 @@ mod tests {
         assert!(empty[0].contains("matches every pod"), "{empty:?}");
         let none = problems("k8s.pod_kill", json!({"selector": {"app": "api"}}));
         assert!(none[0].contains("needs `namespace`"), "{none:?}");
-        let fs = problems("k8s.pod_kill", base(json!({"field_selector": "spec.node=x"})));
+        let fs = problems(
+            "k8s.pod_kill",
+            base(json!({"field_selector": "spec.node=x"})),
+        );
         assert!(fs[0].contains("not a pod field"), "{fs:?}");
     }
 
     #[test]
     fn node_and_workload_rules_are_checked() {
-        let both = problems("k8s.node_cordon", json!({"node": "n1", "selector": {"a": "b"}}));
+        let both = problems(
+            "k8s.node_cordon",
+            json!({"node": "n1", "selector": {"a": "b"}}),
+        );
         assert!(both[0].contains("not both"), "{both:?}");
         let none = problems("k8s.node_drain", json!({}));
         assert!(none[0].contains("needs `node` or `selector`"), "{none:?}");
-        let key = problems("k8s.node_taint", json!({"node": "n1", "key": "-bad", "effect": "NoSchedule"}));
+        let key = problems(
+            "k8s.node_taint",
+            json!({"node": "n1", "key": "-bad", "effect": "NoSchedule"}),
+        );
         assert!(key[0].contains("not a valid key"), "{key:?}");
-        assert!(problems("k8s.node_taint", json!({"node": "n1", "key": "example.com/x", "effect": "NoExecute"})).is_empty());
-        let w = problems("k8s.scale", json!({"namespace": "web", "deployment": "a", "statefulset": "b", "replicas": 1}));
+        assert!(
+            problems(
+                "k8s.node_taint",
+                json!({"node": "n1", "key": "example.com/x", "effect": "NoExecute"})
+            )
+            .is_empty()
+        );
+        let w = problems(
+            "k8s.scale",
+            json!({"namespace": "web", "deployment": "a", "statefulset": "b", "replicas": 1}),
+        );
         assert!(w[0].contains("not both"), "{w:?}");
-        let t = problems("k8s.drain_zone", json!({"zone": "z", "method": "taint", "timeout": "1m"}));
+        let t = problems(
+            "k8s.drain_zone",
+            json!({"zone": "z", "method": "taint", "timeout": "1m"}),
+        );
         assert!(t[0].contains("`timeout` applies to evictions"), "{t:?}");
         let t0 = problems("k8s.drain_zone", json!({"zone": "z", "timeout": "0s"}));
         assert!(t0[0].contains("gives up"), "{t0:?}");
+    }
+
+    #[test]
+    fn caps_are_checked_against_the_highest_count() {
+        let pk = |extra: Json| {
+            let mut p = json!({"namespace": "web", "selector": {"app": "api"}});
+            p.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            PodKill::from_params(&p).unwrap()
+        };
+        assert_eq!(
+            pk(json!({"mode": "fixed-percent", "value": 50, "max_pods": 3})).limit(6, None, "pods"),
+            Ok((3, 3))
+        );
+        let e = pk(json!({"mode": "random-max-percent", "value": 50, "max_pods": 2}))
+            .limit(6, None, "pods")
+            .unwrap_err();
+        assert!(
+            e.contains("would kill up to 3 of the 6 pods, over max_pods 2"),
+            "{e}"
+        );
+        let e = pk(json!({"mode": "all"}))
+            .limit(6, Some(5), "pods")
+            .unwrap_err();
+        assert!(e.contains("over max_pods 5"), "{e}");
+        let e = pk(json!({"mode": "all", "max_percent": 50}))
+            .limit(4, None, "pods")
+            .unwrap_err();
+        assert!(e.contains("(100%), over max_percent 50%"), "{e}");
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        assert!(
+            check_node_cap(&names, Some(2))
+                .unwrap_err()
+                .contains("3 nodes (a, b, c), over max_nodes 2")
+        );
+        assert!(check_kube_system("kube-system", false).is_err());
+        assert!(check_kube_system("kube-system", true).is_ok());
     }
 
     #[test]
