@@ -36,7 +36,7 @@ pub const ACTIONS: &[&str] = &[
 ];
 
 /// Default time a drain keeps retrying evictions refused by a PodDisruptionBudget.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+pub use crate::lang::kubernetes::DRAIN_TIMEOUT as DEFAULT_DRAIN_TIMEOUT;
 /// Conflicting writes (409) are retried this many times, re-reading the object each time.
 pub const CONFLICT_ATTEMPTS: u32 = 5;
 /// Labels the controllers add to pods; not part of a useful selector.
@@ -177,7 +177,26 @@ impl KubeProvider {
             .map(|f| format!(" and field selector `{f}`"))
             .unwrap_or_default();
         let help = if !any {
-            format!("namespace `{ns}` has no running pods at all (does it exist?)")
+            match self.namespace_names().await {
+                Some(all) => {
+                    let missing: Vec<&String> =
+                        namespaces.iter().filter(|n| !all.contains(n)).collect();
+                    if missing.is_empty() {
+                        format!("namespace `{ns}` has no running pods at all")
+                    } else {
+                        format!(
+                            "namespace {} does not exist in the cluster (namespaces: {})",
+                            missing
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            all.join(", ")
+                        )
+                    }
+                }
+                None => format!("namespace `{ns}` has no running pods at all (does it exist?)"),
+            }
         } else {
             let mut k: Vec<String> = known.into_iter().collect();
             let more = k.len().saturating_sub(10);
@@ -195,6 +214,15 @@ impl KubeProvider {
         refuse(format!(
             "no running pods match selector `{selector}`{field} in namespace `{ns}`; {help}"
         ))
+    }
+
+    /// The cluster's namespaces, when the caller may list them.
+    pub(crate) async fn namespace_names(&self) -> Option<Vec<String>> {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(self.client.clone());
+        let list = api.list(&ListParams::default()).await.ok()?;
+        let mut names: Vec<String> = list.items.iter().map(|n| name_of(&n.metadata)).collect();
+        names.sort();
+        Some(names)
     }
 
     /// Resolve a pod kill: which pods match, how many go, caps; picks with `rng`.

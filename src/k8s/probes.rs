@@ -14,7 +14,6 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 /// The probes this backend implements (every `k8s.*` probe of [`crate::lang::vocab`]).
 pub const PROBES: &[&str] = &[
@@ -25,8 +24,8 @@ pub const PROBES: &[&str] = &[
     "k8s.memory",
 ];
 
-/// Default window of `k8s.pod_restarts`.
-pub const DEFAULT_RESTART_WINDOW: Duration = Duration::from_secs(300);
+/// Default window of `k8s.pod_restarts` (shared with the simulated estate).
+pub use crate::lang::kubernetes::RESTART_WINDOW as DEFAULT_RESTART_WINDOW;
 
 /// A workload that owns pods: (`Deployment` | `StatefulSet` | `ReplicaSet`, name).
 type Owner = (String, String);
@@ -87,8 +86,12 @@ impl KubeProvider {
             ready as f64 / desired as f64
         } else if total > 0 {
             ready as f64 / total as f64
+        } else if terminating > 0 {
+            0.0
         } else {
-            1.0
+            // Nothing matches, not even a workload that wants pods: a steady-state check on
+            // nothing must not pass.
+            return Err(self.no_match(&[ns.to_string()], &selector, fields).await);
         };
         Ok(json!({
             "cluster": self.cluster,
@@ -285,6 +288,11 @@ impl KubeProvider {
         let selector = selector_string(&labels(p, "selector"));
         let window = crate::lang::duration::param(p, "window").unwrap_or(DEFAULT_RESTART_WINDOW);
         let pods = self.list_pods(ns, &selector, None).await?;
+        // Nothing matches, not even a workload that wants pods: "no restarts" would be a check
+        // that cannot fail.
+        if pods.is_empty() && self.workloads_matching(ns, &selector).await.is_empty() {
+            return Err(self.no_match(&[ns.to_string()], &selector, None).await);
+        }
         let now = self.shared.now();
         let key = format!("{ns}\n{selector}");
         let mut st = self.state.lock().expect("poisoned");

@@ -1277,10 +1277,16 @@ pub fn summarize_pods(pods: &[&PodObj], desired: u32, restarts: u64) -> PodsView
             v.starting += 1;
         }
     }
+    // Against what the controllers want; bare pods (no controller) against those that exist,
+    // as the Kubernetes backend reports them.
     if desired > 0 {
         v.ready_ratio = f64::from(v.ready) / f64::from(desired);
-        v.ready_percent = v.ready_ratio * 100.0;
+    } else if v.total > 0 {
+        v.ready_ratio = f64::from(v.ready) / f64::from(v.total);
+    } else if v.terminating > 0 {
+        v.ready_ratio = 0.0;
     }
+    v.ready_percent = v.ready_ratio * 100.0;
     v
 }
 

@@ -291,7 +291,7 @@ fn apply(
             json!({"record": s(p, "record"), "to": s(p, "to")})
         }
         other => {
-            return Err(ProviderError::unsupported("sim", &other));
+            return Err(ProviderError::unsupported("sim", other));
         }
     })
 }
@@ -461,7 +461,7 @@ impl Provider for SimProvider {
                     json!({"name": s(p, "name"), "state": v.state, "firing": v.state == "firing", "since": self.time(v.since_secs)})
                 }
                 other => {
-                    return Err(ProviderError::unsupported("sim", &other));
+                    return Err(ProviderError::unsupported("sim", other));
                 }
             })
         })
@@ -481,7 +481,11 @@ impl Provider for SimProvider {
     }
 
     fn preflight<'a>(&'a self, calls: &'a [Call]) -> BoxFuture<'a, Vec<PreflightProblem>> {
-        Box::pin(async move { super::fis::preflight_calls(&self.shared, calls) })
+        Box::pin(async move {
+            let mut problems = super::fis::preflight_calls(&self.shared, calls);
+            problems.extend(self.preflight_estate(calls).await);
+            problems
+        })
     }
 
     fn drain_events(&self) -> Vec<EnvironmentEvent> {
@@ -491,7 +495,55 @@ impl Provider for SimProvider {
     }
 }
 
+/// Whether preflight can check a call against the estate as it is before the drill: the call
+/// names what exists from the start (clusters, namespaces, pods, nodes, zones, regions, records,
+/// services, alerts). Database calls are checked unless the drill restores a cluster (a later
+/// step may name the cluster the restore creates).
+fn checked_at_preflight(c: &Call, restores: bool) -> bool {
+    let n = c.name.as_str();
+    if c.is_action {
+        n.starts_with("k8s.")
+            || matches!(
+                n,
+                "az.power_interruption" | "region.outage" | "dns.failover"
+            )
+            || (n.starts_with("db.") && !restores)
+    } else {
+        n.starts_with("k8s.")
+            || matches!(
+                n,
+                "service.metrics" | "alert" | "dns.record" | "dns.health_check"
+            )
+            || (matches!(n, "db.cluster" | "db.instance") && !restores)
+    }
+}
+
 impl SimProvider {
+    /// Check every call against a scratch copy of the estate as it is before the drill: each
+    /// action is applied (alone) to its own copy, each probe observed, so a target that does not
+    /// exist, a selector that matches nothing, a refused cap or the kube-system rule is found
+    /// before anything runs. Read-only: the estate, its clock and its generator are untouched.
+    async fn preflight_estate(&self, calls: &[Call]) -> Vec<PreflightProblem> {
+        let restores = calls.iter().any(|c| c.name == "db.point_in_time_restore");
+        let scratch =
+            SimProvider::from_shared(SharedEstate::new(self.shared.lock().clone()), self.seed);
+        let mut problems = Vec::new();
+        for c in calls.iter().filter(|c| checked_at_preflight(c, restores)) {
+            let r = if c.is_action {
+                scratch.describe_now(&c.name, &c.params).map(|_| ())
+            } else {
+                scratch.observe(&c.name, &c.params).await.map(|_| ())
+            };
+            if let Err(error) = r {
+                problems.push(PreflightProblem {
+                    owner: c.owner.clone(),
+                    error,
+                });
+            }
+        }
+        problems
+    }
+
     fn describe_now(&self, action: &str, params: &Json) -> Result<String, ProviderError> {
         let mut copy = self.shared.lock().clone();
         let out = apply(&mut copy, self.now(), self, action, params)?;

@@ -27,8 +27,8 @@ use serde_json::{Value as Json, json};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Tests in this binary share one moto server.
-static MOTO: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Every AWS test of the binary shares one moto server, and so one lock.
+use crate::support::LOCK as MOTO;
 
 fn moto_url() -> String {
     std::env::var("FIREDRILL_MOTO_URL").unwrap_or_else(|_| {

@@ -517,3 +517,37 @@ fn same_seed_gives_identical_measurements() {
     assert!(a.0.as_array().is_some_and(|m| !m.is_empty()), "{a:?}");
     assert_eq!(a, run());
 }
+
+/// Targets that do not exist on the simulated estate (a namespace, a cluster, a workload, a
+/// probe selector that matches nothing) are all found by preflight: exit 7, every problem
+/// listed, no run directory, nothing injected.
+#[test]
+fn preflight_on_the_estate_lists_every_missing_target_and_runs_nothing() {
+    let t = Test::new().args(["run", &repo("tests/preflight/missing-targets.yaml")]);
+    let out = t.run().expect_code(7);
+    for needle in [
+        "preflight found 4 problem(s) in environment `sim`; nothing ran",
+        "step `kill-shop` (steps[0]): no pods match selector app=api in namespace(s) shop of cluster `prod-east`; the namespace has no pods (namespaces with pods: data, kube-system, web) (not found)",
+        "step `kill-other-cluster` (steps[1]): no cluster `nowhere` in the estate; clusters: prod-east, prod-west (not found)",
+        "step `scale-missing` (steps[2]): no deployment `web/apii` in cluster `prod-east`",
+        "probe `pods`: no pods match selector app=nothing-here in namespace(s) web",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "missing `{needle}` in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(
+        t.run_dirs().is_empty(),
+        "no run directory: {:?}",
+        t.run_dirs()
+    );
+    // The dry run repeats the same check.
+    let t = Test::new().args([
+        "run",
+        &repo("tests/preflight/missing-targets.yaml"),
+        "--dry-run",
+    ]);
+    t.run().expect_code(7);
+}

@@ -847,7 +847,7 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
         (
             "k8s.pod_kill",
             json!({"namespace": "shop", "selector": {"app": "api"}}),
-            "no running pods match selector `app=api` in namespace `shop`; namespace `shop` has no running pods at all",
+            "no running pods match selector `app=api` in namespace `shop`; namespace `shop` does not exist in the cluster (namespaces: data, default",
         ),
         (
             "k8s.cordon_zone",
@@ -1198,4 +1198,202 @@ async fn the_cli_dry_run_lists_the_pods_over_tcp_and_preflight_catches_an_unreac
         "{stderr}"
     );
     server.abort();
+}
+
+// ---- parity: the same step through both backends ----------------------------------------------
+
+/// What a step changed, as both backends would show it: terminating pods (by name, or only
+/// their count when the pick is random), unschedulable nodes, node taints.
+fn effect(r: &Rig, random_pick: bool) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut gone: Vec<String> = r
+        .objects(ObjKind::Pod)
+        .into_iter()
+        .filter_map(|o| match o {
+            Obj::Pod(p) if p.deletion.is_some() => Some(format!("{}/{}", p.namespace, p.name)),
+            _ => None,
+        })
+        .collect();
+    if random_pick {
+        gone = vec![format!("{} pods", gone.len())];
+    }
+    let nodes = r.nodes();
+    let cordoned = nodes
+        .values()
+        .filter(|n| n.unschedulable)
+        .map(|n| n.name.clone())
+        .collect();
+    let taints = nodes
+        .values()
+        .flat_map(|n| {
+            n.taints.iter().map(move |t| {
+                format!(
+                    "{}:{}={}:{}",
+                    n.name,
+                    t.key,
+                    t.value.clone().unwrap_or_default(),
+                    t.effect.as_str()
+                )
+            })
+        })
+        .collect();
+    (gone, cordoned, taints)
+}
+
+/// The simulated estate and the kube-rs backend share one Kubernetes semantics
+/// (`lang::kubernetes`): the same step hits the same pods and nodes, puts the same taint, and
+/// is refused with the same kind and message.
+#[tokio::test(start_paused = true)]
+async fn both_backends_hit_and_refuse_the_same() {
+    let web_api = |extra: Json| {
+        let mut p = json!({"namespace": "web", "selector": {"app": "api"}});
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    };
+    // (action, parameters, the pick among the matches is random)
+    let cases: Vec<(&str, Json, bool)> = vec![
+        ("k8s.pod_kill", web_api(json!({"mode": "all"})), false),
+        (
+            "k8s.pod_kill",
+            web_api(json!({"mode": "fixed-percent", "value": 50})),
+            true,
+        ),
+        (
+            "k8s.pod_kill",
+            web_api(json!({"mode": "fixed", "value": 2, "max_pods": 2})),
+            true,
+        ),
+        (
+            "k8s.pod_kill",
+            json!({"namespaces": ["web", "data"], "selector": {"app": "worker"}, "mode": "all"}),
+            false,
+        ),
+        // Refusals: caps against the highest count a mode may take, kube-system, no match.
+        (
+            "k8s.pod_kill",
+            web_api(json!({"mode": "all", "max_pods": 2})),
+            false,
+        ),
+        (
+            "k8s.pod_kill",
+            web_api(json!({"mode": "random-max-percent", "value": 50, "max_pods": 2})),
+            false,
+        ),
+        (
+            "k8s.pod_kill",
+            web_api(json!({"mode": "all", "max_percent": 50})),
+            false,
+        ),
+        (
+            "k8s.pod_kill",
+            json!({"namespace": "kube-system", "selector": {"app": "node-exporter"}}),
+            false,
+        ),
+        (
+            "k8s.pod_kill",
+            json!({"namespace": "shop", "selector": {"app": "api"}}),
+            false,
+        ),
+        ("k8s.cordon_zone", json!({"zone": "us-east-1a"}), false),
+        (
+            "k8s.cordon_zone",
+            json!({"zone": "us-east-1a", "max_nodes": 1}),
+            false,
+        ),
+        ("k8s.cordon_zone", json!({"zone": "us-east-1z"}), false),
+        (
+            "k8s.drain_zone",
+            json!({"zone": "us-east-1c", "method": "taint"}),
+            false,
+        ),
+        (
+            "k8s.node_cordon",
+            json!({"selector": {"topology.kubernetes.io/zone": "us-east-1b"}}),
+            false,
+        ),
+        (
+            "k8s.node_taint",
+            json!({"node": "us-east-1a-1", "key": "example.com/maint", "value": "x", "effect": "NoSchedule"}),
+            false,
+        ),
+        (
+            "k8s.scale",
+            json!({"namespace": "web", "deployment": "apii", "replicas": 1}),
+            false,
+        ),
+        (
+            "k8s.rollout_restart",
+            json!({"namespace": "web", "statefulset": "nope"}),
+            false,
+        ),
+    ];
+    let mut compared = 0;
+    for (action, p, random) in cases {
+        let (s, k) = (rig(), rig());
+        let by_sim = s.sim.inject(action, &p).await;
+        let by_kube = k.kube.inject(action, &p).await;
+        match (&by_sim, &by_kube) {
+            (Ok(_), Ok(_)) => {
+                assert_eq!(effect(&s, random), effect(&k, random), "{action} {p}");
+                compared += 1;
+            }
+            (Err(a), Err(b)) => {
+                assert_eq!(a.kind, b.kind, "{action} {p}: sim {a}; kube {b}");
+                if a.kind == ErrorKind::Denied {
+                    assert_eq!(a.message, b.message, "{action} {p}");
+                }
+                assert_eq!(
+                    effect(&s, false),
+                    effect(&rig(), false),
+                    "{action}: sim touched"
+                );
+                assert_eq!(
+                    effect(&k, false),
+                    effect(&rig(), false),
+                    "{action}: kube touched"
+                );
+            }
+            _ => panic!("{action} {p}: the backends disagree: sim {by_sim:?}; kube {by_kube:?}"),
+        }
+    }
+    assert!(compared >= 7, "the successful cases compared effects");
+}
+
+/// A probe whose target matches nothing is never passing, on either backend.
+#[tokio::test(start_paused = true)]
+async fn a_probe_on_nothing_fails_on_both_backends() {
+    let r = rig();
+    for (probe, p) in [
+        (
+            "k8s.pods",
+            json!({"namespace": "web", "selector": {"app": "nothing"}}),
+        ),
+        (
+            "k8s.pods",
+            json!({"namespace": "shop", "selector": {"app": "api"}}),
+        ),
+        (
+            "k8s.pod_restarts",
+            json!({"namespace": "web", "selector": {"app": "nothing"}}),
+        ),
+    ] {
+        let s = r.sim.observe(probe, &p).await.unwrap_err();
+        let k = r.kube.observe(probe, &p).await.unwrap_err();
+        assert_eq!(s.kind, ErrorKind::NotFound, "{probe} {p}: {s}");
+        assert_eq!(k.kind, ErrorKind::NotFound, "{probe} {p}: {k}");
+    }
+    // A workload scaled to zero still has a controller that wants its pods back: not an error,
+    // and not passing either (nothing is ready).
+    r.act(
+        "k8s.scale",
+        json!({"namespace": "web", "deployment": "api", "replicas": 0}),
+    )
+    .await;
+    let p = json!({"namespace": "web", "selector": {"app": "api"}});
+    let k = r.probe("k8s.pods", p.clone()).await;
+    let s = r.sim.observe("k8s.pods", &p).await.unwrap();
+    assert_eq!(k["desired"], 0, "{k}");
+    assert_eq!(k["ready_ratio"], 0.0, "terminating pods are not ready: {k}");
+    assert_eq!(s["ready_ratio"], k["ready_ratio"], "sim {s}; kube {k}");
 }

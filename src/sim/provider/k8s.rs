@@ -23,10 +23,10 @@ use crate::sim::model::{
 
 /// How often a drain retries an eviction a PodDisruptionBudget refused (as `kubectl drain`).
 pub const DRAIN_RETRY: Duration = Duration::from_secs(5);
-/// How long a drain tries by default.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
-/// Default window of `k8s.pod_restarts`.
-pub const RESTART_WINDOW: Duration = Duration::from_secs(300);
+/// How long a drain tries by default (shared with the Kubernetes backend).
+pub use crate::lang::kubernetes::DRAIN_TIMEOUT;
+/// Default window of `k8s.pod_restarts` (shared with the Kubernetes backend).
+pub use crate::lang::kubernetes::RESTART_WINDOW;
 
 fn bad(msg: impl Into<String>) -> ProviderError {
     ProviderError::not_found(msg.into())
@@ -158,6 +158,50 @@ fn zone_nodes(
     }
     cap_nodes(p, &nodes)?;
     Ok(nodes)
+}
+
+/// A selector that matches no pod: which namespaces were searched and what labels exist there
+/// (or that the namespace has no pods at all).
+fn no_pods_match(
+    pods: &[PodObj],
+    nss: &[String],
+    sel: &LabelSelector,
+    p: &Json,
+    cluster: &str,
+) -> ProviderError {
+    let mut sets: Vec<String> = pods
+        .iter()
+        .filter(|x| nss.contains(&x.namespace))
+        .map(|x| {
+            let mut l = x.labels.clone();
+            l.retain(|k, _| !k.contains("hash") && !k.contains('/'));
+            l.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    sets.sort();
+    sets.dedup();
+    let mut known: Vec<&str> = pods.iter().map(|x| x.namespace.as_str()).collect();
+    known.sort();
+    known.dedup();
+    let there = if sets.is_empty() {
+        format!(
+            "the namespace has no pods (namespaces with pods: {})",
+            known.join(", ")
+        )
+    } else {
+        format!("label sets there: {}", sets.join("; "))
+    };
+    bad(format!(
+        "no pods match selector {sel}{} in namespace(s) {} of cluster `{cluster}`; {there}",
+        match p.get("field_selector").and_then(Json::as_str) {
+            Some(f) => format!(" and field selector {f}"),
+            None => String::new(),
+        },
+        nss.join(", "),
+    ))
 }
 
 /// The decoded parameters of a `k8s.*` step, with the semantics every backend shares
@@ -379,34 +423,7 @@ pub(super) fn apply(
                 })
                 .collect();
             if candidates.is_empty() {
-                let mut sets: Vec<String> = pods
-                    .iter()
-                    .filter(|x| nss.contains(&x.namespace))
-                    .map(|x| {
-                        let mut l = x.labels.clone();
-                        l.retain(|k, _| !k.contains("hash") && !k.contains('/'));
-                        l.iter()
-                            .map(|(k, v)| format!("{k}={v}"))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .collect();
-                sets.sort();
-                sets.dedup();
-                return Err(bad(format!(
-                    "no pods match selector {sel}{} in namespace(s) {} of cluster `{cluster}`; label sets there: {}",
-                    if fields.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" and field selector {}", s(p, "field_selector"))
-                    },
-                    nss.join(", "),
-                    if sets.is_empty() {
-                        "(no pods)".to_string()
-                    } else {
-                        sets.join("; ")
-                    }
-                )));
+                return Err(no_pods_match(&pods, &nss, &sel, p, cluster));
             }
             let pairs: Vec<(String, String)> = candidates
                 .iter()
@@ -547,7 +564,7 @@ pub(super) fn apply(
                    "restarted_at": stamp, "previous_annotations": prev})
         }
         other => {
-            return Err(ProviderError::unsupported("sim", &other));
+            return Err(ProviderError::unsupported("sim", other));
         }
     })
 }
@@ -686,16 +703,39 @@ pub(super) fn observe(
                 Some(f) => FieldSelector::parse(f, POD_FIELDS).map_err(bad)?,
                 None => FieldSelector::default(),
             };
-            to_json(
-                e.pods_matching(at, cluster, &nss, &|l| sel.matches(l), &|x| {
+            let view = e
+                .pods_matching(at, cluster, &nss, &|l| sel.matches(l), &|x| {
                     fields.matches(|f| pod_field(x, f))
                 })
-                .map_err(err)?,
-            )
+                .map_err(err)?;
+            // Nothing matches, not even a workload that wants pods: a steady-state check on
+            // nothing must not pass.
+            if view.total == 0 && view.terminating == 0 && view.desired == 0 {
+                return Err(no_pods_match(
+                    &pods_of(e, at, cluster)?,
+                    &nss,
+                    &sel,
+                    p,
+                    cluster,
+                ));
+            }
+            to_json(view)
         }
         "k8s.pod_restarts" => {
             let nss = vec![s(p, "namespace").to_string()];
             let sel = LabelSelector::from_labels(&labels(p, "selector"));
+            let view = e
+                .pods_matching(at, cluster, &nss, &|l| sel.matches(l), &|_| true)
+                .map_err(err)?;
+            if view.total == 0 && view.terminating == 0 && view.desired == 0 {
+                return Err(no_pods_match(
+                    &pods_of(e, at, cluster)?,
+                    &nss,
+                    &sel,
+                    p,
+                    cluster,
+                ));
+            }
             let window = duration::param(p, "window").unwrap_or(RESTART_WINDOW);
             let (total, increase) = e
                 .pod_restarts(at, cluster, &nss, &|l| sel.matches(l), window)
@@ -725,7 +765,7 @@ pub(super) fn observe(
             json!({"cluster": cluster, "utilization": e.memory_utilization(at, cluster).map_err(err)?})
         }
         other => {
-            return Err(ProviderError::unsupported("sim", &other));
+            return Err(ProviderError::unsupported("sim", other));
         }
     })
 }

@@ -42,7 +42,8 @@ pub fn moto_url() -> String {
     }
 }
 
-static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One moto server serves every AWS test of the binary: whoever resets it holds this.
+pub static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Exclusive use of moto for one test, from a clean state.
 pub struct Moto {
