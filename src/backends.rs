@@ -8,7 +8,8 @@
 use crate::lang::diag::Diagnostic;
 use crate::lang::environment::{Backend, Environment};
 use crate::provider::{
-    BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
+    Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
+    RunContext, Typed,
 };
 use serde_json::Value as Json;
 use std::collections::BTreeSet;
@@ -190,10 +191,10 @@ impl Provider for Router {
 
     fn inject<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        match self.provider_for(action) {
+        match self.provider_for(action.name()) {
             Ok(p) => p.inject(action, params),
             Err(e) => Box::pin(async move { Err(e) }),
         }
@@ -201,11 +202,11 @@ impl Provider for Router {
 
     fn revert<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        match self.provider_for(action) {
+        match self.provider_for(action.name()) {
             Ok(p) => p.revert(action, params, output),
             Err(e) => Box::pin(async move { Err(e) }),
         }
@@ -213,10 +214,10 @@ impl Provider for Router {
 
     fn observe<'a>(
         &'a self,
-        probe: &'a str,
+        probe: &'a Probe,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        match self.provider_for(probe) {
+        match self.provider_for(probe.name()) {
             Ok(p) => p.observe(probe, params),
             Err(e) => Box::pin(async move { Err(e) }),
         }
@@ -224,10 +225,10 @@ impl Provider for Router {
 
     fn describe<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
-        match self.provider_for(action) {
+        match self.provider_for(action.name()) {
             Ok(p) => p.describe(action, params),
             Err(e) => Box::pin(async move { Err(e) }),
         }
@@ -257,9 +258,10 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
                 name: s.action.value.clone(),
                 params: s.with.clone(),
                 is_action: true,
+                typed: Typed::Action(s.call.clone()),
             });
         }
-        if let crate::lang::spec::RollbackSpec::Action { action, with } = &s.rollback
+        if let crate::lang::spec::RollbackSpec::Action { action, with, call } = &s.rollback
             && !builtin(action)
         {
             out.push(Call {
@@ -267,6 +269,7 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
                 name: action.clone(),
                 params: with.clone(),
                 is_action: true,
+                typed: Typed::Action((**call).clone()),
             });
         }
     }
@@ -277,6 +280,7 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
                 name: p.kind.clone(),
                 params: p.with.clone(),
                 is_action: false,
+                typed: Typed::Probe(p.call.clone()),
             });
         }
     }

@@ -7,6 +7,7 @@
 //! Built-in steps (wait, assert, wait_until, approval) and the generic http/command actions and
 //! probes are the executor's own and never reach a provider.
 
+pub use crate::lang::action::{Action, Probe};
 use serde_json::Value as Json;
 use std::future::Future;
 use std::pin::Pin;
@@ -159,6 +160,15 @@ pub struct Call {
     pub name: String,
     pub params: Json,
     pub is_action: bool,
+    /// The call decoded.
+    pub typed: Typed,
+}
+
+/// An action or a probe, decoded.
+#[derive(Debug, Clone)]
+pub enum Typed {
+    Action(Action),
+    Probe(Probe),
 }
 
 /// A preflight finding: which call, and what is wrong with it.
@@ -198,16 +208,17 @@ pub trait Provider: Send + Sync {
     }
 
     /// Inject: run an action. The output is journaled and is handed back to `revert`.
+    /// `params` is the step's checked JSON, as journaled.
     fn inject<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>>;
 
     /// Revert an action with its natural inverse, given its parameters and output.
     fn revert<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>>;
@@ -215,19 +226,101 @@ pub trait Provider: Send + Sync {
     /// Observe: run a probe.
     fn observe<'a>(
         &'a self,
-        probe: &'a str,
+        probe: &'a Probe,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>>;
 
     /// Describe what an action would do, resolving its targets, without side effects.
     fn describe<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>>;
 
     /// Environment events since the last call (for the journal's timeline).
     fn drain_events(&self) -> Vec<EnvironmentEvent> {
         Vec::new()
+    }
+}
+
+/// Calls by vocabulary name and JSON parameters, decoded first (as validation would): for
+/// callers that build calls at run time rather than from an experiment file (tests, the served
+/// estate's tools). A call that does not decode is `invalid input`.
+pub trait ProviderExt: Provider {
+    fn inject_json<'a>(
+        &'a self,
+        name: &'a str,
+        params: &'a Json,
+    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        Box::pin(async move {
+            let a = decode_action(name, params)?;
+            self.inject(&a, params).await
+        })
+    }
+    fn revert_json<'a>(
+        &'a self,
+        name: &'a str,
+        params: &'a Json,
+        output: &'a Json,
+    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        Box::pin(async move {
+            let a = decode_action(name, params)?;
+            self.revert(&a, params, output).await
+        })
+    }
+    fn observe_json<'a>(
+        &'a self,
+        name: &'a str,
+        params: &'a Json,
+    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        Box::pin(async move {
+            let p = Probe::decode(name, params)
+                .map_err(|e| ProviderError::invalid_input(crate::lang::kubernetes::joined(&e)))?;
+            self.observe(&p, params).await
+        })
+    }
+    fn describe_json<'a>(
+        &'a self,
+        name: &'a str,
+        params: &'a Json,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            let a = decode_action(name, params)?;
+            self.describe(&a, params).await
+        })
+    }
+}
+
+impl<P: Provider + ?Sized> ProviderExt for P {}
+
+/// Decode an action by name, as validation does (`invalid input` if it does not decode).
+pub fn decode_action(name: &str, params: &Json) -> Result<Action, ProviderError> {
+    Action::decode(name, params)
+        .map_err(|e| ProviderError::invalid_input(crate::lang::kubernetes::joined(&e)))
+}
+
+impl Call {
+    /// A call from its name and checked parameters (decoded here).
+    pub fn new(
+        owner: String,
+        name: &str,
+        params: Json,
+        is_action: bool,
+    ) -> Result<Call, ProviderError> {
+        let typed =
+            if is_action {
+                Typed::Action(decode_action(name, &params)?)
+            } else {
+                Typed::Probe(Probe::decode(name, &params).map_err(|e| {
+                    ProviderError::invalid_input(crate::lang::kubernetes::joined(&e))
+                })?)
+            };
+        Ok(Call {
+            owner,
+            name: name.to_string(),
+            params,
+            is_action,
+            typed,
+        })
     }
 }

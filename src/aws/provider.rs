@@ -7,7 +7,8 @@ use super::clients::{self, Clients};
 use super::settings::AwsSettings;
 use crate::engine::clock::RunClock;
 use crate::provider::{
-    BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
+    Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
+    RunContext,
 };
 use aws_config::SdkConfig;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -411,9 +412,10 @@ impl Provider for AwsProvider {
 
     fn inject<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         p: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        let action: &'static str = action.name();
         Box::pin(async move {
             match action {
                 "db.cluster_failover" => super::rds::cluster_failover(self, p).await,
@@ -437,10 +439,11 @@ impl Provider for AwsProvider {
 
     fn revert<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         p: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        let action: &'static str = action.name();
         Box::pin(async move {
             match action {
                 "db.cluster_outage" => super::rds::cluster_start(self, p).await,
@@ -456,9 +459,10 @@ impl Provider for AwsProvider {
 
     fn observe<'a>(
         &'a self,
-        probe: &'a str,
+        probe: &'a Probe,
         p: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        let probe: &'static str = probe.name();
         Box::pin(async move {
             match probe {
                 "db.cluster" => super::rds::cluster_probe(self, p).await,
@@ -476,9 +480,10 @@ impl Provider for AwsProvider {
 
     fn describe<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         p: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        let action: &'static str = action.name();
         if action == "fis.experiment" {
             return Box::pin(self.with_fis_ctx(async |ctx| super::fis::describe(ctx, p).await));
         }

@@ -5,7 +5,7 @@
 
 use super::clients::Clients;
 use super::{AwsProvider, AwsSettings};
-use crate::provider::{Call, ErrorKind, Provider};
+use crate::provider::{Call, ErrorKind, Provider, ProviderExt};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_rds::operation::describe_db_clusters::{
@@ -127,7 +127,7 @@ async fn throttling_is_retried_with_backoff_then_succeeds() {
     let p = provider(&[&describe, &instances]);
     let t0 = tokio::time::Instant::now();
     let v = p
-        .observe("db.cluster", &json!({"cluster": "orders-db"}))
+        .observe_json("db.cluster", &json!({"cluster": "orders-db"}))
         .await
         .expect("retried until it succeeded");
     assert_eq!(v["writer"], "orders-db-1");
@@ -157,7 +157,7 @@ async fn throttling_past_the_bound_is_a_clear_error() {
     let p = provider(&[&describe]);
     let t0 = tokio::time::Instant::now();
     let e = p
-        .observe("db.cluster", &json!({"cluster": "orders-db"}))
+        .observe_json("db.cluster", &json!({"cluster": "orders-db"}))
         .await
         .unwrap_err();
     assert_eq!(describe.num_calls(), 4, "aws.retries (4) attempts in all");
@@ -184,7 +184,7 @@ async fn server_errors_are_retried() {
     let instances = instances_rule();
     let p = provider(&[&describe, &instances]);
     let v = p
-        .observe("db.cluster", &json!({"cluster": "orders-db"}))
+        .observe_json("db.cluster", &json!({"cluster": "orders-db"}))
         .await
         .expect("503 retried");
     assert_eq!(v["status"], "available");
@@ -204,7 +204,7 @@ async fn access_denied_names_the_iam_action_and_the_cluster_arn() {
     });
     let p = provider(&[&describe, &failover]);
     let e = p
-        .inject("db.cluster_failover", &json!({"cluster": "orders-db"}))
+        .inject_json("db.cluster_failover", &json!({"cluster": "orders-db"}))
         .await
         .unwrap_err();
     assert_eq!(failover.num_calls(), 1, "a denial is not retried");
@@ -231,12 +231,15 @@ async fn a_denied_read_in_preflight_names_the_read_action() {
         )
     });
     let p = provider(&[&sts, &describe]);
-    let calls = vec![Call {
-        owner: "step `failover` (steps[0])".into(),
-        name: "db.cluster_failover".into(),
-        params: json!({"cluster": "orders-db"}),
-        is_action: true,
-    }];
+    let calls = vec![
+        Call::new(
+            "step `failover` (steps[0])".into(),
+            "db.cluster_failover",
+            json!({"cluster": "orders-db"}),
+            true,
+        )
+        .unwrap(),
+    ];
     let problems = p.preflight(&calls).await;
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].owner, "step `failover` (steps[0])");
@@ -298,7 +301,7 @@ async fn a_failover_returns_once_the_writer_moved() {
     let p = provider(&[&describe, &failover, &instances]);
     let t0 = tokio::time::Instant::now();
     let out = p
-        .inject("db.cluster_failover", &json!({"cluster": "orders-db"}))
+        .inject_json("db.cluster_failover", &json!({"cluster": "orders-db"}))
         .await
         .unwrap();
     assert_eq!(out["previous_writer"], "orders-db-1");
@@ -337,7 +340,7 @@ async fn bad_names_and_arns_fail_before_any_call() {
         ),
     ] {
         let e = p
-            .observe("db.cluster", &json!({"cluster": name}))
+            .observe_json("db.cluster", &json!({"cluster": name}))
             .await
             .unwrap_err();
         assert!((e).kind == ErrorKind::NotFound, "{e:?}");
@@ -357,7 +360,7 @@ async fn an_unknown_cluster_is_looked_for_in_both_regions() {
     });
     let p = provider(&[&describe]);
     let e = p
-        .observe("db.cluster", &json!({"cluster": "orders-dbx"}))
+        .observe_json("db.cluster", &json!({"cluster": "orders-dbx"}))
         .await
         .unwrap_err();
     assert_eq!(describe.num_calls(), 2, "primary, then DR region");
@@ -441,38 +444,38 @@ async fn the_aws_vocabulary_is_the_sims() {
         ACTIONS.iter().filter(|a| !a.starts_with("fis.")).count()
     );
     for (a, p) in &samples {
-        sim.describe(a, p)
+        sim.describe_json(a, p)
             .await
             .unwrap_or_else(|e| panic!("the sim does not serve {a}: {e}"));
     }
     let i = sim
-        .observe("db.instance", &json!({"instance": "orders-db-1"}))
+        .observe_json("db.instance", &json!({"instance": "orders-db-1"}))
         .await
         .unwrap();
     assert_eq!(i["status"], "available");
     assert_eq!(i["is_writer"], true);
     assert_eq!(i["zone"], "us-east-1a");
     let r = sim
-        .observe("db.instance", &json!({"instance": "orders-db-dr-1"}))
+        .observe_json("db.instance", &json!({"instance": "orders-db-dr-1"}))
         .await
         .unwrap();
     assert_eq!(r["is_writer"], false, "a global secondary has no writer");
     let h = sim
-        .observe("dns.health_check", &json!({"record": "api.example.com"}))
+        .observe_json("dns.health_check", &json!({"record": "api.example.com"}))
         .await
         .unwrap();
     assert_eq!(h["healthy"], true);
     let e = sim
-        .observe("dns.health_check", &json!({"health_check_id": "abc"}))
+        .observe_json("dns.health_check", &json!({"health_check_id": "abc"}))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("use `record`"), "{e}");
     // Losing the writer's zone shows on the instance.
-    sim.inject("az.power_interruption", &json!({"zone": "us-east-1a"}))
+    sim.inject_json("az.power_interruption", &json!({"zone": "us-east-1a"}))
         .await
         .unwrap();
     let i = sim
-        .observe("db.instance", &json!({"instance": "orders-db-1"}))
+        .observe_json("db.instance", &json!({"instance": "orders-db-1"}))
         .await
         .unwrap();
     assert_eq!(i["status"], "unavailable");

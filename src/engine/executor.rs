@@ -18,7 +18,7 @@ use super::events::{
 use crate::lang::plan::Plan;
 use crate::lang::spec::{AbortRule, Experiment, OnFailure, RollbackSpec, Step};
 use crate::lang::tolerance::as_number;
-use crate::provider::{ErrorKind, Provider, ProviderError};
+use crate::provider::{Action, ErrorKind, Probe, Provider, ProviderError};
 use serde_json::{Value as Json, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -218,17 +218,17 @@ impl Shared {
         name: &str,
         phase: Phase,
         record: bool,
-        with: Option<&Json>,
+        with: Option<(&Probe, &Json)>,
     ) -> (bool, Json, String, Option<Json>) {
         let Some(def) = self.exp.probes.iter().find(|p| p.name.value == name) else {
             return (false, Json::Null, format!("no probe named `{name}`"), None);
         };
-        let with = with.unwrap_or(&def.with);
+        let (typed, with) = with.unwrap_or((&def.call, &def.with));
         let call = async {
-            match def.kind.as_str() {
-                "http" => super::generic::http(with, false).await,
-                "command" => super::generic::command(with, false).await,
-                kind => self.provider.observe(kind, with).await,
+            match typed {
+                Probe::Http(h) => super::generic::http(h, false).await,
+                Probe::Command(c) => super::generic::command(c, false).await,
+                probe => self.provider.observe(probe, with).await,
             }
         };
         let res = match tokio::time::timeout(def.timeout, call).await {
@@ -276,18 +276,16 @@ impl Shared {
     async fn action(
         &self,
         step_id: &str,
-        action: &str,
+        action: &Action,
         with: &Json,
     ) -> Result<Json, ProviderError> {
-        let param_dur = |k: &str| crate::lang::duration::param(with, k);
         let out = match action {
-            "wait" => {
-                let d = param_dur("duration").unwrap_or_default();
-                tokio::time::sleep(d).await;
-                Ok(json!({"waited": crate::lang::duration::format(d)}))
+            Action::Wait(w) => {
+                tokio::time::sleep(w.duration).await;
+                Ok(json!({"waited": crate::lang::duration::format(w.duration)}))
             }
-            "assert" => {
-                let p = with["probe"].as_str().unwrap_or_default();
+            Action::Assert(a) => {
+                let p = a.probe.as_str();
                 let (ok, value, message) = self.probe(p, Phase::Method, true).await;
                 if ok {
                     Ok(json!({"probe": p, "value": value}))
@@ -297,10 +295,9 @@ impl Shared {
                     )))
                 }
             }
-            "wait_until" => {
-                let p = with["probe"].as_str().unwrap_or_default();
-                let deadline = param_dur("deadline").unwrap_or_default();
-                let interval = param_dur("interval").unwrap_or(Duration::from_secs(10));
+            Action::WaitUntil(w) => {
+                let p = w.probe.as_str();
+                let (deadline, interval) = (w.deadline, w.interval);
                 let start = self.clock.elapsed();
                 loop {
                     let (ok, value, message) = self.probe(p, Phase::Method, true).await;
@@ -319,8 +316,8 @@ impl Shared {
                     tokio::time::sleep(interval).await;
                 }
             }
-            "approval" => {
-                let msg = with["message"].as_str().unwrap_or_default().to_string();
+            Action::Approval(a) => {
+                let msg = a.message.clone();
                 if self.approve {
                     Ok(json!({"approved": true, "by": "--approve"}))
                 } else if let Some(ask) = self.approver.clone() {
@@ -341,8 +338,8 @@ impl Shared {
                     )))
                 }
             }
-            "http" => super::generic::http(with, true).await,
-            "command" => super::generic::command(with, true).await,
+            Action::Http(h) => super::generic::http(h, true).await,
+            Action::Command(c) => super::generic::command(c, true).await,
             other => self.provider.inject(other, with).await,
         };
         self.drain_env();
@@ -373,7 +370,7 @@ impl Shared {
                     step: step.id.value.clone(),
                 });
             }
-            let fut = self.action(&step.id.value, &step.action.value, &step.with);
+            let fut = self.action(&step.id.value, &step.call, &step.with);
             let (res, timed_out) = match step.timeout {
                 Some(t) => match tokio::time::timeout(t, fut).await {
                     Ok(r) => (r, false),
@@ -445,10 +442,9 @@ impl Shared {
 /// would fail over twice).
 fn retryable(step: &Step, e: &ProviderError) -> bool {
     if e.kind == ErrorKind::TimedOut {
-        let method = step.with.get("method").and_then(Json::as_str);
-        return match step.action.value.as_str() {
-            "assert" | "wait_until" | "wait" => true,
-            "http" => matches!(method, None | Some("GET" | "HEAD")),
+        return match &step.call {
+            Action::Assert(_) | Action::WaitUntil(_) | Action::Wait(_) => true,
+            Action::Http(h) => matches!(h.method.as_str(), "GET" | "HEAD"),
             _ => false,
         };
     }
@@ -1047,14 +1043,11 @@ pub async fn execute(
             let t0 = clock.elapsed();
             let fut = async {
                 match &step.rollback {
-                    RollbackSpec::Action { action, with } => {
-                        sh.action(&step.id.value, action, with).await
+                    RollbackSpec::Action { with, call, .. } => {
+                        sh.action(&step.id.value, call, with).await
                     }
                     _ => {
-                        let r = sh
-                            .provider
-                            .revert(&step.action.value, &step.with, &out)
-                            .await;
+                        let r = sh.provider.revert(&step.call, &step.with, &out).await;
                         sh.drain_env();
                         r
                     }
@@ -1133,14 +1126,18 @@ impl Shared {
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         let def = self.exp.probes.iter().find(|p| p.name.value == probe)?;
         let mut with = def.with.clone();
-        if crate::lang::vocab::probe(&def.kind)
-            .is_some_and(|k| k.params.iter().any(|p| p.name == "as_of"))
-            && let Some(obj) = with.as_object_mut()
+        let mut typed = def.call.clone();
+        if let Probe::DbCluster(q) = &mut typed
+            && q.as_of.is_none()
         {
-            obj.entry("as_of")
-                .or_insert(Json::String(fault.to_rfc3339()));
+            q.as_of = Some(fault);
+            if let Some(obj) = with.as_object_mut() {
+                obj.insert("as_of".into(), Json::String(fault.to_rfc3339()));
+            }
         }
-        let (_, _, _, raw) = self.probe_raw(probe, Phase::After, true, Some(&with)).await;
+        let (_, _, _, raw) = self
+            .probe_raw(probe, Phase::After, true, Some((&typed, &with)))
+            .await;
         timestamp_at(&raw?, field)
     }
 }

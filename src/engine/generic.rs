@@ -2,14 +2,10 @@
 //! real service can check its health. Their output is JSON: http gives `status`, `latency_ms`
 //! and `body` (parsed as JSON when it is JSON); command gives `exit_code`, `stdout`, `stderr`.
 
+use crate::lang::action::{CommandCall, HttpCall};
 use crate::provider::ProviderError;
 use serde_json::{Value as Json, json};
 use std::sync::Once;
-use std::time::Duration;
-
-fn param_duration(p: &Json, key: &str, default: Duration) -> Duration {
-    crate::lang::duration::param(p, key).unwrap_or(default)
-}
 
 static TLS: Once = Once::new();
 
@@ -20,13 +16,13 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// Send the request described by `params`; `is_action` applies `expect_status` (default 2xx).
-pub async fn http(params: &Json, is_action: bool) -> Result<Json, ProviderError> {
+/// Send the request `h` describes; `is_action` applies `expect_status` (default 2xx).
+pub async fn http(h: &HttpCall, is_action: bool) -> Result<Json, ProviderError> {
     install_crypto_provider();
-    let url = params.get("url").and_then(Json::as_str).unwrap_or_default();
-    let method = params.get("method").and_then(Json::as_str).unwrap_or("GET");
+    let url = h.url.as_str();
+    let method = h.method.as_str();
     let method_name = method;
-    let timeout = param_duration(params, "timeout", Duration::from_secs(10));
+    let timeout = h.timeout;
     let client = reqwest::Client::builder()
         .timeout(timeout)
         .build()
@@ -34,12 +30,10 @@ pub async fn http(params: &Json, is_action: bool) -> Result<Json, ProviderError>
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|e| ProviderError::invalid_input(e.to_string()))?;
     let mut req = client.request(method, url);
-    if let Some(h) = params.get("headers").and_then(Json::as_object) {
-        for (k, v) in h {
-            req = req.header(k, v.as_str().unwrap_or_default());
-        }
+    for (k, v) in &h.headers {
+        req = req.header(k, v);
     }
-    if let Some(b) = params.get("body") {
+    if let Some(b) = &h.body {
         req = req.json(b);
     }
     let started = std::time::Instant::now();
@@ -62,8 +56,8 @@ pub async fn http(params: &Json, is_action: bool) -> Result<Json, ProviderError>
         .unwrap_or(Json::String(text.chars().take(4096).collect()));
     let out = json!({"status": status, "latency_ms": latency_ms, "body": body});
     if is_action {
-        let ok = match params.get("expect_status").and_then(Json::as_u64) {
-            Some(want) => u64::from(status) == want,
+        let ok = match h.expect_status {
+            Some(want) => status == want,
             None => (200..300).contains(&status),
         };
         if !ok {
@@ -81,23 +75,15 @@ fn root_cause(e: &dyn std::error::Error) -> String {
     cur.to_string()
 }
 
-/// Run the command described by `params`; `is_action` applies `expect_exit` (default 0).
-pub async fn command(params: &Json, is_action: bool) -> Result<Json, ProviderError> {
-    let argv: Vec<String> = params
-        .get("run")
-        .and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+/// Run the command `c` describes; `is_action` applies `expect_exit` (default 0).
+pub async fn command(c: &CommandCall, is_action: bool) -> Result<Json, ProviderError> {
+    let argv = &c.run;
     let Some((prog, args)) = argv.split_first() else {
         return Err(ProviderError::invalid_input(
             "`run` is empty; give the program and its arguments".into(),
         ));
     };
-    let timeout = param_duration(params, "timeout", Duration::from_secs(60));
+    let timeout = c.timeout;
     let child = tokio::process::Command::new(prog)
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -134,11 +120,8 @@ pub async fn command(params: &Json, is_action: bool) -> Result<Json, ProviderErr
     };
     let res = json!({"exit_code": code, "stdout": trim(&out.stdout).trim_end(), "stderr": trim(&out.stderr).trim_end()});
     if is_action {
-        let want = params
-            .get("expect_exit")
-            .and_then(Json::as_i64)
-            .unwrap_or(0);
-        if i64::from(code) != want {
+        let want = c.expect_exit;
+        if code != want {
             return Err(ProviderError::failed(format!(
                 "`{}` exited {code} (expected {want}): {}",
                 argv.join(" "),
@@ -155,17 +138,21 @@ mod tests {
 
     #[tokio::test]
     async fn command_reports_exit_and_output() {
-        let ok = command(&json!({"run": ["sh", "-c", "echo hi; exit 3"]}), false)
+        let cmd = |v: Json| match crate::lang::action::Action::decode("command", &v).unwrap() {
+            crate::lang::action::Action::Command(c) => c,
+            _ => unreachable!(),
+        };
+        let ok = command(&cmd(json!({"run": ["sh", "-c", "echo hi; exit 3"]})), false)
             .await
             .unwrap();
         assert_eq!(ok["exit_code"], json!(3));
         assert_eq!(ok["stdout"], json!("hi"));
-        let err = command(&json!({"run": ["sh", "-c", "exit 3"]}), true)
+        let err = command(&cmd(json!({"run": ["sh", "-c", "exit 3"]})), true)
             .await
             .unwrap_err();
         assert!(err.message.contains("exited 3 (expected 0)"), "{err}");
         assert_eq!(err.kind, crate::provider::ErrorKind::Failed);
-        let missing = command(&json!({"run": ["definitely-not-a-program-xyz"]}), true)
+        let missing = command(&cmd(json!({"run": ["definitely-not-a-program-xyz"]})), true)
             .await
             .unwrap_err();
         assert!(missing.message.contains("cannot run"), "{missing}");
@@ -175,12 +162,16 @@ mod tests {
     #[tokio::test]
     async fn http_unreachable_endpoint_is_a_clear_error() {
         // Port 9 (discard) on loopback: nothing listens there.
-        let err = http(
+        let h = match crate::lang::action::Action::decode(
+            "http",
             &json!({"url": "http://127.0.0.1:9/health", "timeout": "2s"}),
-            false,
         )
-        .await
-        .unwrap_err();
+        .unwrap()
+        {
+            crate::lang::action::Action::Http(h) => h,
+            _ => unreachable!(),
+        };
+        let err = http(&h, false).await.unwrap_err();
         assert!(err.message.contains("cannot connect"), "{err}");
         assert_eq!(err.kind, crate::provider::ErrorKind::Unavailable);
     }

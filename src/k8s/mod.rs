@@ -32,7 +32,8 @@ use crate::backends::ConnectOptions;
 use crate::lang::diag::Diagnostic;
 use crate::lang::environment::{Backend, Environment};
 use crate::provider::{
-    BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
+    Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
+    RunContext,
 };
 use api::{Endpoint, Op, Rng};
 use serde_json::Value as Json;
@@ -315,9 +316,10 @@ impl Provider for KubeProvider {
 
     fn inject<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        let action: &'static str = action.name();
         Box::pin(async move {
             if !actions::ACTIONS.contains(&action) {
                 return Err(unsupported(action));
@@ -329,10 +331,11 @@ impl Provider for KubeProvider {
 
     fn revert<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        let action: &'static str = action.name();
         Box::pin(async move {
             if !actions::ACTIONS.contains(&action) {
                 return Err(unsupported(action));
@@ -343,9 +346,10 @@ impl Provider for KubeProvider {
 
     fn observe<'a>(
         &'a self,
-        probe: &'a str,
+        probe: &'a Probe,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        let probe: &'static str = probe.name();
         Box::pin(async move {
             if !probes::PROBES.contains(&probe) {
                 return Err(unsupported(probe));
@@ -357,9 +361,10 @@ impl Provider for KubeProvider {
 
     fn describe<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        let action: &'static str = action.name();
         Box::pin(async move {
             if !actions::ACTIONS.contains(&action) {
                 return Err(unsupported(action));
@@ -396,10 +401,13 @@ mod tests {
         assert_eq!(k.ep.server, "http://127.0.0.1:1");
         assert!(k.supports("k8s.pod_kill") && k.supports("k8s.memory"));
         assert!(!k.supports("db.cluster") && !k.supports("service.metrics"));
-        let e = k
-            .inject("db.cluster_failover", &serde_json::json!({}))
-            .await
-            .unwrap_err();
+        let e = crate::provider::ProviderExt::inject_json(
+            &k,
+            "db.cluster_failover",
+            &serde_json::json!({"cluster": "orders-db"}),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(e.kind, crate::provider::ErrorKind::Unsupported);
     }
 

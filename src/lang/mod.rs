@@ -8,6 +8,7 @@
 //! imports tokio, reqwest, hyper, kube or the AWS SDK (`tests/` checks this). Callers hand in
 //! bytes and get values or diagnostics back.
 
+pub mod action;
 pub mod check;
 pub mod decode;
 pub mod diag;

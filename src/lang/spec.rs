@@ -6,6 +6,7 @@
 //!
 //! Invariant: pure and synchronous; no IO beyond the caller handing in the text.
 
+use crate::lang::action::{Action, Probe};
 use crate::lang::decode::{Cx, Decode, OrderedMap, Spanned, choice};
 use crate::lang::diag::{Diagnostic, did_you_mean};
 use crate::lang::tolerance::{Check, Tolerance};
@@ -57,7 +58,10 @@ pub struct Objectives {
 pub struct ProbeDef {
     pub name: Spanned<String>,
     pub kind: String,
+    /// The checked parameters, as written (journaled).
     pub with: Json,
+    /// The parameters decoded: what backends read.
+    pub call: Probe,
     pub tolerance: Tolerance,
     pub timeout: Duration,
 }
@@ -132,6 +136,7 @@ pub enum RollbackSpec {
     Action {
         action: String,
         with: Json,
+        call: Box<Action>,
     },
 }
 
@@ -139,7 +144,10 @@ pub enum RollbackSpec {
 pub struct Step {
     pub id: Spanned<String>,
     pub action: Spanned<String>,
+    /// The checked parameters, as written (journaled).
     pub with: Json,
+    /// The parameters decoded: what the executor and backends read.
+    pub call: Action,
     pub after: Vec<Spanned<String>>,
     pub timeout: Option<Duration>,
     pub retry: Retry,
@@ -578,7 +586,10 @@ impl Decode for ProbeDef {
                     pk.params,
                     &format!("probe type `{}`", pk.name),
                 )
-                .and_then(|p| check_rules(cx, n, with_node, pk.name, p)),
+                .and_then(|p| {
+                    let typed = located(cx, n, with_node, pk.name, Probe::decode(pk.name, &p))?;
+                    Some((p, typed))
+                }),
                 None => {
                     let help = did_you_mean(&k.value, &vocab::probe_names(), "probe types");
                     cx.key("type", |cx| {
@@ -597,10 +608,12 @@ impl Decode for ProbeDef {
             .opt::<Duration>(cx, "timeout")
             .unwrap_or(Duration::from_secs(30));
         m.finish(cx);
+        let (with, call) = with?;
         Some(ProbeDef {
             name: name?,
             kind: kind?.value,
-            with: with?,
+            with,
+            call,
             tolerance: tolerance?,
             timeout,
         })
@@ -849,10 +862,12 @@ impl Decode for Step {
         };
         let description = m.opt(cx, "description");
         m.finish(cx);
+        let (with, call) = with?;
         Some(Step {
             id: id?,
             action: action?,
-            with: with?,
+            with,
+            call,
             after: after?,
             timeout: timeout.map(|t| t.value),
             retry,
@@ -863,21 +878,26 @@ impl Decode for Step {
     }
 }
 
+/// A step's (or rollback's) parameters: checked against the vocabulary, then decoded into its
+/// typed [`Action`]. Returns the checked JSON (journaled as the step's parameters) and the value.
 fn action_params(
     cx: &mut Cx,
     owner: &Node,
     action: &Spanned<String>,
     with: Option<&Node>,
-) -> Option<Json> {
+) -> Option<(Json, Action)> {
     match vocab::action(&action.value) {
         Some(a) => {
-            let p =
+            let mut p =
                 vocab::check_params(cx, owner, with, a.params, &format!("action `{}`", a.name))?;
-            let mut p = check_rules(cx, owner, with, a.name, p)?;
             // An inline FIS template is checked (and put in canonical form) like the rest.
-            let fis_ok = a.name != "fis.experiment"
-                || crate::lang::fis_template::check_step_params(cx, owner, with, &mut p);
-            fis_ok.then_some(p)
+            if a.name == "fis.experiment"
+                && !crate::lang::fis_template::check_step_params(cx, owner, with, &mut p)
+            {
+                return None;
+            }
+            let typed = located(cx, owner, with, a.name, Action::decode(a.name, &p))?;
+            Some((p, typed))
         }
         None => {
             let help = did_you_mean(&action.value, &vocab::action_names(), "actions");
@@ -893,15 +913,18 @@ fn action_params(
     }
 }
 
-/// The rules between parameters ([`crate::lang::rules`]), each located at its parameter.
-fn check_rules(
+/// A decode's result, with every broken rule ([`crate::lang::rules`]) reported at its parameter.
+fn located<T>(
     cx: &mut Cx,
     owner: &Node,
     with: Option<&Node>,
     name: &str,
-    params: Json,
-) -> Option<Json> {
-    let problems = crate::lang::rules::check(name, &params);
+    decoded: Result<T, Vec<crate::lang::kubernetes::ParamProblem>>,
+) -> Option<T> {
+    let problems = match decoded {
+        Ok(v) => return Some(v),
+        Err(p) => p,
+    };
     for pr in &problems {
         let node = pr.param.and_then(|k| with.and_then(|w| w.get(k)));
         let loc = node.or(with).unwrap_or(owner).loc;
@@ -911,7 +934,7 @@ fn check_rules(
             _ => cx.error(loc, message, pr.help.clone()),
         });
     }
-    problems.is_empty().then_some(params)
+    None
 }
 
 fn decode_rollback(cx: &mut Cx, n: &Node, action: Option<&str>) -> Option<RollbackSpec> {
@@ -934,9 +957,11 @@ fn decode_rollback(cx: &mut Cx, n: &Node, action: Option<&str>) -> Option<Rollba
                 .as_ref()
                 .and_then(|a| action_params(cx, n, a, with_node));
             m.finish(cx);
+            let (with, call) = with?;
             Some(RollbackSpec::Action {
                 action: act?.value,
-                with: with?,
+                with,
+                call: Box::new(call),
             })
         }
         _ => {

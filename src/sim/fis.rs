@@ -1453,12 +1453,7 @@ mod tests {
         );
         p["template"]["targets"]["vols"] = json!({"resourceType": "aws:ec2:ebs-volume",
             "selectionMode": "ALL", "resourceTags": {"a": "b"}});
-        let calls = [Call {
-            owner: "steps[1]".into(),
-            name: "fis.experiment".into(),
-            params: p.clone(),
-            is_action: true,
-        }];
+        let calls = [Call::new("steps[1]".into(), "fis.experiment", p.clone(), true).unwrap()];
         let problems = preflight_calls(&s, &calls);
         assert_eq!(problems.len(), 1);
         let msg = problems[0].error.to_string();

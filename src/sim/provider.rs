@@ -11,7 +11,8 @@ use crate::engine::clock::RunClock;
 use crate::lang::diag::Diagnostic;
 use crate::lang::environment::{Backend, Environment};
 use crate::provider::{
-    BoxFuture, Call, EnvironmentEvent, PreflightProblem, Provider, ProviderError, RunContext,
+    Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
+    RunContext, Typed,
 };
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
@@ -340,9 +341,10 @@ impl Provider for SimProvider {
 
     fn inject<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        let action: &'static str = action.name();
         Box::pin(async move {
             if action == "fis.experiment" {
                 return super::fis::inject(&self.shared, params).await;
@@ -380,10 +382,11 @@ impl Provider for SimProvider {
 
     fn revert<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        let action: &'static str = action.name();
         Box::pin(async move {
             if action == "fis.experiment" {
                 return super::fis::revert(&self.shared, params, output).await;
@@ -399,9 +402,10 @@ impl Provider for SimProvider {
 
     fn observe<'a>(
         &'a self,
-        probe: &'a str,
+        probe: &'a Probe,
         p: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+        let probe: &'static str = probe.name();
         Box::pin(async move {
             if probe == "fis.experiment" {
                 return super::fis::observe(&self.shared, p);
@@ -469,9 +473,10 @@ impl Provider for SimProvider {
 
     fn describe<'a>(
         &'a self,
-        action: &'a str,
+        action: &'a Action,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        let action: &'static str = action.name();
         Box::pin(async move {
             if action == "fis.experiment" {
                 return super::fis::describe(&self.shared, params);
@@ -529,10 +534,9 @@ impl SimProvider {
             SimProvider::from_shared(SharedEstate::new(self.shared.lock().clone()), self.seed);
         let mut problems = Vec::new();
         for c in calls.iter().filter(|c| checked_at_preflight(c, restores)) {
-            let r = if c.is_action {
-                scratch.describe_now(&c.name, &c.params).map(|_| ())
-            } else {
-                scratch.observe(&c.name, &c.params).await.map(|_| ())
+            let r = match &c.typed {
+                Typed::Action(_) => scratch.describe_now(&c.name, &c.params).map(|_| ()),
+                Typed::Probe(p) => scratch.observe(p, &c.params).await.map(|_| ()),
             };
             if let Err(error) = r {
                 problems.push(PreflightProblem {

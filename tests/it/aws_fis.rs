@@ -22,7 +22,7 @@ use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http
 use firedrill::aws::clients::Clients;
 use firedrill::aws::fis::{self, FisCtx};
 use firedrill::engine::clock::RunClock;
-use firedrill::provider::{EnvironmentEvent, ErrorKind};
+use firedrill::provider::{EnvironmentEvent, ErrorKind, ProviderExt};
 use serde_json::{Value as Json, json};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -749,17 +749,12 @@ async fn the_aws_provider_serves_fis_experiments_end_to_end() {
     });
     assert!(p.supports("fis.experiment"));
     let params = small_params();
-    let calls = [Call {
-        owner: "step `fis`".into(),
-        name: "fis.experiment".into(),
-        params: params.clone(),
-        is_action: true,
-    }];
+    let calls = [Call::new("step `fis`".into(), "fis.experiment", params.clone(), true).unwrap()];
     let problems = p.preflight(&calls).await;
     assert!(problems.is_empty(), "{problems:#?}");
-    let described = p.describe("fis.experiment", &params).await.unwrap();
+    let described = p.describe_json("fis.experiment", &params).await.unwrap();
     assert!(!described.is_empty());
-    let out = p.inject("fis.experiment", &params).await.unwrap();
+    let out = p.inject_json("fis.experiment", &params).await.unwrap();
     assert_eq!(out["state"], "completed", "{out}");
     let id = out["experiment_id"].as_str().unwrap();
     let clients = Clients::for_endpoint(&moto_url(), "us-east-1", None);
@@ -768,7 +763,7 @@ async fn the_aws_provider_serves_fis_experiments_end_to_end() {
         e.experiment().unwrap().tags().unwrap()["firedrill:run-id"],
         "run-provider"
     );
-    let probe = p.observe("fis.experiment", &json!({})).await.unwrap();
+    let probe = p.observe_json("fis.experiment", &json!({})).await.unwrap();
     assert_eq!(probe["id"], id, "{probe}");
     let notes = p.drain_events();
     assert!(
@@ -778,7 +773,10 @@ async fn the_aws_provider_serves_fis_experiments_end_to_end() {
         "{notes:#?}"
     );
     assert!(p.drain_events().is_empty(), "drained once");
-    let r = p.revert("fis.experiment", &params, &out).await.unwrap();
+    let r = p
+        .revert_json("fis.experiment", &params, &out)
+        .await
+        .unwrap();
     assert_eq!(r["stopped"], json!([]));
 }
 
@@ -794,12 +792,13 @@ async fn an_unknown_template_id_is_a_preflight_problem_through_the_provider() {
         settings,
         Clients::for_endpoint(&moto_url(), "us-east-1", None),
     );
-    let calls = [Call {
-        owner: "step `fis`".into(),
-        name: "fis.experiment".into(),
-        params: json!({"template_id": "EXT0000000000000"}),
-        is_action: true,
-    }];
+    let calls = [Call::new(
+        "step `fis`".into(),
+        "fis.experiment",
+        json!({"template_id": "EXT0000000000000"}),
+        true,
+    )
+    .unwrap()];
     let problems = p.preflight(&calls).await;
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(

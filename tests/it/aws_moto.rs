@@ -16,7 +16,7 @@
 use crate::support::*;
 use firedrill::aws::{AwsProvider, AwsSettings};
 use firedrill::engine::clock::RunClock;
-use firedrill::provider::{Call, ErrorKind, Provider, RunContext};
+use firedrill::provider::{Call, ErrorKind, Provider, ProviderExt, RunContext};
 use serde_json::{Value as Json, json};
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ async fn orders(m: &Moto, b: &Bridge) -> AwsProvider {
 }
 
 async fn probe(p: &AwsProvider, name: &str, params: Json) -> Json {
-    p.observe(name, &params)
+    p.observe_json(name, &params)
         .await
         .unwrap_or_else(|e| panic!("{name} {params}: {e}"))
 }
@@ -103,7 +103,7 @@ async fn unknown_names_are_invalid_targets_naming_the_resource() {
     let b = Bridge::new();
     let p = orders(&m, &b).await;
     let e = p
-        .observe("db.cluster", &json!({"cluster": "orders-dbx"}))
+        .observe_json("db.cluster", &json!({"cluster": "orders-dbx"}))
         .await
         .unwrap_err();
     assert!((e).kind == ErrorKind::NotFound, "{e:?}");
@@ -113,7 +113,7 @@ async fn unknown_names_are_invalid_targets_naming_the_resource() {
         "{e}"
     );
     let e = p
-        .observe("db.instance", &json!({"instance": "orders-db-9"}))
+        .observe_json("db.instance", &json!({"instance": "orders-db-9"}))
         .await
         .unwrap_err();
     assert!(
@@ -122,8 +122,7 @@ async fn unknown_names_are_invalid_targets_naming_the_resource() {
         "{e}"
     );
     let e = p
-        .inject(
-            "db.global_failover",
+        .inject_json("db.global_failover",
             &json!({"global_cluster": "nope-global", "target_cluster": "orders-db-dr", "allow_data_loss": true}),
         )
         .await
@@ -134,7 +133,7 @@ async fn unknown_names_are_invalid_targets_naming_the_resource() {
         "{e}"
     );
     let e = p
-        .observe(
+        .observe_json(
             "db.cluster",
             &json!({"cluster": "arn:aws:rds:us-east-1:123456789012:orders-db"}),
         )
@@ -166,7 +165,7 @@ async fn cluster_failover_moves_the_writer_and_waits_for_it() {
     let b = Bridge::new();
     let p = orders(&m, &b).await;
     let out = p
-        .inject("db.cluster_failover", &json!({"cluster": "orders-db"}))
+        .inject_json("db.cluster_failover", &json!({"cluster": "orders-db"}))
         .await
         .unwrap();
     assert_eq!(out["previous_writer"], "orders-db-1");
@@ -180,7 +179,7 @@ async fn cluster_failover_moves_the_writer_and_waits_for_it() {
 
     // To a named instance.
     let out = p
-        .inject(
+        .inject_json(
             "db.cluster_failover",
             &json!({"cluster": "orders-db", "target_instance": "orders-db-3"}),
         )
@@ -196,7 +195,7 @@ async fn cluster_failover_moves_the_writer_and_waits_for_it() {
     );
 
     let e = p
-        .inject(
+        .inject_json(
             "db.cluster_failover",
             &json!({"cluster": "orders-db", "target_instance": "orders-db-7"}),
         )
@@ -209,7 +208,7 @@ async fn cluster_failover_moves_the_writer_and_waits_for_it() {
         "{e}"
     );
     let e = p
-        .inject(
+        .inject_json(
             "db.cluster_failover",
             &json!({"cluster": "orders-db", "target_instance": "orders-db-3"}),
         )
@@ -218,7 +217,7 @@ async fn cluster_failover_moves_the_writer_and_waits_for_it() {
     assert!((e).kind == ErrorKind::InvalidState, "{e:?}");
     // A single-instance cluster has no reader: moto (like RDS) refuses, mapped to InvalidState.
     let e = p
-        .inject("db.cluster_failover", &json!({"cluster": "orders-db-dr"}))
+        .inject_json("db.cluster_failover", &json!({"cluster": "orders-db-dr"}))
         .await
         .unwrap_err();
     assert!((e).kind == ErrorKind::InvalidState, "{e:?}");
@@ -232,7 +231,7 @@ async fn instance_reboot_waits_until_the_instance_is_available() {
     let p = orders(&m, &b).await;
     let t0 = tokio::time::Instant::now();
     let out = p
-        .inject(
+        .inject_json(
             "db.instance_reboot",
             &json!({"instance": "orders-db-2", "force_failover": false}),
         )
@@ -268,21 +267,27 @@ async fn cluster_outage_stops_the_cluster_and_its_revert_starts_it() {
     .await;
     let p = provider(&m, &b, "us-east-1", None);
     let params = json!({"cluster": "orders-db"});
-    let out = p.inject("db.cluster_outage", &params).await.unwrap();
+    let out = p.inject_json("db.cluster_outage", &params).await.unwrap();
     assert_eq!(out["previous_status"], "available");
     let v = probe(&p, "db.cluster", params.clone()).await;
     assert_eq!(v["status"], "stopped");
     assert_eq!(v["writable"], false);
-    let e = p.inject("db.cluster_outage", &params).await.unwrap_err();
+    let e = p
+        .inject_json("db.cluster_outage", &params)
+        .await
+        .unwrap_err();
     assert!((e).kind == ErrorKind::InvalidState, "{e:?}");
-    let r = p.revert("db.cluster_outage", &params, &out).await.unwrap();
+    let r = p
+        .revert_json("db.cluster_outage", &params, &out)
+        .await
+        .unwrap();
     assert_eq!(r["started"], true);
     let v = probe(&p, "db.cluster", params.clone()).await;
     assert_eq!(v["status"], "available");
     assert_eq!(v["writable"], true);
     // Reverting again (already available) is a no-op.
     let r = p
-        .revert("db.cluster_outage", &params, &Json::Null)
+        .revert_json("db.cluster_outage", &params, &Json::Null)
         .await
         .unwrap();
     assert_eq!(r["started"], false);
@@ -305,8 +310,7 @@ async fn point_in_time_restore_creates_a_cluster_and_an_instance_and_journals_th
     start(&p, "run-1");
     let source = probe(&p, "db.cluster", json!({"cluster": "orders-db"})).await;
     let out = p
-        .inject(
-            "db.point_in_time_restore",
+        .inject_json("db.point_in_time_restore",
             &json!({"source_cluster": "orders-db", "target_cluster": "orders-db-restored", "restore_time": "latest", "serve": true}),
         )
         .await
@@ -367,7 +371,7 @@ async fn point_in_time_restore_creates_a_cluster_and_an_instance_and_journals_th
 
     // The target exists now: a second restore to it is refused before anything is created.
     let e = p
-        .inject(
+        .inject_json(
             "db.point_in_time_restore",
             &json!({"source_cluster": "orders-db", "target_cluster": "orders-db-restored"}),
         )
@@ -378,8 +382,7 @@ async fn point_in_time_restore_creates_a_cluster_and_an_instance_and_journals_th
 
     // A time outside the restorable window is refused with the window.
     let e = p
-        .inject(
-            "db.point_in_time_restore",
+        .inject_json("db.point_in_time_restore",
             &json!({"source_cluster": "orders-db", "target_cluster": "orders-db-old", "restore_time": "2001-01-01T00:00:00Z"}),
         )
         .await
@@ -393,8 +396,7 @@ async fn point_in_time_restore_creates_a_cluster_and_an_instance_and_journals_th
     // A time inside it, without waiting.
     let t = source["latest_restorable_time"].as_str().unwrap();
     let out = p
-        .inject(
-            "db.point_in_time_restore",
+        .inject_json("db.point_in_time_restore",
             &json!({"source_cluster": "orders-db", "target_cluster": "orders-db-at", "restore_time": t, "wait": false}),
         )
         .await
@@ -438,7 +440,7 @@ async fn a_half_done_restore_says_what_exists_and_what_cleanup_is_owed() {
         .unwrap();
     let p = provider(&m, &b, "us-east-1", None);
     let e = p
-        .inject(
+        .inject_json(
             "db.point_in_time_restore",
             &json!({"source_cluster": "orders-db", "target_cluster": "orders-db-restored"}),
         )
@@ -492,7 +494,10 @@ async fn detach_and_promote_makes_a_standalone_writer() {
     let before = probe(&p, "db.cluster", json!({"cluster": "orders-db-dr"})).await;
     assert_eq!(before["role"], "secondary");
     let params = json!({"global_cluster": "orders-global", "cluster": "orders-db-dr"});
-    let out = p.inject("db.detach_and_promote", &params).await.unwrap();
+    let out = p
+        .inject_json("db.detach_and_promote", &params)
+        .await
+        .unwrap();
     assert_eq!(out["detached_from"], "orders-global");
     assert_eq!(out["writer"], "orders-db-dr-1");
     let after = probe(&p, "db.cluster", json!({"cluster": "orders-db-dr"})).await;
@@ -500,7 +505,7 @@ async fn detach_and_promote_makes_a_standalone_writer() {
     assert_eq!(after["writable"], true);
     // The primary can't be detached this way.
     let e = p
-        .inject(
+        .inject_json(
             "db.detach_and_promote",
             &json!({"global_cluster": "orders-global", "cluster": "orders-db"}),
         )
@@ -512,7 +517,7 @@ async fn detach_and_promote_makes_a_standalone_writer() {
         "{e}"
     );
     let e = p
-        .inject("db.detach_and_promote", &params)
+        .inject_json("db.detach_and_promote", &params)
         .await
         .unwrap_err();
     assert!(
@@ -538,7 +543,7 @@ async fn global_switchover_and_failover_via_aws_smithy_mocks() {
 
     // Planned switchover.
     let out = p
-        .inject(
+        .inject_json(
             "db.global_switchover",
             &json!({"global_cluster": "orders-global", "target_cluster": "orders-db-dr"}),
         )
@@ -571,7 +576,7 @@ async fn global_switchover_and_failover_via_aws_smithy_mocks() {
 
     // A switchover to the current primary is refused.
     let e = p
-        .inject(
+        .inject_json(
             "db.global_switchover",
             &json!({"global_cluster": "orders-global", "target_cluster": "orders-db-dr"}),
         )
@@ -581,8 +586,7 @@ async fn global_switchover_and_failover_via_aws_smithy_mocks() {
 
     // Unplanned failover back, accepting data loss.
     let out = p
-        .inject(
-            "db.global_failover",
+        .inject_json("db.global_failover",
             &json!({"global_cluster": "orders-global", "target_cluster": "orders-db", "allow_data_loss": true}),
         )
         .await
@@ -596,7 +600,7 @@ async fn global_switchover_and_failover_via_aws_smithy_mocks() {
 
     // Without allow_data_loss, db.global_failover is a switchover.
     let out = p
-        .inject(
+        .inject_json(
             "db.global_failover",
             &json!({"global_cluster": "orders-global", "target_cluster": "orders-db-dr"}),
         )
@@ -637,7 +641,7 @@ async fn dns_failover_forces_the_answer_and_its_revert_restores_the_records() {
     assert_eq!(v["zone_id"], zone.as_str());
 
     let params = json!({"record": "api.example.com", "to": "secondary"});
-    let out = p.inject("dns.failover", &params).await.unwrap();
+    let out = p.inject_json("dns.failover", &params).await.unwrap();
     assert_eq!(out["answers"], "us-west-2");
     assert_eq!(out["status"], "INSYNC");
     assert_eq!(
@@ -679,11 +683,11 @@ async fn dns_failover_forces_the_answer_and_its_revert_restores_the_records() {
     assert_eq!(east.health_check_id(), None);
     assert_eq!(east.resource_records()[0].value(), "10.1.0.10");
     // Forcing again (e.g. a later drill while this one's rollback is owed) changes nothing.
-    let again = p.inject("dns.failover", &params).await.unwrap();
+    let again = p.inject_json("dns.failover", &params).await.unwrap();
     assert_eq!(again["status"], "unchanged");
     assert_eq!(again["answers"], "us-west-2");
 
-    let back = p.revert("dns.failover", &params, &out).await.unwrap();
+    let back = p.revert_json("dns.failover", &params, &out).await.unwrap();
     assert_eq!(back["restored"], true);
     let restored = c
         .route53
@@ -704,8 +708,8 @@ async fn dns_failover_forces_the_answer_and_its_revert_restores_the_records() {
 
     // The revert from the output alone (a provider that did not make the change).
     let p2 = provider(&m, &b, "us-east-1", None);
-    let out = p.inject("dns.failover", &params).await.unwrap();
-    p2.revert("dns.failover", &params, &out).await.unwrap();
+    let out = p.inject_json("dns.failover", &params).await.unwrap();
+    p2.revert_json("dns.failover", &params, &out).await.unwrap();
     let again = c
         .route53
         .list_resource_record_sets()
@@ -718,14 +722,14 @@ async fn dns_failover_forces_the_answer_and_its_revert_restores_the_records() {
     assert_eq!(again, original);
     // A revert with nothing recorded changes nothing.
     let none = p2
-        .revert("dns.failover", &params, &Json::Null)
+        .revert_json("dns.failover", &params, &Json::Null)
         .await
         .unwrap();
     assert_eq!(none["restored"], false);
 
     // Forcing the primary drops its health check and keeps the roles.
     let out = p
-        .inject(
+        .inject_json(
             "dns.failover",
             &json!({"record": "api.example.com", "to": "primary"}),
         )
@@ -754,7 +758,7 @@ async fn dns_health_check_by_record_or_id() {
     assert!(v["checkers"].as_u64().unwrap() >= 1);
     assert!(v["status"].as_str().unwrap().starts_with("Success"));
     let e = p
-        .observe(
+        .observe_json(
             "dns.health_check",
             &json!({"health_check_id": "no-such-check"}),
         )
@@ -767,7 +771,7 @@ async fn dns_health_check_by_record_or_id() {
         "{e}"
     );
     let e = p
-        .observe("dns.record", &json!({"record": "www.example.com"}))
+        .observe_json("dns.record", &json!({"record": "www.example.com"}))
         .await
         .unwrap_err();
     assert!(
@@ -776,7 +780,7 @@ async fn dns_health_check_by_record_or_id() {
         "{e}"
     );
     let e = p
-        .observe("dns.record", &json!({"record": "api.example.org"}))
+        .observe_json("dns.record", &json!({"record": "api.example.org"}))
         .await
         .unwrap_err();
     assert!(
@@ -794,11 +798,12 @@ async fn preflight_checks_every_named_resource_but_not_the_ones_the_drill_create
     orders_estate(&c).await;
     failover_record(&c, "api.example.com", false).await;
     let p = provider(&m, &b, "us-east-1", Some("us-west-2"));
-    let call = |owner: &str, name: &str, params: Json| Call {
-        owner: owner.into(),
-        name: name.into(),
-        params,
-        is_action: !name.starts_with("db.cluster") && name != "dns.record",
+    let call = |owner: &str, name: &str, params: Json| {
+        let is_action = !matches!(
+            name,
+            "db.cluster" | "db.instance" | "dns.record" | "dns.health_check"
+        );
+        Call::new(owner.into(), name, params, is_action).unwrap()
     };
     let calls = vec![
         call(
@@ -908,11 +913,14 @@ async fn an_unreachable_endpoint_is_one_preflight_problem() {
     s.endpoint_url = Some(url.into());
     let p = AwsProvider::from_clients(s, c);
     let calls: Vec<Call> = (0..5)
-        .map(|i| Call {
-            owner: format!("probe `p{i}`"),
-            name: "db.cluster".into(),
-            params: json!({"cluster": format!("c{i}")}),
-            is_action: false,
+        .map(|i| {
+            Call::new(
+                format!("probe `p{i}`"),
+                "db.cluster",
+                json!({"cluster": format!("c{i}")}),
+                false,
+            )
+            .unwrap()
         })
         .collect();
     let t0 = tokio::time::Instant::now();
@@ -944,7 +952,7 @@ async fn the_dry_run_names_targets_and_iam_actions() {
     let p = provider(&m, &b, "us-east-1", Some("us-west-2"));
     let before = b.log.lock().unwrap().len();
     let d = p
-        .describe("db.cluster_failover", &json!({"cluster": "orders-db"}))
+        .describe_json("db.cluster_failover", &json!({"cluster": "orders-db"}))
         .await
         .unwrap();
     assert!(d.contains("FailoverDBCluster orders-db (us-east-1): writer orders-db-1 -> a reader chosen by RDS (orders-db-2, orders-db-3)"), "{d}");
@@ -953,12 +961,12 @@ async fn the_dry_run_names_targets_and_iam_actions() {
         "{d}"
     );
     let d = p
-        .describe("db.global_failover", &json!({"global_cluster": "orders-global", "target_cluster": "orders-db-dr", "allow_data_loss": true}))
+        .describe_json("db.global_failover", &json!({"global_cluster": "orders-global", "target_cluster": "orders-db-dr", "allow_data_loss": true}))
         .await
         .unwrap();
     assert!(d.contains("FailoverGlobalCluster --allow-data-loss orders-global: primary orders-db -> orders-db-dr (us-west-2)"), "{d}");
     let d = p
-        .describe(
+        .describe_json(
             "db.point_in_time_restore",
             &json!({"source_cluster": "orders-db", "target_cluster": "x-restored", "serve": true}),
         )
@@ -973,7 +981,7 @@ async fn the_dry_run_names_targets_and_iam_actions() {
         "{d}"
     );
     let d = p
-        .describe(
+        .describe_json(
             "dns.failover",
             &json!({"record": "api.example.com", "to": "secondary"}),
         )
@@ -982,7 +990,7 @@ async fn the_dry_run_names_targets_and_iam_actions() {
     assert!(d.contains("us-west-2 answers regardless of health"), "{d}");
     assert!(d.contains("route53:ChangeResourceRecordSets"), "{d}");
     let d = p
-        .describe("db.cluster_outage", &json!({"cluster": "orders-db"}))
+        .describe_json("db.cluster_outage", &json!({"cluster": "orders-db"}))
         .await
         .unwrap();
     assert!(d.contains("StopDBCluster orders-db"), "{d}");
@@ -1076,7 +1084,7 @@ async fn the_dr_region_answers_when_the_primary_endpoint_is_down() {
     );
     // A cluster only the primary region has is reported as unreachable, not as missing.
     let e = p
-        .observe("db.cluster", &json!({"cluster": "orders-db"}))
+        .observe_json("db.cluster", &json!({"cluster": "orders-db"}))
         .await
         .unwrap_err();
     assert!((e).kind == ErrorKind::Unavailable, "{e:?}");

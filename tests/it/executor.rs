@@ -106,7 +106,7 @@ impl Provider for Mock {
 
     fn inject<'a>(
         &'a self,
-        _action: &'a str,
+        _action: &'a firedrill::provider::Action,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
@@ -134,7 +134,7 @@ impl Provider for Mock {
 
     fn revert<'a>(
         &'a self,
-        _action: &'a str,
+        _action: &'a firedrill::provider::Action,
         params: &'a Json,
         _output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
@@ -156,7 +156,7 @@ impl Provider for Mock {
 
     fn observe<'a>(
         &'a self,
-        _probe: &'a str,
+        _probe: &'a firedrill::provider::Probe,
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
@@ -171,7 +171,7 @@ impl Provider for Mock {
 
     fn describe<'a>(
         &'a self,
-        _action: &'a str,
+        _action: &'a firedrill::provider::Action,
         _params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
         Box::pin(async { Ok(String::new()) })

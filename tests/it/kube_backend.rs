@@ -17,7 +17,7 @@ use firedrill::engine::executor::{
 };
 use firedrill::k8s::{KubeProvider, KubernetesSettings, from_client};
 use firedrill::lang::environment::Backend;
-use firedrill::provider::{EnvironmentEvent, ErrorKind, Provider, RunContext};
+use firedrill::provider::{EnvironmentEvent, ErrorKind, Provider, ProviderExt, RunContext};
 use firedrill::sim::kube_api::KubeApi;
 use firedrill::sim::model::{Obj, ObjKind, PodRecovery};
 use firedrill::sim::provider::{SharedEstate, SimProvider, WARM_UP};
@@ -72,21 +72,21 @@ fn rig() -> Rig {
 
 impl Rig {
     async fn act(&self, action: &str, p: Json) -> Json {
-        match self.kube.inject(action, &p).await {
+        match self.kube.inject_json(action, &p).await {
             Ok(o) => o,
             Err(e) => panic!("{action} {p}: {e}"),
         }
     }
 
     async fn revert(&self, action: &str, p: Json, out: &Json) -> Json {
-        match self.kube.revert(action, &p, out).await {
+        match self.kube.revert_json(action, &p, out).await {
             Ok(o) => o,
             Err(e) => panic!("revert {action} {p}: {e}"),
         }
     }
 
     async fn probe(&self, probe: &str, p: Json) -> Json {
-        match self.kube.observe(probe, &p).await {
+        match self.kube.observe_json(probe, &p).await {
             Ok(o) => o,
             Err(e) => panic!("{probe} {p}: {e}"),
         }
@@ -191,7 +191,7 @@ async fn probes_agree_with_the_simulated_backend() {
         for app in ["api", "worker"] {
             let p = json!({"namespace": "web", "selector": {"app": app}});
             let k = r.probe("k8s.pods", p.clone()).await;
-            let s = r.sim.observe("k8s.pods", &p).await.unwrap();
+            let s = r.sim.observe_json("k8s.pods", &p).await.unwrap();
             for f in [
                 "desired",
                 "total",
@@ -219,7 +219,7 @@ async fn probes_agree_with_the_simulated_backend() {
                 None => json!({}),
             };
             let k = r.probe("k8s.nodes", p.clone()).await;
-            let s = r.sim.observe("k8s.nodes", &p).await.unwrap();
+            let s = r.sim.observe_json("k8s.nodes", &p).await.unwrap();
             for f in ["ready", "total", "schedulable"] {
                 assert_eq!(
                     k[f], s[f],
@@ -230,7 +230,7 @@ async fn probes_agree_with_the_simulated_backend() {
         let k = r.probe("k8s.memory", json!({})).await["utilization"]
             .as_f64()
             .unwrap();
-        let s = r.sim.observe("k8s.memory", &json!({})).await.unwrap()["utilization"]
+        let s = r.sim.observe_json("k8s.memory", &json!({})).await.unwrap()["utilization"]
             .as_f64()
             .unwrap();
         assert!((k - s).abs() < 1e-9, "{when}: memory kube {k} vs sim {s}");
@@ -246,7 +246,7 @@ async fn probes_agree_with_the_simulated_backend() {
         compare(&r, &format!("kill +{t}s")).await;
     }
     r.sim
-        .inject("az.power_interruption", &json!({"zone": "us-east-1b"}))
+        .inject_json("az.power_interruption", &json!({"zone": "us-east-1b"}))
         .await
         .unwrap();
     for t in [0, 30, 15, 65, 90, 120, 300] {
@@ -369,7 +369,7 @@ async fn a_zone_taint_evicts_and_its_rollback_removes_it() {
     let zone = "us-east-1c";
     let nodes = zone_nodes(&r, zone);
     let p = json!({"zone": zone, "method": "taint"});
-    let d = r.kube.describe("k8s.drain_zone", &p).await.unwrap();
+    let d = r.kube.describe_json("k8s.drain_zone", &p).await.unwrap();
     assert!(
         d.starts_with("taint 3 node(s) `firedrill.dev/zone-loss=us-east-1c:NoExecute`"),
         "{d}"
@@ -764,7 +764,7 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     let kill = json!({"namespace": "web", "selector": {"app": "api"}, "mode": "all"});
 
     r.api.deny("delete", "pods");
-    let e = r.kube.inject("k8s.pod_kill", &kill).await.unwrap_err();
+    let e = r.kube.inject_json("k8s.pod_kill", &kill).await.unwrap_err();
     let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
@@ -784,7 +784,7 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
             json!({"selector": {"topology.kubernetes.io/zone": "us-east-1a"}, "key": "k", "effect": "NoExecute"}),
         ),
     ] {
-        let e = r.kube.inject(action, &p).await.unwrap_err();
+        let e = r.kube.inject_json(action, &p).await.unwrap_err();
         assert!(
             e.to_string().starts_with(
                 "RBAC denies `patch` on `nodes` cluster-wide; grant it in a ClusterRole"
@@ -799,7 +799,7 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     r.api.deny("create", "pods/eviction");
     let e = r
         .kube
-        .inject("k8s.drain_zone", &json!({"zone": "us-east-1a"}))
+        .inject_json("k8s.drain_zone", &json!({"zone": "us-east-1a"}))
         .await
         .unwrap_err();
     assert!(
@@ -824,7 +824,7 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     r.api.deny("patch", "deployments/scale");
     let e = r
         .kube
-        .inject(
+        .inject_json(
             "k8s.scale",
             &json!({"namespace": "web", "deployment": "api", "replicas": 1}),
         )
@@ -875,7 +875,7 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
             "deployment `apii` not found in namespace `web`; deployments there: api, worker",
         ),
     ] {
-        let e = r.kube.inject(action, &p).await.unwrap_err();
+        let e = r.kube.inject_json(action, &p).await.unwrap_err();
         // Caps and the kube-system rule deny; missing targets are not found.
         assert!(
             matches!(e.kind, ErrorKind::NotFound | ErrorKind::Denied),
@@ -889,7 +889,7 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     r.api.require_token(Some("s3cret"));
     let e = r
         .kube
-        .inject("k8s.cordon_zone", &json!({"zone": "us-east-1a"}))
+        .inject_json("k8s.cordon_zone", &json!({"zone": "us-east-1a"}))
         .await
         .unwrap_err();
     let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
@@ -901,12 +901,13 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     );
     let problems = r
         .kube
-        .preflight(&[firedrill::provider::Call {
-            owner: "probe `nodes`".into(),
-            name: "k8s.nodes".into(),
-            params: json!({}),
-            is_action: false,
-        }])
+        .preflight(&[firedrill::provider::Call::new(
+            "probe `nodes`".into(),
+            "k8s.nodes",
+            json!({}),
+            false,
+        )
+        .unwrap()])
         .await;
     assert!(
         problems[0].error.to_string().contains("401 Unauthorized"),
@@ -914,7 +915,10 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     );
     let with_token = from_client(r.api.client_with_token(Some("s3cret")), settings());
     assert_eq!(
-        with_token.observe("k8s.nodes", &json!({})).await.unwrap()["total"],
+        with_token
+            .observe_json("k8s.nodes", &json!({}))
+            .await
+            .unwrap()["total"],
         9
     );
     r.api.require_token(None);
@@ -922,12 +926,15 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
 
     // Preflight finds the same problems without touching anything.
     r.api.deny("delete", "pods");
-    let calls = vec![firedrill::provider::Call {
-        owner: "step `kill`".into(),
-        name: "k8s.pod_kill".into(),
-        params: json!({"namespace": "web", "selector": {"app": "apii"}}),
-        is_action: true,
-    }];
+    let calls = vec![
+        firedrill::provider::Call::new(
+            "step `kill`".into(),
+            "k8s.pod_kill",
+            json!({"namespace": "web", "selector": {"app": "apii"}}),
+            true,
+        )
+        .unwrap(),
+    ];
     let problems = r.kube.preflight(&calls).await;
     assert_eq!(problems.len(), 1);
     assert!(
@@ -1331,8 +1338,8 @@ async fn both_backends_hit_and_refuse_the_same() {
     let mut compared = 0;
     for (action, p, random) in cases {
         let (s, k) = (rig(), rig());
-        let by_sim = s.sim.inject(action, &p).await;
-        let by_kube = k.kube.inject(action, &p).await;
+        let by_sim = s.sim.inject_json(action, &p).await;
+        let by_kube = k.kube.inject_json(action, &p).await;
         match (&by_sim, &by_kube) {
             (Ok(_), Ok(_)) => {
                 assert_eq!(effect(&s, random), effect(&k, random), "{action} {p}");
@@ -1378,8 +1385,8 @@ async fn a_probe_on_nothing_fails_on_both_backends() {
             json!({"namespace": "web", "selector": {"app": "nothing"}}),
         ),
     ] {
-        let s = r.sim.observe(probe, &p).await.unwrap_err();
-        let k = r.kube.observe(probe, &p).await.unwrap_err();
+        let s = r.sim.observe_json(probe, &p).await.unwrap_err();
+        let k = r.kube.observe_json(probe, &p).await.unwrap_err();
         assert_eq!(s.kind, ErrorKind::NotFound, "{probe} {p}: {s}");
         assert_eq!(k.kind, ErrorKind::NotFound, "{probe} {p}: {k}");
     }
@@ -1392,7 +1399,7 @@ async fn a_probe_on_nothing_fails_on_both_backends() {
     .await;
     let p = json!({"namespace": "web", "selector": {"app": "api"}});
     let k = r.probe("k8s.pods", p.clone()).await;
-    let s = r.sim.observe("k8s.pods", &p).await.unwrap();
+    let s = r.sim.observe_json("k8s.pods", &p).await.unwrap();
     assert_eq!(k["desired"], 0, "{k}");
     assert_eq!(k["ready_ratio"], 0.0, "terminating pods are not ready: {k}");
     assert_eq!(s["ready_ratio"], k["ready_ratio"], "sim {s}; kube {k}");

@@ -6,7 +6,7 @@
 //! guarantees.
 
 use firedrill::k8s::{KubeProvider, KubernetesSettings, from_client};
-use firedrill::provider::{Call, ErrorKind, Provider};
+use firedrill::provider::{Call, ErrorKind, Provider, ProviderExt};
 use http_body_util::BodyExt;
 use serde_json::{Value as Json, json};
 use std::sync::{Arc, Mutex};
@@ -583,7 +583,7 @@ async fn unauthorized_is_denied_and_names_the_server() {
         .push(fault("GET", "/pods", 401, "Unauthorized", u32::MAX));
     let (k, fake) = provider(f);
     let e = k
-        .inject("k8s.pod_kill", &kill(json!({})))
+        .inject_json("k8s.pod_kill", &kill(json!({})))
         .await
         .unwrap_err();
     let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
@@ -608,7 +608,7 @@ async fn forbidden_names_the_verb_resource_and_namespace() {
     ));
     let (k, fake) = provider(f);
     let e = k
-        .inject("k8s.pod_kill", &kill(json!({})))
+        .inject_json("k8s.pod_kill", &kill(json!({})))
         .await
         .unwrap_err();
     let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
@@ -627,7 +627,7 @@ async fn an_access_review_denial_refuses_before_any_delete() {
     f.ssar_denied = Some(vec![("delete", "pods")]);
     let (k, fake) = provider(f);
     let e = k
-        .inject("k8s.pod_kill", &kill(json!({"mode": "all"})))
+        .inject_json("k8s.pod_kill", &kill(json!({"mode": "all"})))
         .await
         .unwrap_err();
     let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
@@ -644,18 +644,14 @@ async fn an_access_review_denial_refuses_before_any_delete() {
     f.ssar_denied = Some(vec![("create", "pods"), ("patch", "nodes")]);
     let (k, _) = provider(f);
     let calls = [
-        Call {
-            owner: "step `kill`".into(),
-            name: "k8s.pod_kill".into(),
-            params: kill(json!({})),
-            is_action: true,
-        },
-        Call {
-            owner: "step `cordon`".into(),
-            name: "k8s.cordon_zone".into(),
-            params: json!({"zone": "zone-a"}),
-            is_action: true,
-        },
+        Call::new("step `kill`".into(), "k8s.pod_kill", kill(json!({})), true).unwrap(),
+        Call::new(
+            "step `cordon`".into(),
+            "k8s.cordon_zone",
+            json!({"zone": "zone-a"}),
+            true,
+        )
+        .unwrap(),
     ];
     let problems = k.preflight(&calls).await;
     assert_eq!(problems.len(), 1, "{problems:?}");
@@ -672,7 +668,7 @@ async fn an_access_review_denial_refuses_before_any_delete() {
 async fn a_missing_node_is_an_invalid_target_listing_the_nodes() {
     let (k, fake) = provider(estate());
     let e = k
-        .inject("k8s.node_cordon", &json!({"node": "node-9"}))
+        .inject_json("k8s.node_cordon", &json!({"node": "node-9"}))
         .await
         .unwrap_err();
     let (ErrorKind::NotFound, m) = (e.kind, &e.message) else {
@@ -685,7 +681,7 @@ async fn a_missing_node_is_an_invalid_target_listing_the_nodes() {
     assert_eq!(fake.lock().unwrap().count("PATCH"), 0);
     // A missing workload names the ones that exist.
     let e = k
-        .inject(
+        .inject_json(
             "k8s.scale",
             &json!({"namespace": "web", "deployment": "apii", "replicas": 2}),
         )
@@ -709,7 +705,7 @@ async fn a_conflict_is_retried_after_reading_the_node_again() {
     ));
     let (k, fake) = provider(f);
     let out = k
-        .inject("k8s.node_cordon", &json!({"node": "node-0"}))
+        .inject_json("k8s.node_cordon", &json!({"node": "node-0"}))
         .await
         .unwrap();
     assert_eq!(out["cordoned"], json!(["node-0"]));
@@ -740,7 +736,7 @@ async fn a_real_resource_version_conflict_is_resolved_by_rereading() {
     ));
     let (k, fake) = provider(f);
     let out = k
-        .inject(
+        .inject_json(
             "k8s.node_taint",
             &json!({"node": "node-1", "key": "chaos", "effect": "NoSchedule"}),
         )
@@ -777,7 +773,7 @@ async fn an_eviction_refused_by_a_budget_is_retried_until_it_passes() {
     let (k, fake) = provider(f);
     let t0 = tokio::time::Instant::now();
     let out = k
-        .inject("k8s.node_drain", &json!({"node": "node-4"}))
+        .inject_json("k8s.node_drain", &json!({"node": "node-4"}))
         .await
         .unwrap();
     assert_eq!(out["cordoned"], json!(["node-4"]));
@@ -822,7 +818,7 @@ async fn a_drain_blocked_past_its_timeout_fails_and_uncordons_what_it_cordoned()
     let (k, fake) = provider(f);
     let params = json!({"node": "node-4", "timeout": "30s"});
     let t0 = tokio::time::Instant::now();
-    let e = k.inject("k8s.node_drain", &params).await.unwrap_err();
+    let e = k.inject_json("k8s.node_drain", &params).await.unwrap_err();
     assert!(t0.elapsed() <= Duration::from_secs(30));
     let (ErrorKind::InvalidState, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
@@ -843,7 +839,7 @@ async fn a_drain_blocked_past_its_timeout_fails_and_uncordons_what_it_cordoned()
     );
     fake.lock().unwrap().log.clear();
     let r = k
-        .revert("k8s.node_drain", &params, &Json::Null)
+        .revert_json("k8s.node_drain", &params, &Json::Null)
         .await
         .unwrap();
     assert_eq!(r["uncordoned"], json!([]));
@@ -863,7 +859,7 @@ async fn a_step_that_failed_half_way_is_rolled_back_from_the_ledger() {
     ));
     let (k, fake) = provider(f);
     let params = json!({"zone": "zone-a"});
-    let e = k.inject("k8s.cordon_zone", &params).await.unwrap_err();
+    let e = k.inject_json("k8s.cordon_zone", &params).await.unwrap_err();
     assert!(
         e.to_string().ends_with("(before this, cordoned: node-0)"),
         "{e}"
@@ -873,7 +869,7 @@ async fn a_step_that_failed_half_way_is_rolled_back_from_the_ledger() {
         true
     );
     let r = k
-        .revert("k8s.cordon_zone", &params, &Json::Null)
+        .revert_json("k8s.cordon_zone", &params, &Json::Null)
         .await
         .unwrap();
     assert_eq!(r["uncordoned"], json!(["node-0"]));
@@ -882,7 +878,7 @@ async fn a_step_that_failed_half_way_is_rolled_back_from_the_ledger() {
         false
     );
     let r = k
-        .revert("k8s.cordon_zone", &params, &Json::Null)
+        .revert_json("k8s.cordon_zone", &params, &Json::Null)
         .await
         .unwrap();
     assert_eq!(r["reverted"], false, "already rolled back");
@@ -899,7 +895,7 @@ async fn a_server_error_is_unavailable() {
         u32::MAX,
     ));
     let (k, _) = provider(f);
-    let e = k.observe("k8s.nodes", &json!({})).await.unwrap_err();
+    let e = k.observe_json("k8s.nodes", &json!({})).await.unwrap_err();
     // A 5xx is the control plane being unavailable: a retryable kind.
     let (ErrorKind::Unavailable, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
@@ -920,7 +916,7 @@ async fn an_unreachable_server_is_reported_once_with_its_url() {
     let mut s = settings();
     s.server = Some("http://127.0.0.1:1".into());
     let k = from_client(client, s);
-    let e = k.observe("k8s.nodes", &json!({})).await.unwrap_err();
+    let e = k.observe_json("k8s.nodes", &json!({})).await.unwrap_err();
     let (ErrorKind::Unavailable, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
@@ -933,18 +929,8 @@ async fn an_unreachable_server_is_reported_once_with_its_url() {
         "{m}"
     );
     let calls = [
-        Call {
-            owner: "probe `nodes`".into(),
-            name: "k8s.nodes".into(),
-            params: json!({}),
-            is_action: false,
-        },
-        Call {
-            owner: "step `kill`".into(),
-            name: "k8s.pod_kill".into(),
-            params: kill(json!({})),
-            is_action: true,
-        },
+        Call::new("probe `nodes`".into(), "k8s.nodes", json!({}), false).unwrap(),
+        Call::new("step `kill`".into(), "k8s.pod_kill", kill(json!({})), true).unwrap(),
     ];
     let problems = k.preflight(&calls).await;
     assert_eq!(problems.len(), 1);
@@ -957,7 +943,7 @@ async fn a_server_that_never_answers_times_out_per_request() {
     let mut s = settings();
     s.request_timeout = Some(Duration::from_secs(5));
     let k = from_client(kube::Client::new(svc, "default"), s);
-    let e = k.observe("k8s.nodes", &json!({})).await.unwrap_err();
+    let e = k.observe_json("k8s.nodes", &json!({})).await.unwrap_err();
     assert!(
         e.kind == ErrorKind::Unavailable && e.message.contains("within 5s"),
         "{e:?}"
@@ -970,7 +956,7 @@ async fn a_server_that_never_answers_times_out_per_request() {
 async fn a_selector_matching_nothing_names_it_and_the_labels_there() {
     let (k, fake) = provider(estate());
     let e = k
-        .inject("k8s.pod_kill", &kill(json!({"selector": {"app": "apii"}})))
+        .inject_json("k8s.pod_kill", &kill(json!({"selector": {"app": "apii"}})))
         .await
         .unwrap_err();
     let (ErrorKind::NotFound, m) = (e.kind, &e.message) else {
@@ -981,7 +967,7 @@ async fn a_selector_matching_nothing_names_it_and_the_labels_there() {
         "no running pods match selector `app=apii` in namespace `web`; the running pods there have labels: app=api; app=worker"
     );
     let e = k
-        .inject("k8s.pod_kill", &kill(json!({"namespace": "shop"})))
+        .inject_json("k8s.pod_kill", &kill(json!({"namespace": "shop"})))
         .await
         .unwrap_err();
     assert!(
@@ -990,7 +976,7 @@ async fn a_selector_matching_nothing_names_it_and_the_labels_there() {
         "{e}"
     );
     let e = k
-        .inject("k8s.cordon_zone", &json!({"zone": "zone-x"}))
+        .inject_json("k8s.cordon_zone", &json!({"zone": "zone-x"}))
         .await
         .unwrap_err();
     assert_eq!(
@@ -1004,7 +990,7 @@ async fn a_selector_matching_nothing_names_it_and_the_labels_there() {
 async fn caps_refuse_before_any_delete_is_sent() {
     let (k, fake) = provider(estate());
     let e = k
-        .inject("k8s.pod_kill", &kill(json!({"mode": "all", "max_pods": 3})))
+        .inject_json("k8s.pod_kill", &kill(json!({"mode": "all", "max_pods": 3})))
         .await
         .unwrap_err();
     assert_eq!(
@@ -1012,7 +998,7 @@ async fn caps_refuse_before_any_delete_is_sent() {
         "blast radius: mode `all` would kill 6 of the 6 pods matching `app=api`, over max_pods 3; raise max_pods or narrow the selector"
     );
     let e = k
-        .inject(
+        .inject_json(
             "k8s.pod_kill",
             &kill(json!({"mode": "random-max-percent", "value": 60, "max_percent": 50})),
         )
@@ -1023,7 +1009,7 @@ async fn caps_refuse_before_any_delete_is_sent() {
         "{e}"
     );
     let e = k
-        .inject("k8s.drain_zone", &json!({"zone": "zone-a", "max_nodes": 1}))
+        .inject_json("k8s.drain_zone", &json!({"zone": "zone-a", "max_nodes": 1}))
         .await
         .unwrap_err();
     assert!(
@@ -1038,7 +1024,7 @@ async fn caps_refuse_before_any_delete_is_sent() {
     s.max_pods = Some(2);
     let k2 = from_client(client, s);
     let e = k2
-        .inject(
+        .inject_json(
             "k8s.node_drain",
             &json!({"selector": {"topology.kubernetes.io/zone": "zone-a"}}),
         )
@@ -1057,7 +1043,7 @@ async fn caps_refuse_before_any_delete_is_sent() {
 async fn kube_system_and_namespaces_outside_the_allow_list_are_refused_without_a_request() {
     let (k, fake) = provider(estate());
     let e = k
-        .inject(
+        .inject_json(
             "k8s.pod_kill",
             &json!({"namespace": "kube-system", "selector": {"app": "agent"}}),
         )
@@ -1071,7 +1057,7 @@ async fn kube_system_and_namespaces_outside_the_allow_list_are_refused_without_a
     assert!(fake.lock().unwrap().log.is_empty());
     // Allowed explicitly on the step, it goes ahead.
     let out = k
-        .inject("k8s.pod_kill", &json!({"namespace": "kube-system", "selector": {"app": "agent"}, "allow_kube_system": true}))
+        .inject_json("k8s.pod_kill", &json!({"namespace": "kube-system", "selector": {"app": "agent"}, "allow_kube_system": true}))
         .await
         .unwrap();
     assert_eq!(out["count"], 1);
@@ -1080,7 +1066,7 @@ async fn kube_system_and_namespaces_outside_the_allow_list_are_refused_without_a
     s.namespaces = vec!["shop".into()];
     let k = from_client(client, s);
     let e = k
-        .inject("k8s.pod_kill", &kill(json!({})))
+        .inject_json("k8s.pod_kill", &kill(json!({})))
         .await
         .unwrap_err();
     assert_eq!(
@@ -1090,7 +1076,7 @@ async fn kube_system_and_namespaces_outside_the_allow_list_are_refused_without_a
     assert!(fake.lock().unwrap().log.is_empty());
     // A step naming another cluster is refused too.
     let e = k
-        .inject("k8s.pod_kill", &kill(json!({"cluster": "staging"})))
+        .inject_json("k8s.pod_kill", &kill(json!({"cluster": "staging"})))
         .await
         .unwrap_err();
     assert!(
@@ -1106,7 +1092,7 @@ async fn kube_system_and_namespaces_outside_the_allow_list_are_refused_without_a
 async fn a_pod_kill_deletes_the_picked_pods_and_records_them() {
     let (k, fake) = provider(estate());
     let out = k
-        .inject(
+        .inject_json(
             "k8s.pod_kill",
             &kill(json!({"mode": "fixed-percent", "value": 50, "grace_period": "10s"})),
         )
@@ -1143,7 +1129,7 @@ async fn random_max_percent_kills_between_one_and_the_percent() {
         let (client, _) = serve(estate());
         let k = from_client(client, settings()).with_seed(seed);
         let out = k
-            .inject(
+            .inject_json(
                 "k8s.pod_kill",
                 &kill(json!({"mode": "random-max-percent", "value": 50})),
             )
@@ -1158,7 +1144,7 @@ async fn random_max_percent_kills_between_one_and_the_percent() {
 async fn a_dry_run_lists_the_pods_and_nodes_and_touches_nothing() {
     let (k, fake) = provider(estate());
     let d = k
-        .describe("k8s.pod_kill", &kill(json!({"mode": "fixed", "value": 2})))
+        .describe_json("k8s.pod_kill", &kill(json!({"mode": "fixed", "value": 2})))
         .await
         .unwrap();
     assert!(
@@ -1167,12 +1153,12 @@ async fn a_dry_run_lists_the_pods_and_nodes_and_touches_nothing() {
     );
     assert!(d.contains("picked at random at run time"), "{d}");
     let d = k
-        .describe("k8s.pod_kill", &kill(json!({"mode": "all"})))
+        .describe_json("k8s.pod_kill", &kill(json!({"mode": "all"})))
         .await
         .unwrap();
     assert!(!d.contains("random"), "{d}");
     let d = k
-        .describe("k8s.drain_zone", &json!({"zone": "zone-a"}))
+        .describe_json("k8s.drain_zone", &json!({"zone": "zone-a"}))
         .await
         .unwrap();
     assert_eq!(
@@ -1180,7 +1166,7 @@ async fn a_dry_run_lists_the_pods_and_nodes_and_touches_nothing() {
         "cordon 2 node(s): node-0, node-1; evict 3 pod(s) through the Eviction API: web/api-0, web/worker-0, web/api-1; skip kube-system/agent-0 (DaemonSet pod), kube-system/agent-1 (DaemonSet pod)"
     );
     let d = k
-        .describe(
+        .describe_json(
             "k8s.drain_zone",
             &json!({"zone": "zone-b", "method": "taint"}),
         )
@@ -1188,7 +1174,7 @@ async fn a_dry_run_lists_the_pods_and_nodes_and_touches_nothing() {
         .unwrap();
     assert!(d.starts_with("taint 2 node(s) `firedrill.dev/zone-loss=zone-b:NoExecute`: node-2, node-3; the cluster then evicts 3 pod(s)"), "{d}");
     let d = k
-        .describe(
+        .describe_json(
             "k8s.scale",
             &json!({"namespace": "web", "deployment": "api", "replicas": 2}),
         )
@@ -1204,11 +1190,14 @@ async fn rolling_back_a_zone_cordon_uncordons_only_the_nodes_it_cordoned() {
     f.nodes[1]["spec"]["unschedulable"] = json!(true);
     let (k, fake) = provider(f);
     let params = json!({"zone": "zone-a"});
-    let out = k.inject("k8s.cordon_zone", &params).await.unwrap();
+    let out = k.inject_json("k8s.cordon_zone", &params).await.unwrap();
     assert_eq!(out["cordoned"], json!(["node-0"]));
     assert_eq!(out["already_cordoned"], json!(["node-1"]));
     fake.lock().unwrap().log.clear();
-    let r = k.revert("k8s.cordon_zone", &params, &out).await.unwrap();
+    let r = k
+        .revert_json("k8s.cordon_zone", &params, &out)
+        .await
+        .unwrap();
     assert_eq!(r["uncordoned"], json!(["node-0"]));
     let fake = fake.lock().unwrap();
     assert_eq!(fake.mutations(), ["PATCH /api/v1/nodes/node-0"]);
@@ -1224,14 +1213,17 @@ async fn rolling_back_a_zone_cordon_uncordons_only_the_nodes_it_cordoned() {
 async fn a_zone_drain_cordons_evicts_and_rolls_back() {
     let (k, fake) = provider(estate());
     let params = json!({"zone": "zone-a"});
-    let out = k.inject("k8s.drain_zone", &params).await.unwrap();
+    let out = k.inject_json("k8s.drain_zone", &params).await.unwrap();
     assert_eq!(out["method"], "evict");
     assert_eq!(out["cordoned"], json!(["node-0", "node-1"]));
     assert_eq!(
         out["evicted"],
         json!(["web/api-0", "web/worker-0", "web/api-1"])
     );
-    let r = k.revert("k8s.drain_zone", &params, &out).await.unwrap();
+    let r = k
+        .revert_json("k8s.drain_zone", &params, &out)
+        .await
+        .unwrap();
     assert_eq!(r["uncordoned"], json!(["node-0", "node-1"]));
     let fake = fake.lock().unwrap();
     assert_eq!(fake.count("DELETE"), 0, "evictions, not deletes");
@@ -1246,7 +1238,7 @@ async fn a_zone_drain_cordons_evicts_and_rolls_back() {
 async fn a_zone_taint_and_node_taints_roll_back_exactly() {
     let (k, fake) = provider(estate());
     let params = json!({"zone": "zone-b", "method": "taint"});
-    let out = k.inject("k8s.drain_zone", &params).await.unwrap();
+    let out = k.inject_json("k8s.drain_zone", &params).await.unwrap();
     assert_eq!(out["tainted"], json!(["node-2", "node-3"]));
     assert_eq!(out["pods"].as_array().unwrap().len(), 3);
     {
@@ -1256,7 +1248,9 @@ async fn a_zone_taint_and_node_taints_roll_back_exactly() {
             json!([{"key": "firedrill.dev/zone-loss", "value": "zone-b", "effect": "NoExecute"}])
         );
     }
-    k.revert("k8s.drain_zone", &params, &out).await.unwrap();
+    k.revert_json("k8s.drain_zone", &params, &out)
+        .await
+        .unwrap();
     assert_eq!(
         fake.lock().unwrap().node("node-2")["spec"]["taints"],
         json!([])
@@ -1273,10 +1267,12 @@ async fn a_zone_taint_and_node_taints_roll_back_exactly() {
         n["spec"]["taints"] = json!([{"key": "chaos", "effect": "NoSchedule"}]);
     }
     let params = json!({"selector": {"topology.kubernetes.io/zone": "zone-a"}, "key": "chaos", "effect": "NoSchedule"});
-    let out = k.inject("k8s.node_taint", &params).await.unwrap();
+    let out = k.inject_json("k8s.node_taint", &params).await.unwrap();
     assert_eq!(out["tainted"], json!(["node-1"]));
     assert_eq!(out["already_tainted"], json!(["node-0"]));
-    k.revert("k8s.node_taint", &params, &out).await.unwrap();
+    k.revert_json("k8s.node_taint", &params, &out)
+        .await
+        .unwrap();
     {
         let f = fake.lock().unwrap();
         assert_eq!(
@@ -1287,13 +1283,15 @@ async fn a_zone_taint_and_node_taints_roll_back_exactly() {
     }
     // Untaint removes it and its rollback puts back exactly what it removed.
     let params = json!({"node": "node-0", "key": "chaos"});
-    let out = k.inject("k8s.node_untaint", &params).await.unwrap();
+    let out = k.inject_json("k8s.node_untaint", &params).await.unwrap();
     assert_eq!(out["removed"][0]["node"], "node-0");
     assert_eq!(
         fake.lock().unwrap().node("node-0")["spec"]["taints"],
         json!([])
     );
-    k.revert("k8s.node_untaint", &params, &out).await.unwrap();
+    k.revert_json("k8s.node_untaint", &params, &out)
+        .await
+        .unwrap();
     assert_eq!(
         fake.lock().unwrap().node("node-0")["spec"]["taints"],
         json!([{"key": "chaos", "effect": "NoSchedule"}])
@@ -1306,10 +1304,12 @@ async fn uncordon_rolls_back_by_cordoning_only_what_it_uncordoned() {
     f.nodes[0]["spec"]["unschedulable"] = json!(true);
     let (k, fake) = provider(f);
     let params = json!({"selector": {"topology.kubernetes.io/zone": "zone-a"}});
-    let out = k.inject("k8s.node_uncordon", &params).await.unwrap();
+    let out = k.inject_json("k8s.node_uncordon", &params).await.unwrap();
     assert_eq!(out["uncordoned"], json!(["node-0"]));
     assert_eq!(out["already_schedulable"], json!(["node-1"]));
-    k.revert("k8s.node_uncordon", &params, &out).await.unwrap();
+    k.revert_json("k8s.node_uncordon", &params, &out)
+        .await
+        .unwrap();
     let f = fake.lock().unwrap();
     assert_eq!(f.node("node-0")["spec"]["unschedulable"], true);
     assert_eq!(f.node("node-1")["spec"]["unschedulable"], false);
@@ -1319,7 +1319,7 @@ async fn uncordon_rolls_back_by_cordoning_only_what_it_uncordoned() {
 async fn scale_and_rollout_restart_restore_the_previous_values() {
     let (k, fake) = provider(estate());
     let params = json!({"namespace": "web", "deployment": "api", "replicas": 2});
-    let out = k.inject("k8s.scale", &params).await.unwrap();
+    let out = k.inject_json("k8s.scale", &params).await.unwrap();
     assert_eq!(out["previous"], 6);
     assert_eq!(fake.lock().unwrap().deployments[0]["spec"]["replicas"], 2);
     assert!(
@@ -1329,16 +1329,16 @@ async fn scale_and_rollout_restart_restore_the_previous_values() {
             .iter()
             .any(|s| s.method == "PATCH" && s.path.ends_with("/deployments/api/scale"))
     );
-    let r = k.revert("k8s.scale", &params, &out).await.unwrap();
+    let r = k.revert_json("k8s.scale", &params, &out).await.unwrap();
     assert_eq!(r["replicas"], 6);
     assert_eq!(fake.lock().unwrap().deployments[0]["spec"]["replicas"], 6);
 
     let params = json!({"namespace": "web", "deployment": "worker"});
-    let out = k.inject("k8s.rollout_restart", &params).await.unwrap();
+    let out = k.inject_json("k8s.rollout_restart", &params).await.unwrap();
     assert_eq!(out["previous"], Json::Null);
     let ann = fake.lock().unwrap().deployments[1]["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].clone();
     assert_eq!(ann, out["restarted_at"]);
-    k.revert("k8s.rollout_restart", &params, &out)
+    k.revert_json("k8s.rollout_restart", &params, &out)
         .await
         .unwrap();
     let t = fake.lock().unwrap().deployments[1]["spec"]["template"]["metadata"].clone();
@@ -1357,7 +1357,7 @@ async fn the_pods_probe_takes_desired_from_the_deployment() {
     f.deployments[0]["spec"]["replicas"] = json!(8);
     let (k, fake) = provider(f);
     let p = json!({"namespace": "web", "selector": {"app": "api"}});
-    let v = k.observe("k8s.pods", &p).await.unwrap();
+    let v = k.observe_json("k8s.pods", &p).await.unwrap();
     assert_eq!(
         (
             v["desired"].as_u64(),
@@ -1377,7 +1377,7 @@ async fn the_pods_probe_takes_desired_from_the_deployment() {
         .unwrap()
         .pods
         .retain(|p| p["metadata"]["labels"]["app"] != "api");
-    let v = k.observe("k8s.pods", &p).await.unwrap();
+    let v = k.observe_json("k8s.pods", &p).await.unwrap();
     assert_eq!(
         (v["desired"].as_u64(), v["ready_ratio"].as_f64()),
         (Some(8), Some(0.0))
@@ -1389,7 +1389,7 @@ async fn the_pods_probe_takes_desired_from_the_deployment() {
         f
     });
     let k2 = from_client(client, settings());
-    let v = k2.observe("k8s.pods", &p).await.unwrap();
+    let v = k2.observe_json("k8s.pods", &p).await.unwrap();
     assert_eq!(v["desired"], 6);
 }
 
@@ -1397,7 +1397,7 @@ async fn the_pods_probe_takes_desired_from_the_deployment() {
 async fn pod_restarts_counts_the_increase_over_the_window() {
     let (k, fake) = provider(estate());
     let p = json!({"namespace": "web", "selector": {"app": "api"}, "window": "5m"});
-    let v = k.observe("k8s.pod_restarts", &p).await.unwrap();
+    let v = k.observe_json("k8s.pod_restarts", &p).await.unwrap();
     assert_eq!(
         (v["restarts"].as_u64(), v["increase"].as_u64()),
         (Some(6), Some(0))
@@ -1416,14 +1416,14 @@ async fn pod_restarts_counts_the_increase_over_the_window() {
         f.pods.push(pod("web", "api-6", "api", "node-5"));
         f.pods.last_mut().unwrap()["status"]["containerStatuses"][0]["restartCount"] = json!(0);
     }
-    let v = k.observe("k8s.pod_restarts", &p).await.unwrap();
+    let v = k.observe_json("k8s.pod_restarts", &p).await.unwrap();
     assert_eq!(
         (v["restarts"].as_u64(), v["increase"].as_u64()),
         (Some(9), Some(3)),
         "{v}"
     );
     tokio::time::advance(Duration::from_secs(300)).await;
-    let v = k.observe("k8s.pod_restarts", &p).await.unwrap();
+    let v = k.observe_json("k8s.pod_restarts", &p).await.unwrap();
     assert_eq!(
         v["increase"], 0,
         "the changes are older than the window: {v}"
@@ -1439,7 +1439,7 @@ async fn workload_nodes_and_memory_probes() {
     f.nodes[4]["spec"]["unschedulable"] = json!(true);
     let (k, _) = provider(f);
     let v = k
-        .observe(
+        .observe_json(
             "k8s.workload",
             &json!({"namespace": "web", "deployment": "api"}),
         )
@@ -1454,7 +1454,7 @@ async fn workload_nodes_and_memory_probes() {
         (Some(6), Some(5), Some(false))
     );
     let v = k
-        .observe("k8s.nodes", &json!({"zone": "zone-c"}))
+        .observe_json("k8s.nodes", &json!({"zone": "zone-c"}))
         .await
         .unwrap();
     assert_eq!(
@@ -1467,7 +1467,7 @@ async fn workload_nodes_and_memory_probes() {
     );
     assert_eq!(v["ready_ratio"], 0.5);
     let e = k
-        .observe("k8s.nodes", &json!({"zone": "zone-q"}))
+        .observe_json("k8s.nodes", &json!({"zone": "zone-q"}))
         .await
         .unwrap_err();
     assert!(
@@ -1475,7 +1475,7 @@ async fn workload_nodes_and_memory_probes() {
         "{e}"
     );
     // 14 pods of 2Gi, minus the two on the NotReady node-5, over 5 Ready nodes of 16Gi.
-    let v = k.observe("k8s.memory", &json!({})).await.unwrap();
+    let v = k.observe_json("k8s.memory", &json!({})).await.unwrap();
     assert_eq!(
         v["utilization"].as_f64().unwrap(),
         12.0 * 2.0 / (5.0 * 16.0)
@@ -1487,11 +1487,9 @@ async fn preflight_checks_targets_caps_and_selectors_read_only() {
     let mut f = estate();
     f.ssar_denied = Some(vec![]);
     let (k, fake) = provider(f);
-    let call = |owner: &str, name: &str, params: Json| Call {
-        owner: owner.into(),
-        name: name.into(),
-        params,
-        is_action: !name.starts_with("k8s.pods"),
+    let call = |owner: &str, name: &str, params: Json| {
+        let is_action = !name.starts_with("k8s.pods");
+        Call::new(owner.into(), name, params, is_action).unwrap()
     };
     let calls = [
         call(
@@ -1555,7 +1553,7 @@ async fn killed_pods_are_watched_until_their_replacements_are_ready() {
     });
     tokio::time::advance(Duration::from_secs(60)).await;
     let out = k
-        .inject("k8s.pod_kill", &kill(json!({"mode": "fixed", "value": 2})))
+        .inject_json("k8s.pod_kill", &kill(json!({"mode": "fixed", "value": 2})))
         .await
         .unwrap();
     let killed: Vec<String> = out["pods"]
@@ -1634,7 +1632,7 @@ async fn drains_skip_protected_namespaces_and_a_zone_taint_refuses_to_hit_them()
     s.namespaces = vec!["web".into()];
     let k = from_client(client, s);
     let out = k
-        .inject("k8s.drain_zone", &json!({"zone": "zone-b"}))
+        .inject_json("k8s.drain_zone", &json!({"zone": "zone-b"}))
         .await
         .unwrap();
     assert_eq!(
@@ -1662,13 +1660,13 @@ async fn drains_skip_protected_namespaces_and_a_zone_taint_refuses_to_hit_them()
             "payments/ledger-0: namespace `payments` is not in kubernetes.namespaces"
         ]
     );
-    k.revert("k8s.drain_zone", &json!({"zone": "zone-b"}), &out)
+    k.revert_json("k8s.drain_zone", &json!({"zone": "zone-b"}), &out)
         .await
         .unwrap();
     fake.lock().unwrap().log.clear();
     // A taint cannot skip anything: the cluster would evict CoreDNS, so the step is refused.
     let e = k
-        .inject(
+        .inject_json(
             "k8s.drain_zone",
             &json!({"zone": "zone-b", "method": "taint"}),
         )

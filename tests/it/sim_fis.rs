@@ -7,7 +7,7 @@ use firedrill::engine::events::{Event, Record, VerdictKind};
 use firedrill::engine::executor::{
     Emitter, MemorySink, Outcome, RollbackPolicy, RunOptions, execute,
 };
-use firedrill::provider::Provider;
+use firedrill::provider::ProviderExt;
 use firedrill::sim::provider::SimProvider;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -128,7 +128,7 @@ async fn the_power_interruption_sample_passes_and_journals_every_fis_action() {
         "the zone is held until the instances restart"
     );
     let probe = provider
-        .observe("fis.experiment", &json!({}))
+        .observe_json("fis.experiment", &json!({}))
         .await
         .unwrap();
     assert_eq!(probe["state"], "completed");
@@ -154,7 +154,7 @@ async fn an_abort_while_waiting_on_the_experiment_stops_it_in_the_rollback() {
         .expect("the FIS step is rolled back");
     assert!(rollback, "the rollback stopped the experiment");
     let probe = provider
-        .observe("fis.experiment", &json!({}))
+        .observe_json("fis.experiment", &json!({}))
         .await
         .unwrap();
     assert_eq!(probe["state"], "stopped", "{probe}");

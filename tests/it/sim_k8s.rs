@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use firedrill::engine::clock::RunClock;
-use firedrill::provider::{ErrorKind, Provider, ProviderError, RunContext};
+use firedrill::provider::{ErrorKind, Provider, ProviderError, ProviderExt, RunContext};
 use firedrill::sim::model::{DeploymentParams, Estate, SimParams, WorkloadKind};
 use firedrill::sim::provider::{SharedEstate, SimProvider};
 use serde_json::{Value as Json, json};
@@ -28,11 +28,11 @@ fn provider() -> SimProvider {
 }
 
 async fn inject(p: &SimProvider, action: &str, params: Json) -> Result<Json, ProviderError> {
-    p.inject(action, &params).await
+    p.inject_json(action, &params).await
 }
 
 async fn observe(p: &SimProvider, probe: &str, params: Json) -> Json {
-    p.observe(probe, &params).await.unwrap()
+    p.observe_json(probe, &params).await.unwrap()
 }
 
 async fn pods(p: &SimProvider, ns: &str, app: &str) -> Json {
@@ -297,13 +297,15 @@ async fn cordon_zone_reverts_only_what_it_touched() {
     assert_eq!(strs(&out["nodes"]), ["us-east-1a-1", "us-east-1a-3"]);
     assert_eq!(strs(&out["unchanged"]), ["us-east-1a-2"]);
     assert_eq!(nodes(&p, Some("us-east-1a")).await["schedulable"], 0);
-    p.revert("k8s.cordon_zone", &params_, &out).await.unwrap();
+    p.revert_json("k8s.cordon_zone", &params_, &out)
+        .await
+        .unwrap();
     assert_eq!(
         nodes(&p, Some("us-east-1a")).await["schedulable"],
         2,
         "the pre-cordoned node stays cordoned"
     );
-    p.revert("k8s.node_cordon", &json!({"node": "us-east-1a-2"}), &pre)
+    p.revert_json("k8s.node_cordon", &json!({"node": "us-east-1a-2"}), &pre)
         .await
         .unwrap();
     assert_eq!(nodes(&p, None).await["schedulable"], 9);
@@ -322,7 +324,7 @@ async fn cordon_zone_reverts_only_what_it_touched() {
     assert_eq!(nodes(&p, None).await["schedulable"], 9);
     // A failed step recorded nothing; its revert changes nothing.
     let r = p
-        .revert(
+        .revert_json(
             "k8s.cordon_zone",
             &json!({"zone": "us-east-1a"}),
             &Json::Null,
@@ -343,11 +345,11 @@ async fn node_cordon_uncordon_by_selector() {
         .unwrap();
     assert_eq!(strs(&un["nodes"]), ["us-east-1c-1"]);
     assert_eq!(nodes(&p, Some("us-east-1c")).await["schedulable"], 1);
-    p.revert("k8s.node_uncordon", &json!({"node": "us-east-1c-1"}), &un)
+    p.revert_json("k8s.node_uncordon", &json!({"node": "us-east-1c-1"}), &un)
         .await
         .unwrap();
     assert_eq!(nodes(&p, Some("us-east-1c")).await["schedulable"], 0);
-    p.revert("k8s.node_cordon", &sel, &out).await.unwrap();
+    p.revert_json("k8s.node_cordon", &sel, &out).await.unwrap();
     assert_eq!(nodes(&p, Some("us-east-1c")).await["schedulable"], 3);
     let m = invalid(
         inject(
@@ -364,7 +366,8 @@ async fn node_cordon_uncordon_by_selector() {
         "{m}"
     );
     let m = invalid(inject(&p, "k8s.node_cordon", json!({})).await);
-    assert!(m.contains("exactly one of `node` or `selector`"), "{m}");
+    // The rule is the shared one validation applies (lang::kubernetes).
+    assert!(m.contains("the step needs `node` or `selector`"), "{m}");
     let m = invalid(inject(&p, "k8s.node_cordon", json!({"node": "nope"})).await);
     assert!(m.contains("us-east-1a-1"), "{m}");
 }
@@ -378,7 +381,7 @@ async fn drain_zone_by_eviction_honours_budgets_and_reverts() {
     let c = params().kubernetes[0].clone();
     let api = &c.deployments[0];
     let dry = p
-        .describe("k8s.drain_zone", &json!({"zone": "us-east-1a"}))
+        .describe_json("k8s.drain_zone", &json!({"zone": "us-east-1a"}))
         .await
         .unwrap();
     assert!(
@@ -403,7 +406,9 @@ async fn drain_zone_by_eviction_honours_budgets_and_reverts() {
     let v = observe(&p, "k8s.pods", json!({"namespace": "web", "selector": {"app": "api"}, "field_selector": "spec.nodeName=us-east-1a-1"})).await;
     assert_eq!(v["total"], 0);
     assert_eq!(nodes(&p, Some("us-east-1a")).await["schedulable"], 0);
-    p.revert("k8s.drain_zone", &params_, &out).await.unwrap();
+    p.revert_json("k8s.drain_zone", &params_, &out)
+        .await
+        .unwrap();
     assert_eq!(nodes(&p, Some("us-east-1a")).await["schedulable"], 3);
 }
 
@@ -458,7 +463,9 @@ async fn drain_zone_by_taint_and_node_drain_kube_system_rule() {
     .await;
     assert_eq!(v["terminating"], 2);
     assert_eq!(nodes(&p, Some("us-east-1c")).await["schedulable"], 0);
-    p.revert("k8s.drain_zone", &params_, &out).await.unwrap();
+    p.revert_json("k8s.drain_zone", &params_, &out)
+        .await
+        .unwrap();
     assert_eq!(nodes(&p, Some("us-east-1c")).await["schedulable"], 3);
 
     // A non-DaemonSet kube-system pod makes a drain refuse unless allowed.
@@ -511,13 +518,15 @@ async fn node_taint_and_untaint_revert_exactly() {
     let out = inject(&p, "k8s.node_taint", t2.clone()).await.unwrap();
     assert_eq!(out["previous"]["us-east-1b-2"]["value"], "a");
     assert_eq!(nodes(&p, Some("us-east-1b")).await["schedulable"], 2);
-    p.revert("k8s.node_taint", &t2, &out).await.unwrap();
+    p.revert_json("k8s.node_taint", &t2, &out).await.unwrap();
     // Back to the value it had before the step, still tainted.
     let un = json!({"node": "us-east-1b-2", "key": "team"});
     let removed = inject(&p, "k8s.node_untaint", un.clone()).await.unwrap();
     assert_eq!(removed["removed"]["us-east-1b-2"][0]["value"], "a");
     assert_eq!(nodes(&p, Some("us-east-1b")).await["schedulable"], 3);
-    p.revert("k8s.node_untaint", &un, &removed).await.unwrap();
+    p.revert_json("k8s.node_untaint", &un, &removed)
+        .await
+        .unwrap();
     assert_eq!(nodes(&p, Some("us-east-1b")).await["schedulable"], 2);
     let again = inject(
         &p,
@@ -570,7 +579,7 @@ async fn scale_and_workload_probe_and_revert() {
         (w["ready_replicas"].as_u64(), w["available"].as_bool()),
         (Some(5), Some(true))
     );
-    p.revert("k8s.scale", &params_, &out).await.unwrap();
+    p.revert_json("k8s.scale", &params_, &out).await.unwrap();
     let w = observe(
         &p,
         "k8s.workload",
@@ -623,7 +632,7 @@ async fn rollout_restart_replaces_pods_one_at_a_time_and_reverts() {
     }
     assert_eq!(worst, 1, "maxUnavailable 1");
     let r = p
-        .revert("k8s.rollout_restart", &params_, &out)
+        .revert_json("k8s.rollout_restart", &params_, &out)
         .await
         .unwrap();
     assert_eq!(r["restored_annotations"], json!({}));
