@@ -132,7 +132,7 @@ impl Router {
             .iter()
             .find(|(pb, _)| *pb == b)
             .map(|(_, p)| p)
-            .ok_or_else(|| ProviderError::unsupported(&b.name(), &name))
+            .ok_or_else(|| ProviderError::unsupported(b.name(), name))
     }
 
     fn unsupported(&self, name: &str) -> ProviderError {
@@ -143,7 +143,7 @@ impl Router {
                 b.name(),
                 d.name()
             )),
-            _ => ProviderError::unsupported(&b.name(), &name),
+            _ => ProviderError::unsupported(b.name(), name),
         }
     }
 }

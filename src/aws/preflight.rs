@@ -408,7 +408,7 @@ pub(crate) async fn describe(
             )
         }
         other => {
-            return Err(ProviderError::unsupported("aws", &other));
+            return Err(ProviderError::unsupported("aws", other));
         }
     };
     Ok(format!("{what} {}", iam(action)))

@@ -360,7 +360,7 @@ impl AwsProvider {
     }
 
     fn unsupported(name: &str) -> ProviderError {
-        ProviderError::unsupported("aws", &name)
+        ProviderError::unsupported("aws", name)
     }
 }
 

@@ -293,7 +293,7 @@ impl KubeProvider {
 }
 
 fn unsupported(name: &str) -> ProviderError {
-    ProviderError::unsupported("kubernetes", &name)
+    ProviderError::unsupported("kubernetes", name)
 }
 
 impl Provider for KubeProvider {

@@ -291,7 +291,7 @@ fn apply(
             json!({"record": s(p, "record"), "to": s(p, "to")})
         }
         other => {
-            return Err(ProviderError::unsupported("sim", &other));
+            return Err(ProviderError::unsupported("sim", other));
         }
     })
 }
@@ -461,7 +461,7 @@ impl Provider for SimProvider {
                     json!({"name": s(p, "name"), "state": v.state, "firing": v.state == "firing", "since": self.time(v.since_secs)})
                 }
                 other => {
-                    return Err(ProviderError::unsupported("sim", &other));
+                    return Err(ProviderError::unsupported("sim", other));
                 }
             })
         })

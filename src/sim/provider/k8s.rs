@@ -547,7 +547,7 @@ pub(super) fn apply(
                    "restarted_at": stamp, "previous_annotations": prev})
         }
         other => {
-            return Err(ProviderError::unsupported("sim", &other));
+            return Err(ProviderError::unsupported("sim", other));
         }
     })
 }
@@ -725,7 +725,7 @@ pub(super) fn observe(
             json!({"cluster": cluster, "utilization": e.memory_utilization(at, cluster).map_err(err)?})
         }
         other => {
-            return Err(ProviderError::unsupported("sim", &other));
+            return Err(ProviderError::unsupported("sim", other));
         }
     })
 }
