@@ -1,14 +1,19 @@
 //! One AWS API call with our bounded retry, and the mapping of SDK errors to
-//! [`ProviderError`]s whose messages name the IAM action, the resource and the fix.
+//! [`ProviderError`]s whose messages name the IAM action, the resource and the fix. Every AWS
+//! service firedrill calls goes through here: RDS, Route 53, STS and FIS.
 //!
 //! Retry policy (the SDK's own retries are off, see [`super::clients`]): throttling (HTTP 429 or a
 //! throttling error code), HTTP 5xx and transport failures are retried up to `aws.retries`
-//! attempts in all, with exponential backoff 1s, 2s, 4s, ... capped at 20s, on the tokio clock.
-//! A mutating call that timed out is *not* retried: AWS may have acted on it, so the error says
-//! the outcome is unknown instead of risking a second failover. Everything else fails at once:
-//! access denied -> [`ProviderError::Denied`] naming the IAM action and resource ARN; not found ->
-//! [`ProviderError::InvalidTarget`]; invalid state -> [`ProviderError::InvalidState`]; rejected
-//! input -> [`ProviderError::InvalidTarget`].
+//! attempts in all, with exponential backoff 1s, 2s, 4s, ... capped at 20s, on the tokio clock;
+//! each retry is one line for the journal (`note`). A mutating call that timed out is *not*
+//! retried: AWS may have acted on it, so the error says the outcome is unknown instead of
+//! risking a second failover (or a second FIS experiment). Everything else fails at once:
+//! access denied (and rejected credentials) -> [`ErrorKind::Denied`] naming the IAM action and
+//! resource ARN; not found (`*NotFound*`, `NoSuch*`, FIS's `ResourceNotFoundException`) ->
+//! [`ErrorKind::NotFound`]; invalid state, already exists and FIS's `ConflictException` ->
+//! [`ErrorKind::InvalidState`]; a service quota (`ServiceQuotaExceededException`) ->
+//! [`ErrorKind::InvalidState`]; rejected input (`Invalid*`, `*Validation*` such as FIS's
+//! `ValidationException`, `Malformed*`, `*Parameter*`) -> [`ErrorKind::NotFound`].
 
 use crate::provider::{ErrorKind, ProviderError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -89,7 +94,14 @@ const BAD_CREDENTIALS: &[&str] = &[
     "InvalidAccessKeyId",
     "IncompleteSignature",
     "MissingAuthenticationToken",
+    "InvalidSignatureException",
 ];
+
+/// The resource is busy with, or in a state that conflicts with, the call (FIS).
+const CONFLICT: &[&str] = &["ConflictException"];
+
+/// A service quota (not a rate limit: waiting a few seconds does not help).
+const QUOTA: &[&str] = &["ServiceQuotaExceededException", "ServiceQuotaExceeded"];
 
 const SERVER: &[&str] = &[
     "InternalFailure",
@@ -97,6 +109,7 @@ const SERVER: &[&str] = &[
     "InternalServerError",
     "ServiceUnavailable",
     "ServiceUnavailableException",
+    "InternalServerException",
 ];
 
 /// Classify an SDK error for `op`.
@@ -108,8 +121,7 @@ where
     match err {
         SdkError::ServiceError(se) => {
             let e = se.err();
-            let code = e.code().unwrap_or("Unknown").to_string();
-            let msg = e.message().unwrap_or("").to_string();
+            let (code, msg) = code_and_message(e.code(), e.message(), &e.to_string());
             classify_service(op, &code, &msg, status)
         }
         SdkError::ResponseError(_) => {
@@ -169,6 +181,28 @@ where
     }
 }
 
+/// The error code and message of a service error. A modeled error built without metadata (an
+/// SDK test double) has neither, but displays as `Code: message` (or just `Code`); use that.
+pub fn code_and_message(
+    code: Option<&str>,
+    message: Option<&str>,
+    shown: &str,
+) -> (String, String) {
+    if let Some(c) = code {
+        return (c.to_string(), message.unwrap_or_default().to_string());
+    }
+    let (head, rest) = shown.split_once(':').unwrap_or((shown, ""));
+    let head = head.trim();
+    let modeled = !head.is_empty()
+        && head.chars().all(|c| c.is_ascii_alphanumeric())
+        && (head.ends_with("Exception") || head.ends_with("Fault"));
+    if !modeled {
+        return ("Unknown".into(), message.unwrap_or_default().to_string());
+    }
+    let msg = message.map_or_else(|| rest.trim().to_string(), str::to_string);
+    (head.to_string(), msg)
+}
+
 /// Classify a modeled or unmodeled AWS error by its code and HTTP status.
 pub fn classify_service(op: &Op, code: &str, msg: &str, status: Option<u16>) -> Class {
     let said = if msg.is_empty() {
@@ -200,6 +234,18 @@ pub fn classify_service(op: &Op, code: &str, msg: &str, status: Option<u16>) -> 
             op.action,
             op.what,
             status.map_or("?".into(), |s| s.to_string())
+        )));
+    }
+    if QUOTA.contains(&code) {
+        return Class::Fatal(ProviderError::invalid_state(format!(
+            "`{}` on {} is over an AWS service quota ({said}); end or delete what uses it (e.g. running experiments, old templates) or ask AWS for a higher quota",
+            op.action, op.what
+        )));
+    }
+    if CONFLICT.contains(&code) {
+        return Class::Fatal(ProviderError::invalid_state(format!(
+            "{} cannot `{}` in its current state ({said}); check that no other operation is running on it, then run again",
+            op.what, op.action
         )));
     }
     if code.contains("NotFound") || code.starts_with("NoSuch") {
@@ -421,5 +467,86 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    fn fis_op(mutating: bool) -> Op {
+        Op {
+            action: "fis:StartExperiment",
+            what: "experiment template EXT1".into(),
+            arn: "arn:aws:fis:us-east-1:123456789012:experiment-template/EXT1".into(),
+            region: "us-east-1".into(),
+            mutating,
+        }
+    }
+
+    fn kind(c: Class) -> (bool, ErrorKind, String) {
+        match c {
+            Class::Retry(e) => (true, e.kind, e.message),
+            Class::Fatal(e) => (false, e.kind, e.message),
+        }
+    }
+
+    #[test]
+    fn fis_codes_map_to_provider_errors() {
+        let o = fis_op(true);
+        let c = |code: &str, status: u16| kind(classify_service(&o, code, "why", Some(status)));
+        let (retry, k, m) = c("ResourceNotFoundException", 404);
+        assert_eq!((retry, k), (false, ErrorKind::NotFound), "{m}");
+        assert!(
+            m.contains("experiment template EXT1 does not exist in us-east-1"),
+            "{m}"
+        );
+        let (retry, k, m) = c("ValidationException", 400);
+        assert_eq!((retry, k), (false, ErrorKind::NotFound), "{m}");
+        assert!(m.contains("rejected the input") && m.contains("why"), "{m}");
+        let (retry, k, m) = c("ConflictException", 409);
+        assert_eq!((retry, k), (false, ErrorKind::InvalidState), "{m}");
+        assert!(m.contains("in its current state"), "{m}");
+        let (retry, k, m) = c("ServiceQuotaExceededException", 402);
+        assert_eq!((retry, k), (false, ErrorKind::InvalidState), "{m}");
+        assert!(m.contains("service quota"), "{m}");
+        let (retry, k, m) = c("AccessDeniedException", 403);
+        assert_eq!((retry, k), (false, ErrorKind::Denied), "{m}");
+        assert!(
+            m.contains("`fis:StartExperiment`")
+                && m.contains("arn:aws:fis:us-east-1:123456789012:experiment-template/EXT1"),
+            "{m}"
+        );
+        for code in [
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+            "ExpiredTokenException",
+        ] {
+            assert_eq!(c(code, 403).1, ErrorKind::Denied, "{code}");
+        }
+        for code in ["ThrottlingException", "TooManyRequestsException"] {
+            assert!(c(code, 400).0, "{code} is retried");
+        }
+        for code in ["InternalServerException", "ServiceUnavailableException"] {
+            assert!(c(code, 500).0, "{code} is retried");
+        }
+    }
+
+    #[test]
+    fn a_modeled_error_without_metadata_is_read_from_its_display() {
+        assert_eq!(
+            code_and_message(None, None, "ValidationException: Role ARN x is not valid"),
+            (
+                "ValidationException".to_string(),
+                "Role ARN x is not valid".to_string()
+            )
+        );
+        assert_eq!(
+            code_and_message(None, None, "ConflictException"),
+            ("ConflictException".to_string(), String::new())
+        );
+        assert_eq!(
+            code_and_message(Some("Throttling"), Some("Rate exceeded"), "whatever: x"),
+            ("Throttling".to_string(), "Rate exceeded".to_string())
+        );
+        assert_eq!(
+            code_and_message(None, None, "unhandled error (something: odd)"),
+            ("Unknown".to_string(), String::new())
+        );
     }
 }

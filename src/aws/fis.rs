@@ -15,19 +15,29 @@
 //! States: pending, initiating, running and stopping are polled through; completed is success;
 //! stopped (a stop condition fired, or someone stopped it), failed and cancelled fail the step
 //! with FIS's reason; a state this version does not know fails the step with a clear error and
-//! leaves the experiment to the rollback. Throttling and 5xx answers are retried with
-//! exponential backoff ([`RETRY_ATTEMPTS`]); access denied names the IAM action to grant; not
-//! found and validation errors (bad ARNs) name the resource.
+//! leaves the experiment to the rollback.
+//!
+//! Every FIS API call goes through [`crate::aws::call`], the one AWS call path: the same retry
+//! policy as RDS and Route 53 (`aws.retries` attempts in all, throttling, 5xx and transport
+//! failures retried with backoff, each retry journaled as an `aws` note), and a mutating call
+//! (create or delete a template, start or stop an experiment) that timed out is not retried,
+//! since FIS may have acted on it. The same error mapping: access denied names the IAM action
+//! and the ARN (plus the other actions the call needs), `ResourceNotFoundException` is not
+//! found, `ValidationException` is rejected input (fix the template), `ConflictException` and
+//! `ServiceQuotaExceededException` an invalid state. Every template and experiment firedrill
+//! creates is also recorded in the provider's ledger of created resources, journaled once as
+//! `aws_resource_created` with its cleanup command, beside the FIS events above.
 //!
 //! Invariant: [`describe`] and [`preflight`] only read.
 
+use crate::aws::call::{self, Op};
 use crate::aws::clients::Clients;
+use crate::aws::provider::CreatedResource;
 use crate::engine::clock::RunClock;
 use crate::lang::fis_template::{
     Source, StepParams, TAG_PARAMS, TAG_RUN_ID, Template, params_digest, timeline,
 };
 use crate::provider::{EnvironmentEvent, ErrorKind, ProviderError};
-use aws_sdk_fis::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_fis::types::{
     AccountTargeting, CreateExperimentTemplateActionInput,
     CreateExperimentTemplateExperimentOptionsInput, CreateExperimentTemplateStopConditionInput,
@@ -35,6 +45,8 @@ use aws_sdk_fis::types::{
     ExperimentTemplateTargetInputFilter,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -42,11 +54,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Attempts of one API call when FIS throttles or fails with a 5xx.
-pub const RETRY_ATTEMPTS: u32 = 5;
-/// First backoff; doubled after each attempt, up to [`RETRY_MAX`].
-pub const RETRY_BASE: Duration = Duration::from_millis(500);
-pub const RETRY_MAX: Duration = Duration::from_secs(8);
 /// How long a rollback waits for a stopped experiment to reach `stopped`.
 pub const STOP_WAIT: Duration = Duration::from_secs(300);
 
@@ -61,6 +68,16 @@ pub struct FisCtx<'a> {
     pub events: &'a Mutex<Vec<EnvironmentEvent>>,
     /// Time between `GetExperiment` polls.
     pub poll_interval: Duration,
+    /// Attempts of one API call in all (`aws.retries`), as for every AWS call.
+    pub attempts: u32,
+    /// One line per retry, for the journal (the provider journals it as an `aws` note, as it
+    /// does for RDS and Route 53 calls).
+    pub note: &'a (dyn Fn(String) + Send + Sync),
+    /// Records a template or experiment firedrill created in the provider's ledger of created
+    /// resources (journaled once, as `aws_resource_created`), with what firedrill does with it.
+    pub created: &'a (dyn Fn(CreatedResource, &str) + Send + Sync),
+    /// The caller's account when known, for ARNs in messages (`<account>` otherwise).
+    pub account: Option<String>,
 }
 
 impl FisCtx<'_> {
@@ -80,182 +97,78 @@ impl FisCtx<'_> {
     fn region(&self) -> &str {
         &self.clients.region
     }
-}
 
-// ---------------------------------------------------------------------------------------------
-// Errors and retries.
-// ---------------------------------------------------------------------------------------------
-
-/// One API call, for messages: the API, the IAM action it needs, what it acts on.
-struct Op<'a> {
-    api: &'static str,
-    iam: &'static str,
-    /// Other IAM actions the call needs (named when access is denied).
-    also: &'static str,
-    resource: &'a str,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
-    Throttled,
-    Transient,
-    Denied,
-    NotFound,
-    Invalid,
-    Conflict,
-    Unreachable,
-    Other,
-}
-
-fn classify<E>(e: &SdkError<E, HttpResponse>) -> (Class, String, String)
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match e {
-        SdkError::ServiceError(se) => {
-            // Modeled errors display as `ValidationException: message`; use that when the
-            // metadata carries no code.
-            let shown = se.err().to_string();
-            let code = se
-                .err()
-                .code()
-                .map(str::to_string)
-                .or_else(|| {
-                    shown
-                        .split_once(':')
-                        .map(|(c, _)| c.trim())
-                        .filter(|c| c.ends_with("Exception"))
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            let msg = se.err().message().map(str::to_string).unwrap_or_else(|| {
-                shown
-                    .strip_prefix(code.as_str())
-                    .and_then(|m| m.strip_prefix(':'))
-                    .unwrap_or(&shown)
-                    .trim()
-                    .to_string()
-            });
-            let status = se.raw().status().as_u16();
-            let class = match code.as_str() {
-                "ThrottlingException"
-                | "TooManyRequestsException"
-                | "Throttling"
-                | "RequestLimitExceeded"
-                | "SlowDown" => Class::Throttled,
-                "AccessDeniedException"
-                | "AccessDenied"
-                | "UnauthorizedOperation"
-                | "UnrecognizedClientException"
-                | "InvalidClientTokenId"
-                | "ExpiredTokenException"
-                | "InvalidSignatureException" => Class::Denied,
-                "ResourceNotFoundException" => Class::NotFound,
-                "ValidationException" | "ServiceQuotaExceededException" => Class::Invalid,
-                "ConflictException" => Class::Conflict,
-                "InternalServerException" | "ServiceUnavailableException" => Class::Transient,
-                _ => match status {
-                    429 => Class::Throttled,
-                    403 => Class::Denied,
-                    404 => Class::NotFound,
-                    409 => Class::Conflict,
-                    400 => Class::Invalid,
-                    s if s >= 500 => Class::Transient,
-                    _ => Class::Other,
-                },
-            };
-            (class, code, msg)
+    /// The ARN of an FIS resource (`experiment-template/EXT1`, `experiment/EXP1`, `*`).
+    fn arn(&self, resource: &str) -> String {
+        if resource == "*" {
+            return "*".into();
         }
-        SdkError::TimeoutError(_) => (Class::Transient, "Timeout".into(), "timed out".into()),
-        SdkError::DispatchFailure(d) => {
-            let msg = format!("{}", aws_sdk_fis::error::DisplayErrorContext(e));
-            let class = if d.is_timeout() {
-                Class::Transient
-            } else if d.is_io() {
-                Class::Unreachable
-            } else {
-                Class::Other
-            };
-            (class, "DispatchFailure".into(), msg)
+        format!(
+            "arn:aws:fis:{}:{}:{resource}",
+            self.region(),
+            self.account.as_deref().unwrap_or("<account>")
+        )
+    }
+
+    /// The [`Op`] of one FIS call: `action` is the IAM action (`fis:StartExperiment`).
+    fn op(&self, action: &'static str, what: String, resource: &str, mutating: bool) -> Op {
+        Op {
+            action,
+            what,
+            arn: self.arn(resource),
+            region: self.region().to_string(),
+            mutating,
         }
-        other => (
-            Class::Other,
-            String::new(),
-            format!("{}", aws_sdk_fis::error::DisplayErrorContext(other)),
-        ),
     }
 }
 
-fn to_provider_error(ctx: &FisCtx, op: &Op, class: Class, code: &str, msg: &str) -> ProviderError {
-    let region = ctx.region();
-    match class {
-        Class::Denied => ProviderError::denied(format!(
-            "AWS denied {} on {} in {region} ({code}: {msg}); grant the caller `{}`{}",
-            op.api, op.resource, op.iam, op.also
-        )),
-        Class::NotFound => ProviderError::not_found(format!(
-            "{} does not exist in FIS in {region} ({msg}); check the id, e.g. with `aws fis list-experiment-templates --region {region}`",
-            op.resource
-        )),
-        Class::Invalid => ProviderError::not_found(format!(
-            "FIS rejected {} for {}: {msg} ({code}); fix the template (ARNs, role, parameters) and run again",
-            op.api, op.resource
-        )),
-        Class::Conflict => ProviderError::invalid_state(format!(
-            "FIS refused {} for {} in its current state: {msg}",
-            op.api, op.resource
-        )),
-        Class::Unreachable => ProviderError::unavailable(format!(
-            "cannot reach FIS in {region} for {} ({msg}); check the network, the endpoint and the region",
-            op.api
-        )),
-        Class::Throttled => ProviderError::throttled(format!(
-            "FIS kept throttling {} on {} ({code}) after {RETRY_ATTEMPTS} attempts with backoff; run again later, or ask for a higher FIS API rate",
-            op.api, op.resource
-        )),
-        Class::Transient => ProviderError::unavailable(format!(
-            "FIS failed {} on {} after {RETRY_ATTEMPTS} attempts: {code}: {msg}",
-            op.api, op.resource
-        )),
-        Class::Other => ProviderError::failed(format!(
-            "FIS {} on {} failed: {}{msg}",
-            op.api,
-            op.resource,
-            if code.is_empty() {
-                String::new()
-            } else {
-                format!("{code}: ")
-            }
-        )),
-    }
-}
+// ---------------------------------------------------------------------------------------------
+// Calls: through `aws::call`, with FIS's hints.
+// ---------------------------------------------------------------------------------------------
 
-/// Run one API call, retrying throttling and transient failures with exponential backoff. The
-/// calls that create things carry a client token, so a retry never creates twice.
-async fn call<T, E, F, Fut>(ctx: &FisCtx<'_>, op: &Op<'_>, mut f: F) -> Result<T, ProviderError>
+/// One FIS API call through [`call::call`]: the AWS retry policy (`aws.retries`, retries
+/// journaled, a timed-out mutating call not retried) and its error mapping. FIS's own hints are
+/// added to the message: `also` names the other IAM actions the call needs when access is
+/// denied, a missing id says how to list them, rejected input says to fix the template. The
+/// calls that create things carry a client token, so a retry after throttling never creates
+/// twice.
+async fn fis_call<T, E, F, Fut>(
+    ctx: &FisCtx<'_>,
+    op: &Op,
+    also: &str,
+    f: F,
+) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let mut delay = RETRY_BASE;
-    let mut attempt = 1;
-    loop {
-        match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                let (class, code, msg) = classify(&e);
-                let retry = matches!(class, Class::Throttled | Class::Transient);
-                if retry && attempt < RETRY_ATTEMPTS {
-                    tracing::warn!(api = op.api, %code, attempt, "FIS call failed; retrying in {delay:?}");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(RETRY_MAX);
-                    attempt += 1;
-                    continue;
-                }
-                return Err(to_provider_error(ctx, op, class, &code, &msg));
-            }
+    call::call(ctx.attempts, ctx.note, op, f)
+        .await
+        .map_err(|e| hint(ctx, op, also, e))
+}
+
+fn hint(ctx: &FisCtx<'_>, op: &Op, also: &str, e: ProviderError) -> ProviderError {
+    let region = ctx.region().to_string();
+    match e.kind {
+        ErrorKind::Denied if !also.is_empty() => e.map_message(|m| format!("{m}; {also}")),
+        ErrorKind::NotFound if e.message.contains("does not exist") => {
+            let list = if op.what.starts_with("experiment template") {
+                "list-experiment-templates"
+            } else {
+                "list-experiments"
+            };
+            e.map_message(|m| {
+                format!("{m}; FIS ids are listed by `aws fis {list} --region {region}`")
+            })
         }
+        ErrorKind::NotFound if op.action == "fis:CreateExperimentTemplate" => e.map_message(|m| {
+            format!("{m}; fix the template (ARNs, role, parameters) and run again")
+        }),
+        ErrorKind::NotFound => e.map_message(|m| {
+            format!("{m}; FIS rejected the request: check the template id and the template")
+        }),
+        _ => e,
     }
 }
 
@@ -425,14 +338,16 @@ impl View {
 }
 
 async fn get(ctx: &FisCtx<'_>, id: &str) -> Result<View, ProviderError> {
-    let resource = format!("experiment {id}");
-    let op = Op {
-        api: "GetExperiment",
-        iam: "fis:GetExperiment",
-        also: "",
-        resource: &resource,
-    };
-    let out = call(ctx, &op, || ctx.clients.fis.get_experiment().id(id).send()).await?;
+    let op = ctx.op(
+        "fis:GetExperiment",
+        format!("experiment {id}"),
+        &format!("experiment/{id}"),
+        false,
+    );
+    let out = fis_call(ctx, &op, "", || {
+        ctx.clients.fis.get_experiment().id(id).send()
+    })
+    .await?;
     out.experiment()
         .map(view)
         .ok_or_else(|| ProviderError::failed(format!("FIS returned no experiment for {id}")))
@@ -450,6 +365,7 @@ async fn create_template(
     ctx: &FisCtx<'_>,
     t: &Template,
     digest: &str,
+    delete: bool,
 ) -> Result<String, ProviderError> {
     let mut req = ctx
         .clients
@@ -524,19 +440,31 @@ async fn create_template(
                 .build(),
         );
     }
-    let resource = format!("template \"{}\"", t.description);
-    let op = Op {
-        api: "CreateExperimentTemplate",
-        iam: "fis:CreateExperimentTemplate",
-        also: ", `fis:TagResource` (firedrill tags what it creates with the run id) and `iam:PassRole` on the template's roleArn",
-        resource: &resource,
-    };
-    let out = call(ctx, &op, || req.clone().send()).await?;
-    let id = out
-        .experiment_template()
+    let op = ctx.op(
+        "fis:CreateExperimentTemplate",
+        format!("template \"{}\"", t.description),
+        "experiment-template/*",
+        true,
+    );
+    let out = fis_call(
+        ctx,
+        &op,
+        &format!(
+            "creating a template also needs `fis:TagResource` (firedrill tags what it creates with the run id) and `iam:PassRole` on the template's roleArn `{}`",
+            t.role_arn
+        ),
+        || req.clone().send(),
+    )
+    .await?;
+    let created = out.experiment_template();
+    let id = created
         .and_then(|t| t.id())
         .ok_or_else(|| ProviderError::failed("FIS created a template without an id".into()))?
         .to_string();
+    let arn = created.and_then(|t| t.arn()).map_or_else(
+        || ctx.arn(&format!("experiment-template/{id}")),
+        str::to_string,
+    );
     ctx.event(
         format!("fis template {id}"),
         format!(
@@ -547,19 +475,32 @@ async fn create_template(
         ),
         Some(json!({"kind": "fis_template", "template": id, "created": true})),
     );
+    (ctx.created)(
+        CreatedResource {
+            kind: "fis experiment template",
+            name: id.clone(),
+            arn,
+            region: ctx.region().to_string(),
+            cleanup: delete_command(&id, ctx.region()),
+        },
+        if delete {
+            "firedrill deletes it when the experiment ends (or in the step's rollback); if it is left behind"
+        } else {
+            "firedrill keeps it (`delete_template: false`); to delete it"
+        },
+    );
     Ok(id)
 }
 
 /// Delete a template firedrill created; a template that is already gone is fine.
 async fn delete_template(ctx: &FisCtx<'_>, id: &str) -> Result<(), ProviderError> {
-    let resource = format!("experiment template {id}");
-    let op = Op {
-        api: "DeleteExperimentTemplate",
-        iam: "fis:DeleteExperimentTemplate",
-        also: "",
-        resource: &resource,
-    };
-    match call(ctx, &op, || {
+    let op = ctx.op(
+        "fis:DeleteExperimentTemplate",
+        format!("experiment template {id}"),
+        &format!("experiment-template/{id}"),
+        true,
+    );
+    match fis_call(ctx, &op, "", || {
         ctx.clients.fis.delete_experiment_template().id(id).send()
     })
     .await
@@ -581,12 +522,20 @@ async fn delete_template(ctx: &FisCtx<'_>, id: &str) -> Result<(), ProviderError
     }
 }
 
+fn delete_command(id: &str, region: &str) -> String {
+    format!("aws fis delete-experiment-template --id {id} --region {region}")
+}
+
+fn stop_command(id: &str, region: &str) -> String {
+    format!("aws fis stop-experiment --id {id} --region {region}")
+}
+
 fn delete_hint(id: &str, region: &str) -> String {
-    format!("delete it with `aws fis delete-experiment-template --id {id} --region {region}`")
+    format!("delete it with `{}`", delete_command(id, region))
 }
 
 fn stop_hint(id: &str, region: &str) -> String {
-    format!("stop it with `aws fis stop-experiment --id {id} --region {region}`")
+    format!("stop it with `{}`", stop_command(id, region))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -606,7 +555,10 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
     let region = ctx.region().to_string();
     let (template_id, created) = match &p.source {
         Source::Existing(id) => (id.clone(), false),
-        Source::Inline(t) => (create_template(ctx, t, &digest).await?, true),
+        Source::Inline(t) => (
+            create_template(ctx, t, &digest, p.delete_template).await?,
+            true,
+        ),
     };
     // Cleanup of a template this step created, with what happened for the messages.
     let cleanup = |why: &'static str| {
@@ -632,15 +584,15 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
         }
     };
 
-    let resource = format!("experiment template {template_id}");
-    let op = Op {
-        api: "StartExperiment",
-        iam: "fis:StartExperiment",
-        also: " and `fis:TagResource` (firedrill tags experiments with the run id)",
-        resource: &resource,
-    };
+    let op = ctx.op(
+        "fis:StartExperiment",
+        format!("experiment template {template_id}"),
+        &format!("experiment-template/{template_id}"),
+        true,
+    );
     let token = client_token(&digest);
-    let started = call(ctx, &op, || {
+    let also = "starting an experiment also needs `fis:StartExperiment` on `experiment/*` and `fis:TagResource` (firedrill tags experiments with the run id)";
+    let started = fis_call(ctx, &op, also, || {
         ctx.clients
             .fis
             .start_experiment()
@@ -661,7 +613,19 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
         }
         Err(e) => {
             let (_, note) = cleanup("after the failed start").await;
-            return Err(with_note(e, &note));
+            // A start that timed out (or whose answer was lost) may have started one anyway.
+            let maybe = if matches!(
+                e.kind,
+                ErrorKind::Failed | ErrorKind::TimedOut | ErrorKind::Unavailable
+            ) {
+                format!(
+                    "; an experiment that did start anyway is tagged {TAG_RUN_ID}={} and the step's rollback finds and stops it (list them with `aws fis list-experiments --region {region}`)",
+                    ctx.run_id
+                )
+            } else {
+                String::new()
+            };
+            return Err(with_note(e, &format!("{note}{maybe}")));
         }
     };
     let id = first.id.clone();
@@ -672,6 +636,19 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
             ctx.run_id
         ),
         Some(json!({"kind": "fis_experiment", "experiment": id, "template": template_id, "state": first.status})),
+    );
+    (ctx.created)(
+        CreatedResource {
+            kind: "fis experiment",
+            name: id.clone(),
+            arn: first
+                .arn
+                .clone()
+                .unwrap_or_else(|| ctx.arn(&format!("experiment/{id}"))),
+            region: region.clone(),
+            cleanup: stop_command(&id, &region),
+        },
+        "it ends by itself, and the step's rollback stops it if it still runs; if it is left running",
     );
     first.journal_changes(ctx, None);
     let output = |v: &View, deleted: bool, waited: bool| {
@@ -814,15 +791,17 @@ async fn stop_and_wait(
     if !may_run(&v.status) {
         return Ok(v);
     }
-    let resource = format!("experiment {id}");
-    let op = Op {
-        api: "StopExperiment",
-        iam: "fis:StopExperiment",
-        also: "",
-        resource: &resource,
-    };
+    let op = ctx.op(
+        "fis:StopExperiment",
+        format!("experiment {id}"),
+        &format!("experiment/{id}"),
+        true,
+    );
     if v.status != "stopping" {
-        let out = call(ctx, &op, || ctx.clients.fis.stop_experiment().id(id).send()).await?;
+        let out = fis_call(ctx, &op, "", || {
+            ctx.clients.fis.stop_experiment().id(id).send()
+        })
+        .await?;
         ctx.event(
             format!("fis {id}"),
             format!("stop requested for experiment {id}"),
@@ -857,16 +836,16 @@ async fn tagged_experiments(
     template_id: Option<&str>,
     digest: Option<&str>,
 ) -> Result<Vec<(String, Option<aws_smithy_types::DateTime>, String)>, ProviderError> {
-    let op = Op {
-        api: "ListExperiments",
-        iam: "fis:ListExperiments",
-        also: "",
-        resource: "this run's experiments",
-    };
+    let op = ctx.op(
+        "fis:ListExperiments",
+        "this run's experiments".into(),
+        "*",
+        false,
+    );
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..100 {
-        let page = call(ctx, &op, || {
+        let page = fis_call(ctx, &op, "", || {
             ctx.clients
                 .fis
                 .list_experiments()
@@ -908,16 +887,16 @@ async fn tagged_experiments(
 
 /// Templates this run's step created (by tags), for a rollback that lost the step's output.
 async fn tagged_templates(ctx: &FisCtx<'_>, digest: &str) -> Result<Vec<String>, ProviderError> {
-    let op = Op {
-        api: "ListExperimentTemplates",
-        iam: "fis:ListExperimentTemplates",
-        also: "",
-        resource: "this run's templates",
-    };
+    let op = ctx.op(
+        "fis:ListExperimentTemplates",
+        "this run's templates".into(),
+        "*",
+        false,
+    );
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..100 {
-        let page = call(ctx, &op, || {
+        let page = fis_call(ctx, &op, "", || {
             ctx.clients
                 .fis
                 .list_experiment_templates()
@@ -1046,14 +1025,13 @@ pub async fn describe(ctx: &FisCtx<'_>, params: &Json) -> Result<String, Provide
             ))
         }
         Source::Existing(id) => {
-            let resource = format!("experiment template {id}");
-            let op = Op {
-                api: "GetExperimentTemplate",
-                iam: "fis:GetExperimentTemplate",
-                also: "",
-                resource: &resource,
-            };
-            let out = call(ctx, &op, || {
+            let op = ctx.op(
+                "fis:GetExperimentTemplate",
+                format!("experiment template {id}"),
+                &format!("experiment-template/{id}"),
+                false,
+            );
+            let out = fis_call(ctx, &op, "", || {
                 ctx.clients.fis.get_experiment_template().id(id).send()
             })
             .await?;
@@ -1084,27 +1062,28 @@ pub async fn preflight(ctx: &FisCtx<'_>, params: &Json) -> Result<(), ProviderEr
     let p = step_params(params)?;
     match &p.source {
         Source::Existing(id) => {
-            let resource = format!("experiment template {id}");
-            let op = Op {
-                api: "GetExperimentTemplate",
-                iam: "fis:GetExperimentTemplate",
-                also: " (and `fis:StartExperiment`, `fis:TagResource` to run it)",
-                resource: &resource,
-            };
-            call(ctx, &op, || {
+            let op = ctx.op(
+                "fis:GetExperimentTemplate",
+                format!("experiment template {id}"),
+                &format!("experiment-template/{id}"),
+                false,
+            );
+            let also = "running it also needs `fis:StartExperiment` and `fis:TagResource`";
+            fis_call(ctx, &op, also, || {
                 ctx.clients.fis.get_experiment_template().id(id).send()
             })
             .await
             .map(|_| ())
         }
         Source::Inline(_) => {
-            let op = Op {
-                api: "ListExperimentTemplates",
-                iam: "fis:ListExperimentTemplates",
-                also: " (and `fis:CreateExperimentTemplate`, `fis:StartExperiment`, `fis:TagResource`, `iam:PassRole` to run an inline template)",
-                resource: "FIS experiment templates",
-            };
-            call(ctx, &op, || {
+            let op = ctx.op(
+                "fis:ListExperimentTemplates",
+                "FIS experiment templates".into(),
+                "*",
+                false,
+            );
+            let also = "running an inline template also needs `fis:CreateExperimentTemplate`, `fis:StartExperiment`, `fis:TagResource` and `iam:PassRole`";
+            fis_call(ctx, &op, also, || {
                 ctx.clients
                     .fis
                     .list_experiment_templates()

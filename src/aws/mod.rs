@@ -1,10 +1,11 @@
-//! AWS backend (aws-sdk-rds, aws-sdk-route53, aws-sdk-sts): the `db.*` and `dns.*` vocabulary
-//! against real AWS APIs (or an emulator at `aws.endpoint_url`).
+//! AWS backend (aws-sdk-rds, aws-sdk-route53, aws-sdk-sts, aws-sdk-fis): the `db.*`, `dns.*` and
+//! `fis.*` vocabulary against real AWS APIs (or an emulator at `aws.endpoint_url`).
 //!
 //! - [`settings`]: the `aws:` section (regions, profile, role, endpoint, retries, polling).
 //! - [`clients`]: SDK clients on one ring-only HTTPS client; SDK retries off.
 //! - [`call`]: our bounded retry and the mapping of AWS errors to [`crate::provider::ProviderError`]
-//!   (denials name the IAM action and resource ARN).
+//!   (denials name the IAM action and resource ARN), for every service, FIS included.
+//! - [`fis`]: `fis.experiment` (templates and experiments), through [`call`].
 //! - [`rds`], [`route53`]: the actions and probes; [`preflight`]: existence checks, dry-run
 //!   descriptions and the IAM actions each call needs.
 //! - [`provider`]: [`AwsProvider`], which holds the run's clock, journal notes and the ledger of

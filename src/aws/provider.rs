@@ -61,7 +61,8 @@ struct Configs {
 /// reverted (the executor hands `revert` a null output when the step failed).
 #[derive(Debug, Clone)]
 pub(crate) enum Ledger {
-    /// A resource the drill created; never deleted automatically.
+    /// A resource the drill created. RDS ones are never deleted automatically; an inline FIS
+    /// template is deleted by its step when it ends (the entry stays: the run created it).
     Created {
         kind: &'static str,
         name: String,
@@ -77,7 +78,9 @@ pub(crate) enum Ledger {
     },
 }
 
-/// A resource the drill created (firedrill never deletes it).
+/// A resource the drill created (RDS clusters and instances, FIS templates and experiments).
+/// firedrill never deletes the RDS ones; it deletes an inline FIS template when its experiment
+/// ends (`delete_template`), and stops an FIS experiment only in the step's rollback.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedResource {
     pub kind: &'static str,
@@ -295,8 +298,30 @@ impl AwsProvider {
         region: &str,
         cleanup: String,
     ) {
+        self.record_created(
+            CreatedResource {
+                kind,
+                name: name.to_string(),
+                arn: arn.to_string(),
+                region: region.to_string(),
+                cleanup,
+            },
+            "firedrill does not delete it",
+        );
+    }
+
+    /// Record `r` in the ledger and journal it once (`aws_resource_created`), saying what
+    /// firedrill itself does with it (`fate`) and how to delete it.
+    pub(crate) fn record_created(&self, r: CreatedResource, fate: &str) {
+        let CreatedResource {
+            kind,
+            name,
+            arn,
+            region,
+            cleanup,
+        } = r;
         self.note(
-            format!("created {kind} {name} ({arn}); firedrill does not delete it: {cleanup}"),
+            format!("created {kind} {name} ({arn}); {fate}: {cleanup}"),
             Some(json!({
                 "kind": "aws_resource_created",
                 "resource_type": kind,
@@ -308,9 +333,9 @@ impl AwsProvider {
         );
         self.state().ledger.push(Ledger::Created {
             kind,
-            name: name.to_string(),
-            arn: arn.to_string(),
-            region: region.to_string(),
+            name,
+            arn,
+            region,
             cleanup,
         });
     }
@@ -339,23 +364,33 @@ impl AwsProvider {
             .collect()
     }
 
-    /// Run an FIS call with the context `crate::aws::fis` needs.
+    /// Run an FIS call with the context `crate::aws::fis` needs: the same retry policy
+    /// (`aws.retries`) and retry notes as every other AWS call, and this ledger for what FIS
+    /// creates.
     pub(crate) async fn with_fis_ctx<T>(
         &self,
         f: impl AsyncFnOnce(&super::fis::FisCtx<'_>) -> Result<T, ProviderError>,
     ) -> Result<T, ProviderError> {
         let clients = self.clients().await;
-        let run_id = self
-            .state()
-            .run_id
-            .clone()
-            .unwrap_or_else(|| "preflight".into());
+        let (run_id, account) = {
+            let st = self.state();
+            (
+                st.run_id.clone().unwrap_or_else(|| "preflight".into()),
+                st.account.clone(),
+            )
+        };
+        let note = |m: String| self.note(m, None);
+        let created = |r: CreatedResource, fate: &str| self.record_created(r, fate);
         let ctx = super::fis::FisCtx {
             clients: &clients,
             run_id: &run_id,
             clock: self.clock(),
             events: &self.fis_events,
             poll_interval: self.settings.poll_interval,
+            attempts: self.settings.retries,
+            note: &note,
+            created: &created,
+            account,
         };
         f(&ctx).await
     }

@@ -5,9 +5,12 @@
 //!
 //! The moto tests need `FIREDRILL_MOTO_URL` (`./scripts/test` starts moto_server and exports
 //! it); without it they fail, they are never skipped. moto is reset at the start of each test
-//! and the tests of this binary run one at a time. They run on real time with a 10 ms poll
-//! interval: a paused clock would auto-advance past the real HTTP exchanges with moto.
+//! and the tests that use it run one at a time, under the moto lock of [`support`] that the
+//! other AWS tests of this binary take too. They run on real time with a 10 ms poll interval: a
+//! paused clock would auto-advance past the real HTTP exchanges with moto (except through
+//! [`support::Bridge`], which the timeout tests use).
 
+use crate::support::{self, Bridge};
 use aws_sdk_fis::operation::create_experiment_template::{
     CreateExperimentTemplateError, CreateExperimentTemplateOutput,
 };
@@ -19,16 +22,15 @@ use aws_sdk_fis::types::{
     ExperimentState, ExperimentStatus, ExperimentTemplate,
 };
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
+use firedrill::aws::AwsSettings;
 use firedrill::aws::clients::Clients;
 use firedrill::aws::fis::{self, FisCtx};
+use firedrill::aws::provider::CreatedResource;
 use firedrill::engine::clock::RunClock;
 use firedrill::provider::{EnvironmentEvent, ErrorKind, ProviderExt};
 use serde_json::{Value as Json, json};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Every AWS test of the binary shares one moto server, and so one lock.
-use crate::support::LOCK as MOTO;
 
 fn moto_url() -> String {
     std::env::var("FIREDRILL_MOTO_URL").unwrap_or_else(|_| {
@@ -68,11 +70,22 @@ async fn default_transitions() {
     .await;
 }
 
+type Note = Box<dyn Fn(String) + Send + Sync>;
+type Created = Box<dyn Fn(CreatedResource, &str) + Send + Sync>;
+
 struct Env {
     clients: Clients,
     events: Mutex<Vec<EnvironmentEvent>>,
     clock: RunClock,
     poll: Duration,
+    /// `aws.retries`: attempts per call in all (the default, 4).
+    attempts: u32,
+    /// The retry notes `aws::call` wrote (the provider journals them).
+    notes: Arc<Mutex<Vec<String>>>,
+    note: Note,
+    /// What was recorded in the ledger of created resources, with its fate.
+    ledger: Arc<Mutex<Vec<(CreatedResource, String)>>>,
+    created: Created,
 }
 
 impl Env {
@@ -84,11 +97,19 @@ impl Env {
     }
 
     fn with(clients: Clients, poll: Duration) -> Env {
+        let notes: Arc<Mutex<Vec<String>>> = Arc::default();
+        let ledger: Arc<Mutex<Vec<(CreatedResource, String)>>> = Arc::default();
+        let (n, l) = (notes.clone(), ledger.clone());
         Env {
             clients,
             events: Mutex::new(Vec::new()),
             clock: RunClock::start_now(),
             poll,
+            attempts: AwsSettings::for_region("us-east-1").retries,
+            notes,
+            note: Box::new(move |m| n.lock().unwrap().push(m)),
+            ledger,
+            created: Box::new(move |r, fate| l.lock().unwrap().push((r, fate.to_string()))),
         }
     }
 
@@ -99,7 +120,19 @@ impl Env {
             clock: self.clock,
             events: &self.events,
             poll_interval: self.poll,
+            attempts: self.attempts,
+            note: &*self.note,
+            created: &*self.created,
+            account: None,
         }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.lock().unwrap().clone()
+    }
+
+    fn ledger(&self) -> Vec<(CreatedResource, String)> {
+        self.ledger.lock().unwrap().clone()
     }
 
     fn messages(&self) -> Vec<String> {
@@ -146,7 +179,7 @@ fn small_params() -> Json {
 
 #[tokio::test]
 async fn inline_template_round_trip_create_start_poll_delete() {
-    let _g = MOTO.lock().await;
+    let _g = support::moto().await;
     fresh_moto(1).await;
     let env = Env::moto();
     let params = sample_params(true);
@@ -203,6 +236,27 @@ async fn inline_template_round_trip_create_start_poll_delete() {
     );
     assert!(pos("experiment completed") < pos("deleted experiment template"));
     assert!(m.iter().all(|x| x.starts_with("fis ")), "{m:#?}");
+    // The template and the experiment are in the ledger of created resources, once each.
+    let ledger = env.ledger();
+    assert_eq!(ledger.len(), 2, "{ledger:#?}");
+    let (t, fate) = &ledger[0];
+    assert_eq!((t.kind, t.name.as_str()), ("fis experiment template", tid));
+    assert!(
+        t.arn.contains(&format!("experiment-template/{tid}")),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.cleanup,
+        format!("aws fis delete-experiment-template --id {tid} --region us-east-1")
+    );
+    assert!(fate.contains("firedrill deletes it"), "{fate}");
+    let (e, _) = &ledger[1];
+    assert_eq!((e.kind, e.name.as_str()), ("fis experiment", id));
+    assert_eq!(
+        e.cleanup,
+        format!("aws fis stop-experiment --id {id} --region us-east-1")
+    );
+    assert!(env.notes().is_empty(), "no retry: {:#?}", env.notes());
     // Nothing left to roll back.
     let r = fis::revert(&env.ctx(), &params, &out).await.unwrap();
     assert_eq!(r["stopped"], json!([]));
@@ -211,7 +265,7 @@ async fn inline_template_round_trip_create_start_poll_delete() {
 
 #[tokio::test]
 async fn the_created_template_is_the_inline_one_with_the_run_tags() {
-    let _g = MOTO.lock().await;
+    let _g = support::moto().await;
     fresh_moto(1).await;
     let env = Env::moto();
     let mut params = sample_params(false);
@@ -267,7 +321,7 @@ async fn the_created_template_is_the_inline_one_with_the_run_tags() {
 
 #[tokio::test]
 async fn an_abort_mid_poll_is_rolled_back_by_stopping_the_experiment_and_deleting_the_template() {
-    let _g = MOTO.lock().await;
+    let _g = support::moto().await;
     // Ten polls per state: the experiment is still running when the abort comes, even if this
     // test is scheduled late on a loaded machine.
     fresh_moto(10).await;
@@ -325,7 +379,7 @@ async fn an_abort_mid_poll_is_rolled_back_by_stopping_the_experiment_and_deletin
 
 #[tokio::test]
 async fn an_existing_template_runs_by_id_and_is_never_deleted() {
-    let _g = MOTO.lock().await;
+    let _g = support::moto().await;
     fresh_moto(1).await;
     let env = Env::moto();
     let t = env
@@ -379,7 +433,7 @@ async fn an_existing_template_runs_by_id_and_is_never_deleted() {
 
 #[tokio::test]
 async fn an_unknown_template_id_is_a_clear_error_everywhere() {
-    let _g = MOTO.lock().await;
+    let _g = support::moto().await;
     fresh_moto(1).await;
     let env = Env::moto();
     let params = json!({"template_id": "EXTdoesnotexist"});
@@ -397,7 +451,7 @@ async fn an_unknown_template_id_is_a_clear_error_everywhere() {
         assert!((e).kind == ErrorKind::NotFound, "{e:?}");
         let m = e.to_string();
         assert!(
-            m.contains("experiment template EXTdoesnotexist does not exist in FIS in us-east-1"),
+            m.contains("experiment template EXTdoesnotexist does not exist in us-east-1"),
             "{m}"
         );
         assert!(m.contains("aws fis list-experiment-templates"), "{m}");
@@ -406,7 +460,7 @@ async fn an_unknown_template_id_is_a_clear_error_everywhere() {
 
 #[tokio::test]
 async fn a_timeout_stops_the_experiment_and_deletes_the_template() {
-    let _g = MOTO.lock().await;
+    let _g = support::moto().await;
     // Twenty polls per state: still pending when the 100ms timeout comes.
     fresh_moto(20).await;
     let env = Env::moto();
@@ -432,7 +486,7 @@ async fn a_timeout_stops_the_experiment_and_deletes_the_template() {
 
 #[tokio::test]
 async fn the_probe_reports_the_newest_experiment_of_the_run() {
-    let _g = MOTO.lock().await;
+    let _g = support::moto().await;
     fresh_moto(2).await;
     let env = Env::moto();
     let none = fis::observe(&env.ctx(), &json!({})).await.unwrap();
@@ -477,7 +531,7 @@ fn mocked(rules: &[&Rule]) -> Env {
         .credentials_provider(aws_sdk_fis::config::Credentials::for_tests())
         .http_client(create_mock_http_client())
         .interceptor(interceptor)
-        // As in production clients firedrill builds for FIS: the FIS calls retry themselves.
+        // SDK retries off, as in the clients firedrill builds: `aws::call` retries.
         .retry_config(aws_sdk_fis::config::retry::RetryConfig::disabled())
         .build();
     // No request of the other clients is made; they point nowhere.
@@ -551,11 +605,14 @@ async fn access_denied_names_the_iam_action_and_cleans_up_what_was_created() {
     let e = fis::inject(&env.ctx(), &small_params()).await.unwrap_err();
     assert!((e).kind == ErrorKind::Denied, "{e:?}");
     let m = e.to_string();
+    // Through `aws::call`: the IAM action and the template's ARN, then what else starting needs.
     assert!(
-        m.contains("AWS denied StartExperiment on experiment template EXT1"),
+        m.contains("may not `fis:StartExperiment` on `arn:aws:fis:us-east-1:<account>:experiment-template/EXT1`"),
         "{m}"
     );
-    assert!(m.contains("grant the caller `fis:StartExperiment`"), "{m}");
+    assert!(m.contains("grant `fis:StartExperiment`"), "{m}");
+    assert!(m.contains("`fis:TagResource`"), "{m}");
+    assert_eq!(denied_start.num_calls(), 1, "a denial is not retried: {m}");
     assert!(
         m.contains("the template EXT1 it created was deleted"),
         "{m}"
@@ -587,11 +644,17 @@ async fn a_rejected_template_is_an_invalid_target_naming_fis_s_reason() {
     let env = mocked(&[&invalid]);
     let e = fis::inject(&env.ctx(), &small_params()).await.unwrap_err();
     assert!((e).kind == ErrorKind::NotFound, "{e:?}");
+    let m = e.to_string();
     assert!(
-        e.to_string()
-            .contains("FIS rejected CreateExperimentTemplate for template \"wait a minute\": Role ARN arn:aws:iam::123456789012:role/nope is not valid"),
-        "{e}"
+        m.contains("`fis:CreateExperimentTemplate` rejected the input for template \"wait a minute\" (ValidationException: Role ARN arn:aws:iam::123456789012:role/nope is not valid)"),
+        "{m}"
     );
+    assert!(
+        m.contains("fix the template (ARNs, role, parameters) and run again"),
+        "{m}"
+    );
+    assert_eq!(invalid.num_calls(), 1, "rejected input is not retried");
+    assert!(env.ledger().is_empty(), "nothing was created");
 }
 
 #[tokio::test(start_paused = true)]
@@ -612,8 +675,22 @@ async fn throttling_is_retried_with_backoff_then_reported() {
     let out = fis::inject(&env.ctx(), &small_params()).await.unwrap();
     assert_eq!(out["state"], "completed");
     assert_eq!(throttled_then_done.num_calls(), 3);
-    // One poll interval, then backoffs of 0.5s and 1s.
-    assert_eq!(t0.elapsed(), Duration::from_millis(2500));
+    // One poll interval, then the `aws.retries` policy's backoffs of 1s and 2s (FIS used to
+    // have its own: 0.5s, 1s, ... for 5 attempts).
+    assert_eq!(t0.elapsed(), Duration::from_secs(1 + 1 + 2));
+    // Each retry is a note for the journal, as for RDS and Route 53.
+    let notes = env.notes();
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(
+        notes[0].contains(
+            "`fis:GetExperiment` on experiment EXP1 failed (attempt 1 of 4), retrying in 1s"
+        ) && notes[0].contains("ThrottlingException: Rate exceeded"),
+        "{notes:#?}"
+    );
+    assert!(
+        notes[1].contains("(attempt 2 of 4), retrying in 2s"),
+        "{notes:#?}"
+    );
 
     let always = mock!(aws_sdk_fis::Client::get_experiment)
         .then_error(|| GetExperimentError::generic(meta("ThrottlingException", "Rate exceeded")));
@@ -621,8 +698,14 @@ async fn throttling_is_retried_with_backoff_then_reported() {
     let env = mocked(&[&create, &start, &always, &delete]);
     let e = fis::inject(&env.ctx(), &small_params()).await.unwrap_err();
     let m = e.to_string();
-    assert_eq!(always.num_calls(), fis::RETRY_ATTEMPTS as usize);
-    assert!(m.contains("FIS kept throttling GetExperiment on experiment EXP1 (ThrottlingException) after 5 attempts"), "{m}");
+    // `aws.retries` (4) attempts in all, not FIS's former 5.
+    assert_eq!(always.num_calls(), env.attempts as usize);
+    assert!(
+        m.contains("`fis:GetExperiment` on experiment EXP1 is throttled by AWS (ThrottlingException: Rate exceeded)"),
+        "{m}"
+    );
+    assert!(m.contains("gave up after 4 attempts over 7s"), "{m}");
+    assert_eq!(env.notes().len(), 3, "{:#?}", env.notes());
     assert!(
         m.contains("lost track of FIS experiment EXP1") && m.contains("the rollback stops it"),
         "{m}"
@@ -725,6 +808,128 @@ async fn the_rollback_stops_an_experiment_in_a_state_it_does_not_know() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Timeouts: moto through a `Bridge` that leaves chosen requests unanswered, on the paused clock
+// (the SDK's attempt timeout fires at once).
+// ---------------------------------------------------------------------------------------------
+
+fn is_start(r: &aws_smithy_runtime_api::client::orchestrator::HttpRequest) -> bool {
+    r.method() == "POST" && r.uri().trim_end_matches('/').ends_with("/experiments")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_start_is_not_retried_and_says_its_outcome_is_unknown() {
+    let m = support::moto().await;
+    let bridge = Bridge::new();
+    bridge.hang(is_start);
+    let env = Env::with(
+        support::clients(&m, &bridge, "us-east-1", None),
+        Duration::from_millis(10),
+    );
+    let t0 = tokio::time::Instant::now();
+    let e = fis::inject(&env.ctx(), &small_params()).await.unwrap_err();
+    let msg = e.to_string();
+    let starts = bridge
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with("POST ") && l.trim_end_matches('/').ends_with("/experiments"))
+        .count();
+    // StartExperiment changes something: FIS may have started it, so it is sent once.
+    assert_eq!(starts, 1, "{:#?}", bridge.log.lock().unwrap());
+    assert!(env.notes().is_empty(), "no retry: {:#?}", env.notes());
+    assert_eq!(
+        t0.elapsed(),
+        firedrill::aws::clients::ATTEMPT_TIMEOUT,
+        "one attempt, no backoff"
+    );
+    assert!(msg.contains("`fis:StartExperiment`"), "{msg}");
+    assert!(
+        msg.contains(
+            "timed out after the request was sent, so AWS may or may not have acted on it"
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("tagged firedrill:run-id=run-1 and the step's rollback finds and stops it"),
+        "{msg}"
+    );
+    assert!(msg.contains("it created was deleted"), "{msg}");
+    // The template was created (and recorded) before the start; no experiment is recorded.
+    let ledger = env.ledger();
+    assert_eq!(ledger.len(), 1, "{ledger:#?}");
+    assert_eq!(ledger[0].0.kind, "fis experiment template");
+    let left = env
+        .clients
+        .fis
+        .list_experiment_templates()
+        .send()
+        .await
+        .unwrap();
+    assert!(left.experiment_templates().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timed_out_read_is_retried_and_the_retry_is_noted() {
+    let m = support::moto().await;
+    let bridge = Bridge::new();
+    let env = Env::with(
+        support::clients(&m, &bridge, "us-east-1", None),
+        Duration::from_millis(10),
+    );
+    // The first GetExperimentTemplate gets no answer; the second goes through.
+    let hung = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h = hung.clone();
+    bridge.hang(move |r| {
+        r.method() == "GET"
+            && r.uri().contains("/experimentTemplates/")
+            && !h.swap(true, std::sync::atomic::Ordering::SeqCst)
+    });
+    let t = env
+        .clients
+        .fis
+        .create_experiment_template()
+        .client_token("by-hand")
+        .description("made by the platform team")
+        .role_arn("arn:aws:iam::123456789012:role/fis")
+        .stop_conditions(
+            aws_sdk_fis::types::CreateExperimentTemplateStopConditionInput::builder()
+                .source("none")
+                .build()
+                .unwrap(),
+        )
+        .actions(
+            "hold",
+            aws_sdk_fis::types::CreateExperimentTemplateActionInput::builder()
+                .action_id("aws:fis:wait")
+                .parameters("duration", "PT1M")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let tid = t.experiment_template().unwrap().id().unwrap().to_string();
+    let t0 = tokio::time::Instant::now();
+    fis::preflight(&env.ctx(), &json!({"template_id": tid}))
+        .await
+        .expect("retried after the timeout");
+    assert_eq!(
+        t0.elapsed(),
+        firedrill::aws::clients::ATTEMPT_TIMEOUT + Duration::from_secs(1),
+        "one timed-out attempt, then the first backoff"
+    );
+    let notes = env.notes();
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert!(
+        notes[0].contains(&format!(
+            "`fis:GetExperimentTemplate` on experiment template {tid} failed (attempt 1 of 4), retrying in 1s"
+        )),
+        "{notes:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Through the AWS provider (what the executor calls): dispatch, preflight, the run's tags and
 // the FIS notes reaching `drain_events`.
 // ---------------------------------------------------------------------------------------------
@@ -733,7 +938,7 @@ async fn the_rollback_stops_an_experiment_in_a_state_it_does_not_know() {
 async fn the_aws_provider_serves_fis_experiments_end_to_end() {
     use firedrill::aws::{AwsProvider, AwsSettings};
     use firedrill::provider::{Call, Provider, RunContext};
-    let _g = MOTO.lock().await;
+    let _g = support::moto().await;
     fresh_moto(1).await;
     let mut settings = AwsSettings::for_region("us-east-1");
     settings.endpoint_url = Some(moto_url());
@@ -773,6 +978,19 @@ async fn the_aws_provider_serves_fis_experiments_end_to_end() {
         "{notes:#?}"
     );
     assert!(p.drain_events().is_empty(), "drained once");
+    // The template and the experiment are in the provider's ledger, journaled once each.
+    let created: Vec<&Json> = notes
+        .iter()
+        .filter_map(|n| n.detail.as_ref())
+        .filter(|d| d["kind"] == "aws_resource_created")
+        .collect();
+    assert_eq!(created.len(), 2, "{notes:#?}");
+    assert_eq!(created[0]["resource_type"], "fis experiment template");
+    assert_eq!(created[1]["resource_type"], "fis experiment");
+    assert_eq!(created[1]["name"], id);
+    let ledger = p.created_resources();
+    assert_eq!(ledger.len(), 2, "{ledger:#?}");
+    assert_eq!(ledger[1].name, id);
     let r = p
         .revert_json("fis.experiment", &params, &out)
         .await
@@ -780,11 +998,77 @@ async fn the_aws_provider_serves_fis_experiments_end_to_end() {
     assert_eq!(r["stopped"], json!([]));
 }
 
+#[tokio::test(start_paused = true)]
+async fn through_the_provider_fis_retries_follow_aws_retries_and_are_journaled() {
+    use firedrill::aws::AwsProvider;
+    use firedrill::provider::{Provider, RunContext};
+    let get = mock!(aws_sdk_fis::Client::get_experiment)
+        .sequence()
+        .error(|| GetExperimentError::generic(meta("ThrottlingException", "Rate exceeded")))
+        .output(|| {
+            GetExperimentOutput::builder()
+                .experiment(experiment(ExperimentStatus::Completed, "done", None))
+                .build()
+        })
+        .build();
+    let (create, start, delete) = (create_ok(), start_ok(), delete_ok());
+    let env = mocked(&[&create, &start, &get, &delete]);
+    let mut settings = AwsSettings::for_region("us-east-1");
+    settings.poll_interval = Duration::from_secs(1);
+    settings.retries = 3;
+    let p = AwsProvider::from_clients(settings, env.clients.clone());
+    p.start(&RunContext {
+        clock: RunClock::start_now(),
+        run_id: "run-provider".into(),
+        experiment: "fis".into(),
+    });
+    let out = p
+        .inject_json("fis.experiment", &small_params())
+        .await
+        .unwrap();
+    assert_eq!(out["state"], "completed");
+    assert_eq!(get.num_calls(), 2);
+    let events = p.drain_events();
+    // The retry is an `aws` note, as for RDS and Route 53, with the `aws.retries` bound.
+    let retries: Vec<&EnvironmentEvent> = events
+        .iter()
+        .filter(|e| e.message.contains("retrying in"))
+        .collect();
+    assert_eq!(retries.len(), 1, "{events:#?}");
+    assert_eq!(retries[0].component, "aws");
+    assert!(
+        retries[0].message.contains(
+            "`fis:GetExperiment` on experiment EXP1 failed (attempt 1 of 3), retrying in 1s"
+        ),
+        "{events:#?}"
+    );
+    // One FIS event and one ledger note per creation, nothing twice.
+    let about = |needle: &str| events.iter().filter(|e| e.message.contains(needle)).count();
+    assert_eq!(about("created experiment template EXT1"), 1, "{events:#?}");
+    assert_eq!(
+        about("created fis experiment template EXT1"),
+        1,
+        "{events:#?}"
+    );
+    assert_eq!(about("started experiment EXP1"), 1, "{events:#?}");
+    assert_eq!(about("created fis experiment EXP1"), 1, "{events:#?}");
+    let ledger = p.created_resources();
+    assert_eq!(ledger.len(), 2, "{ledger:#?}");
+    assert_eq!(
+        ledger[0].arn,
+        "arn:aws:fis:us-east-1:<account>:experiment-template/EXT1"
+    );
+    assert_eq!(
+        ledger[1].cleanup,
+        "aws fis stop-experiment --id EXP1 --region us-east-1"
+    );
+}
+
 #[tokio::test]
 async fn an_unknown_template_id_is_a_preflight_problem_through_the_provider() {
     use firedrill::aws::{AwsProvider, AwsSettings};
     use firedrill::provider::{Call, Provider};
-    let _g = MOTO.lock().await;
+    let _g = support::moto().await;
     fresh_moto(1).await;
     let mut settings = AwsSettings::for_region("us-east-1");
     settings.endpoint_url = Some(moto_url());

@@ -11,7 +11,8 @@
 //!
 //! [`Bridge`] can also answer chosen requests itself (`fault`), e.g. a 403 AccessDenied for the
 //! second Route 53 change, without moto ever seeing them: the SDK parses a real wire-format
-//! error, so the error mapping is tested end to end.
+//! error, so the error mapping is tested end to end. It can also leave chosen requests
+//! unanswered (`hang`), so the SDK's attempt timeout ends them (on the paused clock, at once).
 
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
@@ -100,12 +101,14 @@ static IO: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 });
 
 type Fault = Arc<dyn Fn(&HttpRequest) -> Option<HttpResponse> + Send + Sync>;
+type Hang = Arc<dyn Fn(&HttpRequest) -> bool + Send + Sync>;
 
 /// An HTTP client doing real IO in zero virtual time (see the module docs).
 #[derive(Clone)]
 pub struct Bridge {
     inner: SharedHttpClient,
     faults: Arc<Mutex<Vec<Fault>>>,
+    hangs: Arc<Mutex<Vec<Hang>>>,
     /// Every request sent (method and URI), for assertions.
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -127,6 +130,7 @@ impl Bridge {
         Bridge {
             inner: clients::https_client(),
             faults: Arc::default(),
+            hangs: Arc::default(),
             log: Arc::default(),
         }
     }
@@ -134,6 +138,12 @@ impl Bridge {
     /// Answer requests for which `f` returns a response instead of sending them.
     pub fn fault(&self, f: impl Fn(&HttpRequest) -> Option<HttpResponse> + Send + Sync + 'static) {
         self.faults.lock().unwrap().push(Arc::new(f));
+    }
+
+    /// Never answer requests for which `f` returns true (the request was sent, the answer is
+    /// lost): the SDK's attempt timeout ends the call, as with a real network.
+    pub fn hang(&self, f: impl Fn(&HttpRequest) -> bool + Send + Sync + 'static) {
+        self.hangs.lock().unwrap().push(Arc::new(f));
     }
 
     pub fn shared(&self) -> SharedHttpClient {
@@ -150,6 +160,7 @@ impl HttpClient for Bridge {
         SharedHttpConnector::new(BridgeConnector {
             inner: self.inner.http_connector(settings, components),
             faults: self.faults.clone(),
+            hangs: self.hangs.clone(),
             log: self.log.clone(),
         })
     }
@@ -159,6 +170,7 @@ impl HttpClient for Bridge {
 struct BridgeConnector {
     inner: SharedHttpConnector,
     faults: Arc<Mutex<Vec<Fault>>>,
+    hangs: Arc<Mutex<Vec<Hang>>>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -184,6 +196,10 @@ impl HttpConnector for BridgeConnector {
             .lock()
             .unwrap()
             .push(format!("{} {}{action}", request.method(), request.uri()));
+        let hangs: Vec<Hang> = self.hangs.lock().unwrap().clone();
+        if hangs.iter().any(|h| h(&request)) {
+            return HttpConnectorFuture::new(std::future::pending());
+        }
         let faults: Vec<Fault> = self.faults.lock().unwrap().clone();
         for f in faults {
             if let Some(resp) = f(&request) {
