@@ -286,6 +286,9 @@ pub struct StepParams {
     pub wait: bool,
     pub timeout: Duration,
     pub delete_template: bool,
+    /// [`params_digest`] of the step's canonical parameters: tagged on what the step creates,
+    /// so its rollback finds them without the step's output.
+    pub digest: String,
 }
 
 impl StepParams {
@@ -321,6 +324,7 @@ impl StepParams {
                     .and_then(Json::as_bool)
                     .unwrap_or(true),
             source,
+            digest: params_digest(p),
         })
     }
 }

@@ -24,10 +24,9 @@ pub struct Plan {
 /// Estimated duration of a step for the critical path.
 pub fn estimate(exp: &Experiment, i: usize) -> Duration {
     let s = &exp.steps[i];
-    let param = |k: &str| crate::lang::duration::param(&s.with, k);
-    match s.action.value.as_str() {
-        "wait" => param("duration").unwrap_or_default(),
-        "wait_until" => param("deadline").unwrap_or_default(),
+    match &s.call {
+        crate::lang::action::Action::Wait(w) => w.duration,
+        crate::lang::action::Action::WaitUntil(w) => w.deadline,
         _ => s.timeout.unwrap_or_default(),
     }
 }

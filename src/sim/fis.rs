@@ -37,9 +37,9 @@ use super::model::{Estate, KillMode, SimError};
 use super::provider::SharedEstate;
 use crate::engine::clock::RunClock;
 use crate::lang::fis_template::{
-    self as tpl, Selection, Source, StepParams, Target, Template, arn_name, params_digest,
+    self as tpl, Selection, Source, StepParams, Target, Template, arn_name,
 };
-use crate::provider::{Call, EnvironmentEvent, PreflightProblem, ProviderError};
+use crate::provider::{Call, EnvironmentEvent, PreflightProblem, ProviderError, Typed};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -862,8 +862,8 @@ impl Runner {
 // The provider entry points.
 // ---------------------------------------------------------------------------------------------
 
-fn inline(params: &Json) -> Result<(StepParams, Template), ProviderError> {
-    let p = StepParams::from_json(params).map_err(invalid)?;
+fn inline(p: &StepParams) -> Result<(StepParams, Template), ProviderError> {
+    let p = p.clone();
     match &p.source {
         Source::Inline(t) => {
             let t = (**t).clone();
@@ -882,7 +882,7 @@ fn plan_now(shared: &SharedEstate, t: &Template) -> Result<Vec<Planned>, Provide
 }
 
 /// Check a `fis.experiment` call against the estate without running anything.
-pub fn preflight(shared: &SharedEstate, params: &Json) -> Result<(), ProviderError> {
+pub fn preflight(shared: &SharedEstate, params: &StepParams) -> Result<(), ProviderError> {
     let (_, t) = inline(params)?;
     plan_now(shared, &t).map(|_| ())
 }
@@ -891,20 +891,21 @@ pub fn preflight(shared: &SharedEstate, params: &Json) -> Result<(), ProviderErr
 pub fn preflight_calls(shared: &SharedEstate, calls: &[Call]) -> Vec<PreflightProblem> {
     calls
         .iter()
-        .filter(|c| c.is_action && c.name == "fis.experiment")
-        .filter_map(|c| {
-            preflight(shared, &c.params)
-                .err()
-                .map(|error| PreflightProblem {
-                    owner: c.owner.clone(),
-                    error,
-                })
+        .filter_map(|c| match &c.typed {
+            Typed::Action(crate::lang::action::Action::FisExperiment(p)) => Some((c, p)),
+            _ => None,
+        })
+        .filter_map(|(c, p)| {
+            preflight(shared, p).err().map(|error| PreflightProblem {
+                owner: c.owner.clone(),
+                error,
+            })
         })
         .collect()
 }
 
 /// What the experiment would do: its actions on the estate, on a timeline.
-pub fn describe(shared: &SharedEstate, params: &Json) -> Result<String, ProviderError> {
+pub fn describe(shared: &SharedEstate, params: &StepParams) -> Result<String, ProviderError> {
     let (p, t) = inline(params)?;
     let planned = plan_now(shared, &t)?;
     let timeline = tpl::timeline(&t).map_err(invalid)?;
@@ -957,7 +958,7 @@ pub fn describe(shared: &SharedEstate, params: &Json) -> Result<String, Provider
 }
 
 /// Start the experiment; with `wait` (the default), return when it has ended.
-pub async fn inject(shared: &SharedEstate, params: &Json) -> Result<Json, ProviderError> {
+pub async fn inject(shared: &SharedEstate, params: &StepParams) -> Result<Json, ProviderError> {
     let (p, t) = inline(params)?;
     let planned = plan_now(shared, &t)?;
     let clock = shared.clock();
@@ -965,7 +966,7 @@ pub async fn inject(shared: &SharedEstate, params: &Json) -> Result<Json, Provid
     let id = format!("EXPsim{:05}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
     let run = Arc::new(Run {
         id: id.clone(),
-        digest: params_digest(params),
+        digest: params.digest.clone(),
         estate_key: key,
         state: Mutex::new(RunState {
             status: "running".into(),
@@ -1066,10 +1067,10 @@ pub async fn inject(shared: &SharedEstate, params: &Json) -> Result<Json, Provid
 /// or, when an abort cancelled the step before it returned, by its parameters.
 pub async fn revert(
     shared: &SharedEstate,
-    params: &Json,
+    params: &StepParams,
     output: &Json,
 ) -> Result<Json, ProviderError> {
-    let digest = params_digest(params);
+    let digest = params.digest.clone();
     let runs: Vec<Arc<Run>> = runs_of(shared)
         .into_iter()
         .filter(
@@ -1109,10 +1110,10 @@ pub async fn revert(
 }
 
 /// The `fis.experiment` probe: the newest experiment started on this estate.
-pub fn observe(shared: &SharedEstate, params: &Json) -> Result<Json, ProviderError> {
+pub fn observe(shared: &SharedEstate, template_id: Option<&str>) -> Result<Json, ProviderError> {
     let runs = runs_of(shared);
     // The sim has no stored templates: filtering by one matches nothing.
-    let runs: Vec<&Arc<Run>> = match params.get("template_id").and_then(Json::as_str) {
+    let runs: Vec<&Arc<Run>> = match template_id {
         Some(_) => Vec::new(),
         None => runs.iter().collect(),
     };
@@ -1149,6 +1150,10 @@ pub fn running_experiments(shared: &SharedEstate) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sp(p: &Json) -> StepParams {
+        StepParams::from_json(p).unwrap()
+    }
     use crate::sim::model::SimParams;
 
     fn estate() -> SharedEstate {
@@ -1210,7 +1215,7 @@ mod tests {
             }),
             json!({"wait": false}),
         );
-        let out = inject(&s, &p).await.unwrap();
+        let out = inject(&s, &sp(&p)).await.unwrap();
         assert_eq!(out["state"], "running");
         assert_eq!(out["actions"]["first"]["state"], "running");
         assert_eq!(out["actions"]["stop"]["state"], "pending");
@@ -1223,7 +1228,7 @@ mod tests {
         );
         at(&s, Duration::from_secs(200)).await;
         assert_eq!(ready_nodes(&s, "us-east-1a"), 3, "restarted after 2m");
-        let o = observe(&s, &json!({})).unwrap();
+        let o = observe(&s, None).unwrap();
         assert_eq!(o["state"], "completed", "{o}");
         let runs = runs_of(&s);
         let done = runs.last().unwrap().to_json(&s.clock());
@@ -1267,7 +1272,7 @@ mod tests {
             at(&s2, Duration::from_secs(601)).await;
             (mid, ready_nodes(&s2, "us-east-1a"))
         });
-        let out = inject(&s, &p).await.unwrap();
+        let out = inject(&s, &sp(&p)).await.unwrap();
         assert_eq!(out["state"], "completed");
         assert_eq!(out["waited"], true);
         assert_eq!(out["actions"]["net"]["end_ms"], 2 * M);
@@ -1288,23 +1293,23 @@ mod tests {
             }),
             json!({"wait": false}),
         );
-        let out = inject(&s, &p).await.unwrap();
+        let out = inject(&s, &sp(&p)).await.unwrap();
         at(&s, Duration::from_secs(60)).await;
         assert_eq!(ready_nodes(&s, "us-east-1a"), 0);
-        let r = revert(&s, &p, &out).await.unwrap();
+        let r = revert(&s, &sp(&p), &out).await.unwrap();
         assert_eq!(r["stopped"], json!([out["experiment_id"]]));
         assert_eq!(
             ready_nodes(&s, "us-east-1a"),
             3,
             "the stop restores the zone"
         );
-        let o = observe(&s, &json!({})).unwrap();
+        let o = observe(&s, None).unwrap();
         assert_eq!(o["state"], "stopped");
         assert_eq!(o["actions"]["stop"], "stopped");
         assert_eq!(o["actions"]["after"], "cancelled");
         assert!(running_experiments(&s).is_empty());
         // A second revert finds nothing left to stop.
-        let again = revert(&s, &p, &out).await.unwrap();
+        let again = revert(&s, &sp(&p), &out).await.unwrap();
         assert_eq!(again["stopped"], json!([]));
     }
 
@@ -1317,14 +1322,15 @@ mod tests {
             json!({}),
         );
         // The executor drops the step's future on abort: the experiment runs on, as FIS does.
+        let step = sp(&p);
         tokio::select! {
-            _ = inject(&s, &p) => panic!("the experiment should still be running"),
+            _ = inject(&s, &step) => panic!("the experiment should still be running"),
             _ = tokio::time::sleep(Duration::from_secs(30)) => {}
         }
         assert_eq!(running_experiments(&s).len(), 1);
         assert_eq!(ready_nodes(&s, "us-east-1a"), 0);
         // The rollback has no output (the step never returned): it finds the run by parameters.
-        let r = revert(&s, &p, &Json::Null).await.unwrap();
+        let r = revert(&s, &sp(&p), &Json::Null).await.unwrap();
         assert_eq!(r["stopped"].as_array().unwrap().len(), 1);
         assert_eq!(ready_nodes(&s, "us-east-1a"), 3);
         // Another step's parameters match nothing.
@@ -1332,7 +1338,7 @@ mod tests {
             json!({"w": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT1M"}}}),
             json!({}),
         );
-        let r = revert(&s, &other, &Json::Null).await.unwrap();
+        let r = revert(&s, &sp(&other), &Json::Null).await.unwrap();
         assert_eq!(
             r,
             json!({"stopped": [], "already_ended": [], "left_in_place": []})
@@ -1353,13 +1359,13 @@ mod tests {
             }),
             json!({}),
         );
-        let err = inject(&s, &p).await.unwrap_err().to_string();
+        let err = inject(&s, &sp(&p)).await.unwrap_err().to_string();
         assert!(
             err.contains("failed: action `c-reboot` (aws:rds:reboot-db-instances) failed"),
             "{err}"
         );
         assert!(err.contains("orders-db"), "{err}");
-        let o = observe(&s, &json!({})).unwrap();
+        let o = observe(&s, None).unwrap();
         assert_eq!(o["state"], "failed");
         assert_eq!(o["actions"]["a-net"], "stopped");
         assert_eq!(o["actions"]["d-later"], "cancelled");
@@ -1389,17 +1395,17 @@ mod tests {
             {"source": "aws:cloudwatch:alarm", "value": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:DatabaseWriterUnavailable"},
             {"source": "aws:cloudwatch:alarm", "value": "arn:aws:cloudwatch:us-east-1:123456789012:alarm:NotInTheEstate"},
         ]);
-        let d = describe(&s, &p).unwrap();
+        let d = describe(&s, &sp(&p)).unwrap();
         assert!(
             d.contains("stops when DatabaseWriterUnavailable fires (NotInTheEstate not evaluated"),
             "{d}"
         );
-        let err = inject(&s, &p).await.unwrap_err().to_string();
+        let err = inject(&s, &sp(&p)).await.unwrap_err().to_string();
         assert!(
             err.contains("stopped: stop condition: alarm `DatabaseWriterUnavailable` is in ALARM"),
             "{err}"
         );
-        let o = observe(&s, &json!({})).unwrap();
+        let o = observe(&s, None).unwrap();
         assert_eq!(o["actions"]["net"], "stopped");
         assert_eq!(
             ready_nodes(&s, "us-east-1c"),
@@ -1431,7 +1437,7 @@ mod tests {
                 "parameters": {"startInstancesAfterDuration": "PT1M"}, "targets": {"Instances": "zone-a"}}}),
             json!({}),
         );
-        let out = inject(&s, &p).await.unwrap();
+        let out = inject(&s, &sp(&p)).await.unwrap();
         assert_eq!(out["state"], "completed");
         assert_eq!(
             ready_nodes(&s, "us-east-1a"),
@@ -1465,12 +1471,12 @@ mod tests {
         );
         assert!(msg.contains("aws:ec2:stop-instances"), "{msg}");
         assert!(
-            describe(&s, &p)
+            describe(&s, &sp(&p))
                 .unwrap_err()
                 .to_string()
                 .contains("aws:ebs:pause-volume-io")
         );
-        assert!(inject(&s, &p).await.is_err());
+        assert!(inject(&s, &sp(&p)).await.is_err());
         assert!(runs_of(&s).is_empty(), "nothing started");
         assert_eq!(ready_nodes(&s, "us-east-1a"), 3);
     }
@@ -1483,7 +1489,7 @@ mod tests {
             json!({}),
         );
         p["template"]["targets"]["zone-a"]["filters"][0]["values"] = json!(["eu-west-1a"]);
-        let e = preflight(&s, &p).unwrap_err().to_string();
+        let e = preflight(&s, &sp(&p)).unwrap_err().to_string();
         assert!(
             e.contains("zone `eu-west-1a` is not in the simulated estate")
                 && e.contains("us-east-1b"),
@@ -1491,12 +1497,12 @@ mod tests {
         );
         p["template"]["targets"]["zone-a"]["filters"] = json!([]);
         p["template"]["targets"]["zone-a"]["resourceTags"] = json!({"a": "b"});
-        let e = preflight(&s, &p).unwrap_err().to_string();
+        let e = preflight(&s, &sp(&p)).unwrap_err().to_string();
         assert!(
             e.contains("add `filters: [{path: Placement.AvailabilityZone"),
             "{e}"
         );
-        let e = preflight(&s, &json!({"template_id": "EXT1"}))
+        let e = preflight(&s, &sp(&json!({"template_id": "EXT1"})))
             .unwrap_err()
             .to_string();
         assert!(
@@ -1516,7 +1522,7 @@ mod tests {
             }),
             json!({"wait": false}),
         );
-        let d = describe(&s, &p).unwrap();
+        let d = describe(&s, &sp(&p)).unwrap();
         assert!(
             d.contains("t+0s net: us-east-1a down for 2m; t+2m hold: wait 5m; ends at t+7m"),
             "{d}"

@@ -8,14 +8,15 @@ mod k8s;
 
 use super::model::{DnsTarget, Estate, SimError, SimParams};
 use crate::engine::clock::RunClock;
+use crate::lang::action::{DnsSide, HealthCheckRef, RestoreTime};
 use crate::lang::diag::Diagnostic;
 use crate::lang::environment::{Backend, Environment};
+use crate::lang::kubernetes::DrainMethod;
 use crate::provider::{
     Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
     RunContext, Typed,
 };
 use serde_json::{Value as Json, json};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -180,21 +181,6 @@ impl SimProvider {
     }
 }
 
-fn s<'a>(p: &'a Json, k: &str) -> &'a str {
-    p.get(k).and_then(Json::as_str).unwrap_or_default()
-}
-
-fn labels(p: &Json, k: &str) -> BTreeMap<String, String> {
-    p.get(k)
-        .and_then(Json::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn err(e: SimError) -> ProviderError {
     match e {
         SimError::Refused(m) => ProviderError::invalid_state(m),
@@ -211,89 +197,68 @@ fn apply(
     estate: &mut Estate,
     at: Duration,
     sim: &SimProvider,
-    action: &str,
-    p: &Json,
+    action: &Action,
 ) -> Result<Json, ProviderError> {
-    let cluster = p
-        .get("cluster")
-        .and_then(Json::as_str)
+    let cluster = action
+        .cluster()
         .map(str::to_string)
         .unwrap_or_else(|| SimProvider::default_cluster(estate));
     Ok(match action {
-        a if a.starts_with("k8s.") => k8s::apply(estate, at, sim, &cluster, a, p)?,
-        "az.power_interruption" => {
-            estate.lose_zone(at, s(p, "zone")).map_err(err)?;
-            json!({"zone": s(p, "zone"), "power": "off"})
+        Action::AzPowerInterruption(z) => {
+            estate.lose_zone(at, &z.zone).map_err(err)?;
+            json!({"zone": z.zone, "power": "off"})
         }
-        "region.outage" => {
-            estate.lose_region(at, s(p, "region")).map_err(err)?;
-            json!({"region": s(p, "region"), "state": "lost"})
+        Action::RegionOutage(r) => {
+            estate.lose_region(at, &r.region).map_err(err)?;
+            json!({"region": r.region, "state": "lost"})
         }
-        "db.cluster_failover" => {
-            let target = p.get("target_instance").and_then(Json::as_str);
-            json!({"cluster": s(p, "cluster"), "new_writer": estate.db_failover(at, s(p, "cluster"), target).map_err(err)?})
+        Action::DbClusterFailover(f) => {
+            let target = f.target_instance.as_deref();
+            json!({"cluster": f.cluster, "new_writer": estate.db_failover(at, &f.cluster, target).map_err(err)?})
         }
-        "db.instance_reboot" => {
-            let force = p
-                .get("force_failover")
-                .and_then(Json::as_bool)
-                .unwrap_or(false);
-            estate.db_reboot(at, s(p, "instance"), force).map_err(err)?;
-            json!({"instance": s(p, "instance"), "force_failover": force})
-        }
-        "db.global_switchover" | "db.global_failover" => {
-            let loss = action == "db.global_failover"
-                && p.get("allow_data_loss")
-                    .and_then(Json::as_bool)
-                    .unwrap_or(false);
+        Action::DbInstanceReboot(r) => {
             estate
-                .global_failover(at, s(p, "global_cluster"), s(p, "target_cluster"), loss)
+                .db_reboot(at, &r.instance, r.force_failover)
                 .map_err(err)?;
-            json!({"global_cluster": s(p, "global_cluster"), "target_cluster": s(p, "target_cluster"), "allow_data_loss": loss})
+            json!({"instance": r.instance, "force_failover": r.force_failover})
         }
-        "db.detach_and_promote" => {
+        Action::DbGlobalSwitchover(g) | Action::DbGlobalFailover(g) => {
+            let loss = matches!(action, Action::DbGlobalFailover(_)) && g.allow_data_loss;
             estate
-                .detach_and_promote(at, s(p, "global_cluster"), s(p, "cluster"))
+                .global_failover(at, &g.global_cluster, &g.target_cluster, loss)
                 .map_err(err)?;
-            json!({"cluster": s(p, "cluster"), "detached_from": s(p, "global_cluster")})
+            json!({"global_cluster": g.global_cluster, "target_cluster": g.target_cluster, "allow_data_loss": loss})
         }
-        "db.cluster_outage" => {
-            estate.cluster_outage(at, s(p, "cluster")).map_err(err)?;
-            json!({"cluster": s(p, "cluster"), "state": "unavailable"})
+        Action::DbDetachAndPromote(d) => {
+            estate
+                .detach_and_promote(at, &d.global_cluster, &d.cluster)
+                .map_err(err)?;
+            json!({"cluster": d.cluster, "detached_from": d.global_cluster})
         }
-        "db.point_in_time_restore" => {
-            let to = match p.get("restore_time").and_then(Json::as_str) {
-                None | Some("latest") => None,
-                Some(t) => {
-                    let t = chrono::DateTime::parse_from_rfc3339(t)
-                        .map_err(|e| ProviderError::not_found(format!("restore_time: {e}")))?;
-                    Some(sim.estate_time(t.with_timezone(&chrono::Utc)))
-                }
+        Action::DbClusterOutage(c) => {
+            estate.cluster_outage(at, &c.cluster).map_err(err)?;
+            json!({"cluster": c.cluster, "state": "unavailable"})
+        }
+        Action::DbPointInTimeRestore(r) => {
+            let to = match &r.restore_time {
+                RestoreTime::Latest => None,
+                RestoreTime::At(t) => Some(sim.estate_time(*t)),
             };
-            let serve = p.get("serve").and_then(Json::as_bool).unwrap_or(false);
             let point = estate
-                .pitr_restore(
-                    at,
-                    s(p, "source_cluster"),
-                    s(p, "target_cluster"),
-                    to,
-                    serve,
-                )
+                .pitr_restore(at, &r.source_cluster, &r.target_cluster, to, r.serve)
                 .map_err(err)?;
-            json!({"source_cluster": s(p, "source_cluster"), "target_cluster": s(p, "target_cluster"), "restore_point": sim.time(Some(point.as_secs_f64())), "serve": serve})
+            json!({"source_cluster": r.source_cluster, "target_cluster": r.target_cluster, "restore_point": sim.time(Some(point.as_secs_f64())), "serve": r.serve})
         }
-        "dns.failover" => {
-            let to = if s(p, "to") == "primary" {
-                DnsTarget::Primary
-            } else {
-                DnsTarget::Secondary
+        Action::DnsFailover(d) => {
+            let to = match d.to {
+                DnsSide::Primary => DnsTarget::Primary,
+                DnsSide::Secondary => DnsTarget::Secondary,
             };
-            estate.dns_failover(at, s(p, "record"), to).map_err(err)?;
-            json!({"record": s(p, "record"), "to": s(p, "to")})
+            estate.dns_failover(at, &d.record, to).map_err(err)?;
+            json!({"record": d.record, "to": d.to.as_str()})
         }
-        other => {
-            return Err(ProviderError::unsupported("sim", other));
-        }
+        other if other.name().starts_with("k8s.") => k8s::apply(estate, at, sim, &cluster, other)?,
+        other => return Err(ProviderError::unsupported("sim", other.name())),
     })
 }
 
@@ -301,31 +266,30 @@ fn apply(
 fn revert_on(
     e: &mut Estate,
     at: Duration,
-    action: &str,
-    params: &Json,
+    action: &Action,
     output: &Json,
 ) -> Result<Json, ProviderError> {
     match action {
-        a if a.starts_with("k8s.") => k8s::revert(e, at, a, params, output),
-        "az.power_interruption" => {
-            e.restore_zone(at, s(params, "zone")).map_err(err)?;
-            Ok(json!({"zone": s(params, "zone"), "power": "on"}))
+        Action::AzPowerInterruption(z) => {
+            e.restore_zone(at, &z.zone).map_err(err)?;
+            Ok(json!({"zone": z.zone, "power": "on"}))
         }
-        "region.outage" => {
-            e.restore_region(at, s(params, "region")).map_err(err)?;
-            Ok(json!({"region": s(params, "region"), "state": "restored"}))
+        Action::RegionOutage(r) => {
+            e.restore_region(at, &r.region).map_err(err)?;
+            Ok(json!({"region": r.region, "state": "restored"}))
         }
-        "db.cluster_outage" => {
-            e.cluster_repair(at, s(params, "cluster")).map_err(err)?;
-            Ok(json!({"cluster": s(params, "cluster"), "state": "repaired"}))
+        Action::DbClusterOutage(c) => {
+            e.cluster_repair(at, &c.cluster).map_err(err)?;
+            Ok(json!({"cluster": c.cluster, "state": "repaired"}))
         }
-        "dns.failover" => {
-            e.dns_reset(at, s(params, "record")).map_err(err)?;
-            Ok(json!({"record": s(params, "record"), "control": "health checks"}))
+        Action::DnsFailover(d) => {
+            e.dns_reset(at, &d.record).map_err(err)?;
+            Ok(json!({"record": d.record, "control": "health checks"}))
         }
+        other if other.name().starts_with("k8s.") => k8s::revert(e, at, other, output),
         other => Err(ProviderError::unsupported(
             "sim",
-            &format!("rollback of {other}"),
+            &format!("rollback of {}", other.name()),
         )),
     }
 }
@@ -342,32 +306,35 @@ impl Provider for SimProvider {
     fn inject<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        let action: &'static str = action.name();
         Box::pin(async move {
-            if action == "fis.experiment" {
-                return super::fis::inject(&self.shared, params).await;
+            if let Action::FisExperiment(f) = action {
+                return super::fis::inject(&self.shared, f).await;
             }
             let out = {
                 let mut e = self.shared.lock();
-                apply(&mut e, self.now(), self, action, params)
+                apply(&mut e, self.now(), self, action)
             };
             self.shared.notify_changed();
             let mut out = out?;
-            if matches!(action, "k8s.drain_zone" | "k8s.node_drain") {
-                out = self.finish_drain(out, params).await?;
+            if let Action::DrainZone(z) = action
+                && z.method == DrainMethod::Evict
+            {
+                out = self.finish_drain(out, z.timeout, z.grace_period).await?;
+            }
+            if let Action::NodeDrain(n) = action {
+                out = self.finish_drain(out, n.timeout, n.grace_period).await?;
             }
             // A restore is done when its cluster is available (unless told not to wait).
-            if action == "db.point_in_time_restore"
-                && params.get("wait").and_then(Json::as_bool).unwrap_or(true)
+            if let Action::DbPointInTimeRestore(r) = action
+                && r.wait
             {
-                let target = s(params, "target_cluster");
                 loop {
                     let status = self
                         .shared
                         .lock()
-                        .db_cluster(self.now(), target)
+                        .db_cluster(self.now(), &r.target_cluster)
                         .map_err(err)?
                         .status;
                     if status == "available" {
@@ -383,17 +350,16 @@ impl Provider for SimProvider {
     fn revert<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
+        _params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        let action: &'static str = action.name();
         Box::pin(async move {
-            if action == "fis.experiment" {
-                return super::fis::revert(&self.shared, params, output).await;
+            if let Action::FisExperiment(f) = action {
+                return super::fis::revert(&self.shared, f, output).await;
             }
             let at = self.now();
             let mut e = self.shared.lock();
-            let r = revert_on(&mut e, at, action, params, output);
+            let r = revert_on(&mut e, at, action, output);
             drop(e);
             self.shared.notify_changed();
             r
@@ -403,39 +369,32 @@ impl Provider for SimProvider {
     fn observe<'a>(
         &'a self,
         probe: &'a Probe,
-        p: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        let probe: &'static str = probe.name();
         Box::pin(async move {
-            if probe == "fis.experiment" {
-                return super::fis::observe(&self.shared, p);
+            if let Probe::FisExperiment(q) = probe {
+                return super::fis::observe(&self.shared, q.template_id.as_deref());
             }
             let at = self.now();
             let mut e = self.shared.lock();
-            let cluster = p
-                .get("cluster")
-                .and_then(Json::as_str)
+            let cluster = probe
+                .cluster()
                 .map(str::to_string)
                 .unwrap_or_else(|| Self::default_cluster(&e));
             Ok(match probe {
-                "service.metrics" => to_json(e.service(at, s(p, "service")).map_err(err)?),
-                k if k.starts_with("k8s.") => k8s::observe(&mut e, at, &cluster, k, p)?,
-                "db.cluster" => {
-                    let mut v = e.db_cluster(at, s(p, "cluster")).map_err(err)?;
-                    if let Some(t) = p
-                        .get("as_of")
-                        .and_then(Json::as_str)
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    {
-                        let t = self.estate_time(t.with_timezone(&chrono::Utc));
+                Probe::ServiceMetrics(sv) => to_json(e.service(at, &sv.service).map_err(err)?),
+                Probe::DbCluster(q) => {
+                    let mut v = e.db_cluster(at, &q.cluster).map_err(err)?;
+                    if let Some(t) = q.as_of {
+                        let t = self.estate_time(t);
                         v.latest_write_secs = e
-                            .surviving_write(at, s(p, "cluster"), t)
+                            .surviving_write(at, &q.cluster, t)
                             .map_err(err)?
                             .map(|d| d.as_secs_f64());
                     }
                     drop(e);
                     json!({
-                        "cluster": s(p, "cluster"),
+                        "cluster": q.cluster,
                         "status": v.status,
                         "role": v.role,
                         "writer": v.writer,
@@ -445,28 +404,29 @@ impl Provider for SimProvider {
                         "latest_restorable_time": self.time(v.latest_restorable_secs),
                     })
                 }
-                "dns.record" => to_json(e.dns(at, s(p, "record")).map_err(err)?),
-                "db.instance" => {
-                    let v = e.db_instance(at, s(p, "instance")).map_err(err)?;
-                    json!({"instance": s(p, "instance"), "cluster": v.cluster, "status": v.status, "available": v.status == "available", "zone": v.zone, "is_writer": v.is_writer})
+                Probe::DnsRecord(r) => to_json(e.dns(at, &r.record).map_err(err)?),
+                Probe::DbInstance(i) => {
+                    let v = e.db_instance(at, &i.instance).map_err(err)?;
+                    json!({"instance": i.instance, "cluster": v.cluster, "status": v.status, "available": v.status == "available", "zone": v.zone, "is_writer": v.is_writer})
                 }
-                "dns.health_check" => {
-                    if p.get("health_check_id").is_some() {
-                        return Err(ProviderError::not_found(
-                            "the simulated estate names health checks by record: use `record` instead of `health_check_id`".into(),
-                        ));
-                    }
-                    let v = e.dns(at, s(p, "record")).map_err(err)?;
-                    json!({"record": s(p, "record"), "healthy": v.primary_healthy})
+                Probe::DnsHealthCheck(HealthCheckRef::Id(_)) => {
+                    return Err(ProviderError::not_found(
+                        "the simulated estate names health checks by record: use `record` instead of `health_check_id`".into(),
+                    ));
                 }
-                "alert" => {
-                    let v = e.alert(at, s(p, "name")).map_err(err)?;
+                Probe::DnsHealthCheck(HealthCheckRef::Record(record)) => {
+                    let v = e.dns(at, record).map_err(err)?;
+                    json!({"record": record, "healthy": v.primary_healthy})
+                }
+                Probe::Alert(a) => {
+                    let v = e.alert(at, &a.name).map_err(err)?;
                     drop(e);
-                    json!({"name": s(p, "name"), "state": v.state, "firing": v.state == "firing", "since": self.time(v.since_secs)})
+                    json!({"name": a.name, "state": v.state, "firing": v.state == "firing", "since": self.time(v.since_secs)})
                 }
-                other => {
-                    return Err(ProviderError::unsupported("sim", other));
+                other if other.name().starts_with("k8s.") => {
+                    k8s::observe(&mut e, at, &cluster, other)?
                 }
+                other => return Err(ProviderError::unsupported("sim", other.name())),
             })
         })
     }
@@ -474,14 +434,13 @@ impl Provider for SimProvider {
     fn describe<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
-        let action: &'static str = action.name();
         Box::pin(async move {
-            if action == "fis.experiment" {
-                return super::fis::describe(&self.shared, params);
+            if let Action::FisExperiment(f) = action {
+                return super::fis::describe(&self.shared, f);
             }
-            self.describe_now(action, params)
+            self.describe_now(action)
         })
     }
 
@@ -535,7 +494,7 @@ impl SimProvider {
         let mut problems = Vec::new();
         for c in calls.iter().filter(|c| checked_at_preflight(c, restores)) {
             let r = match &c.typed {
-                Typed::Action(_) => scratch.describe_now(&c.name, &c.params).map(|_| ()),
+                Typed::Action(a) => scratch.describe_now(a).map(|_| ()),
                 Typed::Probe(p) => scratch.observe(p, &c.params).await.map(|_| ()),
             };
             if let Err(error) = r {
@@ -548,17 +507,17 @@ impl SimProvider {
         problems
     }
 
-    fn describe_now(&self, action: &str, params: &Json) -> Result<String, ProviderError> {
+    fn describe_now(&self, action: &Action) -> Result<String, ProviderError> {
         let mut copy = self.shared.lock().clone();
-        let out = apply(&mut copy, self.now(), self, action, params)?;
+        let out = apply(&mut copy, self.now(), self, action)?;
         let what = match action {
-            a if a.starts_with("k8s.") => k8s::describe(a, params, &out),
-            "db.cluster_failover" => format!(
+            Action::DbClusterFailover(f) => format!(
                 "fail over {} to {}",
-                s(params, "cluster"),
+                f.cluster,
                 out["new_writer"].as_str().unwrap_or_default()
             ),
-            _ => format!("{action} {out}"),
+            a if a.name().starts_with("k8s.") => k8s::describe(a, &out),
+            a => format!("{} {out}", a.name()),
         };
         Ok(what)
     }

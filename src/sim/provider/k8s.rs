@@ -11,22 +11,22 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 
-use super::{SimProvider, err, labels, s, to_json};
-use crate::lang::duration::{self, format as fmt};
-use crate::lang::kubernetes::{self as kube, ParamProblem, PodKill, TaintSpec, WorkloadRef};
+use super::{SimProvider, err, to_json};
+use crate::lang::action::{Action, Probe};
+use crate::lang::duration::format as fmt;
+use crate::lang::kubernetes::{self as kube, DrainMethod, NodeTarget, TaintSpec, WorkloadRef};
 use crate::provider::ProviderError;
 use crate::sim::kube_api::render::{RESTARTED_AT, node_labels};
 use crate::sim::kube_api::selector::{FieldSelector, LabelSelector, POD_FIELDS};
 use crate::sim::model::{
     Estate, NodeObj, Obj, ObjKind, PodObj, SimError, Taint, TaintEffect, WorkloadKind, WorkloadObj,
 };
+use std::num::NonZeroU32;
 
 /// How often a drain retries an eviction a PodDisruptionBudget refused (as `kubectl drain`).
 pub const DRAIN_RETRY: Duration = Duration::from_secs(5);
 /// How long a drain tries by default (shared with the Kubernetes backend).
 pub use crate::lang::kubernetes::DRAIN_TIMEOUT;
-/// Default window of `k8s.pod_restarts` (shared with the Kubernetes backend).
-pub use crate::lang::kubernetes::RESTART_WINDOW;
 
 fn bad(msg: impl Into<String>) -> ProviderError {
     ProviderError::not_found(msg.into())
@@ -40,6 +40,15 @@ fn str_list(v: &Json) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The estate's taint effect of a typed one.
+fn sim_effect(e: kube::TaintEffect) -> TaintEffect {
+    match e {
+        kube::TaintEffect::NoSchedule => TaintEffect::NoSchedule,
+        kube::TaintEffect::PreferNoSchedule => TaintEffect::PreferNoSchedule,
+        kube::TaintEffect::NoExecute => TaintEffect::NoExecute,
+    }
 }
 
 fn taint_json(t: &Taint) -> Json {
@@ -87,10 +96,14 @@ fn pod_field(p: &PodObj, f: &str) -> String {
     }
 }
 
-fn cap_nodes(p: &Json, nodes: &[NodeObj]) -> Result<(), ProviderError> {
+fn cap_nodes(cap: Option<NonZeroU32>, nodes: &[NodeObj]) -> Result<(), ProviderError> {
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-    kube::check_node_cap(&names, p.get("max_nodes").and_then(Json::as_u64))
-        .map_err(ProviderError::denied)
+    kube::check_node_cap(&names, cap.map(|c| u64::from(c.get()))).map_err(ProviderError::denied)
+}
+
+/// A string field of a step's output (what `revert` and the drain's second half read).
+fn out_str<'a>(out: &'a Json, k: &str) -> &'a str {
+    out.get(k).and_then(Json::as_str).unwrap_or_default()
 }
 
 /// Nodes named by `node` or selected by `selector` (exactly one), capped by `max_nodes`.
@@ -98,12 +111,13 @@ fn target_nodes(
     e: &mut Estate,
     at: Duration,
     cluster: &str,
-    p: &Json,
+    target: &NodeTarget,
+    cap: Option<NonZeroU32>,
 ) -> Result<Vec<NodeObj>, ProviderError> {
     let all = nodes_of(e, at, cluster)?;
-    let chosen: Vec<NodeObj> = match (p.get("node").and_then(Json::as_str), p.get("selector")) {
-        (Some(name), None) => {
-            let found: Vec<NodeObj> = all.iter().filter(|n| n.name == name).cloned().collect();
+    let chosen: Vec<NodeObj> = match target {
+        NodeTarget::Name(name) => {
+            let found: Vec<NodeObj> = all.iter().filter(|n| &n.name == name).cloned().collect();
             if found.is_empty() {
                 return Err(bad(format!(
                     "no node `{name}` in cluster `{cluster}`; nodes: {}",
@@ -115,8 +129,8 @@ fn target_nodes(
             }
             found
         }
-        (None, Some(_)) => {
-            let sel = LabelSelector::from_labels(&labels(p, "selector"));
+        NodeTarget::Selector(labels) => {
+            let sel = LabelSelector::from_labels(labels);
             let found: Vec<NodeObj> = all
                 .iter()
                 .filter(|n| sel.matches(&node_labels(n)))
@@ -132,9 +146,8 @@ fn target_nodes(
             }
             found
         }
-        _ => return Err(bad("give exactly one of `node` or `selector`")),
     };
-    cap_nodes(p, &chosen)?;
+    cap_nodes(cap, &chosen)?;
     Ok(chosen)
 }
 
@@ -143,9 +156,9 @@ fn zone_nodes(
     e: &mut Estate,
     at: Duration,
     cluster: &str,
-    p: &Json,
+    zone: &str,
+    cap: Option<NonZeroU32>,
 ) -> Result<Vec<NodeObj>, ProviderError> {
-    let zone = s(p, "zone");
     e.nodes(at, cluster, Some(zone)).map_err(err)?;
     let nodes: Vec<NodeObj> = nodes_of(e, at, cluster)?
         .into_iter()
@@ -156,7 +169,7 @@ fn zone_nodes(
             "zone `{zone}` has no nodes in cluster `{cluster}`"
         )));
     }
-    cap_nodes(p, &nodes)?;
+    cap_nodes(cap, &nodes)?;
     Ok(nodes)
 }
 
@@ -166,7 +179,7 @@ fn no_pods_match(
     pods: &[PodObj],
     nss: &[String],
     sel: &LabelSelector,
-    p: &Json,
+    field_selector: Option<&str>,
     cluster: &str,
 ) -> ProviderError {
     let mut sets: Vec<String> = pods
@@ -196,7 +209,7 @@ fn no_pods_match(
     };
     bad(format!(
         "no pods match selector {sel}{} in namespace(s) {} of cluster `{cluster}`; {there}",
-        match p.get("field_selector").and_then(Json::as_str) {
+        match field_selector {
             Some(f) => format!(" and field selector {f}"),
             None => String::new(),
         },
@@ -204,17 +217,18 @@ fn no_pods_match(
     ))
 }
 
-/// The decoded parameters of a `k8s.*` step, with the semantics every backend shares
-/// ([`crate::lang::kubernetes`]). Validation already refused what does not decode.
-fn decoded<T>(r: Result<T, Vec<ParamProblem>>) -> Result<T, ProviderError> {
-    r.map_err(|p| ProviderError::invalid_input(kube::joined(&p)))
+fn workload_kind(w: &WorkloadRef) -> WorkloadKind {
+    match w {
+        WorkloadRef::Deployment(_) => WorkloadKind::Deployment,
+        WorkloadRef::StatefulSet(_) => WorkloadKind::StatefulSet,
+    }
 }
 
-fn workload_target(p: &Json) -> Result<(WorkloadKind, String), ProviderError> {
-    Ok(match decoded(WorkloadRef::from_params(p))? {
-        WorkloadRef::Deployment(d) => (WorkloadKind::Deployment, d),
-        WorkloadRef::StatefulSet(st) => (WorkloadKind::StatefulSet, st),
-    })
+fn field_selector(f: Option<&str>) -> Result<FieldSelector, ProviderError> {
+    match f {
+        Some(f) => FieldSelector::parse(f, POD_FIELDS).map_err(bad),
+        None => Ok(FieldSelector::default()),
+    }
 }
 
 fn workload(
@@ -270,7 +284,8 @@ fn drain_start(
     at: Duration,
     cluster: &str,
     nodes: &[NodeObj],
-    p: &Json,
+    allow_system: bool,
+    grace: Option<Duration>,
 ) -> Result<Json, ProviderError> {
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
     let pods: Vec<PodObj> = pods_of(e, at, cluster)?
@@ -285,8 +300,8 @@ fn drain_start(
         .filter(|x| x.namespace == "kube-system")
         .map(|x| x.name.as_str())
         .collect();
-    if !system.is_empty() && p.get("allow_kube_system") != Some(&Json::Bool(true)) {
-        return Err(bad(format!(
+    if !system.is_empty() && !allow_system {
+        return Err(ProviderError::denied(format!(
             "refusing to evict kube-system pods ({}) from {}; set `allow_kube_system: true` if the drill means to",
             system.join(", "),
             names.join(", ")
@@ -298,7 +313,6 @@ fn drain_start(
             cordoned.push(n.clone());
         }
     }
-    let grace = duration::param(p, "grace_period");
     let (mut evicted, mut refused) = (Vec::new(), Vec::new());
     for x in &pods {
         match e.evict_pod(at, cluster, &x.namespace, &x.name, grace) {
@@ -397,21 +411,16 @@ pub(super) fn apply(
     at: Duration,
     sim: &SimProvider,
     cluster: &str,
-    action: &str,
-    p: &Json,
+    action: &Action,
 ) -> Result<Json, ProviderError> {
     Ok(match action {
-        "k8s.pod_kill" => {
-            let pk = decoded(PodKill::from_params(p))?;
+        Action::PodKill(pk) => {
             let nss = pk.namespaces.clone();
             for ns in &nss {
                 kube::check_kube_system(ns, pk.allow_kube_system).map_err(ProviderError::denied)?;
             }
             let sel = LabelSelector::from_labels(&pk.selector);
-            let fields = match p.get("field_selector").and_then(Json::as_str) {
-                Some(f) => FieldSelector::parse(f, POD_FIELDS).map_err(bad)?,
-                None => FieldSelector::default(),
-            };
+            let fields = field_selector(pk.field_selector.as_deref())?;
             let pods = pods_of(e, at, cluster)?;
             let candidates: Vec<&PodObj> = pods
                 .iter()
@@ -423,7 +432,13 @@ pub(super) fn apply(
                 })
                 .collect();
             if candidates.is_empty() {
-                return Err(no_pods_match(&pods, &nss, &sel, p, cluster));
+                return Err(no_pods_match(
+                    &pods,
+                    &nss,
+                    &sel,
+                    pk.field_selector.as_deref(),
+                    cluster,
+                ));
             }
             let pairs: Vec<(String, String)> = candidates
                 .iter()
@@ -455,13 +470,15 @@ pub(super) fn apply(
                 "pods": refs,
             })
         }
-        "k8s.cordon_zone" | "k8s.node_cordon" | "k8s.node_uncordon" => {
-            let nodes = if action == "k8s.cordon_zone" {
-                zone_nodes(e, at, cluster, p)?
-            } else {
-                target_nodes(e, at, cluster, p)?
+        Action::CordonZone(_) | Action::NodeCordon(_) | Action::NodeUncordon(_) => {
+            let nodes = match action {
+                Action::CordonZone(z) => zone_nodes(e, at, cluster, &z.zone, z.max_nodes)?,
+                Action::NodeCordon(n) | Action::NodeUncordon(n) => {
+                    target_nodes(e, at, cluster, &n.target, n.max_nodes)?
+                }
+                _ => unreachable!("matched above"),
             };
-            let cordon = action != "k8s.node_uncordon";
+            let cordon = !matches!(action, Action::NodeUncordon(_));
             let (mut touched, mut unchanged) = (Vec::new(), Vec::new());
             for n in &nodes {
                 if e.set_unschedulable(at, cluster, &n.name, cordon)
@@ -474,19 +491,15 @@ pub(super) fn apply(
                 }
             }
             let mut out = json!({"cluster": cluster, "nodes": touched, "unchanged": unchanged, "unschedulable": cordon});
-            if action == "k8s.cordon_zone" {
-                out["zone"] = json!(s(p, "zone"));
+            if let Action::CordonZone(z) = action {
+                out["zone"] = json!(z.zone);
             }
             out
         }
-        "k8s.drain_zone" | "k8s.node_drain" => {
-            let nodes = if action == "k8s.drain_zone" {
-                zone_nodes(e, at, cluster, p)?
-            } else {
-                target_nodes(e, at, cluster, p)?
-            };
-            let mut out = if p.get("method").and_then(Json::as_str) == Some("taint") {
-                let spec = TaintSpec::zone_loss(s(p, "zone"));
+        Action::DrainZone(z) => {
+            let nodes = zone_nodes(e, at, cluster, &z.zone, z.max_nodes)?;
+            let mut out = if z.method == DrainMethod::Taint {
+                let spec = TaintSpec::zone_loss(&z.zone);
                 let taint = Taint {
                     key: spec.key,
                     value: spec.value,
@@ -502,60 +515,58 @@ pub(super) fn apply(
                     "previous": previous,
                 })
             } else {
-                drain_start(e, at, cluster, &nodes, p)?
+                drain_start(e, at, cluster, &nodes, z.allow_kube_system, z.grace_period)?
             };
-            if action == "k8s.drain_zone" {
-                out["zone"] = json!(s(p, "zone"));
-            }
+            out["zone"] = json!(z.zone);
             out
         }
-        "k8s.node_taint" => {
-            let nodes = target_nodes(e, at, cluster, p)?;
-            let effect = TaintEffect::parse(s(p, "effect"))
-                .ok_or_else(|| bad("`effect` must be NoSchedule, PreferNoSchedule or NoExecute"))?;
+        Action::NodeDrain(n) => {
+            let nodes = target_nodes(e, at, cluster, &n.target, n.max_nodes)?;
+            drain_start(e, at, cluster, &nodes, n.allow_kube_system, n.grace_period)?
+        }
+        Action::NodeTaint(n) => {
+            let nodes = target_nodes(e, at, cluster, &n.target, n.max_nodes)?;
+            let spec = n.taint.as_ref().ok_or_else(|| {
+                ProviderError::invalid_input("k8s.node_taint needs a taint".into())
+            })?;
             let taint = Taint {
-                key: s(p, "key").to_string(),
-                value: p.get("value").and_then(Json::as_str).map(str::to_string),
-                effect,
+                key: spec.key.clone(),
+                value: spec.value.clone(),
+                effect: sim_effect(spec.effect),
                 added: None,
             };
             let (touched, previous) = add_taint(e, at, cluster, &nodes, &taint)?;
             json!({"cluster": cluster, "nodes": touched, "taint": taint_json(&taint), "previous": previous})
         }
-        "k8s.node_untaint" => {
-            let nodes = target_nodes(e, at, cluster, p)?;
-            let effect = match p.get("effect").and_then(Json::as_str) {
-                Some(x) => Some(TaintEffect::parse(x).ok_or_else(|| {
-                    bad("`effect` must be NoSchedule, PreferNoSchedule or NoExecute")
-                })?),
-                None => None,
-            };
+        Action::NodeUntaint(n) => {
+            let nodes = target_nodes(e, at, cluster, &n.target, n.max_nodes)?;
+            let (key, effect) = n.untaint.clone().ok_or_else(|| {
+                ProviderError::invalid_input("k8s.node_untaint needs a key".into())
+            })?;
             let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-            let removed = remove_taints(e, at, cluster, &names, s(p, "key"), effect)?;
-            json!({"cluster": cluster, "key": s(p, "key"), "nodes": removed.keys().collect::<Vec<_>>(), "removed": removed})
+            let removed = remove_taints(e, at, cluster, &names, &key, effect.map(sim_effect))?;
+            json!({"cluster": cluster, "key": key, "nodes": removed.keys().collect::<Vec<_>>(), "removed": removed})
         }
-        "k8s.scale" => {
-            let (kind, name) = workload_target(p)?;
-            let ns = s(p, "namespace");
+        Action::Scale(sc) => {
+            let (kind, name) = (workload_kind(&sc.workload), sc.workload.name().to_string());
+            let ns = sc.namespace.as_str();
             workload(e, at, cluster, ns, kind, &name)?;
-            let replicas = p.get("replicas").and_then(Json::as_u64).unwrap_or(0);
-            let replicas = u32::try_from(replicas)
-                .map_err(|_| bad(format!("replicas {replicas} is absurd")))?;
+            let replicas = sc.replicas;
             let prev = e
                 .scale_workload(at, cluster, ns, Some(kind), &name, replicas)
                 .map_err(err)?;
             json!({"cluster": cluster, "namespace": ns, "kind": kind.as_str(), "name": name,
                    kind.as_str(): name, "previous": prev, "replicas": replicas})
         }
-        "k8s.rollout_restart" => {
-            let (kind, name) = workload_target(p)?;
-            let ns = s(p, "namespace");
-            let w = workload(e, at, cluster, ns, kind, &name)?;
+        Action::RolloutRestart(w) => {
+            let (kind, name) = (workload_kind(&w.workload), w.workload.name().to_string());
+            let ns = w.namespace.as_str();
+            let obj = workload(e, at, cluster, ns, kind, &name)?;
             let stamp = sim
                 .clock()
                 .now()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let mut annotations = w.template_annotations.clone();
+            let mut annotations = obj.template_annotations.clone();
             annotations.insert(RESTARTED_AT.to_string(), stamp.clone());
             let prev = e
                 .set_template_annotations(at, cluster, ns, Some(kind), &name, annotations)
@@ -564,7 +575,7 @@ pub(super) fn apply(
                    "restarted_at": stamp, "previous_annotations": prev})
         }
         other => {
-            return Err(ProviderError::unsupported("sim", other));
+            return Err(ProviderError::unsupported("sim", other.name()));
         }
     })
 }
@@ -574,8 +585,7 @@ pub(super) fn apply(
 pub(super) fn revert(
     e: &mut Estate,
     at: Duration,
-    action: &str,
-    params: &Json,
+    action: &Action,
     output: &Json,
 ) -> Result<Json, ProviderError> {
     let Some(cluster) = output.get("cluster").and_then(Json::as_str) else {
@@ -583,23 +593,26 @@ pub(super) fn revert(
     };
     let nodes = str_list(&output["nodes"]);
     Ok(match action {
-        "k8s.cordon_zone" | "k8s.node_cordon" | "k8s.node_uncordon" | "k8s.node_drain"
-        | "k8s.drain_zone"
+        Action::CordonZone(_)
+        | Action::NodeCordon(_)
+        | Action::NodeUncordon(_)
+        | Action::NodeDrain(_)
+        | Action::DrainZone(_)
             if output.get("method").and_then(Json::as_str) != Some("taint") =>
         {
-            let back = action == "k8s.node_uncordon";
+            let back = matches!(action, Action::NodeUncordon(_));
             for n in &nodes {
                 e.set_unschedulable(at, cluster, n, back).map_err(err)?;
             }
             json!({"nodes": nodes, "unschedulable": back})
         }
-        "k8s.drain_zone" | "k8s.node_taint" => {
+        Action::DrainZone(_) | Action::NodeTaint(_) => {
             let taint = taint_of(&output["taint"])
                 .ok_or_else(|| ProviderError::failed("the step's output lost its taint".into()))?;
             removes_then_restores(e, at, cluster, &nodes, &taint, &output["previous"])?;
             json!({"nodes": nodes, "untainted": taint_json(&taint)})
         }
-        "k8s.node_untaint" => {
+        Action::NodeUntaint(_) => {
             let removed = output["removed"].as_object().cloned().unwrap_or_default();
             let all = nodes_of(e, at, cluster)?;
             for (node, taints) in &removed {
@@ -616,27 +629,27 @@ pub(super) fn revert(
             }
             json!({"retainted": removed.keys().collect::<Vec<_>>()})
         }
-        "k8s.scale" => {
+        Action::Scale(_) => {
             let Some(prev) = output.get("previous").and_then(Json::as_u64) else {
                 return Ok(json!({"restored": false, "reason": "the step changed nothing"}));
             };
-            let kind = match s(output, "kind") {
+            let kind = match out_str(output, "kind") {
                 "statefulset" => WorkloadKind::StatefulSet,
                 _ => WorkloadKind::Deployment,
             };
             e.scale_workload(
                 at,
                 cluster,
-                s(output, "namespace"),
+                out_str(output, "namespace"),
                 Some(kind),
-                s(output, "name"),
+                out_str(output, "name"),
                 prev as u32,
             )
             .map_err(err)?;
             json!({"replicas": prev})
         }
-        "k8s.rollout_restart" => {
-            let kind = match s(output, "kind") {
+        Action::RolloutRestart(_) => {
+            let kind = match out_str(output, "kind") {
                 "statefulset" => WorkloadKind::StatefulSet,
                 _ => WorkloadKind::Deployment,
             };
@@ -645,19 +658,18 @@ pub(super) fn revert(
             e.set_template_annotations(
                 at,
                 cluster,
-                s(output, "namespace"),
+                out_str(output, "namespace"),
                 Some(kind),
-                s(output, "name"),
+                out_str(output, "name"),
                 prev.clone(),
             )
             .map_err(err)?;
             json!({"restored_annotations": prev, "note": "restoring the template rolls the pods again"})
         }
         other => {
-            let _ = params;
             return Err(ProviderError::unsupported(
                 "sim",
-                &format!("rollback of {other}"),
+                &format!("rollback of {}", other.name()),
             ));
         }
     })
@@ -692,17 +704,13 @@ pub(super) fn observe(
     e: &mut Estate,
     at: Duration,
     cluster: &str,
-    probe: &str,
-    p: &Json,
+    probe: &Probe,
 ) -> Result<Json, ProviderError> {
     Ok(match probe {
-        "k8s.pods" => {
-            let nss = vec![s(p, "namespace").to_string()];
-            let sel = LabelSelector::from_labels(&labels(p, "selector"));
-            let fields = match p.get("field_selector").and_then(Json::as_str) {
-                Some(f) => FieldSelector::parse(f, POD_FIELDS).map_err(bad)?,
-                None => FieldSelector::default(),
-            };
+        Probe::Pods(q) => {
+            let nss = vec![q.namespace.clone()];
+            let sel = LabelSelector::from_labels(&q.selector);
+            let fields = field_selector(q.field_selector.as_deref())?;
             let view = e
                 .pods_matching(at, cluster, &nss, &|l| sel.matches(l), &|x| {
                     fields.matches(|f| pod_field(x, f))
@@ -715,15 +723,15 @@ pub(super) fn observe(
                     &pods_of(e, at, cluster)?,
                     &nss,
                     &sel,
-                    p,
+                    q.field_selector.as_deref(),
                     cluster,
                 ));
             }
             to_json(view)
         }
-        "k8s.pod_restarts" => {
-            let nss = vec![s(p, "namespace").to_string()];
-            let sel = LabelSelector::from_labels(&labels(p, "selector"));
+        Probe::PodRestarts(q) => {
+            let nss = vec![q.namespace.clone()];
+            let sel = LabelSelector::from_labels(&q.selector);
             let view = e
                 .pods_matching(at, cluster, &nss, &|l| sel.matches(l), &|_| true)
                 .map_err(err)?;
@@ -732,19 +740,19 @@ pub(super) fn observe(
                     &pods_of(e, at, cluster)?,
                     &nss,
                     &sel,
-                    p,
+                    None,
                     cluster,
                 ));
             }
-            let window = duration::param(p, "window").unwrap_or(RESTART_WINDOW);
+            let window = q.window;
             let (total, increase) = e
                 .pod_restarts(at, cluster, &nss, &|l| sel.matches(l), window)
                 .map_err(err)?;
             json!({"restarts": total, "increase": increase, "window_seconds": window.as_secs_f64()})
         }
-        "k8s.workload" => {
-            let (kind, name) = workload_target(p)?;
-            let w = workload(e, at, cluster, s(p, "namespace"), kind, &name)?;
+        Probe::Workload(wa) => {
+            let (kind, name) = (workload_kind(&wa.workload), wa.workload.name().to_string());
+            let w = workload(e, at, cluster, &wa.namespace, kind, &name)?;
             json!({
                 "kind": kind.as_str(),
                 "name": w.name,
@@ -757,21 +765,27 @@ pub(super) fn observe(
                 "rolling_out": w.rolling,
             })
         }
-        "k8s.nodes" => to_json(
-            e.nodes(at, cluster, p.get("zone").and_then(Json::as_str))
-                .map_err(err)?,
-        ),
-        "k8s.memory" => {
+        Probe::Nodes(n) => to_json(e.nodes(at, cluster, n.zone.as_deref()).map_err(err)?),
+        Probe::Memory(_) => {
             json!({"cluster": cluster, "utilization": e.memory_utilization(at, cluster).map_err(err)?})
         }
         other => {
-            return Err(ProviderError::unsupported("sim", other));
+            return Err(ProviderError::unsupported("sim", other.name()));
         }
     })
 }
 
 /// What a `k8s.*` action would do (its output on a copy of the estate), in words.
-pub(super) fn describe(action: &str, params: &Json, out: &Json) -> String {
+pub(super) fn describe(action: &Action, out: &Json) -> String {
+    let zone = match action {
+        Action::CordonZone(z) | Action::DrainZone(z) => z.zone.as_str(),
+        _ => "",
+    };
+    let timeout = match action {
+        Action::DrainZone(z) => z.timeout,
+        Action::NodeDrain(n) => n.timeout,
+        _ => DRAIN_TIMEOUT,
+    };
     let list = |v: &Json| {
         let items: Vec<String> = v
             .as_array()
@@ -791,23 +805,23 @@ pub(super) fn describe(action: &str, params: &Json, out: &Json) -> String {
     };
     let count = |v: &Json| v.as_array().map_or(0, Vec::len);
     match action {
-        "k8s.pod_kill" => format!(
+        Action::PodKill(_) => format!(
             "kill {} pod(s) (of {} matching) in {}/{}: {}",
             out["count"],
             out["matched"],
-            s(out, "cluster"),
-            s(out, "namespace"),
+            out_str(out, "cluster"),
+            out_str(out, "namespace"),
             list(&out["killed"])
         ),
-        "k8s.cordon_zone" => format!(
+        Action::CordonZone(_) => format!(
             "cordon {} node(s) in {}: {}",
             count(&out["nodes"]),
-            s(params, "zone"),
+            zone,
             list(&out["nodes"])
         ),
-        "k8s.node_cordon" | "k8s.node_uncordon" => format!(
+        Action::NodeCordon(_) | Action::NodeUncordon(_) => format!(
             "{} {} node(s): {}",
-            if action == "k8s.node_cordon" {
+            if matches!(action, Action::NodeCordon(_)) {
                 "cordon"
             } else {
                 "uncordon"
@@ -815,14 +829,16 @@ pub(super) fn describe(action: &str, params: &Json, out: &Json) -> String {
             count(&out["nodes"]),
             list(&out["nodes"])
         ),
-        "k8s.drain_zone" | "k8s.node_drain" if s(out, "method") == "taint" => format!(
-            "taint {} node(s) {}={}:NoExecute (evicts every pod but DaemonSets'): {}",
-            count(&out["nodes"]),
-            kube::ZONE_LOSS_TAINT,
-            s(params, "zone"),
-            list(&out["nodes"])
-        ),
-        "k8s.drain_zone" | "k8s.node_drain" => format!(
+        Action::DrainZone(_) | Action::NodeDrain(_) if out_str(out, "method") == "taint" => {
+            format!(
+                "taint {} node(s) {}={}:NoExecute (evicts every pod but DaemonSets'): {}",
+                count(&out["nodes"]),
+                kube::ZONE_LOSS_TAINT,
+                zone,
+                list(&out["nodes"])
+            )
+        }
+        Action::DrainZone(_) | Action::NodeDrain(_) => format!(
             "cordon and drain {} node(s): {}; evict {} pod(s): {}; {} refused by a PodDisruptionBudget now (retried every {} until {}): {}; DaemonSet pods skipped: {}",
             count(&out["drained_nodes"]),
             list(&out["drained_nodes"]),
@@ -830,37 +846,40 @@ pub(super) fn describe(action: &str, params: &Json, out: &Json) -> String {
             list(&out["evicted"]),
             count(&out["refused"]),
             fmt(DRAIN_RETRY),
-            fmt(duration::param(params, "timeout").unwrap_or(DRAIN_TIMEOUT)),
+            fmt(timeout),
             list(&out["refused"]),
             count(&out["skipped_daemonset_pods"]),
         ),
-        "k8s.node_taint" => format!(
+        Action::NodeTaint(_) => format!(
             "taint {} node(s) with {}: {}",
             count(&out["nodes"]),
             out["taint"],
             list(&out["nodes"])
         ),
-        "k8s.node_untaint" => format!(
+        Action::NodeUntaint(n) => format!(
             "remove taint {} from {} node(s): {}",
-            s(params, "key"),
+            n.untaint
+                .as_ref()
+                .map(|(k, _)| k.as_str())
+                .unwrap_or_default(),
             count(&out["nodes"]),
             list(&out["nodes"])
         ),
-        "k8s.scale" => format!(
+        Action::Scale(_) => format!(
             "scale {} {}/{} from {} to {} replicas",
-            s(out, "kind"),
-            s(out, "namespace"),
-            s(out, "name"),
+            out_str(out, "kind"),
+            out_str(out, "namespace"),
+            out_str(out, "name"),
             out["previous"],
             out["replicas"]
         ),
-        "k8s.rollout_restart" => format!(
+        Action::RolloutRestart(_) => format!(
             "rollout restart {} {}/{} (pods replaced one at a time)",
-            s(out, "kind"),
-            s(out, "namespace"),
-            s(out, "name")
+            out_str(out, "kind"),
+            out_str(out, "namespace"),
+            out_str(out, "name")
         ),
-        _ => format!("{action} {out}"),
+        other => format!("{} {out}", other.name()),
     }
 }
 
@@ -872,14 +891,13 @@ impl SimProvider {
     pub(super) async fn finish_drain(
         &self,
         mut out: Json,
-        p: &Json,
+        timeout: Duration,
+        grace: Option<Duration>,
     ) -> Result<Json, ProviderError> {
-        if s(&out, "method") != "evict" {
+        if out_str(&out, "method") != "evict" {
             return Ok(out);
         }
-        let cluster = s(&out, "cluster").to_string();
-        let timeout = duration::param(p, "timeout").unwrap_or(DRAIN_TIMEOUT);
-        let grace = duration::param(p, "grace_period");
+        let cluster = out_str(&out, "cluster").to_string();
         let start = tokio::time::Instant::now();
         let deadline = start + timeout;
         let fail = |sim: &SimProvider, out: &Json, why: String| {
@@ -904,7 +922,7 @@ impl SimProvider {
             if tokio::time::Instant::now() + DRAIN_RETRY > deadline {
                 let why = refused
                     .iter()
-                    .map(|r| format!("{} ({})", s(r, "name"), s(r, "refused_by")))
+                    .map(|r| format!("{} ({})", out_str(r, "name"), out_str(r, "refused_by")))
                     .collect::<Vec<_>>()
                     .join(", ");
                 return fail(self, &out, format!("evictions still refused: {why}"));
@@ -915,7 +933,13 @@ impl SimProvider {
             {
                 let mut e = self.shared.lock();
                 for r in refused {
-                    match e.evict_pod(at, &cluster, s(&r, "namespace"), s(&r, "name"), grace) {
+                    match e.evict_pod(
+                        at,
+                        &cluster,
+                        out_str(&r, "namespace"),
+                        out_str(&r, "name"),
+                        grace,
+                    ) {
                         Ok(()) => {
                             if let Some(a) = out["evicted"].as_array_mut() {
                                 let mut done = r.clone();
@@ -952,12 +976,12 @@ impl SimProvider {
                     .flatten()
                     .filter(|r| {
                         pods.iter().any(|x| {
-                            x.namespace == s(r, "namespace")
-                                && x.name == s(r, "name")
+                            x.namespace == out_str(r, "namespace")
+                                && x.name == out_str(r, "name")
                                 && x.deletion.is_some()
                         })
                     })
-                    .map(|r| s(r, "name").to_string())
+                    .map(|r| out_str(r, "name").to_string())
                     .collect();
                 (left, e.next_event_at())
             };
