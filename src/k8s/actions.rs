@@ -7,18 +7,22 @@
 
 use super::KubeProvider;
 use super::api::{
-    Op, RESTARTED_AT, Rng, ZONE_LABEL, ZONE_LOSS_TAINT, controller_of, labels, list, name_of,
-    node_unschedulable, owner_label, p_bool, p_str, p_u64, pod_daemonset, pod_finished, pod_live,
-    pod_mirror, pod_node, pod_terminating, selector_string, status_code, strings,
+    Op, RESTARTED_AT, Rng, ZONE_LABEL, ZONE_LOSS_TAINT, controller_of, list, name_of,
+    node_unschedulable, owner_label, pod_daemonset, pod_finished, pod_live, pod_mirror, pod_node,
+    pod_terminating, selector_string, status_code, strings,
 };
 use super::recovery::{self, Victim};
-use crate::lang::kubernetes::{self as kube_rules, PodKill, TaintSpec, WorkloadRef};
-use crate::provider::{ErrorKind, ProviderError};
+use crate::lang::action::{Scale, WorkloadAt};
+use crate::lang::kubernetes::{
+    self as kube_rules, DrainMethod, NodeAction, NodeTarget, PodKill, TaintSpec, ZoneAction,
+};
+use crate::provider::{Action, ErrorKind, ProviderError};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value as Json, json};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// The actions this backend implements (every `k8s.*` action of [`crate::lang::vocab`]).
@@ -73,29 +77,83 @@ pub(crate) struct KillPlan {
     pub random: bool,
 }
 
-/// The decoded parameters of a `k8s.*` step ([`crate::lang::kubernetes`], shared with the simulated
-/// estate). Validation already refused what does not decode.
-pub(crate) fn decoded<T>(r: Result<T, Vec<kube_rules::ParamProblem>>) -> Result<T, ProviderError> {
-    r.map_err(|p| ProviderError::invalid_input(kube_rules::joined(&p)))
+/// What the node code reads of a zone action ([`ZoneAction`]) or a node action
+/// ([`NodeAction`]) once its nodes are resolved: the zone, the drain's timeout and grace period,
+/// kube-system. (The node cap is checked where the nodes are resolved.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeScope<'a> {
+    /// The zone of a zone action (reported in the output).
+    pub zone: Option<&'a str>,
+    pub timeout: Duration,
+    pub grace_period: Option<Duration>,
+    pub allow_kube_system: bool,
+}
+
+impl<'a> From<&'a ZoneAction> for NodeScope<'a> {
+    fn from(z: &'a ZoneAction) -> NodeScope<'a> {
+        NodeScope {
+            zone: Some(&z.zone),
+            timeout: z.timeout,
+            grace_period: z.grace_period,
+            allow_kube_system: z.allow_kube_system,
+        }
+    }
+}
+
+impl<'a> From<&'a NodeAction> for NodeScope<'a> {
+    fn from(n: &'a NodeAction) -> NodeScope<'a> {
+        NodeScope {
+            zone: None,
+            timeout: n.timeout,
+            grace_period: n.grace_period,
+            allow_kube_system: n.allow_kube_system,
+        }
+    }
+}
+
+/// A grace period as the API takes it (whole seconds).
+fn grace_seconds(d: Option<Duration>) -> Option<u32> {
+    d.map(|d| d.as_secs() as u32)
+}
+
+/// The taint of a `k8s.node_taint` step.
+fn taint_spec(a: &NodeAction) -> Result<&TaintSpec, ProviderError> {
+    a.taint.as_ref().ok_or_else(|| {
+        ProviderError::invalid_input("k8s.node_taint needs `key` and `effect`: which taint".into())
+    })
+}
+
+/// The key (and effect, if given) of a `k8s.node_untaint` step.
+fn untaint_spec(a: &NodeAction) -> Result<(&str, Option<&'static str>), ProviderError> {
+    a.untaint
+        .as_ref()
+        .map(|(k, e)| (k.as_str(), e.map(|e| e.as_str())))
+        .ok_or_else(|| {
+            ProviderError::invalid_input("k8s.node_untaint needs `key`: which taint".into())
+        })
 }
 
 impl KubeProvider {
-    pub(crate) fn pods_cap(&self, p: &Json) -> Option<u64> {
-        p_u64(p, "max_pods").or(self.settings.max_pods)
+    /// The pod cap: the step's `max_pods`, else the environment's.
+    pub(crate) fn pods_cap(&self, step: Option<NonZeroU32>) -> Option<u64> {
+        step.map(|c| u64::from(c.get())).or(self.settings.max_pods)
     }
 
-    pub(crate) fn nodes_cap(&self, p: &Json) -> Option<u64> {
-        p_u64(p, "max_nodes").or(self.settings.max_nodes)
+    /// The node cap: the step's `max_nodes`, else the environment's.
+    pub(crate) fn nodes_cap(&self, step: Option<NonZeroU32>) -> Option<u64> {
+        step.map(|c| u64::from(c.get())).or(self.settings.max_nodes)
     }
 
-    /// The namespace allow-list and the kube-system refusal, for actions.
-    pub(crate) fn check_namespace(&self, ns: &str, p: &Json) -> Result<(), ProviderError> {
+    /// The namespace allow-list and the kube-system refusal, for actions (`allow_kube_system`:
+    /// the step's; the environment's applies too).
+    pub(crate) fn check_namespace(
+        &self,
+        ns: &str,
+        allow_kube_system: bool,
+    ) -> Result<(), ProviderError> {
         let s = &self.settings;
-        kube_rules::check_kube_system(
-            ns,
-            s.allow_kube_system || p_bool(p, "allow_kube_system") == Some(true),
-        )
-        .map_err(ProviderError::denied)?;
+        kube_rules::check_kube_system(ns, s.allow_kube_system || allow_kube_system)
+            .map_err(ProviderError::denied)?;
         if !s.namespaces.is_empty() && !s.namespaces.iter().any(|n| n == ns) {
             return Err(ProviderError::denied(format!(
                 "namespace `{ns}` is not in this environment's allow-list (kubernetes.namespaces: {}); add it there to allow drills on it",
@@ -106,11 +164,8 @@ impl KubeProvider {
     }
 
     /// The namespaces of a pod action (`namespace` or `namespaces`).
-    pub(crate) fn kill_namespaces(&self, p: &Json) -> Result<Vec<String>, ProviderError> {
-        let mut out: Vec<String> = strings(p.get("namespaces").unwrap_or(&Json::Null));
-        if let Some(ns) = p_str(p, "namespace") {
-            out.insert(0, ns.to_string());
-        }
+    pub(crate) fn kill_namespaces(&self, pk: &PodKill) -> Result<Vec<String>, ProviderError> {
+        let mut out = pk.namespaces.clone();
         out.dedup();
         if out.is_empty() {
             return Err(refuse(
@@ -119,7 +174,7 @@ impl KubeProvider {
             ));
         }
         for ns in &out {
-            self.check_namespace(ns, p)?;
+            self.check_namespace(ns, pk.allow_kube_system)?;
         }
         Ok(out)
     }
@@ -228,11 +283,10 @@ impl KubeProvider {
     /// Resolve a pod kill: which pods match, how many go, caps; picks with `rng`.
     pub(crate) async fn plan_pod_kill(
         &self,
-        p: &Json,
+        pk: &PodKill,
         rng: Option<&mut Rng>,
     ) -> Result<KillPlan, ProviderError> {
-        let pk = decoded(PodKill::from_params(p))?;
-        let namespaces = self.kill_namespaces(p)?;
+        let namespaces = self.kill_namespaces(pk)?;
         let selector = selector_string(&pk.selector);
         let fields = pk.field_selector.as_deref();
         let mode = pk.mode.name().to_string();
@@ -308,11 +362,11 @@ impl KubeProvider {
         j
     }
 
-    async fn pod_kill(&self, p: &Json) -> Result<Json, ProviderError> {
+    async fn pod_kill(&self, action: &Action, pk: &PodKill) -> Result<Json, ProviderError> {
         // The pick is made with the provider's generator; lists happen before it is locked.
         let plan = {
             let mut rng = self.rng.lock().expect("poisoned").clone();
-            let plan = self.plan_pod_kill(p, Some(&mut rng)).await?;
+            let plan = self.plan_pod_kill(pk, Some(&mut rng)).await?;
             *self.rng.lock().expect("poisoned") = rng;
             plan
         };
@@ -332,7 +386,7 @@ impl KubeProvider {
             self.component(),
         )
         .await;
-        let grace = crate::lang::duration::param(p, "grace_period").map(|d| d.as_secs() as u32);
+        let grace = grace_seconds(pk.grace_period);
         let mut out = json!({
             "cluster": self.cluster,
             "namespaces": plan.namespaces,
@@ -347,7 +401,7 @@ impl KubeProvider {
         if let Some(f) = &plan.field_selector {
             out["field_selector"] = json!(f);
         }
-        let idx = self.ledger_open("k8s.pod_kill", p, &out);
+        let idx = self.ledger_open(action, &out);
         let mut count = 0;
         for pod in &plan.victims {
             let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -415,24 +469,25 @@ impl KubeProvider {
         }
     }
 
-    fn check_node_cap(&self, p: &Json, nodes: &[Node]) -> Result<(), ProviderError> {
+    fn check_node_cap(
+        &self,
+        max_nodes: Option<NonZeroU32>,
+        nodes: &[Node],
+    ) -> Result<(), ProviderError> {
         let names: Vec<String> = nodes.iter().map(|n| name_of(&n.metadata)).collect();
-        kube_rules::check_node_cap(&names, self.nodes_cap(p)).map_err(ProviderError::denied)
+        kube_rules::check_node_cap(&names, self.nodes_cap(max_nodes)).map_err(ProviderError::denied)
     }
 
     /// The nodes of a node action (`node` or `selector`), caps checked.
-    pub(crate) async fn plan_nodes(&self, p: &Json) -> Result<Vec<Node>, ProviderError> {
-        let sel = labels(p, "selector");
-        let nodes = match (p_str(p, "node"), sel.is_empty()) {
-            (Some(_), false) => {
-                return Err(refuse("give either `node` or `selector`, not both".into()));
-            }
-            (None, true) => {
+    pub(crate) async fn plan_nodes(&self, a: &NodeAction) -> Result<Vec<Node>, ProviderError> {
+        let nodes = match &a.target {
+            NodeTarget::Selector(sel) if sel.is_empty() => {
                 return Err(refuse(
                     "name the nodes: `node: <name>` or `selector: {label: value}`".into(),
                 ));
             }
-            (Some(name), true) => {
+            NodeTarget::Name(name) => {
+                let name = name.as_str();
                 let api: Api<Node> = Api::all(self.client.clone());
                 let op = Op::new("get", "nodes").name(name);
                 match self.call_raw(op, api.get(name)).await? {
@@ -461,8 +516,8 @@ impl KubeProvider {
                     Err(e) => return Err(self.map(op, e)),
                 }
             }
-            (None, false) => {
-                let s = selector_string(&sel);
+            NodeTarget::Selector(sel) => {
+                let s = selector_string(sel);
                 let api: Api<Node> = Api::all(self.client.clone());
                 let nodes = self
                     .call(
@@ -480,13 +535,13 @@ impl KubeProvider {
                 nodes
             }
         };
-        self.check_node_cap(p, &nodes)?;
+        self.check_node_cap(a.max_nodes, &nodes)?;
         Ok(nodes)
     }
 
     /// The nodes of a zone, caps checked.
-    pub(crate) async fn plan_zone(&self, p: &Json) -> Result<Vec<Node>, ProviderError> {
-        let zone = p_str(p, "zone").unwrap_or_default();
+    pub(crate) async fn plan_zone(&self, z: &ZoneAction) -> Result<Vec<Node>, ProviderError> {
+        let zone = z.zone.as_str();
         let api: Api<Node> = Api::all(self.client.clone());
         let s = format!("{ZONE_LABEL}={zone}");
         let mut nodes = self
@@ -503,7 +558,7 @@ impl KubeProvider {
             )));
         }
         nodes.sort_by_key(|n| name_of(&n.metadata));
-        self.check_node_cap(p, &nodes)?;
+        self.check_node_cap(z.max_nodes, &nodes)?;
         Ok(nodes)
     }
 
@@ -591,12 +646,13 @@ impl KubeProvider {
         Ok(())
     }
 
-    fn node_out(&self, nodes: &[Node], p: &Json) -> Json {
+    /// `zone`: the zone of a zone action.
+    fn node_out(&self, nodes: &[Node], zone: Option<&str>) -> Json {
         let mut out = json!({
             "cluster": self.cluster,
             "nodes": nodes.iter().map(|n| name_of(&n.metadata)).collect::<Vec<_>>(),
         });
-        if let Some(z) = p_str(p, "zone") {
+        if let Some(z) = zone {
             out["zone"] = json!(z);
         }
         out
@@ -604,23 +660,23 @@ impl KubeProvider {
 
     async fn cordon(
         &self,
-        action: &str,
-        p: &Json,
+        action: &Action,
+        zone: Option<&str>,
         nodes: Vec<Node>,
     ) -> Result<Json, ProviderError> {
         self.require("patch", "nodes", None, None).await?;
-        let mut out = self.node_out(&nodes, p);
-        let idx = self.ledger_open(action, p, &out);
+        let mut out = self.node_out(&nodes, zone);
+        let idx = self.ledger_open(action, &out);
         self.cordon_all(&nodes, &mut out, idx).await?;
         Ok(out)
     }
 
-    async fn uncordon(&self, p: &Json, nodes: Vec<Node>) -> Result<Json, ProviderError> {
+    async fn uncordon(&self, action: &Action, nodes: Vec<Node>) -> Result<Json, ProviderError> {
         self.require("patch", "nodes", None, None).await?;
-        let mut out = self.node_out(&nodes, p);
+        let mut out = self.node_out(&nodes, None);
         out["uncordoned"] = json!([]);
         out["already_schedulable"] = json!([]);
-        let idx = self.ledger_open("k8s.node_uncordon", p, &out);
+        let idx = self.ledger_open(action, &out);
         self.set_all_unschedulable(&nodes, &mut out, idx, false)
             .await?;
         Ok(out)
@@ -628,11 +684,12 @@ impl KubeProvider {
 
     // ---- taints ---------------------------------------------------------------------------
 
-    fn taint_of(p: &Json) -> Taint {
+    /// A taint as the API writes it.
+    pub(crate) fn taint_of(t: &TaintSpec) -> Taint {
         Taint {
-            key: p_str(p, "key").unwrap_or_default().to_string(),
-            value: p_str(p, "value").map(str::to_string),
-            effect: p_str(p, "effect").unwrap_or("NoSchedule").to_string(),
+            key: t.key.clone(),
+            value: t.value.clone(),
+            effect: t.effect.as_str().to_string(),
             time_added: None,
         }
     }
@@ -700,13 +757,17 @@ impl KubeProvider {
         Ok(removed.into_inner().expect("poisoned"))
     }
 
-    async fn untaint(&self, p: &Json, nodes: Vec<Node>) -> Result<Json, ProviderError> {
+    async fn untaint(
+        &self,
+        action: &Action,
+        a: &NodeAction,
+        nodes: Vec<Node>,
+    ) -> Result<Json, ProviderError> {
+        let (key, effect) = untaint_spec(a)?;
         self.require("patch", "nodes", None, None).await?;
-        let key = p_str(p, "key").unwrap_or_default();
-        let effect = p_str(p, "effect");
-        let mut out = self.node_out(&nodes, p);
+        let mut out = self.node_out(&nodes, None);
         out["removed"] = json!([]);
-        let idx = self.ledger_open("k8s.node_untaint", p, &out);
+        let idx = self.ledger_open(action, &out);
         for n in &nodes {
             let name = name_of(&n.metadata);
             let gone = self.untaint_node(&name, key, effect).await.map_err(|e| {
@@ -740,7 +801,7 @@ impl KubeProvider {
     pub(crate) async fn plan_drain(
         &self,
         nodes: &[Node],
-        p: &Json,
+        scope: NodeScope<'_>,
         taint: Option<&Taint>,
     ) -> Result<(Vec<Pod>, Vec<(String, String)>), ProviderError> {
         let api: Api<Pod> = Api::all(self.client.clone());
@@ -767,7 +828,7 @@ impl KubeProvider {
                 } else if let Some(t) = taint {
                     if tolerates(&pod, t) {
                         Some("tolerates the taint".to_string())
-                    } else if let Err(e) = self.check_namespace(&ns, p) {
+                    } else if let Err(e) = self.check_namespace(&ns, scope.allow_kube_system) {
                         return Err(refuse(format!(
                             "the zone taint would make the cluster evict pod `{}`: {e}; or use `method: evict`, which skips it",
                             pod_ref(&pod)
@@ -777,9 +838,11 @@ impl KubeProvider {
                     }
                 } else if pod_daemonset(&pod) {
                     Some("DaemonSet pod".to_string())
-                } else if ns == "kube-system" && self.check_namespace(&ns, p).is_err() {
+                } else if ns == "kube-system"
+                    && self.check_namespace(&ns, scope.allow_kube_system).is_err()
+                {
                     Some("kube-system (set allow_kube_system to evict it)".to_string())
-                } else if self.check_namespace(&ns, p).is_err() {
+                } else if self.check_namespace(&ns, scope.allow_kube_system).is_err() {
                     Some(format!("namespace `{ns}` is not in kubernetes.namespaces"))
                 } else {
                     None
@@ -790,7 +853,8 @@ impl KubeProvider {
                 }
             }
         }
-        if let Some(cap) = self.pods_cap(p)
+        // Drains have no `max_pods` of their own: the environment's cap.
+        if let Some(cap) = self.pods_cap(None)
             && evict.len() as u64 > cap
         {
             return Err(refuse(format!(
@@ -876,14 +940,19 @@ impl KubeProvider {
     }
 
     /// Cordon and drain nodes through the Eviction API.
-    async fn drain(&self, action: &str, p: &Json, nodes: Vec<Node>) -> Result<Json, ProviderError> {
-        let (pods, skipped) = self.plan_drain(&nodes, p, None).await?;
+    async fn drain(
+        &self,
+        action: &Action,
+        scope: NodeScope<'_>,
+        nodes: Vec<Node>,
+    ) -> Result<Json, ProviderError> {
+        let (pods, skipped) = self.plan_drain(&nodes, scope, None).await?;
         self.require("patch", "nodes", None, None).await?;
         let namespaces = self.eviction_rights(&pods).await?;
-        let timeout = crate::lang::duration::param(p, "timeout").unwrap_or(DEFAULT_DRAIN_TIMEOUT);
+        let timeout = scope.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let grace = crate::lang::duration::param(p, "grace_period").map(|d| d.as_secs() as u32);
-        let mut out = self.node_out(&nodes, p);
+        let grace = grace_seconds(scope.grace_period);
+        let mut out = self.node_out(&nodes, scope.zone);
         out["method"] = json!("evict");
         out["skipped"] = json!(
             skipped
@@ -891,7 +960,7 @@ impl KubeProvider {
                 .map(|(pod, why)| json!({"pod": pod, "reason": why}))
                 .collect::<Vec<_>>()
         );
-        let idx = self.ledger_open(action, p, &out);
+        let idx = self.ledger_open(action, &out);
         self.cordon_all(&nodes, &mut out, idx).await?;
         let scopes: Vec<(String, Option<String>)> =
             namespaces.iter().map(|ns| (ns.clone(), None)).collect();
@@ -966,22 +1035,22 @@ impl KubeProvider {
         Err(e)
     }
 
-    pub(crate) fn zone_taint(p: &Json) -> Taint {
-        let t = TaintSpec::zone_loss(p_str(p, "zone").unwrap_or_default());
-        Taint {
-            key: t.key,
-            value: t.value,
-            effect: t.effect.as_str().into(),
-            time_added: None,
-        }
+    /// The taint of a zone loss by `method: taint`.
+    pub(crate) fn zone_taint(z: &ZoneAction) -> Taint {
+        Self::taint_of(&TaintSpec::zone_loss(&z.zone))
     }
 
     /// Zone loss by NoExecute taint: the cluster evicts what does not tolerate it.
-    async fn taint_zone(&self, p: &Json, nodes: Vec<Node>) -> Result<Json, ProviderError> {
-        let taint = Self::zone_taint(p);
-        let (affected, skipped) = self.plan_drain(&nodes, p, Some(&taint)).await?;
+    async fn taint_zone(
+        &self,
+        action: &Action,
+        z: &ZoneAction,
+        nodes: Vec<Node>,
+    ) -> Result<Json, ProviderError> {
+        let taint = Self::zone_taint(z);
+        let (affected, skipped) = self.plan_drain(&nodes, z.into(), Some(&taint)).await?;
         self.require("patch", "nodes", None, None).await?;
-        let mut out = self.node_out(&nodes, p);
+        let mut out = self.node_out(&nodes, Some(&z.zone));
         out["method"] = json!("taint");
         out["pods"] = json!(
             affected
@@ -1015,18 +1084,12 @@ impl KubeProvider {
         for pod in &affected {
             tracking.victim(self.victim(pod, None));
         }
-        let idx = self.ledger_open("k8s.drain_zone", p, &out);
+        let idx = self.ledger_open(action, &out);
         self.taint_all(&nodes, &taint, &mut out, idx).await?;
         Ok(out)
     }
 
     // ---- workloads ------------------------------------------------------------------------
-
-    /// (`deployment` | `statefulset`, name) of a workload action.
-    pub(crate) fn workload(p: &Json) -> Result<(&'static str, String), ProviderError> {
-        let w = decoded(WorkloadRef::from_params(p))?;
-        Ok((w.kind(), w.name().to_string()))
-    }
 
     /// Current replicas of a workload (via its scale subresource, else the object).
     pub(crate) async fn replicas_of(
@@ -1188,12 +1251,13 @@ impl KubeProvider {
         unreachable!("the last attempt returns")
     }
 
-    async fn scale(&self, p: &Json) -> Result<Json, ProviderError> {
-        let ns = p_str(p, "namespace").unwrap_or_default();
-        self.check_namespace(ns, p)?;
-        let (kind, name) = Self::workload(p)?;
-        let replicas = p_u64(p, "replicas").unwrap_or(0) as i64;
-        let previous = self.replicas_of(ns, kind, &name).await?;
+    async fn scale(&self, action: &Action, s: &Scale) -> Result<Json, ProviderError> {
+        let ns = s.namespace.as_str();
+        // Workload steps have no `allow_kube_system` of their own: the environment's.
+        self.check_namespace(ns, false)?;
+        let (kind, name) = (s.workload.kind(), s.workload.name());
+        let replicas = i64::from(s.replicas);
+        let previous = self.replicas_of(ns, kind, name).await?;
         let resource = if kind == "deployment" {
             "deployments"
         } else {
@@ -1202,8 +1266,8 @@ impl KubeProvider {
         self.require("patch", resource, Some("scale"), Some(ns))
             .await?;
         let mut out = json!({"cluster": self.cluster, "namespace": ns, "kind": kind, "name": name, "replicas": replicas});
-        let idx = self.ledger_open("k8s.scale", p, &out);
-        self.set_replicas(ns, kind, &name, replicas).await?;
+        let idx = self.ledger_open(action, &out);
+        self.set_replicas(ns, kind, name, replicas).await?;
         out["previous"] = json!(previous);
         self.ledger_set(idx, &out);
         Ok(out)
@@ -1216,11 +1280,15 @@ impl KubeProvider {
             .unwrap_or(Json::Null)
     }
 
-    async fn rollout_restart(&self, p: &Json) -> Result<Json, ProviderError> {
-        let ns = p_str(p, "namespace").unwrap_or_default();
-        self.check_namespace(ns, p)?;
-        let (kind, name) = Self::workload(p)?;
-        let w = self.get_workload(ns, kind, &name).await?;
+    async fn rollout_restart(
+        &self,
+        action: &Action,
+        at: &WorkloadAt,
+    ) -> Result<Json, ProviderError> {
+        let ns = at.namespace.as_str();
+        self.check_namespace(ns, false)?;
+        let (kind, name) = (at.workload.kind(), at.workload.name());
+        let w = self.get_workload(ns, kind, name).await?;
         let resource = if kind == "deployment" {
             "deployments"
         } else {
@@ -1230,11 +1298,11 @@ impl KubeProvider {
         let previous = Self::restarted_at(&w);
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut out = json!({"cluster": self.cluster, "namespace": ns, "kind": kind, "name": name, "restarted_at": now});
-        let idx = self.ledger_open("k8s.rollout_restart", p, &out);
+        let idx = self.ledger_open(action, &out);
         self.patch_workload(
             ns,
             kind,
-            &name,
+            name,
             &json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}),
         )
         .await?;
@@ -1245,52 +1313,48 @@ impl KubeProvider {
 
     // ---- dispatch -------------------------------------------------------------------------
 
-    pub(crate) async fn inject_action(
-        &self,
-        action: &str,
-        p: &Json,
-    ) -> Result<Json, ProviderError> {
+    pub(crate) async fn inject_action(&self, action: &Action) -> Result<Json, ProviderError> {
         match action {
-            "k8s.pod_kill" => self.pod_kill(p).await,
-            "k8s.cordon_zone" => {
-                let nodes = self.plan_zone(p).await?;
-                self.cordon(action, p, nodes).await
+            Action::PodKill(pk) => self.pod_kill(action, pk).await,
+            Action::CordonZone(z) => {
+                let nodes = self.plan_zone(z).await?;
+                self.cordon(action, Some(&z.zone), nodes).await
             }
-            "k8s.drain_zone" => {
-                let nodes = self.plan_zone(p).await?;
-                match p_str(p, "method").unwrap_or("evict") {
-                    "taint" => self.taint_zone(p, nodes).await,
-                    _ => self.drain(action, p, nodes).await,
+            Action::DrainZone(z) => {
+                let nodes = self.plan_zone(z).await?;
+                match z.method {
+                    DrainMethod::Taint => self.taint_zone(action, z, nodes).await,
+                    DrainMethod::Evict => self.drain(action, z.into(), nodes).await,
                 }
             }
-            "k8s.node_cordon" => {
-                let nodes = self.plan_nodes(p).await?;
-                self.cordon(action, p, nodes).await
+            Action::NodeCordon(n) => {
+                let nodes = self.plan_nodes(n).await?;
+                self.cordon(action, None, nodes).await
             }
-            "k8s.node_uncordon" => {
-                let nodes = self.plan_nodes(p).await?;
-                self.uncordon(p, nodes).await
+            Action::NodeUncordon(n) => {
+                let nodes = self.plan_nodes(n).await?;
+                self.uncordon(action, nodes).await
             }
-            "k8s.node_drain" => {
-                let nodes = self.plan_nodes(p).await?;
-                self.drain(action, p, nodes).await
+            Action::NodeDrain(n) => {
+                let nodes = self.plan_nodes(n).await?;
+                self.drain(action, n.into(), nodes).await
             }
-            "k8s.node_taint" => {
-                let nodes = self.plan_nodes(p).await?;
+            Action::NodeTaint(n) => {
+                let taint = Self::taint_of(taint_spec(n)?);
+                let nodes = self.plan_nodes(n).await?;
                 self.require("patch", "nodes", None, None).await?;
-                let mut out = self.node_out(&nodes, p);
-                let idx = self.ledger_open(action, p, &out);
-                self.taint_all(&nodes, &Self::taint_of(p), &mut out, idx)
-                    .await?;
+                let mut out = self.node_out(&nodes, None);
+                let idx = self.ledger_open(action, &out);
+                self.taint_all(&nodes, &taint, &mut out, idx).await?;
                 Ok(out)
             }
-            "k8s.node_untaint" => {
-                let nodes = self.plan_nodes(p).await?;
-                self.untaint(p, nodes).await
+            Action::NodeUntaint(n) => {
+                let nodes = self.plan_nodes(n).await?;
+                self.untaint(action, n, nodes).await
             }
-            "k8s.scale" => self.scale(p).await,
-            "k8s.rollout_restart" => self.rollout_restart(p).await,
-            other => Err(super::unsupported(other)),
+            Action::Scale(sc) => self.scale(action, sc).await,
+            Action::RolloutRestart(at) => self.rollout_restart(action, at).await,
+            other => Err(super::unsupported(other.name())),
         }
     }
 
@@ -1298,11 +1362,10 @@ impl KubeProvider {
     /// what the provider's ledger recorded for it.
     pub(crate) async fn revert_action(
         &self,
-        action: &str,
-        p: &Json,
+        action: &Action,
         output: &Json,
     ) -> Result<Json, ProviderError> {
-        if action == "k8s.pod_kill" {
+        if let Action::PodKill(_) = action {
             return Err(ProviderError::unsupported(
                 "kubernetes",
                 "rollback of k8s.pod_kill (controllers replace deleted pods; there is nothing to undo)",
@@ -1311,7 +1374,7 @@ impl KubeProvider {
         let out = if output.is_object() {
             output.clone()
         } else {
-            match self.ledger_find(action, p) {
+            match self.ledger_find(action) {
                 Some((_, o)) => o,
                 None => {
                     return Ok(json!({"reverted": false, "reason": "the step changed nothing"}));
@@ -1320,14 +1383,19 @@ impl KubeProvider {
         };
         let r = self.revert_output(action, &out).await;
         if r.is_ok() {
-            self.ledger_close(action, p, &out);
+            self.ledger_close(action);
         }
         r
     }
 
-    async fn revert_output(&self, action: &str, out: &Json) -> Result<Json, ProviderError> {
+    /// Undo what a step's output says it changed (its parameters are not needed: the output
+    /// names every node, taint and previous value).
+    async fn revert_output(&self, action: &Action, out: &Json) -> Result<Json, ProviderError> {
         match action {
-            "k8s.cordon_zone" | "k8s.node_cordon" | "k8s.node_drain" | "k8s.drain_zone"
+            Action::CordonZone(_)
+            | Action::NodeCordon(_)
+            | Action::NodeDrain(_)
+            | Action::DrainZone(_)
                 if out.get("method").and_then(Json::as_str) != Some("taint") =>
             {
                 let nodes = strings(&out["cordoned"]);
@@ -1342,7 +1410,7 @@ impl KubeProvider {
                 }
                 Ok(json!({"uncordoned": done, "missing": missing}))
             }
-            "k8s.drain_zone" | "k8s.node_taint" => {
+            Action::DrainZone(_) | Action::NodeTaint(_) => {
                 let taint: Taint = serde_json::from_value(out["taint"].clone()).map_err(|e| {
                     ProviderError::invalid_state(format!(
                         "the step's output has no usable `taint` ({e}); remove the taint by hand"
@@ -1358,7 +1426,7 @@ impl KubeProvider {
                 }
                 Ok(json!({"untainted": done, "taint": taint}))
             }
-            "k8s.node_uncordon" => {
+            Action::NodeUncordon(_) => {
                 let mut done = Vec::new();
                 for n in strings(&out["uncordoned"]) {
                     self.set_unschedulable(&n, true)
@@ -1368,7 +1436,7 @@ impl KubeProvider {
                 }
                 Ok(json!({"cordoned": done}))
             }
-            "k8s.node_untaint" => {
+            Action::NodeUntaint(_) => {
                 let mut done = Vec::new();
                 for r in out["removed"].as_array().cloned().unwrap_or_default() {
                     let node = r["node"].as_str().unwrap_or_default().to_string();
@@ -1390,7 +1458,7 @@ impl KubeProvider {
                 }
                 Ok(json!({"retainted": done}))
             }
-            "k8s.scale" => {
+            Action::Scale(_) => {
                 let Some(prev) = out.get("previous").and_then(Json::as_i64) else {
                     return Ok(json!({"reverted": false, "reason": "the step changed nothing"}));
                 };
@@ -1400,7 +1468,7 @@ impl KubeProvider {
                 self.set_replicas(ns, kind, name, prev).await?;
                 Ok(json!({"replicas": prev}))
             }
-            "k8s.rollout_restart" => {
+            Action::RolloutRestart(_) => {
                 if out.get("previous").is_none() {
                     return Ok(json!({"reverted": false, "reason": "the step changed nothing"}));
                 }
@@ -1412,17 +1480,13 @@ impl KubeProvider {
                     .await?;
                 Ok(json!({"restored_annotation": prev}))
             }
-            other => Err(super::unsupported(other)),
+            other => Err(super::unsupported(other.name())),
         }
     }
 
     // ---- dry run --------------------------------------------------------------------------
 
-    pub(crate) async fn describe_action(
-        &self,
-        action: &str,
-        p: &Json,
-    ) -> Result<String, ProviderError> {
+    pub(crate) async fn describe_action(&self, action: &Action) -> Result<String, ProviderError> {
         let names = |nodes: &[Node]| -> Vec<String> {
             nodes.iter().map(|n| name_of(&n.metadata)).collect()
         };
@@ -1453,8 +1517,8 @@ impl KubeProvider {
             s
         };
         Ok(match action {
-            "k8s.pod_kill" => {
-                let plan = self.plan_pod_kill(p, None).await?;
+            Action::PodKill(pk) => {
+                let plan = self.plan_pod_kill(pk, None).await?;
                 let pods: Vec<String> = plan
                     .victims
                     .iter()
@@ -1478,11 +1542,11 @@ impl KubeProvider {
                     }
                 )
             }
-            "k8s.cordon_zone" | "k8s.node_cordon" => {
-                let nodes = if action == "k8s.cordon_zone" {
-                    self.plan_zone(p).await?
-                } else {
-                    self.plan_nodes(p).await?
+            Action::CordonZone(_) | Action::NodeCordon(_) => {
+                let nodes = match action {
+                    Action::CordonZone(z) => self.plan_zone(z).await?,
+                    Action::NodeCordon(n) => self.plan_nodes(n).await?,
+                    _ => unreachable!("matched above"),
                 };
                 let (todo, already) = split(&nodes);
                 format!(
@@ -1496,8 +1560,8 @@ impl KubeProvider {
                     }
                 )
             }
-            "k8s.node_uncordon" => {
-                let nodes = self.plan_nodes(p).await?;
+            Action::NodeUncordon(n) => {
+                let nodes = self.plan_nodes(n).await?;
                 let (already, todo) = split(&nodes);
                 format!(
                     "uncordon {} node(s): {}{}",
@@ -1510,21 +1574,26 @@ impl KubeProvider {
                     }
                 )
             }
-            "k8s.drain_zone" | "k8s.node_drain" => {
-                let nodes = if action == "k8s.drain_zone" {
-                    self.plan_zone(p).await?
-                } else {
-                    self.plan_nodes(p).await?
+            Action::DrainZone(_) | Action::NodeDrain(_) => {
+                let (nodes, scope, taint, zone) = match action {
+                    Action::DrainZone(z) => (
+                        self.plan_zone(z).await?,
+                        NodeScope::from(z),
+                        (z.method == DrainMethod::Taint).then(|| Self::zone_taint(z)),
+                        z.zone.as_str(),
+                    ),
+                    Action::NodeDrain(n) => {
+                        (self.plan_nodes(n).await?, NodeScope::from(n), None, "")
+                    }
+                    _ => unreachable!("matched above"),
                 };
-                let taint = (action == "k8s.drain_zone" && p_str(p, "method") == Some("taint"))
-                    .then(|| Self::zone_taint(p));
-                let (pods, skipped) = self.plan_drain(&nodes, p, taint.as_ref()).await?;
+                let (pods, skipped) = self.plan_drain(&nodes, scope, taint.as_ref()).await?;
                 if taint.is_some() {
                     let hit: Vec<String> = pods.iter().map(pod_ref).collect();
                     format!(
                         "taint {} node(s) `{ZONE_LOSS_TAINT}={}:NoExecute`: {}; the cluster then evicts {} pod(s): {}",
                         nodes.len(),
-                        p_str(p, "zone").unwrap_or_default(),
+                        zone,
                         names(&nodes).join(", "),
                         hit.len(),
                         list(&hit)
@@ -1544,9 +1613,9 @@ impl KubeProvider {
                     )
                 }
             }
-            "k8s.node_taint" => {
-                let nodes = self.plan_nodes(p).await?;
-                let t = Self::taint_of(p);
+            Action::NodeTaint(n) => {
+                let t = Self::taint_of(taint_spec(n)?);
+                let nodes = self.plan_nodes(n).await?;
                 format!(
                     "taint {} node(s) `{}{}:{}`: {}",
                     nodes.len(),
@@ -1556,10 +1625,9 @@ impl KubeProvider {
                     names(&nodes).join(", ")
                 )
             }
-            "k8s.node_untaint" => {
-                let nodes = self.plan_nodes(p).await?;
-                let key = p_str(p, "key").unwrap_or_default();
-                let effect = p_str(p, "effect");
+            Action::NodeUntaint(n) => {
+                let (key, effect) = untaint_spec(n)?;
+                let nodes = self.plan_nodes(n).await?;
                 let with: Vec<String> = nodes
                     .iter()
                     .filter(|n| {
@@ -1575,26 +1643,26 @@ impl KubeProvider {
                     list(&with)
                 )
             }
-            "k8s.scale" => {
-                let ns = p_str(p, "namespace").unwrap_or_default();
-                self.check_namespace(ns, p)?;
-                let (kind, name) = Self::workload(p)?;
-                let prev = self.replicas_of(ns, kind, &name).await?;
+            Action::Scale(sc) => {
+                let ns = sc.namespace.as_str();
+                self.check_namespace(ns, false)?;
+                let (kind, name) = (sc.workload.kind(), sc.workload.name());
+                let prev = self.replicas_of(ns, kind, name).await?;
                 format!(
                     "scale {kind} {ns}/{name} from {prev} to {} replicas",
-                    p_u64(p, "replicas").unwrap_or(0)
+                    sc.replicas
                 )
             }
-            "k8s.rollout_restart" => {
-                let ns = p_str(p, "namespace").unwrap_or_default();
-                self.check_namespace(ns, p)?;
-                let (kind, name) = Self::workload(p)?;
-                self.get_workload(ns, kind, &name).await?;
+            Action::RolloutRestart(at) => {
+                let ns = at.namespace.as_str();
+                self.check_namespace(ns, false)?;
+                let (kind, name) = (at.workload.kind(), at.workload.name());
+                self.get_workload(ns, kind, name).await?;
                 format!(
                     "restart {kind} {ns}/{name} with a rolling update (`{RESTARTED_AT}` annotation)"
                 )
             }
-            other => return Err(super::unsupported(other)),
+            other => return Err(super::unsupported(other.name())),
         })
     }
 }

@@ -1,5 +1,5 @@
 //! Small helpers over the Kubernetes API: what a failed request means for the operator
-//! ([`map_error`]), parameters, selectors, pod and node predicates, resource quantities.
+//! ([`map_error`]), selectors, pod and node predicates, resource quantities.
 
 use crate::provider::ProviderError;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -168,30 +168,7 @@ pub(crate) fn map_error(ep: &Endpoint, op: Op<'_>, e: kube::Error) -> ProviderEr
     }
 }
 
-// ---- parameters ----------------------------------------------------------------------------
-
-pub(crate) fn p_str<'a>(p: &'a Json, k: &str) -> Option<&'a str> {
-    p.get(k).and_then(Json::as_str)
-}
-
-pub(crate) fn p_u64(p: &Json, k: &str) -> Option<u64> {
-    p.get(k).and_then(Json::as_u64)
-}
-
-pub(crate) fn p_bool(p: &Json, k: &str) -> Option<bool> {
-    p.get(k).and_then(Json::as_bool)
-}
-
-pub(crate) fn labels(p: &Json, k: &str) -> BTreeMap<String, String> {
-    p.get(k)
-        .and_then(Json::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+// ---- selectors and lists -------------------------------------------------------------------
 
 /// `{app: api, tier: web}` as a label selector: `app=api,tier=web`.
 pub(crate) fn selector_string(l: &BTreeMap<String, String>) -> String {

@@ -104,8 +104,8 @@ pub fn from_client(client: kube::Client, settings: KubernetesSettings) -> KubePr
 /// What one action changed, kept as it happens (see the module invariants).
 #[derive(Debug, Clone)]
 struct LedgerEntry {
-    action: String,
-    params: Json,
+    /// The step, decoded: a rollback finds the entry of the run with the same action.
+    action: Action,
     output: Json,
     reverted: bool,
 }
@@ -239,8 +239,8 @@ impl KubeProvider {
     }
 
     /// The `cluster:` parameter, if given, must name this cluster.
-    fn check_cluster(&self, p: &Json) -> Result<(), ProviderError> {
-        match api::p_str(p, "cluster") {
+    fn check_cluster(&self, cluster: Option<&str>) -> Result<(), ProviderError> {
+        match cluster {
             Some(c) if c != self.cluster => Err(ProviderError::not_found(format!(
                 "this environment's Kubernetes cluster is `{}`, not `{c}`; drop `cluster:` or set `kubernetes.cluster` (or the context) to `{c}`",
                 self.cluster
@@ -251,11 +251,10 @@ impl KubeProvider {
 
     // ---- the ledger -----------------------------------------------------------------------
 
-    fn ledger_open(&self, action: &str, params: &Json, output: &Json) -> usize {
+    fn ledger_open(&self, action: &Action, output: &Json) -> usize {
         let mut st = self.state.lock().expect("poisoned");
         st.ledger.push(LedgerEntry {
-            action: action.to_string(),
-            params: params.clone(),
+            action: action.clone(),
             output: output.clone(),
             reverted: false,
         });
@@ -268,26 +267,25 @@ impl KubeProvider {
         }
     }
 
-    /// What the latest not-yet-reverted run of this action with these parameters changed.
-    fn ledger_find(&self, action: &str, params: &Json) -> Option<(usize, Json)> {
+    /// What the latest not-yet-reverted run of this action (same parameters) changed.
+    fn ledger_find(&self, action: &Action) -> Option<(usize, Json)> {
         let st = self.state.lock().expect("poisoned");
         st.ledger
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, e)| !e.reverted && e.action == action && &e.params == params)
+            .find(|(_, e)| !e.reverted && &e.action == action)
             .map(|(i, e)| (i, e.output.clone()))
     }
 
-    fn ledger_close(&self, action: &str, params: &Json, output: &Json) {
+    fn ledger_close(&self, action: &Action) {
         let mut st = self.state.lock().expect("poisoned");
         if let Some(e) = st
             .ledger
             .iter_mut()
             .rev()
-            .find(|e| !e.reverted && e.action == action && &e.params == params)
+            .find(|e| !e.reverted && &e.action == action)
         {
-            let _ = output;
             e.reverted = true;
         }
     }
@@ -317,60 +315,56 @@ impl Provider for KubeProvider {
     fn inject<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        let action: &'static str = action.name();
         Box::pin(async move {
-            if !actions::ACTIONS.contains(&action) {
-                return Err(unsupported(action));
+            if !actions::ACTIONS.contains(&action.name()) {
+                return Err(unsupported(action.name()));
             }
-            self.check_cluster(params)?;
-            self.inject_action(action, params).await
+            self.check_cluster(action.cluster())?;
+            self.inject_action(action).await
         })
     }
 
     fn revert<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
+        _params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        let action: &'static str = action.name();
         Box::pin(async move {
-            if !actions::ACTIONS.contains(&action) {
-                return Err(unsupported(action));
+            if !actions::ACTIONS.contains(&action.name()) {
+                return Err(unsupported(action.name()));
             }
-            self.revert_action(action, params, output).await
+            self.revert_action(action, output).await
         })
     }
 
     fn observe<'a>(
         &'a self,
         probe: &'a Probe,
-        params: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        let probe: &'static str = probe.name();
         Box::pin(async move {
-            if !probes::PROBES.contains(&probe) {
-                return Err(unsupported(probe));
+            if !probes::PROBES.contains(&probe.name()) {
+                return Err(unsupported(probe.name()));
             }
-            self.check_cluster(params)?;
-            self.observe_probe(probe, params).await
+            self.check_cluster(probe.cluster())?;
+            self.observe_probe(probe).await
         })
     }
 
     fn describe<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
-        let action: &'static str = action.name();
         Box::pin(async move {
-            if !actions::ACTIONS.contains(&action) {
-                return Err(unsupported(action));
+            if !actions::ACTIONS.contains(&action.name()) {
+                return Err(unsupported(action.name()));
             }
-            self.check_cluster(params)?;
-            self.describe_action(action, params).await
+            self.check_cluster(action.cluster())?;
+            self.describe_action(action).await
         })
     }
 

@@ -4,14 +4,15 @@
 //! cluster does not serve it, existence is still checked).
 
 use super::KubeProvider;
-use super::api::{Op, labels, p_str, selector_string};
-use crate::provider::{Call, PreflightProblem, ProviderError};
+use super::api::{Op, selector_string};
+use crate::lang::action::{Scale, WorkloadAt};
+use crate::lang::kubernetes::DrainMethod;
+use crate::provider::{Action, Call, PreflightProblem, Probe, ProviderError, Typed};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use kube::Api;
 use kube::api::PostParams;
-use serde_json::Value as Json;
 
 fn group_of(resource: &str) -> &'static str {
     match resource {
@@ -146,56 +147,86 @@ impl KubeProvider {
     }
 
     async fn preflight_one(&self, c: &Call) -> Result<(), ProviderError> {
-        let p: &Json = &c.params;
-        self.check_cluster(p)?;
-        match c.name.as_str() {
-            "k8s.pod_kill" => {
-                let plan = self.plan_pod_kill(p, None).await?;
+        match &c.typed {
+            Typed::Action(a) => {
+                self.check_cluster(a.cluster())?;
+                self.preflight_action(a).await
+            }
+            Typed::Probe(p) => {
+                self.check_cluster(p.cluster())?;
+                self.preflight_probe(p).await
+            }
+        }
+    }
+
+    async fn preflight_action(&self, a: &Action) -> Result<(), ProviderError> {
+        match a {
+            Action::PodKill(pk) => {
+                let plan = self.plan_pod_kill(pk, None).await?;
                 for ns in &plan.namespaces {
                     self.require("list", "pods", None, Some(ns)).await?;
                     self.require("delete", "pods", None, Some(ns)).await?;
                 }
             }
-            "k8s.cordon_zone" => {
-                self.plan_zone(p).await?;
+            Action::CordonZone(z) => {
+                self.plan_zone(z).await?;
                 self.require("patch", "nodes", None, None).await?;
             }
-            "k8s.drain_zone" => {
-                let nodes = self.plan_zone(p).await?;
-                let taint = (p_str(p, "method") == Some("taint")).then(|| Self::zone_taint(p));
-                let (pods, _) = self.plan_drain(&nodes, p, taint.as_ref()).await?;
+            Action::DrainZone(z) => {
+                let nodes = self.plan_zone(z).await?;
+                let taint = (z.method == DrainMethod::Taint).then(|| Self::zone_taint(z));
+                let (pods, _) = self.plan_drain(&nodes, z.into(), taint.as_ref()).await?;
                 self.require("patch", "nodes", None, None).await?;
-                if p_str(p, "method") != Some("taint") {
+                if z.method != DrainMethod::Taint {
                     self.eviction_rights(&pods).await?;
                 }
             }
-            "k8s.node_cordon" | "k8s.node_uncordon" | "k8s.node_taint" | "k8s.node_untaint" => {
-                self.plan_nodes(p).await?;
+            Action::NodeCordon(n)
+            | Action::NodeUncordon(n)
+            | Action::NodeTaint(n)
+            | Action::NodeUntaint(n) => {
+                self.plan_nodes(n).await?;
                 self.require("patch", "nodes", None, None).await?;
             }
-            "k8s.node_drain" => {
-                let nodes = self.plan_nodes(p).await?;
-                let (pods, _) = self.plan_drain(&nodes, p, None).await?;
+            Action::NodeDrain(n) => {
+                let nodes = self.plan_nodes(n).await?;
+                let (pods, _) = self.plan_drain(&nodes, n.into(), None).await?;
                 self.require("patch", "nodes", None, None).await?;
                 self.eviction_rights(&pods).await?;
             }
-            "k8s.scale" | "k8s.rollout_restart" => {
-                let ns = p_str(p, "namespace").unwrap_or_default();
-                self.check_namespace(ns, p)?;
-                let (kind, name) = Self::workload(p)?;
-                self.get_workload(ns, kind, &name).await?;
+            Action::Scale(Scale {
+                namespace,
+                workload,
+                ..
+            })
+            | Action::RolloutRestart(WorkloadAt {
+                namespace,
+                workload,
+                ..
+            }) => {
+                let ns = namespace.as_str();
+                self.check_namespace(ns, false)?;
+                let (kind, name) = (workload.kind(), workload.name());
+                self.get_workload(ns, kind, name).await?;
                 let resource = if kind == "deployment" {
                     "deployments"
                 } else {
                     "statefulsets"
                 };
-                let sub = (c.name == "k8s.scale").then_some("scale");
+                let sub = matches!(a, Action::Scale(_)).then_some("scale");
                 self.require("patch", resource, sub, Some(ns)).await?;
             }
-            "k8s.pods" | "k8s.pod_restarts" => {
-                let ns = p_str(p, "namespace").unwrap_or_default();
-                let selector = selector_string(&labels(p, "selector"));
-                let fields = p_str(p, "field_selector");
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn preflight_probe(&self, p: &Probe) -> Result<(), ProviderError> {
+        match p {
+            Probe::Pods(q) | Probe::PodRestarts(q) => {
+                let ns = q.namespace.as_str();
+                let selector = selector_string(&q.selector);
+                let fields = q.field_selector.as_deref();
                 self.require("list", "pods", None, Some(ns)).await?;
                 let pods = self.list_pods(ns, &selector, fields).await?;
                 if pods.is_empty() && !self.workloads_matching(ns, &selector).await.is_empty() {
@@ -205,16 +236,16 @@ impl KubeProvider {
                     return Err(self.no_match(&[ns.to_string()], &selector, fields).await);
                 }
             }
-            "k8s.workload" => {
-                let ns = p_str(p, "namespace").unwrap_or_default();
-                let (kind, name) = Self::workload(p)?;
-                self.get_workload(ns, kind, &name).await?;
+            Probe::Workload(at) => {
+                let ns = at.namespace.as_str();
+                self.get_workload(ns, at.workload.kind(), at.workload.name())
+                    .await?;
             }
-            "k8s.nodes" => {
+            Probe::Nodes(n) => {
                 self.require("list", "nodes", None, None).await?;
-                self.observe_probe("k8s.nodes", p).await?;
+                self.nodes_probe(n).await?;
             }
-            "k8s.memory" => {
+            Probe::Memory(_) => {
                 self.require("list", "nodes", None, None).await?;
                 self.require("list", "pods", None, None).await?;
             }

@@ -3,11 +3,12 @@
 
 use super::KubeProvider;
 use super::api::{
-    Op, ZONE_LABEL, controller_of, labels, list, name_of, node_allocatable_memory, node_ready,
-    node_unschedulable, node_zone, p_str, pod_finished, pod_live, pod_memory_request, pod_node,
-    pod_ready, pod_restarts, selector_string, status_code,
+    Op, ZONE_LABEL, controller_of, list, name_of, node_allocatable_memory, node_ready,
+    node_unschedulable, node_zone, pod_finished, pod_live, pod_memory_request, pod_node, pod_ready,
+    pod_restarts, selector_string, status_code,
 };
-use crate::provider::ProviderError;
+use crate::lang::action::{Nodes, PodsQuery, WorkloadAt};
+use crate::provider::{Probe, ProviderError};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
@@ -31,21 +32,21 @@ pub use crate::lang::kubernetes::RESTART_WINDOW as DEFAULT_RESTART_WINDOW;
 type Owner = (String, String);
 
 impl KubeProvider {
-    pub(crate) async fn observe_probe(&self, probe: &str, p: &Json) -> Result<Json, ProviderError> {
+    pub(crate) async fn observe_probe(&self, probe: &Probe) -> Result<Json, ProviderError> {
         match probe {
-            "k8s.pods" => self.pods_probe(p).await,
-            "k8s.pod_restarts" => self.restarts_probe(p).await,
-            "k8s.workload" => self.workload_probe(p).await,
-            "k8s.nodes" => self.nodes_probe(p).await,
-            "k8s.memory" => self.memory_probe().await,
-            other => Err(super::unsupported(other)),
+            Probe::Pods(q) => self.pods_probe(q).await,
+            Probe::PodRestarts(q) => self.restarts_probe(q).await,
+            Probe::Workload(w) => self.workload_probe(w).await,
+            Probe::Nodes(n) => self.nodes_probe(n).await,
+            Probe::Memory(_) => self.memory_probe().await,
+            other => Err(super::unsupported(other.name())),
         }
     }
 
-    async fn pods_probe(&self, p: &Json) -> Result<Json, ProviderError> {
-        let ns = p_str(p, "namespace").unwrap_or_default();
-        let selector = selector_string(&labels(p, "selector"));
-        let fields = p_str(p, "field_selector");
+    async fn pods_probe(&self, q: &PodsQuery) -> Result<Json, ProviderError> {
+        let ns = q.namespace.as_str();
+        let selector = selector_string(&q.selector);
+        let fields = q.field_selector.as_deref();
         let all = self.list_pods(ns, &selector, fields).await?;
         let terminating = all
             .iter()
@@ -283,10 +284,10 @@ impl KubeProvider {
         out
     }
 
-    async fn restarts_probe(&self, p: &Json) -> Result<Json, ProviderError> {
-        let ns = p_str(p, "namespace").unwrap_or_default();
-        let selector = selector_string(&labels(p, "selector"));
-        let window = crate::lang::duration::param(p, "window").unwrap_or(DEFAULT_RESTART_WINDOW);
+    async fn restarts_probe(&self, q: &PodsQuery) -> Result<Json, ProviderError> {
+        let ns = q.namespace.as_str();
+        let selector = selector_string(&q.selector);
+        let window = q.window;
         let pods = self.list_pods(ns, &selector, None).await?;
         // Nothing matches, not even a workload that wants pods: "no restarts" would be a check
         // that cannot fail.
@@ -332,10 +333,10 @@ impl KubeProvider {
         }))
     }
 
-    async fn workload_probe(&self, p: &Json) -> Result<Json, ProviderError> {
-        let ns = p_str(p, "namespace").unwrap_or_default();
-        let (kind, name) = Self::workload(p)?;
-        let w = self.get_workload(ns, kind, &name).await?;
+    async fn workload_probe(&self, at: &WorkloadAt) -> Result<Json, ProviderError> {
+        let ns = at.namespace.as_str();
+        let (kind, name) = (at.workload.kind(), at.workload.name());
+        let w = self.get_workload(ns, kind, name).await?;
         let n = |path: &str| w.pointer(path).and_then(Json::as_i64).unwrap_or(0);
         let replicas = w
             .pointer("/spec/replicas")
@@ -355,8 +356,8 @@ impl KubeProvider {
         }))
     }
 
-    async fn nodes_probe(&self, p: &Json) -> Result<Json, ProviderError> {
-        let zone = p_str(p, "zone");
+    pub(crate) async fn nodes_probe(&self, q: &Nodes) -> Result<Json, ProviderError> {
+        let zone = q.zone.as_deref();
         let api: Api<Node> = Api::all(self.client.clone());
         let lp = match zone {
             Some(z) => ListParams::default().labels(&format!("{ZONE_LABEL}={z}")),
