@@ -3,8 +3,9 @@
 //! every outcome to one documented exit code (see [`crate::exit`]).
 
 use crate::engine::clock::RunClock;
+use crate::engine::drill::Drill;
 use crate::engine::events::{Event, Phase, Record, StepOutcome};
-use crate::engine::executor::{self, Emitter, MemorySink, RollbackPolicy, RunOptions, Sink};
+use crate::engine::executor::{self, MemorySink, RollbackPolicy, Sink};
 use crate::exit;
 use crate::journal::{self, Journal};
 use crate::lang::diag::{Diagnostic, render_all};
@@ -530,7 +531,6 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
     }
 
     let exp = Arc::new(exp);
-    let plan = Arc::new(plan);
     let runs_dir = a.runs.runs_dir.clone();
     let lessons_dir = a.lessons.lessons_dir.clone();
     let quiet = a.quiet || a.output == OutputArg::Json;
@@ -558,7 +558,6 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
         if !quiet {
             sinks.push(Box::new(Progress::new(std::io::stderr().is_terminal())));
         }
-        let emitter = Emitter::new(clock, sinks);
         let (int_tx, int_rx) = tokio::sync::watch::channel(0u32);
         tokio::spawn(async move {
             loop {
@@ -571,31 +570,21 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
         let approver: Option<executor::Approver> = (std::io::stdin().is_terminal()
             && std::io::stderr().is_terminal())
         .then(|| Arc::new(ask_operator) as executor::Approver);
-        let opts = RunOptions {
-            run_id: run_id.clone(),
-            concurrency,
-            rollback,
-            approve,
-            approver,
-            environment: env_name,
-            backend: provider.backend().to_string(),
-            clock_kind: if virtual_clock {
-                "virtual".into()
-            } else {
-                "wall".into()
-            },
-            seed: Some(seed),
-        };
-        let outcome = executor::execute(
-            exp.clone(),
-            plan,
-            Arc::new(provider) as Arc<dyn crate::provider::Provider>,
-            emitter.clone(),
-            clock,
-            opts,
-            int_rx,
-        )
-        .await;
+        let provider = Arc::new(provider) as Arc<dyn crate::provider::Provider>;
+        let (outcome, emitter) = Drill::new(exp.clone(), provider)
+            .run_id(run_id.clone())
+            .concurrency(concurrency)
+            .rollback(rollback)
+            .approve(approve)
+            .approver(approver)
+            .environment(env_name)
+            .clock_kind(if virtual_clock { "virtual" } else { "wall" })
+            .seed(seed)
+            .clock(clock)
+            .sinks(sinks)
+            .interrupts(int_rx)
+            .run_with_emitter()
+            .await;
         let errors = emitter.errors();
         let records = memory.0.lock().expect("memory sink").clone();
         let summary = RunSummary::from_records(&records);

@@ -114,14 +114,6 @@ pub fn format_signed(ms: i64) -> String {
     }
 }
 
-/// A duration parameter (`with: {timeout: 10s}`) of an action or probe, if present and valid.
-pub fn param(params: &serde_json::Value, key: &str) -> Option<Duration> {
-    params
-        .get(key)
-        .and_then(serde_json::Value::as_str)
-        .and_then(|s| parse(s).ok())
-}
-
 /// serde glue: `#[serde(with = "crate::lang::duration::serde_human")]` on a `Duration` field.
 pub mod serde_human {
     use serde::{Deserialize, Deserializer, Serializer};

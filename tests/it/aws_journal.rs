@@ -4,9 +4,9 @@
 
 use crate::support::*;
 use firedrill::aws::AwsProvider;
-use firedrill::engine::clock::RunClock;
+use firedrill::engine::drill::Drill;
 use firedrill::engine::events::{Event, Record, StepOutcome, VerdictKind};
-use firedrill::engine::executor::{Emitter, MemorySink, RollbackPolicy, RunOptions, Sink, execute};
+use firedrill::engine::executor::{MemorySink, RollbackPolicy, Sink};
 use firedrill::journal::Journal;
 use std::path::Path;
 use std::process::Command;
@@ -243,34 +243,16 @@ steps:
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::create(&dir.path().join("run")).unwrap();
         let path = journal.path().to_path_buf();
-        let clock = RunClock::start_now();
         let memory = MemorySink::default();
-        let emitter = Emitter::new(
-            clock,
-            vec![Box::new(JournalSink(journal)), Box::new(memory.clone())],
-        );
-        let (_tx, rx) = tokio::sync::watch::channel(0u32);
-        let plan = firedrill::lang::plan::plan(&exp);
-        let outcome = execute(
-            Arc::new(exp),
-            Arc::new(plan),
-            Arc::new(p),
-            emitter,
-            clock,
-            RunOptions {
-                run_id: "half".into(),
-                concurrency: 4,
-                rollback: policy,
-                approve: false,
-                approver: None,
-                environment: "moto".into(),
-                backend: "aws".into(),
-                clock_kind: "virtual".into(),
-                seed: None,
-            },
-            rx,
-        )
-        .await;
+        let outcome = Drill::new(exp, Arc::new(p))
+            .run_id("half")
+            .concurrency(4)
+            .rollback(policy)
+            .environment("moto")
+            .sink(JournalSink(journal))
+            .sink(memory.clone())
+            .run()
+            .await;
         let text = std::fs::read_to_string(&path).unwrap();
         let records = memory.0.lock().unwrap().clone();
         let step = records

@@ -15,11 +15,9 @@
 use crate::support::*;
 use firedrill::aws::AwsProvider;
 use firedrill::backends::{Router, calls_of};
-use firedrill::engine::clock::RunClock;
+use firedrill::engine::drill::Drill;
 use firedrill::engine::events::{Event, Record, StepOutcome, VerdictKind};
-use firedrill::engine::executor::{
-    Emitter, MemorySink, Outcome, RollbackPolicy, RunOptions, execute,
-};
+use firedrill::engine::executor::Outcome;
 use firedrill::lang::environment::{Backend, Environment};
 use firedrill::provider::Provider;
 use firedrill::sim::provider::SimProvider;
@@ -59,33 +57,12 @@ async fn drill(file: &str, env: &Environment, c: firedrill::aws::clients::Client
     // The CLI's preflight: every db.*/dns.* target exists in moto.
     let problems = router.preflight(&calls_of(&exp)).await;
     assert!(problems.is_empty(), "{problems:#?}");
-    let plan = firedrill::lang::plan::plan(&exp);
-    let clock = RunClock::start_now();
-    let memory = MemorySink::default();
-    let emitter = Emitter::new(clock, vec![Box::new(memory.clone())]);
-    let (_tx, rx) = tokio::sync::watch::channel(0u32);
-    let opts = RunOptions {
-        run_id: format!("test-{file}"),
-        concurrency: 8,
-        rollback: RollbackPolicy::Always,
-        approve: false,
-        approver: None,
-        environment: env.name.clone(),
-        backend: router.backend().to_string(),
-        clock_kind: "virtual".into(),
-        seed: Some(42),
-    };
-    let outcome = execute(
-        Arc::new(exp),
-        Arc::new(plan),
-        Arc::new(router),
-        emitter,
-        clock,
-        opts,
-        rx,
-    )
-    .await;
-    let records = memory.0.lock().unwrap().clone();
+    let (outcome, records) = Drill::new(exp, Arc::new(router))
+        .run_id(format!("test-{file}"))
+        .environment(env.name.clone())
+        .seed(42)
+        .run_recorded()
+        .await;
     Run {
         outcome,
         records,

@@ -2,10 +2,9 @@
 //! timeouts, retries, aborts, rollbacks, interrupts and the RTO/MTTD/RPO measurements.
 
 use firedrill::engine::clock::RunClock;
+use firedrill::engine::drill::Drill;
 use firedrill::engine::events::{Event, Record, StepOutcome, VerdictKind};
-use firedrill::engine::executor::{
-    Emitter, MemorySink, Outcome, RollbackPolicy, RunOptions, execute,
-};
+use firedrill::engine::executor::{MemorySink, Outcome, RollbackPolicy};
 use firedrill::provider::{BoxFuture, Provider, ProviderError};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
@@ -238,19 +237,9 @@ async fn run(body: &str, mut script: Script) -> Run {
         format!("apiVersion: firedrill.dev/v1\nkind: Experiment\nmetadata: {{name: t}}\n{body}");
     let exp = firedrill::lang::spec::parse_experiment("t.yaml", text.as_bytes(), &[])
         .unwrap_or_else(|d| panic!("invalid experiment: {d:#?}"));
-    let plan = firedrill::lang::plan::plan(&exp);
     let clock = RunClock::start_now();
-    let opts = RunOptions {
-        run_id: "test".into(),
-        concurrency: script.concurrency.unwrap_or(8),
-        rollback: script.rollback.unwrap_or(RollbackPolicy::Always),
-        approve: false,
-        approver: None,
-        environment: "test".into(),
-        backend: "mock".into(),
-        clock_kind: "virtual".into(),
-        seed: None,
-    };
+    let concurrency = script.concurrency.unwrap_or(8);
+    let rollback = script.rollback.unwrap_or(RollbackPolicy::Always);
     let (tx, rx) = watch::channel(0u32);
     let tx = Arc::new(tx);
     let schedule = std::mem::take(&mut script.interrupts);
@@ -270,17 +259,16 @@ async fn run(body: &str, mut script: Script) -> Run {
         calls: calls.clone(),
     };
     let sink = MemorySink::default();
-    let emitter = Emitter::new(clock, vec![Box::new(sink.clone())]);
-    let outcome = execute(
-        Arc::new(exp),
-        Arc::new(plan),
-        Arc::new(mock),
-        emitter.clone(),
-        clock,
-        opts,
-        rx,
-    )
-    .await;
+    let (outcome, emitter) = Drill::new(exp, Arc::new(mock))
+        .run_id("test")
+        .concurrency(concurrency)
+        .rollback(rollback)
+        .environment("test")
+        .clock(clock)
+        .sink(sink.clone())
+        .interrupts(rx)
+        .run_with_emitter()
+        .await;
     drop(tx);
     assert!(emitter.errors().is_empty());
     let records = sink.0.lock().unwrap().clone();

@@ -11,10 +11,9 @@
 //! Run with `--nocapture` to see the measured-vs-modelled figures.
 
 use firedrill::engine::clock::RunClock;
+use firedrill::engine::drill::Drill;
 use firedrill::engine::events::VerdictKind;
-use firedrill::engine::executor::{
-    Emitter, MemorySink, Outcome, RollbackPolicy, RunOptions, execute,
-};
+use firedrill::engine::executor::Outcome;
 use firedrill::k8s::{KubeProvider, KubernetesSettings, from_client};
 use firedrill::lang::environment::Backend;
 use firedrill::provider::{EnvironmentEvent, ErrorKind, Provider, ProviderExt, RunContext};
@@ -979,34 +978,12 @@ async fn drill(file: &str, through_kube: bool) -> Run {
     } else {
         Arc::new(sim)
     };
-    let plan = firedrill::lang::plan::plan(&exp);
-    let clock = RunClock::start_now();
-    let sink = MemorySink::default();
-    let records = sink.0.clone();
-    let emitter = Emitter::new(clock, vec![Box::new(sink)]);
-    let (_tx, rx) = tokio::sync::watch::channel(0u32);
-    let opts = RunOptions {
-        run_id: "test".into(),
-        concurrency: 8,
-        rollback: RollbackPolicy::Always,
-        approve: false,
-        approver: None,
-        environment: env.name.clone(),
-        backend: provider.backend().into(),
-        clock_kind: "virtual".into(),
-        seed: Some(SEED),
-    };
-    let outcome = execute(
-        Arc::new(exp),
-        Arc::new(plan),
-        provider,
-        emitter,
-        clock,
-        opts,
-        rx,
-    )
-    .await;
-    let events = records.lock().unwrap().clone();
+    let (outcome, events) = Drill::new(exp, provider)
+        .run_id("test")
+        .environment(env.name.clone())
+        .seed(SEED)
+        .run_recorded()
+        .await;
     let estate = shared.lock().pod_recoveries().to_vec();
     Run {
         outcome,

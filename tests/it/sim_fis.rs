@@ -2,15 +2,13 @@
 //! power-interruption drill passes with its recovery measured while the experiment still runs,
 //! and an abort during a waiting FIS step is rolled back by stopping the experiment.
 
-use firedrill::engine::clock::RunClock;
+use firedrill::engine::drill::Drill;
 use firedrill::engine::events::{Event, Record, VerdictKind};
-use firedrill::engine::executor::{
-    Emitter, MemorySink, Outcome, RollbackPolicy, RunOptions, execute,
-};
+use firedrill::engine::executor::Outcome;
 use firedrill::provider::ProviderExt;
 use firedrill::sim::provider::SimProvider;
 use serde_json::json;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const SAMPLE: &str = "experiments/fis-az-power-interruption.yaml";
@@ -24,33 +22,12 @@ async fn drill(text: &str) -> (Outcome, Vec<Record>, Arc<SimProvider>) {
         .unwrap_or_else(|d| panic!("{}", firedrill::lang::diag::render_all(&d, Some(text))));
     let env = firedrill::lang::environment::builtin(&[]).unwrap();
     let provider = Arc::new(SimProvider::new(&env, None).unwrap());
-    let plan = firedrill::lang::plan::plan(&exp);
-    let clock = RunClock::start_now();
-    let records = Arc::new(Mutex::new(Vec::new()));
-    let emitter = Emitter::new(clock, vec![Box::new(MemorySink(records.clone()))]);
-    let (_tx, rx) = tokio::sync::watch::channel(0u32);
-    let opts = RunOptions {
-        run_id: "test".into(),
-        concurrency: 8,
-        rollback: RollbackPolicy::Always,
-        approve: false,
-        approver: None,
-        environment: env.name.clone(),
-        backend: "sim".into(),
-        clock_kind: "virtual".into(),
-        seed: Some(42),
-    };
-    let outcome = execute(
-        Arc::new(exp),
-        Arc::new(plan),
-        provider.clone(),
-        emitter,
-        clock,
-        opts,
-        rx,
-    )
-    .await;
-    let records = records.lock().unwrap().clone();
+    let (outcome, records) = Drill::new(exp, provider.clone())
+        .run_id("test")
+        .environment(env.name.clone())
+        .seed(42)
+        .run_recorded()
+        .await;
     (outcome, records, provider)
 }
 

@@ -1,10 +1,8 @@
 //! The simulated estate through the whole engine: outcomes follow from parameters.
 
-use firedrill::engine::clock::RunClock;
+use firedrill::engine::drill::Drill;
 use firedrill::engine::events::VerdictKind;
-use firedrill::engine::executor::{
-    Emitter, MemorySink, Outcome, RollbackPolicy, RunOptions, execute,
-};
+use firedrill::engine::executor::Outcome;
 use firedrill::sim::model::SimParams;
 use firedrill::sim::provider::SimProvider;
 use std::sync::Arc;
@@ -20,31 +18,12 @@ async fn drill(file: &str, sets: &[(&str, &str)]) -> Outcome {
         .collect();
     let env = firedrill::lang::environment::builtin(&sets).unwrap();
     let provider = SimProvider::new(&env, None).unwrap();
-    let plan = firedrill::lang::plan::plan(&exp);
-    let clock = RunClock::start_now();
-    let emitter = Emitter::new(clock, vec![Box::new(MemorySink::default())]);
-    let (_tx, rx) = tokio::sync::watch::channel(0u32);
-    let opts = RunOptions {
-        run_id: "test".into(),
-        concurrency: 8,
-        rollback: RollbackPolicy::Always,
-        approve: false,
-        approver: None,
-        environment: env.name.clone(),
-        backend: "sim".into(),
-        clock_kind: "virtual".into(),
-        seed: Some(42),
-    };
-    execute(
-        Arc::new(exp),
-        Arc::new(plan),
-        Arc::new(provider),
-        emitter,
-        clock,
-        opts,
-        rx,
-    )
-    .await
+    Drill::new(exp, Arc::new(provider))
+        .run_id("test")
+        .environment(env.name.clone())
+        .seed(42)
+        .run()
+        .await
 }
 
 fn measured(o: &Outcome, name: &str) -> Option<Duration> {
