@@ -245,8 +245,8 @@ async fn check(
                 "dns.health_check needs `record` or `health_check_id`".into(),
             )),
         },
-        Typed::Action(Action::FisExperiment(_)) => {
-            p.with_fis_ctx(async |ctx| super::fis::preflight(ctx, &call.params).await)
+        Typed::Action(Action::FisExperiment(sp)) => {
+            p.with_fis_ctx(async |ctx| super::fis::preflight(ctx, sp).await)
                 .await
         }
         _ => Ok(()),

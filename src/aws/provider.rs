@@ -400,6 +400,18 @@ impl AwsProvider {
     }
 }
 
+/// The `firedrill:params` tag on what a `fis.experiment` step creates, so a rollback that lost
+/// the step's output (an abort cancelled it mid-poll) still finds it: the digest of the step's
+/// checked JSON parameters, as journaled. This is, on purpose, the one use of a step's JSON
+/// parameters in the AWS backend (it reads no parameter from it): the digest hashes the JSON
+/// text, and the typed `StepParams` has no canonical form that gives the same value (it is not
+/// serializable, and `timeout: 1m` and `timeout: 60s` decode alike), so a digest of the typed
+/// value would change the tags, and a rollback by this version would miss what a run of an
+/// earlier one created. When the trait drops `params`, the digest must come with the action.
+pub(crate) fn fis_digest(params: &Json) -> String {
+    crate::lang::fis_template::params_digest(params)
+}
+
 pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
@@ -449,8 +461,9 @@ impl Provider for AwsProvider {
                 Action::DbPointInTimeRestore(a) => super::rds::point_in_time_restore(self, a).await,
                 Action::DbClusterOutage(a) => super::rds::cluster_stop(self, a).await,
                 Action::DnsFailover(a) => super::route53::failover(self, a).await,
-                Action::FisExperiment(_) => {
-                    self.with_fis_ctx(async |ctx| super::fis::inject(ctx, params).await)
+                Action::FisExperiment(sp) => {
+                    let digest = fis_digest(params);
+                    self.with_fis_ctx(async |ctx| super::fis::inject(ctx, sp, &digest).await)
                         .await
                 }
                 other => Err(Self::unsupported(other.name())),
@@ -468,9 +481,12 @@ impl Provider for AwsProvider {
             match action {
                 Action::DbClusterOutage(a) => super::rds::cluster_start(self, a).await,
                 Action::DnsFailover(a) => super::route53::restore(self, a, output).await,
-                Action::FisExperiment(_) => {
-                    self.with_fis_ctx(async |ctx| super::fis::revert(ctx, params, output).await)
-                        .await
+                Action::FisExperiment(sp) => {
+                    let digest = fis_digest(params);
+                    self.with_fis_ctx(async |ctx| {
+                        super::fis::revert(ctx, sp, &digest, output).await
+                    })
+                    .await
                 }
                 other => Err(Self::unsupported(&format!("rollback of {}", other.name()))),
             }
@@ -480,7 +496,7 @@ impl Provider for AwsProvider {
     fn observe<'a>(
         &'a self,
         probe: &'a Probe,
-        params: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             match probe {
@@ -488,8 +504,8 @@ impl Provider for AwsProvider {
                 Probe::DbInstance(q) => super::rds::instance_probe(self, q).await,
                 Probe::DnsRecord(q) => super::route53::record_probe(self, q).await,
                 Probe::DnsHealthCheck(q) => super::route53::health_check_probe(self, q).await,
-                Probe::FisExperiment(_) => {
-                    self.with_fis_ctx(async |ctx| super::fis::observe(ctx, params).await)
+                Probe::FisExperiment(q) => {
+                    self.with_fis_ctx(async |ctx| super::fis::observe(ctx, q).await)
                         .await
                 }
                 other => Err(Self::unsupported(other.name())),
@@ -500,12 +516,10 @@ impl Provider for AwsProvider {
     fn describe<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
-        if let Action::FisExperiment(_) = action {
-            return Box::pin(
-                self.with_fis_ctx(async |ctx| super::fis::describe(ctx, params).await),
-            );
+        if let Action::FisExperiment(sp) = action {
+            return Box::pin(self.with_fis_ctx(async |ctx| super::fis::describe(ctx, sp).await));
         }
         Box::pin(super::preflight::describe(self, action))
     }
