@@ -34,9 +34,8 @@ use crate::aws::call::{self, Op};
 use crate::aws::clients::Clients;
 use crate::aws::provider::CreatedResource;
 use crate::engine::clock::RunClock;
-use crate::lang::fis_template::{
-    Source, StepParams, TAG_PARAMS, TAG_RUN_ID, Template, params_digest, timeline,
-};
+use crate::lang::action::FisQuery;
+use crate::lang::fis_template::{Source, StepParams, TAG_PARAMS, TAG_RUN_ID, Template, timeline};
 use crate::provider::{EnvironmentEvent, ErrorKind, ProviderError};
 use aws_sdk_fis::types::{
     AccountTargeting, CreateExperimentTemplateActionInput,
@@ -542,21 +541,17 @@ fn stop_hint(id: &str, region: &str) -> String {
 // Entry points.
 // ---------------------------------------------------------------------------------------------
 
-fn step_params(params: &Json) -> Result<StepParams, ProviderError> {
-    StepParams::from_json(params).map_err(ProviderError::invalid_input)
-}
-
 /// Start the experiment (creating the template first when it is inline); with `wait` (the
 /// default) follow it to a terminal state. The output names the experiment, the template and
-/// whether firedrill created and deleted it.
-pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderError> {
-    let p = step_params(params)?;
-    let digest = params_digest(params);
+/// whether firedrill created and deleted it. `digest` tags what the step creates (the digest of
+/// its parameters, [`crate::lang::fis_template::params_digest`]), for a rollback that lost the
+/// output.
+pub async fn inject(ctx: &FisCtx<'_>, p: &StepParams, digest: &str) -> Result<Json, ProviderError> {
     let region = ctx.region().to_string();
     let (template_id, created) = match &p.source {
         Source::Existing(id) => (id.clone(), false),
         Source::Inline(t) => (
-            create_template(ctx, t, &digest, p.delete_template).await?,
+            create_template(ctx, t, digest, p.delete_template).await?,
             true,
         ),
     };
@@ -590,7 +585,7 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
         &format!("experiment-template/{template_id}"),
         true,
     );
-    let token = client_token(&digest);
+    let token = client_token(digest);
     let also = "starting an experiment also needs `fis:StartExperiment` on `experiment/*` and `fis:TagResource` (firedrill tags experiments with the run id)";
     let started = fis_call(ctx, &op, also, || {
         ctx.clients
@@ -599,7 +594,7 @@ pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderErr
             .client_token(&token)
             .experiment_template_id(&template_id)
             .tags(TAG_RUN_ID, ctx.run_id)
-            .tags(TAG_PARAMS, &digest)
+            .tags(TAG_PARAMS, digest)
             .send()
     })
     .await;
@@ -921,13 +916,16 @@ async fn tagged_templates(ctx: &FisCtx<'_>, digest: &str) -> Result<Vec<String>,
 
 /// The step's rollback: stop its experiment if it still runs, then delete the inline template
 /// if it is still there. Uses the step's output; without one (an abort cancelled the step),
-/// finds them by the run and step tags.
-pub async fn revert(ctx: &FisCtx<'_>, params: &Json, output: &Json) -> Result<Json, ProviderError> {
-    let p = step_params(params)?;
-    let digest = params_digest(params);
+/// finds them by the run and step tags (`digest`: as given to [`inject`]).
+pub async fn revert(
+    ctx: &FisCtx<'_>,
+    p: &StepParams,
+    digest: &str,
+    output: &Json,
+) -> Result<Json, ProviderError> {
     let ids: Vec<String> = match output.get("experiment_id").and_then(Json::as_str) {
         Some(id) => vec![id.to_string()],
-        None => tagged_experiments(ctx, None, Some(&digest))
+        None => tagged_experiments(ctx, None, Some(digest))
             .await?
             .into_iter()
             .map(|(id, _, _)| id)
@@ -958,7 +956,7 @@ pub async fn revert(ctx: &FisCtx<'_>, params: &Json, output: &Json) -> Result<Js
                 Vec::new()
             }
         }
-        (Source::Inline(_), _) if p.delete_template => tagged_templates(ctx, &digest).await?,
+        (Source::Inline(_), _) if p.delete_template => tagged_templates(ctx, digest).await?,
         _ => Vec::new(),
     };
     let mut deleted = Vec::new();
@@ -982,8 +980,7 @@ pub async fn revert(ctx: &FisCtx<'_>, params: &Json, output: &Json) -> Result<Js
 }
 
 /// What the step would do, reading (never writing) FIS: an existing template is looked up.
-pub async fn describe(ctx: &FisCtx<'_>, params: &Json) -> Result<String, ProviderError> {
-    let p = step_params(params)?;
+pub async fn describe(ctx: &FisCtx<'_>, p: &StepParams) -> Result<String, ProviderError> {
     let wait = if p.wait {
         format!(
             "wait for it to end (timeout {})",
@@ -1058,8 +1055,7 @@ pub async fn describe(ctx: &FisCtx<'_>, params: &Json) -> Result<String, Provide
 
 /// Before anything runs: an existing template exists and may be read; for an inline one, FIS
 /// answers and the caller may list templates.
-pub async fn preflight(ctx: &FisCtx<'_>, params: &Json) -> Result<(), ProviderError> {
-    let p = step_params(params)?;
+pub async fn preflight(ctx: &FisCtx<'_>, p: &StepParams) -> Result<(), ProviderError> {
     match &p.source {
         Source::Existing(id) => {
             let op = ctx.op(
@@ -1098,8 +1094,8 @@ pub async fn preflight(ctx: &FisCtx<'_>, params: &Json) -> Result<(), ProviderEr
 
 /// The `fis.experiment` probe: the newest experiment this run started (optionally from one
 /// template).
-pub async fn observe(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderError> {
-    let template = params.get("template_id").and_then(Json::as_str);
+pub async fn observe(ctx: &FisCtx<'_>, q: &FisQuery) -> Result<Json, ProviderError> {
+    let template = q.template_id.as_deref();
     let found = tagged_experiments(ctx, template, None).await?;
     let Some((id, _, _)) = found.last() else {
         return Ok(

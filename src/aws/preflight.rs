@@ -4,10 +4,11 @@
 //! time, names the exact IAM action instead).
 
 use super::call::Op;
-use super::provider::{AwsProvider, opt, s};
+use super::provider::AwsProvider;
 use super::{rds, route53};
-use crate::provider::{Call, ErrorKind, PreflightProblem, ProviderError};
-use serde_json::Value as Json;
+use crate::lang::action::{Action, DnsSide, Probe, RestoreTime};
+use crate::provider::{Call, ErrorKind, PreflightProblem, ProviderError, Typed};
+use chrono::SecondsFormat;
 use std::collections::{HashMap, HashSet};
 
 /// The IAM actions an action or probe needs (besides `sts:GetCallerIdentity` for preflight, and
@@ -118,8 +119,10 @@ pub(crate) async fn preflight(p: &AwsProvider, calls: &[Call]) -> Vec<PreflightP
     // Clusters the drill itself creates are not expected to exist yet.
     let created: HashSet<String> = calls
         .iter()
-        .filter(|c| c.name == "db.point_in_time_restore")
-        .map(|c| s(&c.params, "target_cluster").to_string())
+        .filter_map(|c| match &c.typed {
+            Typed::Action(Action::DbPointInTimeRestore(r)) => Some(r.target_cluster.clone()),
+            _ => None,
+        })
         .collect();
     let mut cache: HashMap<String, Result<(), ProviderError>> = HashMap::new();
     let mut problems = Vec::new();
@@ -167,12 +170,12 @@ async fn check(
     created: &HashSet<String>,
     cache: &mut HashMap<String, Result<(), ProviderError>>,
 ) -> Result<(), ProviderError> {
-    let prm = &call.params;
     let cluster = |name: String| async move { rds::find_cluster(p, c, &name).await.map(|_| ()) };
-    match call.name.as_str() {
-        "db.cluster_failover" => {
-            let cl = rds::find_cluster(p, c, s(prm, "cluster")).await?;
-            if let Some(t) = opt(prm, "target_instance")
+    let instance = |name: String| async move { rds::find_instance(p, c, &name).await.map(|_| ()) };
+    match &call.typed {
+        Typed::Action(Action::DbClusterFailover(a)) => {
+            let cl = rds::find_cluster(p, c, &a.cluster).await?;
+            if let Some(t) = a.target_instance.as_deref().filter(|t| !t.is_empty())
                 && !cl.members.iter().any(|(i, _)| i.eq_ignore_ascii_case(t))
             {
                 return Err(ProviderError::not_found(format!(
@@ -187,41 +190,23 @@ async fn check(
             }
             Ok(())
         }
-        "db.instance_reboot" | "db.instance" => {
-            let name = s(prm, "instance").to_string();
-            cached(cache, format!("instance:{name}"), || async move {
-                rds::find_instance(p, c, &name).await.map(|_| ())
-            })
-            .await
+        Typed::Action(Action::DbInstanceReboot(a)) => {
+            let name = a.instance.clone();
+            cached(cache, format!("instance:{name}"), || instance(name.clone())).await
         }
-        "db.global_switchover" | "db.global_failover" | "db.detach_and_promote" => {
-            let g = rds::find_global(p, c, s(prm, "global_cluster")).await?;
-            let key = if call.name == "db.detach_and_promote" {
-                "cluster"
-            } else {
-                "target_cluster"
-            };
-            let name = s(prm, key);
-            match g.member(name) {
-                None => Err(ProviderError::not_found(format!(
-                    "`{name}` is not a member of global database `{}` (members: {})",
-                    g.id,
-                    g.members
-                        .iter()
-                        .map(|m| m.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))),
-                Some(m) if m.writer => Err(ProviderError::invalid_state(format!(
-                    "`{name}` is already the primary of global database `{}`; `{key}` must be a secondary",
-                    g.id
-                ))),
-                Some(_) => Ok(()),
-            }
+        Typed::Probe(Probe::DbInstance(q)) => {
+            let name = q.instance.clone();
+            cached(cache, format!("instance:{name}"), || instance(name.clone())).await
         }
-        "db.point_in_time_restore" => {
-            let src = rds::find_cluster(p, c, s(prm, "source_cluster")).await?;
-            let target = s(prm, "target_cluster");
+        Typed::Action(Action::DbGlobalSwitchover(a) | Action::DbGlobalFailover(a)) => {
+            global_member(p, c, &a.global_cluster, &a.target_cluster, "target_cluster").await
+        }
+        Typed::Action(Action::DbDetachAndPromote(a)) => {
+            global_member(p, c, &a.global_cluster, &a.cluster, "cluster").await
+        }
+        Typed::Action(Action::DbPointInTimeRestore(a)) => {
+            let src = rds::find_cluster(p, c, &a.source_cluster).await?;
+            let target = a.target_cluster.as_str();
             if rds::cluster_in(p, c, &src.region, target).await?.is_some() {
                 return Err(ProviderError::invalid_state(format!(
                     "the restore's `target_cluster` `{target}` already exists in {}; pick another name or delete it first",
@@ -230,23 +215,20 @@ async fn check(
             }
             Ok(())
         }
-        "db.cluster_outage" | "db.cluster" => {
-            let name = s(prm, "cluster").to_string();
-            if call.name == "db.cluster" && created.contains(&name) {
+        Typed::Action(Action::DbClusterOutage(a)) => {
+            let name = a.cluster.clone();
+            cached(cache, format!("cluster:{name}"), || cluster(name.clone())).await
+        }
+        Typed::Probe(Probe::DbCluster(q)) => {
+            let name = q.cluster.clone();
+            if created.contains(&name) {
                 return Ok(());
             }
             cached(cache, format!("cluster:{name}"), || cluster(name.clone())).await
         }
-        "dns.failover" | "dns.record" => {
-            let record = s(prm, "record").to_string();
-            cached(cache, format!("record:{record}"), || async move {
-                let zone = route53::zone_for(p, c, &record).await?;
-                let sets = route53::records_of(p, c, &zone, &record).await?;
-                route53::pairs(&record, &zone, &sets).map(|_| ())
-            })
-            .await
-        }
-        "dns.health_check" => match (opt(prm, "health_check_id"), opt(prm, "record")) {
+        Typed::Action(Action::DnsFailover(a)) => failover_record(p, c, &a.record, cache).await,
+        Typed::Probe(Probe::DnsRecord(q)) => failover_record(p, c, &q.record, cache).await,
+        Typed::Probe(Probe::DnsHealthCheck(q)) => match route53::health_check_ref(q) {
             (Some(id), _) => route53::check_status(p, c, id).await.map(|_| ()),
             (None, Some(record)) => {
                 let zone = route53::zone_for(p, c, record).await?;
@@ -263,25 +245,64 @@ async fn check(
                 "dns.health_check needs `record` or `health_check_id`".into(),
             )),
         },
-        "fis.experiment" if call.is_action => {
-            p.with_fis_ctx(async |ctx| super::fis::preflight(ctx, prm).await)
+        Typed::Action(Action::FisExperiment(sp)) => {
+            p.with_fis_ctx(async |ctx| super::fis::preflight(ctx, sp).await)
                 .await
         }
         _ => Ok(()),
     }
 }
 
+/// `name` is a secondary of global database `global` (`key`: the parameter naming it).
+async fn global_member(
+    p: &AwsProvider,
+    c: &super::clients::Clients,
+    global: &str,
+    name: &str,
+    key: &str,
+) -> Result<(), ProviderError> {
+    let g = rds::find_global(p, c, global).await?;
+    match g.member(name) {
+        None => Err(ProviderError::not_found(format!(
+            "`{name}` is not a member of global database `{}` (members: {})",
+            g.id,
+            g.members
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        Some(m) if m.writer => Err(ProviderError::invalid_state(format!(
+            "`{name}` is already the primary of global database `{}`; `{key}` must be a secondary",
+            g.id
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `record` has a failover pair (once per record name).
+async fn failover_record(
+    p: &AwsProvider,
+    c: &super::clients::Clients,
+    record: &str,
+    cache: &mut HashMap<String, Result<(), ProviderError>>,
+) -> Result<(), ProviderError> {
+    let record = record.to_string();
+    cached(cache, format!("record:{record}"), || async move {
+        let zone = route53::zone_for(p, c, &record).await?;
+        let sets = route53::records_of(p, c, &zone, &record).await?;
+        route53::pairs(&record, &zone, &sets).map(|_| ())
+    })
+    .await
+}
+
 /// What an action would do, resolving its targets with read-only calls, and the IAM actions it
 /// needs.
-pub(crate) async fn describe(
-    p: &AwsProvider,
-    action: &str,
-    prm: &Json,
-) -> Result<String, ProviderError> {
+pub(crate) async fn describe(p: &AwsProvider, action: &Action) -> Result<String, ProviderError> {
     let c = p.clients().await;
     let what = match action {
-        "db.cluster_failover" => {
-            let cl = rds::find_cluster(p, &c, s(prm, "cluster")).await?;
+        Action::DbClusterFailover(a) => {
+            let cl = rds::find_cluster(p, &c, &a.cluster).await?;
             let readers: Vec<&str> = cl
                 .members
                 .iter()
@@ -293,30 +314,30 @@ pub(crate) async fn describe(
                 cl.id,
                 cl.region,
                 cl.writer().unwrap_or("none"),
-                opt(prm, "target_instance")
-                    .map(str::to_string)
+                a.target_instance
+                    .clone()
+                    .filter(|t| !t.is_empty())
                     .unwrap_or_else(|| format!("a reader chosen by RDS ({})", readers.join(", ")))
             )
         }
-        "db.instance_reboot" => {
-            let i = rds::find_instance(p, &c, s(prm, "instance")).await?;
+        Action::DbInstanceReboot(a) => {
+            let i = rds::find_instance(p, &c, &a.instance).await?;
             format!(
                 "RebootDBInstance {} ({}, {}){}; wait until it is available",
                 i.id,
                 i.region,
                 i.status,
-                if super::provider::flag(prm, "force_failover", false) {
+                if a.force_failover {
                     " with ForceFailover"
                 } else {
                     ""
                 }
             )
         }
-        "db.global_switchover" | "db.global_failover" => {
-            let g = rds::find_global(p, &c, s(prm, "global_cluster")).await?;
-            let loss = action == "db.global_failover"
-                && super::provider::flag(prm, "allow_data_loss", false);
-            let target = s(prm, "target_cluster");
+        Action::DbGlobalSwitchover(a) | Action::DbGlobalFailover(a) => {
+            let g = rds::find_global(p, &c, &a.global_cluster).await?;
+            let loss = matches!(action, Action::DbGlobalFailover(_)) && a.allow_data_loss;
+            let target = a.target_cluster.as_str();
             let m = g.member(target).ok_or_else(|| {
                 ProviderError::not_found(format!(
                     "`{target}` is not a member of global database `{}`",
@@ -341,9 +362,9 @@ pub(crate) async fn describe(
                 }
             )
         }
-        "db.detach_and_promote" => {
-            let g = rds::find_global(p, &c, s(prm, "global_cluster")).await?;
-            let name = s(prm, "cluster");
+        Action::DbDetachAndPromote(a) => {
+            let g = rds::find_global(p, &c, &a.global_cluster).await?;
+            let name = a.cluster.as_str();
             let m = g.member(name).ok_or_else(|| {
                 ProviderError::not_found(format!(
                     "`{name}` is not a member of global database `{}`",
@@ -355,44 +376,44 @@ pub(crate) async fn describe(
                 m.id, g.id, m.region
             )
         }
-        "db.point_in_time_restore" => {
-            let src = rds::find_cluster(p, &c, s(prm, "source_cluster")).await?;
-            let target = s(prm, "target_cluster");
+        Action::DbPointInTimeRestore(a) => {
+            let src = rds::find_cluster(p, &c, &a.source_cluster).await?;
+            let target = a.target_cluster.as_str();
             format!(
                 "RestoreDBClusterToPointInTime {} -> new cluster {target} ({}, to {}), then CreateDBInstance {}; creates resources firedrill does not delete{}",
                 src.id,
                 src.region,
-                match opt(prm, "restore_time") {
-                    None | Some("latest") => format!(
+                match a.restore_time {
+                    RestoreTime::Latest => format!(
                         "the latest restorable time, now {}",
                         src.latest_restorable
                             .map_or("unknown".into(), |t| t.to_rfc3339())
                     ),
-                    Some(t) => t.to_string(),
+                    // As written in the usual form (`2026-12-01T10:00:00Z`).
+                    RestoreTime::At(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
                 },
                 rds::instance_name(target),
-                if super::provider::flag(prm, "serve", false) {
+                if a.serve {
                     "; `serve: true` is not done on AWS (repoint the application yourself)"
                 } else {
                     ""
                 }
             )
         }
-        "db.cluster_outage" => {
-            let cl = rds::find_cluster(p, &c, s(prm, "cluster")).await?;
+        Action::DbClusterOutage(a) => {
+            let cl = rds::find_cluster(p, &c, &a.cluster).await?;
             format!(
                 "StopDBCluster {} ({}, now {}); rollback: StartDBCluster",
                 cl.id, cl.region, cl.status
             )
         }
-        "dns.failover" => {
-            let record = s(prm, "record");
+        Action::DnsFailover(a) => {
+            let record = a.record.as_str();
             let zone = route53::zone_for(p, &c, record).await?;
             let sets = route53::records_of(p, &c, &zone, record).await?;
             let pairs = route53::pairs(record, &zone, &sets)?;
-            let to = s(prm, "to");
             let pair = &pairs[0];
-            let answer = if to == "secondary" {
+            let answer = if a.to == DnsSide::Secondary {
                 &pair.secondary
             } else {
                 &pair.primary
@@ -400,7 +421,7 @@ pub(crate) async fn describe(
             format!(
                 "UPSERT {record} in hosted zone {zone}: {} answers regardless of health ({} record set(s)); wait until INSYNC; rollback: restore the records as they were",
                 answer.set_identifier().unwrap_or(record),
-                if to == "secondary" {
+                if a.to == DnsSide::Secondary {
                     pairs.len() * 2
                 } else {
                     pairs.len()
@@ -408,8 +429,8 @@ pub(crate) async fn describe(
             )
         }
         other => {
-            return Err(ProviderError::unsupported("aws", other));
+            return Err(ProviderError::unsupported("aws", other.name()));
         }
     };
-    Ok(format!("{what} {}", iam(action)))
+    Ok(format!("{what} {}", iam(action.name())))
 }

@@ -400,17 +400,16 @@ impl AwsProvider {
     }
 }
 
-/// A string parameter (validated by the spec against [`crate::lang::vocab`]).
-pub(crate) fn s<'a>(p: &'a Json, k: &str) -> &'a str {
-    p.get(k).and_then(Json::as_str).unwrap_or_default()
-}
-
-pub(crate) fn opt<'a>(p: &'a Json, k: &str) -> Option<&'a str> {
-    p.get(k).and_then(Json::as_str).filter(|v| !v.is_empty())
-}
-
-pub(crate) fn flag(p: &Json, k: &str, default: bool) -> bool {
-    p.get(k).and_then(Json::as_bool).unwrap_or(default)
+/// The `firedrill:params` tag on what a `fis.experiment` step creates, so a rollback that lost
+/// the step's output (an abort cancelled it mid-poll) still finds it: the digest of the step's
+/// checked JSON parameters, as journaled. This is, on purpose, the one use of a step's JSON
+/// parameters in the AWS backend (it reads no parameter from it): the digest hashes the JSON
+/// text, and the typed `StepParams` has no canonical form that gives the same value (it is not
+/// serializable, and `timeout: 1m` and `timeout: 60s` decode alike), so a digest of the typed
+/// value would change the tags, and a rollback by this version would miss what a run of an
+/// earlier one created. When the trait drops `params`, the digest must come with the action.
+pub(crate) fn fis_digest(params: &Json) -> String {
+    crate::lang::fis_template::params_digest(params)
 }
 
 pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
@@ -448,26 +447,26 @@ impl Provider for AwsProvider {
     fn inject<'a>(
         &'a self,
         action: &'a Action,
-        p: &'a Json,
+        params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        let action: &'static str = action.name();
         Box::pin(async move {
             match action {
-                "db.cluster_failover" => super::rds::cluster_failover(self, p).await,
-                "db.instance_reboot" => super::rds::instance_reboot(self, p).await,
-                "db.global_switchover" => super::rds::global_change(self, p, false).await,
-                "db.global_failover" => {
-                    super::rds::global_change(self, p, flag(p, "allow_data_loss", false)).await
+                Action::DbClusterFailover(a) => super::rds::cluster_failover(self, a).await,
+                Action::DbInstanceReboot(a) => super::rds::instance_reboot(self, a).await,
+                Action::DbGlobalSwitchover(a) => super::rds::global_change(self, a, false).await,
+                Action::DbGlobalFailover(a) => {
+                    super::rds::global_change(self, a, a.allow_data_loss).await
                 }
-                "db.detach_and_promote" => super::rds::detach_and_promote(self, p).await,
-                "db.point_in_time_restore" => super::rds::point_in_time_restore(self, p).await,
-                "db.cluster_outage" => super::rds::cluster_stop(self, p).await,
-                "dns.failover" => super::route53::failover(self, p).await,
-                "fis.experiment" => {
-                    self.with_fis_ctx(async |ctx| super::fis::inject(ctx, p).await)
+                Action::DbDetachAndPromote(a) => super::rds::detach_and_promote(self, a).await,
+                Action::DbPointInTimeRestore(a) => super::rds::point_in_time_restore(self, a).await,
+                Action::DbClusterOutage(a) => super::rds::cluster_stop(self, a).await,
+                Action::DnsFailover(a) => super::route53::failover(self, a).await,
+                Action::FisExperiment(sp) => {
+                    let digest = fis_digest(params);
+                    self.with_fis_ctx(async |ctx| super::fis::inject(ctx, sp, &digest).await)
                         .await
                 }
-                other => Err(Self::unsupported(other)),
+                other => Err(Self::unsupported(other.name())),
             }
         })
     }
@@ -475,19 +474,21 @@ impl Provider for AwsProvider {
     fn revert<'a>(
         &'a self,
         action: &'a Action,
-        p: &'a Json,
+        params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        let action: &'static str = action.name();
         Box::pin(async move {
             match action {
-                "db.cluster_outage" => super::rds::cluster_start(self, p).await,
-                "dns.failover" => super::route53::restore(self, p, output).await,
-                "fis.experiment" => {
-                    self.with_fis_ctx(async |ctx| super::fis::revert(ctx, p, output).await)
-                        .await
+                Action::DbClusterOutage(a) => super::rds::cluster_start(self, a).await,
+                Action::DnsFailover(a) => super::route53::restore(self, a, output).await,
+                Action::FisExperiment(sp) => {
+                    let digest = fis_digest(params);
+                    self.with_fis_ctx(async |ctx| {
+                        super::fis::revert(ctx, sp, &digest, output).await
+                    })
+                    .await
                 }
-                other => Err(Self::unsupported(&format!("rollback of {other}"))),
+                other => Err(Self::unsupported(&format!("rollback of {}", other.name()))),
             }
         })
     }
@@ -495,20 +496,19 @@ impl Provider for AwsProvider {
     fn observe<'a>(
         &'a self,
         probe: &'a Probe,
-        p: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
-        let probe: &'static str = probe.name();
         Box::pin(async move {
             match probe {
-                "db.cluster" => super::rds::cluster_probe(self, p).await,
-                "db.instance" => super::rds::instance_probe(self, p).await,
-                "dns.record" => super::route53::record_probe(self, p).await,
-                "dns.health_check" => super::route53::health_check_probe(self, p).await,
-                "fis.experiment" => {
-                    self.with_fis_ctx(async |ctx| super::fis::observe(ctx, p).await)
+                Probe::DbCluster(q) => super::rds::cluster_probe(self, q).await,
+                Probe::DbInstance(q) => super::rds::instance_probe(self, q).await,
+                Probe::DnsRecord(q) => super::route53::record_probe(self, q).await,
+                Probe::DnsHealthCheck(q) => super::route53::health_check_probe(self, q).await,
+                Probe::FisExperiment(q) => {
+                    self.with_fis_ctx(async |ctx| super::fis::observe(ctx, q).await)
                         .await
                 }
-                other => Err(Self::unsupported(other)),
+                other => Err(Self::unsupported(other.name())),
             }
         })
     }
@@ -516,13 +516,12 @@ impl Provider for AwsProvider {
     fn describe<'a>(
         &'a self,
         action: &'a Action,
-        p: &'a Json,
+        _params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
-        let action: &'static str = action.name();
-        if action == "fis.experiment" {
-            return Box::pin(self.with_fis_ctx(async |ctx| super::fis::describe(ctx, p).await));
+        if let Action::FisExperiment(sp) = action {
+            return Box::pin(self.with_fis_ctx(async |ctx| super::fis::describe(ctx, sp).await));
         }
-        Box::pin(super::preflight::describe(self, action, p))
+        Box::pin(super::preflight::describe(self, action))
     }
 
     fn drain_events(&self) -> Vec<EnvironmentEvent> {

@@ -6,7 +6,11 @@
 
 use super::call::Op;
 use super::clients::Clients;
-use super::provider::{AwsProvider, flag, opt, rfc3339, s, to_chrono, to_smithy};
+use super::provider::{AwsProvider, rfc3339, to_chrono, to_smithy};
+use crate::lang::action::{
+    ClusterFailover, ClusterRef, DbClusterQuery, DetachAndPromote, GlobalFailover,
+    Instance as InstanceQuery, InstanceReboot, PointInTimeRestore, RestoreTime,
+};
 use crate::provider::{ErrorKind, ProviderError};
 use aws_sdk_rds::types::{DbCluster, DbInstance, Filter, GlobalCluster, Tag};
 use chrono::{DateTime, Utc};
@@ -524,9 +528,12 @@ async fn role_of(
 }
 
 /// The `db.cluster` probe.
-pub(crate) async fn cluster_probe(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn cluster_probe(
+    p: &AwsProvider,
+    q: &DbClusterQuery,
+) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let cl = find_cluster(p, &c, s(params, "cluster")).await?;
+    let cl = find_cluster(p, &c, &q.cluster).await?;
     let instances = instances_of(p, &c, &cl).await?;
     let (role, global) = role_of(p, &c, &cl).await?;
     let writer = cl.writer().map(str::to_string);
@@ -536,9 +543,7 @@ pub(crate) async fn cluster_probe(p: &AwsProvider, params: &Json) -> Result<Json
     let writable = cl.status == "available"
         && role != "secondary"
         && writer_inst.is_some_and(|i| i.status == "available");
-    let as_of = opt(params, "as_of")
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc));
+    let as_of = q.as_of;
     let restored = p.state().restore_points.get(&cl.id).copied();
     let (newest, source) = match restored {
         Some(rp) => (Some(rp), "restore_point"),
@@ -566,9 +571,12 @@ pub(crate) async fn cluster_probe(p: &AwsProvider, params: &Json) -> Result<Json
 }
 
 /// The `db.instance` probe.
-pub(crate) async fn instance_probe(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn instance_probe(
+    p: &AwsProvider,
+    q: &InstanceQuery,
+) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let inst = find_instance(p, &c, s(params, "instance")).await?;
+    let inst = find_instance(p, &c, &q.instance).await?;
     let is_writer = match &inst.cluster {
         Some(cid) => cluster_in(p, &c, &inst.region, cid)
             .await?
@@ -619,12 +627,12 @@ impl Watch {
 /// if given) and the cluster and its new writer are available.
 pub(crate) async fn cluster_failover(
     p: &AwsProvider,
-    params: &Json,
+    a: &ClusterFailover,
 ) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let cl = find_cluster(p, &c, s(params, "cluster")).await?;
+    let cl = find_cluster(p, &c, &a.cluster).await?;
     let old = cl.writer().map(str::to_string);
-    let target = opt(params, "target_instance").map(str::to_string);
+    let target = a.target_instance.clone().filter(|t| !t.is_empty());
     if let Some(t) = &target {
         if !cl.members.iter().any(|(i, _)| i.eq_ignore_ascii_case(t)) {
             return Err(ProviderError::not_found(format!(
@@ -709,10 +717,13 @@ pub(crate) async fn cluster_failover(
 
 /// `db.instance_reboot`: RebootDBInstance (ForceFailover when asked), then wait until the
 /// instance is available again.
-pub(crate) async fn instance_reboot(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn instance_reboot(
+    p: &AwsProvider,
+    a: &InstanceReboot,
+) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let inst = find_instance(p, &c, s(params, "instance")).await?;
-    let force = flag(params, "force_failover", false);
+    let inst = find_instance(p, &c, &a.instance).await?;
+    let force = a.force_failover;
     let cluster = match &inst.cluster {
         Some(cid) => cluster_in(p, &c, &inst.region, cid).await?,
         None => None,
@@ -772,13 +783,12 @@ pub(crate) async fn instance_reboot(p: &AwsProvider, params: &Json) -> Result<Js
 /// target is the global writer, no failover is in progress and the target is available.
 pub(crate) async fn global_change(
     p: &AwsProvider,
-    params: &Json,
+    a: &GlobalFailover,
     allow_data_loss: bool,
 ) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let gid = s(params, "global_cluster");
-    let g = find_global(p, &c, gid).await?;
-    let target_name = s(params, "target_cluster");
+    let g = find_global(p, &c, &a.global_cluster).await?;
+    let target_name = a.target_cluster.as_str();
     let Some(target) = g.member(target_name).cloned() else {
         return Err(ProviderError::not_found(format!(
             "`{target_name}` is not a member of global database `{}` (members: {}); name one of its secondaries as `target_cluster`",
@@ -905,11 +915,11 @@ pub(crate) async fn global_change(
 /// until the cluster is standalone, available and has an available writer.
 pub(crate) async fn detach_and_promote(
     p: &AwsProvider,
-    params: &Json,
+    a: &DetachAndPromote,
 ) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let g = find_global(p, &c, s(params, "global_cluster")).await?;
-    let name = s(params, "cluster");
+    let g = find_global(p, &c, &a.global_cluster).await?;
+    let name = a.cluster.as_str();
     let Some(m) = g.member(name).cloned() else {
         return Err(ProviderError::not_found(format!(
             "`{name}` is not a member of global database `{}` (members: {}); name one of its secondaries as `cluster`",
@@ -1023,11 +1033,11 @@ fn tags(p: &AwsProvider, source: &str) -> Vec<Tag> {
 /// APIs (the application's connection string is not AWS's): the output says so.
 pub(crate) async fn point_in_time_restore(
     p: &AwsProvider,
-    params: &Json,
+    a: &PointInTimeRestore,
 ) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let src = find_cluster(p, &c, s(params, "source_cluster")).await?;
-    let target = s(params, "target_cluster").to_string();
+    let src = find_cluster(p, &c, &a.source_cluster).await?;
+    let target = a.target_cluster.clone();
     if !is_identifier(&target) {
         return Err(ProviderError::not_found(format!(
             "`{target}` is not a valid cluster identifier for `target_cluster` (1-63 letters, digits and hyphens, starting with a letter)"
@@ -1039,13 +1049,9 @@ pub(crate) async fn point_in_time_restore(
             src.region, existing.arn
         )));
     }
-    let requested = match opt(params, "restore_time") {
-        None | Some("latest") => None,
-        Some(t) => Some(
-            DateTime::parse_from_rfc3339(t)
-                .map_err(|e| ProviderError::not_found(format!("restore_time `{t}`: {e}")))?
-                .with_timezone(&Utc),
-        ),
+    let requested = match a.restore_time {
+        RestoreTime::Latest => None,
+        RestoreTime::At(t) => Some(t),
     };
     if let Some(t) = requested {
         let (lo, hi) = (src.earliest_restorable, src.latest_restorable);
@@ -1178,7 +1184,7 @@ pub(crate) async fn point_in_time_restore(
         &src.region,
         cleanup_instance.clone(),
     );
-    let wait = flag(params, "wait", true);
+    let wait = a.wait;
     let mut endpoint = None;
     if wait {
         let watch = Watch::new();
@@ -1201,7 +1207,7 @@ pub(crate) async fn point_in_time_restore(
             })?;
         endpoint = done.endpoint;
     }
-    let serve = flag(params, "serve", false);
+    let serve = a.serve;
     if serve {
         p.note(
             format!("serve: true is not done by the aws backend: point the application at {target} ({}) yourself", endpoint.as_deref().unwrap_or("its cluster endpoint")),
@@ -1237,9 +1243,9 @@ pub(crate) fn instance_name(target: &str) -> String {
 /// `db.cluster_outage`: StopDBCluster. The cluster is unavailable from the call on; AWS
 /// finishes stopping within minutes. (AWS has no "break storage" call; a stopped cluster is the
 /// honest, reversible stand-in: unavailable to clients, data intact.)
-pub(crate) async fn cluster_stop(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn cluster_stop(p: &AwsProvider, a: &ClusterRef) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let cl = find_cluster(p, &c, s(params, "cluster")).await?;
+    let cl = find_cluster(p, &c, &a.cluster).await?;
     if cl.status != "available" {
         return Err(ProviderError::invalid_state(format!(
             "cluster `{}` is `{}`, not available; a cluster outage starts from an available cluster",
@@ -1285,9 +1291,9 @@ pub(crate) async fn cluster_stop(p: &AwsProvider, params: &Json) -> Result<Json,
 
 /// Revert of `db.cluster_outage`: wait until the cluster has stopped, StartDBCluster, wait until
 /// it is available.
-pub(crate) async fn cluster_start(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn cluster_start(p: &AwsProvider, a: &ClusterRef) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let cl = find_cluster(p, &c, s(params, "cluster")).await?;
+    let cl = find_cluster(p, &c, &a.cluster).await?;
     let watch = Watch::new();
     let status = p
         .wait_for(

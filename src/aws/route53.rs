@@ -20,7 +20,8 @@
 
 use super::call::Op;
 use super::clients::Clients;
-use super::provider::{AwsProvider, Ledger, opt, s};
+use super::provider::{AwsProvider, Ledger};
+use crate::lang::action::{DnsFailover, DnsSide, HealthCheckRef, Record};
 use crate::provider::ProviderError;
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
@@ -371,9 +372,9 @@ fn remember(
 }
 
 /// The `dns.record` probe.
-pub(crate) async fn record_probe(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn record_probe(p: &AwsProvider, q: &Record) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let record = s(params, "record");
+    let record = q.record.as_str();
     let zone = zone_for(p, &c, record).await?;
     let sets = records_of(p, &c, &zone, record).await?;
     let pairs = pairs(record, &zone, &sets)?;
@@ -413,11 +414,11 @@ fn values(r: &ResourceRecordSet) -> Vec<String> {
 /// The `dns.health_check` probe: a health check by id, or the one of a record's primary.
 pub(crate) async fn health_check_probe(
     p: &AwsProvider,
-    params: &Json,
+    q: &HealthCheckRef,
 ) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let (record, id) = match (opt(params, "health_check_id"), opt(params, "record")) {
-        (Some(id), _) => (opt(params, "record").map(str::to_string), id.to_string()),
+    let (record, id) = match health_check_ref(q) {
+        (Some(id), _) => (None, id.to_string()),
         (None, Some(record)) => {
             let zone = zone_for(p, &c, record).await?;
             let sets = records_of(p, &c, &zone, record).await?;
@@ -444,6 +445,16 @@ pub(crate) async fn health_check_probe(
         "healthy_checkers": ok,
         "status": report,
     }))
+}
+
+/// (health check id, record) of a `dns.health_check` probe; an empty name counts as absent, so
+/// `record: ""` meets the same "needs `record` or `health_check_id`" error as no name at all.
+pub(crate) fn health_check_ref(q: &HealthCheckRef) -> (Option<&str>, Option<&str>) {
+    match q {
+        HealthCheckRef::Id(id) if !id.is_empty() => (Some(id), None),
+        HealthCheckRef::Record(r) if !r.is_empty() => (None, Some(r)),
+        HealthCheckRef::Id(_) | HealthCheckRef::Record(_) => (None, None),
+    }
 }
 
 /// JSON form of a record set (for the journal and as the revert's fallback).
@@ -643,10 +654,10 @@ async fn wait_insync(p: &AwsProvider, c: &Clients, id: &str) -> Result<(), Provi
 /// secondary` swaps the roles and drops the new PRIMARY's health check; `to: primary` drops the
 /// PRIMARY's health check), then wait until the change is INSYNC. The records as they were are
 /// kept (ledger and output) for the revert.
-pub(crate) async fn failover(p: &AwsProvider, params: &Json) -> Result<Json, ProviderError> {
+pub(crate) async fn failover(p: &AwsProvider, a: &DnsFailover) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let record = s(params, "record");
-    let to = s(params, "to");
+    let record = a.record.as_str();
+    let to = a.to.as_str();
     let zone = zone_for(p, &c, record).await?;
     let sets = records_of(p, &c, &zone, record).await?;
     let pairs = pairs(record, &zone, &sets)?;
@@ -656,7 +667,7 @@ pub(crate) async fn failover(p: &AwsProvider, params: &Json) -> Result<Json, Pro
     let mut new_sets = Vec::new();
     let mut previous = Vec::new();
     for pair in &pairs {
-        let forced = if to == "secondary" {
+        let forced = if a.to == DnsSide::Secondary {
             with_target_of(&pair.primary, &pair.secondary)
         } else {
             with_role(&pair.primary, ResourceRecordSetFailover::Primary, true)
@@ -666,7 +677,7 @@ pub(crate) async fn failover(p: &AwsProvider, params: &Json) -> Result<Json, Pro
             previous.push(pair.primary.clone());
         }
     }
-    let forced = if to == "secondary" {
+    let forced = if a.to == DnsSide::Secondary {
         label(&pairs[0].secondary)
     } else {
         label(&pairs[0].primary)
@@ -739,11 +750,11 @@ fn set_changed(p: &AwsProvider, record: &str, from: &str, to: &str, _ttl: Durati
 /// output when the provider restarted) and wait until INSYNC.
 pub(crate) async fn restore(
     p: &AwsProvider,
-    params: &Json,
+    a: &DnsFailover,
     output: &Json,
 ) -> Result<Json, ProviderError> {
     let c = p.clients().await;
-    let record = s(params, "record");
+    let record = a.record.as_str();
     let key = fqdn(record);
     let from_ledger = p.state().ledger.iter().rev().find_map(|l| match l {
         Ledger::DnsChanged {

@@ -24,13 +24,62 @@ use aws_sdk_fis::types::{
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
 use firedrill::aws::AwsSettings;
 use firedrill::aws::clients::Clients;
-use firedrill::aws::fis::{self, FisCtx};
+use firedrill::aws::fis::FisCtx;
 use firedrill::aws::provider::CreatedResource;
 use firedrill::engine::clock::RunClock;
 use firedrill::provider::{EnvironmentEvent, ErrorKind, ProviderExt};
 use serde_json::{Value as Json, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The `fis` entry points from a step's (or probe's) JSON parameters, decoded first as
+/// validation does; what a step creates is tagged with the digest of its JSON parameters, as the
+/// AWS provider does.
+mod typed {
+    use firedrill::aws::fis::{self, FisCtx};
+    use firedrill::lang::action::{Action, FisQuery, Probe};
+    use firedrill::lang::fis_template::{StepParams, params_digest};
+    use firedrill::provider::ProviderError;
+    use serde_json::Value as Json;
+
+    fn step(params: &Json) -> StepParams {
+        match Action::decode("fis.experiment", params) {
+            Ok(Action::FisExperiment(p)) => *p,
+            other => panic!("fis.experiment {params} does not decode: {other:?}"),
+        }
+    }
+
+    fn query(params: &Json) -> FisQuery {
+        match Probe::decode("fis.experiment", params) {
+            Ok(Probe::FisExperiment(q)) => q,
+            other => panic!("fis.experiment probe {params} does not decode: {other:?}"),
+        }
+    }
+
+    pub async fn inject(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderError> {
+        fis::inject(ctx, &step(params), &params_digest(params)).await
+    }
+
+    pub async fn revert(
+        ctx: &FisCtx<'_>,
+        params: &Json,
+        output: &Json,
+    ) -> Result<Json, ProviderError> {
+        fis::revert(ctx, &step(params), &params_digest(params), output).await
+    }
+
+    pub async fn preflight(ctx: &FisCtx<'_>, params: &Json) -> Result<(), ProviderError> {
+        fis::preflight(ctx, &step(params)).await
+    }
+
+    pub async fn describe(ctx: &FisCtx<'_>, params: &Json) -> Result<String, ProviderError> {
+        fis::describe(ctx, &step(params)).await
+    }
+
+    pub async fn observe(ctx: &FisCtx<'_>, params: &Json) -> Result<Json, ProviderError> {
+        fis::observe(ctx, &query(params)).await
+    }
+}
 
 fn moto_url() -> String {
     std::env::var("FIREDRILL_MOTO_URL").unwrap_or_else(|_| {
@@ -183,7 +232,7 @@ async fn inline_template_round_trip_create_start_poll_delete() {
     fresh_moto(1).await;
     let env = Env::moto();
     let params = sample_params(true);
-    let out = fis::inject(&env.ctx(), &params).await.unwrap();
+    let out = typed::inject(&env.ctx(), &params).await.unwrap();
     assert_eq!(out["state"], "completed", "{out}");
     assert_eq!(out["template_created"], true);
     assert_eq!(out["template_deleted"], true);
@@ -258,7 +307,7 @@ async fn inline_template_round_trip_create_start_poll_delete() {
     );
     assert!(env.notes().is_empty(), "no retry: {:#?}", env.notes());
     // Nothing left to roll back.
-    let r = fis::revert(&env.ctx(), &params, &out).await.unwrap();
+    let r = typed::revert(&env.ctx(), &params, &out).await.unwrap();
     assert_eq!(r["stopped"], json!([]));
     assert_eq!(r["already_ended"][0]["state"], "completed");
 }
@@ -270,7 +319,7 @@ async fn the_created_template_is_the_inline_one_with_the_run_tags() {
     let env = Env::moto();
     let mut params = sample_params(false);
     params["delete_template"] = json!(false);
-    let out = fis::inject(&env.ctx(), &params).await.unwrap();
+    let out = typed::inject(&env.ctx(), &params).await.unwrap();
     assert_eq!(out["waited"], false);
     let tid = out["template_id"].as_str().unwrap();
     let t = env
@@ -305,7 +354,7 @@ async fn the_created_template_is_the_inline_one_with_the_run_tags() {
     assert_eq!(tags["firedrill:run-id"], "run-1");
     assert_eq!(tags["scenario"], "az-power-interruption");
     // The rollback stops the experiment and, as asked, keeps the template.
-    let r = fis::revert(&env.ctx(), &params, &out).await.unwrap();
+    let r = typed::revert(&env.ctx(), &params, &out).await.unwrap();
     assert_eq!(r["stopped"][0]["state"], "stopped", "{r}");
     assert_eq!(r["templates_deleted"], json!([]));
     assert!(
@@ -342,11 +391,11 @@ async fn an_abort_mid_poll_is_rolled_back_by_stopping_the_experiment_and_deletin
     };
     // The executor drops the step's future when a drill aborts.
     tokio::select! {
-        r = fis::inject(&ctx, &params) => panic!("the experiment ended before the abort: {r:?}"),
+        r = typed::inject(&ctx, &params) => panic!("the experiment ended before the abort: {r:?}"),
         _ = running => {}
     }
     // The rollback gets no output (the step never returned) and finds what the step created.
-    let r = fis::revert(&ctx, &params, &Json::Null).await.unwrap();
+    let r = typed::revert(&ctx, &params, &Json::Null).await.unwrap();
     assert_eq!(r["stopped"].as_array().unwrap().len(), 1, "{r}");
     assert_eq!(r["stopped"][0]["state"], "stopped");
     assert_eq!(r["templates_deleted"].as_array().unwrap().len(), 1);
@@ -408,17 +457,17 @@ async fn an_existing_template_runs_by_id_and_is_never_deleted() {
         .unwrap();
     let tid = t.experiment_template().unwrap().id().unwrap().to_string();
     let params = json!({"template_id": tid});
-    fis::preflight(&env.ctx(), &params).await.unwrap();
-    let d = fis::describe(&env.ctx(), &params).await.unwrap();
+    typed::preflight(&env.ctx(), &params).await.unwrap();
+    let d = typed::describe(&env.ctx(), &params).await.unwrap();
     assert!(
         d.contains("made by the platform team") && d.contains("hold (aws:fis:wait)"),
         "{d}"
     );
-    let out = fis::inject(&env.ctx(), &params).await.unwrap();
+    let out = typed::inject(&env.ctx(), &params).await.unwrap();
     assert_eq!(out["state"], "completed");
     assert_eq!(out["template_created"], false);
     assert_eq!(out["template_deleted"], false);
-    fis::revert(&env.ctx(), &params, &out).await.unwrap();
+    typed::revert(&env.ctx(), &params, &out).await.unwrap();
     assert!(
         env.clients
             .fis
@@ -438,12 +487,12 @@ async fn an_unknown_template_id_is_a_clear_error_everywhere() {
     let env = Env::moto();
     let params = json!({"template_id": "EXTdoesnotexist"});
     for e in [
-        fis::preflight(&env.ctx(), &params).await.unwrap_err(),
-        fis::describe(&env.ctx(), &params)
+        typed::preflight(&env.ctx(), &params).await.unwrap_err(),
+        typed::describe(&env.ctx(), &params)
             .await
             .map(|_| ())
             .unwrap_err(),
-        fis::inject(&env.ctx(), &params)
+        typed::inject(&env.ctx(), &params)
             .await
             .map(|_| ())
             .unwrap_err(),
@@ -466,7 +515,7 @@ async fn a_timeout_stops_the_experiment_and_deletes_the_template() {
     let env = Env::moto();
     let mut params = small_params();
     params["timeout"] = json!("100ms");
-    let e = fis::inject(&env.ctx(), &params).await.unwrap_err();
+    let e = typed::inject(&env.ctx(), &params).await.unwrap_err();
     let m = e.to_string();
     assert!(
         m.contains("did not end within 100ms; it was stopped (stopped)"),
@@ -489,22 +538,22 @@ async fn the_probe_reports_the_newest_experiment_of_the_run() {
     let _g = support::moto().await;
     fresh_moto(2).await;
     let env = Env::moto();
-    let none = fis::observe(&env.ctx(), &json!({})).await.unwrap();
+    let none = typed::observe(&env.ctx(), &json!({})).await.unwrap();
     assert_eq!(none["state"], "none");
     assert_eq!(none["experiments"], 0);
     let params = sample_params(false);
-    let out = fis::inject(&env.ctx(), &params).await.unwrap();
-    let p = fis::observe(&env.ctx(), &json!({})).await.unwrap();
+    let out = typed::inject(&env.ctx(), &params).await.unwrap();
+    let p = typed::observe(&env.ctx(), &json!({})).await.unwrap();
     assert_eq!(p["id"], out["experiment_id"]);
     assert_eq!(p["running"], true, "{p}");
     assert_eq!(p["experiments"], 1);
-    let other = fis::observe(&env.ctx(), &json!({"template_id": "EXTother"}))
+    let other = typed::observe(&env.ctx(), &json!({"template_id": "EXTother"}))
         .await
         .unwrap();
     assert_eq!(other["state"], "none");
     // Inline preflight and describe read only.
-    fis::preflight(&env.ctx(), &params).await.unwrap();
-    let d = fis::describe(&env.ctx(), &params).await.unwrap();
+    typed::preflight(&env.ctx(), &params).await.unwrap();
+    let d = typed::describe(&env.ctx(), &params).await.unwrap();
     assert!(
         d.contains(
             "create FIS template \"AZ Availability: Power Interruption in us-east-1a\" in us-east-1"
@@ -512,7 +561,7 @@ async fn the_probe_reports_the_newest_experiment_of_the_run() {
         "{d}"
     );
     assert!(d.contains("t+10m hold-after-restart (aws:fis:wait)"), "{d}");
-    fis::revert(&env.ctx(), &params, &out).await.unwrap();
+    typed::revert(&env.ctx(), &params, &out).await.unwrap();
     default_transitions().await;
 }
 
@@ -602,7 +651,9 @@ async fn access_denied_names_the_iam_action_and_cleans_up_what_was_created() {
     });
     let (create, delete) = (create_ok(), delete_ok());
     let env = mocked(&[&create, &denied_start, &delete]);
-    let e = fis::inject(&env.ctx(), &small_params()).await.unwrap_err();
+    let e = typed::inject(&env.ctx(), &small_params())
+        .await
+        .unwrap_err();
     assert!((e).kind == ErrorKind::Denied, "{e:?}");
     let m = e.to_string();
     // Through `aws::call`: the IAM action and the template's ARN, then what else starting needs.
@@ -622,7 +673,7 @@ async fn access_denied_names_the_iam_action_and_cleans_up_what_was_created() {
     let denied_create = mock!(aws_sdk_fis::Client::create_experiment_template)
         .then_error(|| CreateExperimentTemplateError::generic(meta("AccessDeniedException", "no")));
     let env = mocked(&[&denied_create]);
-    let m = fis::inject(&env.ctx(), &small_params())
+    let m = typed::inject(&env.ctx(), &small_params())
         .await
         .unwrap_err()
         .to_string();
@@ -642,7 +693,9 @@ async fn a_rejected_template_is_an_invalid_target_naming_fis_s_reason() {
         )
     });
     let env = mocked(&[&invalid]);
-    let e = fis::inject(&env.ctx(), &small_params()).await.unwrap_err();
+    let e = typed::inject(&env.ctx(), &small_params())
+        .await
+        .unwrap_err();
     assert!((e).kind == ErrorKind::NotFound, "{e:?}");
     let m = e.to_string();
     assert!(
@@ -672,7 +725,7 @@ async fn throttling_is_retried_with_backoff_then_reported() {
     let (create, start, delete) = (create_ok(), start_ok(), delete_ok());
     let env = mocked(&[&create, &start, &throttled_then_done, &delete]);
     let t0 = tokio::time::Instant::now();
-    let out = fis::inject(&env.ctx(), &small_params()).await.unwrap();
+    let out = typed::inject(&env.ctx(), &small_params()).await.unwrap();
     assert_eq!(out["state"], "completed");
     assert_eq!(throttled_then_done.num_calls(), 3);
     // One poll interval, then the `aws.retries` policy's backoffs of 1s and 2s (FIS used to
@@ -696,7 +749,9 @@ async fn throttling_is_retried_with_backoff_then_reported() {
         .then_error(|| GetExperimentError::generic(meta("ThrottlingException", "Rate exceeded")));
     let (create, start, delete) = (create_ok(), start_ok(), delete_ok());
     let env = mocked(&[&create, &start, &always, &delete]);
-    let e = fis::inject(&env.ctx(), &small_params()).await.unwrap_err();
+    let e = typed::inject(&env.ctx(), &small_params())
+        .await
+        .unwrap_err();
     let m = e.to_string();
     // `aws.retries` (4) attempts in all, not FIS's former 5.
     assert_eq!(always.num_calls(), env.attempts as usize);
@@ -750,7 +805,7 @@ async fn every_terminal_state_maps_to_a_step_outcome() {
         });
         let (create, start, delete) = (create_ok(), start_ok(), delete_ok());
         let env = mocked(&[&create, &start, &get, &delete]);
-        let r = fis::inject(&env.ctx(), &small_params()).await;
+        let r = typed::inject(&env.ctx(), &small_params()).await;
         match expect {
             Ok(()) => assert_eq!(r.unwrap()["state"], "completed"),
             Err(needle) => {
@@ -796,7 +851,7 @@ async fn the_rollback_stops_an_experiment_in_a_state_it_does_not_know() {
     let delete = delete_ok();
     let env = mocked(&[&get, &stop, &delete]);
     let out = json!({"experiment_id": "EXP1", "template_id": "EXT1", "template_created": true, "template_deleted": false});
-    let r = fis::revert(&env.ctx(), &small_params(), &out)
+    let r = typed::revert(&env.ctx(), &small_params(), &out)
         .await
         .unwrap();
     assert_eq!(stop.num_calls(), 1);
@@ -826,7 +881,9 @@ async fn a_timed_out_start_is_not_retried_and_says_its_outcome_is_unknown() {
         Duration::from_millis(10),
     );
     let t0 = tokio::time::Instant::now();
-    let e = fis::inject(&env.ctx(), &small_params()).await.unwrap_err();
+    let e = typed::inject(&env.ctx(), &small_params())
+        .await
+        .unwrap_err();
     let msg = e.to_string();
     let starts = bridge
         .log
@@ -911,7 +968,7 @@ async fn a_timed_out_read_is_retried_and_the_retry_is_noted() {
         .unwrap();
     let tid = t.experiment_template().unwrap().id().unwrap().to_string();
     let t0 = tokio::time::Instant::now();
-    fis::preflight(&env.ctx(), &json!({"template_id": tid}))
+    typed::preflight(&env.ctx(), &json!({"template_id": tid}))
         .await
         .expect("retried after the timeout");
     assert_eq!(
