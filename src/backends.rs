@@ -189,13 +189,9 @@ impl Provider for Router {
         })
     }
 
-    fn inject<'a>(
-        &'a self,
-        action: &'a Action,
-        params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn inject<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<Json, ProviderError>> {
         match self.provider_for(action.name()) {
-            Ok(p) => p.inject(action, params),
+            Ok(p) => p.inject(action),
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
@@ -203,33 +199,24 @@ impl Provider for Router {
     fn revert<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         match self.provider_for(action.name()) {
-            Ok(p) => p.revert(action, params, output),
+            Ok(p) => p.revert(action, output),
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
 
-    fn observe<'a>(
-        &'a self,
-        probe: &'a Probe,
-        params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn observe<'a>(&'a self, probe: &'a Probe) -> BoxFuture<'a, Result<Json, ProviderError>> {
         match self.provider_for(probe.name()) {
-            Ok(p) => p.observe(probe, params),
+            Ok(p) => p.observe(probe),
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
 
-    fn describe<'a>(
-        &'a self,
-        action: &'a Action,
-        params: &'a Json,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+    fn describe<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<String, ProviderError>> {
         match self.provider_for(action.name()) {
-            Ok(p) => p.describe(action, params),
+            Ok(p) => p.describe(action),
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
@@ -256,19 +243,15 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
             out.push(Call {
                 owner: format!("step `{}` (steps[{i}])", s.id.value),
                 name: s.action.value.clone(),
-                params: s.with.clone(),
-                is_action: true,
                 typed: Typed::Action(s.call.clone()),
             });
         }
-        if let crate::lang::spec::RollbackSpec::Action { action, with, call } = &s.rollback
+        if let crate::lang::spec::RollbackSpec::Action { action, call, .. } = &s.rollback
             && !builtin(action)
         {
             out.push(Call {
                 owner: format!("rollback of step `{}`", s.id.value),
                 name: action.clone(),
-                params: with.clone(),
-                is_action: true,
                 typed: Typed::Action((**call).clone()),
             });
         }
@@ -278,8 +261,6 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
             out.push(Call {
                 owner: format!("probe `{}`", p.name.value),
                 name: p.kind.clone(),
-                params: p.with.clone(),
-                is_action: false,
                 typed: Typed::Probe(p.call.clone()),
             });
         }

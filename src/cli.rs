@@ -506,7 +506,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
             let what = if crate::lang::vocab::action(&s.action.value).is_some_and(|k| k.builtin) {
                 Ok(format!("{} {}", s.action.value, s.with))
             } else {
-                runtime.block_on(provider.describe(&s.call, &s.with))
+                runtime.block_on(provider.describe(&s.call))
             };
             match what {
                 Ok(w) => out.push_str(&format!("  {:<24} {w}\n", s.id.value)),

@@ -157,10 +157,9 @@ pub struct RunContext {
 pub struct Call {
     /// `steps[2]`-style location of the call in the experiment, for messages.
     pub owner: String,
+    /// The vocabulary name (what routing and messages use).
     pub name: String,
-    pub params: Json,
-    pub is_action: bool,
-    /// The call decoded.
+    /// The call decoded: what backends read.
     pub typed: Typed,
 }
 
@@ -208,34 +207,20 @@ pub trait Provider: Send + Sync {
     }
 
     /// Inject: run an action. The output is journaled and is handed back to `revert`.
-    /// `params` is the step's checked JSON, as journaled.
-    fn inject<'a>(
-        &'a self,
-        action: &'a Action,
-        params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>>;
+    fn inject<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<Json, ProviderError>>;
 
-    /// Revert an action with its natural inverse, given its parameters and output.
+    /// Revert an action with its natural inverse, given the action and its output.
     fn revert<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>>;
 
     /// Observe: run a probe.
-    fn observe<'a>(
-        &'a self,
-        probe: &'a Probe,
-        params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>>;
+    fn observe<'a>(&'a self, probe: &'a Probe) -> BoxFuture<'a, Result<Json, ProviderError>>;
 
     /// Describe what an action would do, resolving its targets, without side effects.
-    fn describe<'a>(
-        &'a self,
-        action: &'a Action,
-        params: &'a Json,
-    ) -> BoxFuture<'a, Result<String, ProviderError>>;
+    fn describe<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<String, ProviderError>>;
 
     /// Environment events since the last call (for the journal's timeline).
     fn drain_events(&self) -> Vec<EnvironmentEvent> {
@@ -254,7 +239,7 @@ pub trait ProviderExt: Provider {
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let a = decode_action(name, params)?;
-            self.inject(&a, params).await
+            self.inject(&a).await
         })
     }
     fn revert_json<'a>(
@@ -265,7 +250,7 @@ pub trait ProviderExt: Provider {
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let a = decode_action(name, params)?;
-            self.revert(&a, params, output).await
+            self.revert(&a, output).await
         })
     }
     fn observe_json<'a>(
@@ -276,7 +261,7 @@ pub trait ProviderExt: Provider {
         Box::pin(async move {
             let p = Probe::decode(name, params)
                 .map_err(|e| ProviderError::invalid_input(crate::lang::kubernetes::joined(&e)))?;
-            self.observe(&p, params).await
+            self.observe(&p).await
         })
     }
     fn describe_json<'a>(
@@ -286,7 +271,7 @@ pub trait ProviderExt: Provider {
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
         Box::pin(async move {
             let a = decode_action(name, params)?;
-            self.describe(&a, params).await
+            self.describe(&a).await
         })
     }
 }
@@ -318,8 +303,6 @@ impl Call {
         Ok(Call {
             owner,
             name: name.to_string(),
-            params,
-            is_action,
             typed,
         })
     }

@@ -400,18 +400,6 @@ impl AwsProvider {
     }
 }
 
-/// The `firedrill:params` tag on what a `fis.experiment` step creates, so a rollback that lost
-/// the step's output (an abort cancelled it mid-poll) still finds it: the digest of the step's
-/// checked JSON parameters, as journaled. This is, on purpose, the one use of a step's JSON
-/// parameters in the AWS backend (it reads no parameter from it): the digest hashes the JSON
-/// text, and the typed `StepParams` has no canonical form that gives the same value (it is not
-/// serializable, and `timeout: 1m` and `timeout: 60s` decode alike), so a digest of the typed
-/// value would change the tags, and a rollback by this version would miss what a run of an
-/// earlier one created. When the trait drops `params`, the digest must come with the action.
-pub(crate) fn fis_digest(params: &Json) -> String {
-    crate::lang::fis_template::params_digest(params)
-}
-
 pub(crate) fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
@@ -444,11 +432,7 @@ impl Provider for AwsProvider {
         Box::pin(super::preflight::preflight(self, calls))
     }
 
-    fn inject<'a>(
-        &'a self,
-        action: &'a Action,
-        params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn inject<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             match action {
                 Action::DbClusterFailover(a) => super::rds::cluster_failover(self, a).await,
@@ -462,7 +446,7 @@ impl Provider for AwsProvider {
                 Action::DbClusterOutage(a) => super::rds::cluster_stop(self, a).await,
                 Action::DnsFailover(a) => super::route53::failover(self, a).await,
                 Action::FisExperiment(sp) => {
-                    let digest = fis_digest(params);
+                    let digest = sp.digest.clone();
                     self.with_fis_ctx(async |ctx| super::fis::inject(ctx, sp, &digest).await)
                         .await
                 }
@@ -474,7 +458,6 @@ impl Provider for AwsProvider {
     fn revert<'a>(
         &'a self,
         action: &'a Action,
-        params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
@@ -482,7 +465,7 @@ impl Provider for AwsProvider {
                 Action::DbClusterOutage(a) => super::rds::cluster_start(self, a).await,
                 Action::DnsFailover(a) => super::route53::restore(self, a, output).await,
                 Action::FisExperiment(sp) => {
-                    let digest = fis_digest(params);
+                    let digest = sp.digest.clone();
                     self.with_fis_ctx(async |ctx| {
                         super::fis::revert(ctx, sp, &digest, output).await
                     })
@@ -493,11 +476,7 @@ impl Provider for AwsProvider {
         })
     }
 
-    fn observe<'a>(
-        &'a self,
-        probe: &'a Probe,
-        _params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn observe<'a>(&'a self, probe: &'a Probe) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             match probe {
                 Probe::DbCluster(q) => super::rds::cluster_probe(self, q).await,
@@ -513,11 +492,7 @@ impl Provider for AwsProvider {
         })
     }
 
-    fn describe<'a>(
-        &'a self,
-        action: &'a Action,
-        _params: &'a Json,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+    fn describe<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<String, ProviderError>> {
         if let Action::FisExperiment(sp) = action {
             return Box::pin(self.with_fis_ctx(async |ctx| super::fis::describe(ctx, sp).await));
         }

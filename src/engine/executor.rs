@@ -211,24 +211,24 @@ impl Shared {
         (ok, value, message)
     }
 
-    /// Like `probe`, also returning the probe's raw output; `with` replaces the probe's
-    /// parameters (the data-loss measurement adds `as_of`).
+    /// Like `probe`, also returning the probe's raw output; `with` replaces the probe (the
+    /// data-loss measurement adds `as_of`).
     async fn probe_raw(
         &self,
         name: &str,
         phase: Phase,
         record: bool,
-        with: Option<(&Probe, &Json)>,
+        with: Option<&Probe>,
     ) -> (bool, Json, String, Option<Json>) {
         let Some(def) = self.exp.probes.iter().find(|p| p.name.value == name) else {
             return (false, Json::Null, format!("no probe named `{name}`"), None);
         };
-        let (typed, with) = with.unwrap_or((&def.call, &def.with));
+        let typed = with.unwrap_or(&def.call);
         let call = async {
             match typed {
                 Probe::Http(h) => super::generic::http(h, false).await,
                 Probe::Command(c) => super::generic::command(c, false).await,
-                probe => self.provider.observe(probe, with).await,
+                probe => self.provider.observe(probe).await,
             }
         };
         let res = match tokio::time::timeout(def.timeout, call).await {
@@ -273,12 +273,7 @@ impl Shared {
     }
 
     /// Run one action (built-in, generic or provider).
-    async fn action(
-        &self,
-        step_id: &str,
-        action: &Action,
-        with: &Json,
-    ) -> Result<Json, ProviderError> {
+    async fn action(&self, step_id: &str, action: &Action) -> Result<Json, ProviderError> {
         let out = match action {
             Action::Wait(w) => {
                 tokio::time::sleep(w.duration).await;
@@ -340,7 +335,7 @@ impl Shared {
             }
             Action::Http(h) => super::generic::http(h, true).await,
             Action::Command(c) => super::generic::command(c, true).await,
-            other => self.provider.inject(other, with).await,
+            other => self.provider.inject(other).await,
         };
         self.drain_env();
         out
@@ -370,7 +365,7 @@ impl Shared {
                     step: step.id.value.clone(),
                 });
             }
-            let fut = self.action(&step.id.value, &step.call, &step.with);
+            let fut = self.action(&step.id.value, &step.call);
             let (res, timed_out) = match step.timeout {
                 Some(t) => match tokio::time::timeout(t, fut).await {
                     Ok(r) => (r, false),
@@ -1043,11 +1038,9 @@ pub async fn execute(
             let t0 = clock.elapsed();
             let fut = async {
                 match &step.rollback {
-                    RollbackSpec::Action { with, call, .. } => {
-                        sh.action(&step.id.value, call, with).await
-                    }
+                    RollbackSpec::Action { call, .. } => sh.action(&step.id.value, call).await,
                     _ => {
-                        let r = sh.provider.revert(&step.call, &step.with, &out).await;
+                        let r = sh.provider.revert(&step.call, &out).await;
                         sh.drain_env();
                         r
                     }
@@ -1125,18 +1118,14 @@ impl Shared {
         fault: chrono::DateTime<chrono::Utc>,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         let def = self.exp.probes.iter().find(|p| p.name.value == probe)?;
-        let mut with = def.with.clone();
         let mut typed = def.call.clone();
         if let Probe::DbCluster(q) = &mut typed
             && q.as_of.is_none()
         {
             q.as_of = Some(fault);
-            if let Some(obj) = with.as_object_mut() {
-                obj.insert("as_of".into(), Json::String(fault.to_rfc3339()));
-            }
         }
         let (_, _, _, raw) = self
-            .probe_raw(probe, Phase::After, true, Some((&typed, &with)))
+            .probe_raw(probe, Phase::After, true, Some(&typed))
             .await;
         timestamp_at(&raw?, field)
     }

@@ -312,11 +312,7 @@ impl Provider for KubeProvider {
         Box::pin(self.preflight_calls(calls))
     }
 
-    fn inject<'a>(
-        &'a self,
-        action: &'a Action,
-        _params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn inject<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             if !actions::ACTIONS.contains(&action.name()) {
                 return Err(unsupported(action.name()));
@@ -329,7 +325,6 @@ impl Provider for KubeProvider {
     fn revert<'a>(
         &'a self,
         action: &'a Action,
-        _params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
@@ -340,11 +335,7 @@ impl Provider for KubeProvider {
         })
     }
 
-    fn observe<'a>(
-        &'a self,
-        probe: &'a Probe,
-        _params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn observe<'a>(&'a self, probe: &'a Probe) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             if !probes::PROBES.contains(&probe.name()) {
                 return Err(unsupported(probe.name()));
@@ -354,11 +345,7 @@ impl Provider for KubeProvider {
         })
     }
 
-    fn describe<'a>(
-        &'a self,
-        action: &'a Action,
-        _params: &'a Json,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+    fn describe<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<String, ProviderError>> {
         Box::pin(async move {
             if !actions::ACTIONS.contains(&action.name()) {
                 return Err(unsupported(action.name()));

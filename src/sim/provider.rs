@@ -303,11 +303,7 @@ impl Provider for SimProvider {
         self.shared.start(ctx.clock);
     }
 
-    fn inject<'a>(
-        &'a self,
-        action: &'a Action,
-        _params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn inject<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             if let Action::FisExperiment(f) = action {
                 return super::fis::inject(&self.shared, f).await;
@@ -350,7 +346,6 @@ impl Provider for SimProvider {
     fn revert<'a>(
         &'a self,
         action: &'a Action,
-        _params: &'a Json,
         output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
@@ -366,11 +361,7 @@ impl Provider for SimProvider {
         })
     }
 
-    fn observe<'a>(
-        &'a self,
-        probe: &'a Probe,
-        _params: &'a Json,
-    ) -> BoxFuture<'a, Result<Json, ProviderError>> {
+    fn observe<'a>(&'a self, probe: &'a Probe) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             if let Probe::FisExperiment(q) = probe {
                 return super::fis::observe(&self.shared, q.template_id.as_deref());
@@ -431,11 +422,7 @@ impl Provider for SimProvider {
         })
     }
 
-    fn describe<'a>(
-        &'a self,
-        action: &'a Action,
-        _params: &'a Json,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+    fn describe<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<String, ProviderError>> {
         Box::pin(async move {
             if let Action::FisExperiment(f) = action {
                 return super::fis::describe(&self.shared, f);
@@ -465,7 +452,7 @@ impl Provider for SimProvider {
 /// step may name the cluster the restore creates).
 fn checked_at_preflight(c: &Call, restores: bool) -> bool {
     let n = c.name.as_str();
-    if c.is_action {
+    if matches!(c.typed, Typed::Action(_)) {
         n.starts_with("k8s.")
             || matches!(
                 n,
@@ -495,7 +482,7 @@ impl SimProvider {
         for c in calls.iter().filter(|c| checked_at_preflight(c, restores)) {
             let r = match &c.typed {
                 Typed::Action(a) => scratch.describe_now(a).map(|_| ()),
-                Typed::Probe(p) => scratch.observe(p, &c.params).await.map(|_| ()),
+                Typed::Probe(p) => scratch.observe(p).await.map(|_| ()),
             };
             if let Err(error) = r {
                 problems.push(PreflightProblem {

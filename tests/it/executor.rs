@@ -68,12 +68,23 @@ struct Mock {
     calls: Arc<Mutex<Vec<Call>>>,
 }
 
-fn target(params: &Json) -> String {
-    ["service", "deployment", "zone", "cluster"]
-        .iter()
-        .find_map(|k| params.get(*k).and_then(Json::as_str))
-        .unwrap_or("?")
-        .to_string()
+/// What a scripted call acts on: the deployment, zone, cluster or service it names.
+fn target(call: Named<'_>) -> String {
+    use firedrill::provider::{Action, Probe};
+    match call {
+        Named::Action(Action::Scale(s)) => s.workload.name().to_string(),
+        Named::Action(Action::AzPowerInterruption(z)) => z.zone.clone(),
+        Named::Action(Action::DbClusterFailover(f)) => f.cluster.clone(),
+        Named::Probe(Probe::ServiceMetrics(s)) => s.service.clone(),
+        Named::Probe(Probe::DbCluster(q)) => q.cluster.clone(),
+        _ => "?".to_string(),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Named<'a> {
+    Action(&'a firedrill::provider::Action),
+    Probe(&'a firedrill::provider::Probe),
 }
 
 impl Mock {
@@ -105,11 +116,10 @@ impl Provider for Mock {
 
     fn inject<'a>(
         &'a self,
-        _action: &'a firedrill::provider::Action,
-        params: &'a Json,
+        action: &'a firedrill::provider::Action,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
-            let t = target(params);
+            let t = target(Named::Action(action));
             let idx = self.begin("inject", &t);
             let n = {
                 let mut tries = self.tries.lock().unwrap();
@@ -133,12 +143,11 @@ impl Provider for Mock {
 
     fn revert<'a>(
         &'a self,
-        _action: &'a firedrill::provider::Action,
-        params: &'a Json,
+        action: &'a firedrill::provider::Action,
         _output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
-            let t = target(params);
+            let t = target(Named::Action(action));
             let idx = self.begin("revert", &t);
             if let Some(d) = self.script.revert_takes.get(t.as_str()) {
                 tokio::time::sleep(*d).await;
@@ -155,11 +164,10 @@ impl Provider for Mock {
 
     fn observe<'a>(
         &'a self,
-        _probe: &'a firedrill::provider::Probe,
-        params: &'a Json,
+        probe: &'a firedrill::provider::Probe,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
-            let t = target(params);
+            let t = target(Named::Probe(probe));
             let clock = self.clock.lock().unwrap().expect("start() was called");
             match self.script.metrics.get(t.as_str()) {
                 Some(f) => Ok(f(clock.elapsed(), &clock)),
@@ -171,7 +179,6 @@ impl Provider for Mock {
     fn describe<'a>(
         &'a self,
         _action: &'a firedrill::provider::Action,
-        _params: &'a Json,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
         Box::pin(async { Ok(String::new()) })
     }
