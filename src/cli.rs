@@ -44,6 +44,8 @@ enum Command {
     /// The simulated estate's own tools.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// Print every action and probe with its parameters (the format reference, as markdown).
+    Vocab,
 }
 
 #[derive(Subcommand)]
@@ -258,6 +260,10 @@ pub fn main() -> i32 {
         Command::Runs(a) => runs(a),
         Command::Report(a) => report(a),
         Command::Sim(SimCommand::Serve(a)) => sim_serve(a),
+        Command::Vocab => {
+            print!("{}", crate::lang::vocab::markdown());
+            Ok(exit::PASS)
+        }
     };
     match res {
         Ok(code) => code,

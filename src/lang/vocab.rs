@@ -822,3 +822,55 @@ fn check_value(cx: &mut Cx, v: &Node, p: &Param) -> Option<Json> {
 fn json_str(s: &str) -> Json {
     Json::String(s.to_string())
 }
+
+/// The vocabulary as markdown tables (the README's format reference is this text, checked by a
+/// test, and `firedrill vocab` prints it): every action and probe with its parameters, what a
+/// rollback does, and what a probe reports.
+pub fn markdown() -> String {
+    use std::fmt::Write as _;
+    let params = |ps: &[Param]| -> String {
+        if ps.is_empty() {
+            return "(none)".into();
+        }
+        ps.iter()
+            .map(|p| {
+                format!(
+                    "`{}`{}: {}; {}",
+                    p.name,
+                    if p.required { "" } else { "?" },
+                    p.ty.describe(),
+                    p.doc.replace('|', "\\|")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("<br>")
+    };
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut out = String::new();
+    out.push_str("| Action | Parameters (`?`: optional) | Rollback (`auto`) | What it does |\n");
+    out.push_str("|---|---|---|---|\n");
+    for a in ACTIONS {
+        let _ = writeln!(
+            out,
+            "| `{}`{} | {} | {} | {} |",
+            a.name,
+            if a.builtin { " (built-in)" } else { "" },
+            params(a.params),
+            a.auto_rollback.map(cell).unwrap_or_else(|| "none".into()),
+            cell(a.doc)
+        );
+    }
+    out.push_str("\n| Probe | Parameters (`?`: optional) | Output | What it reports |\n");
+    out.push_str("|---|---|---|---|\n");
+    for p in PROBES {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            p.name,
+            params(p.params),
+            cell(p.output),
+            cell(p.doc)
+        );
+    }
+    out
+}

@@ -440,58 +440,36 @@ struct RunState {
 struct Run {
     id: String,
     digest: String,
-    estate_key: usize,
     state: Mutex<RunState>,
     stop: watch::Sender<bool>,
     done: watch::Sender<bool>,
 }
 
-struct EstateRuns {
-    key: usize,
-    /// Keeps the estate alive, so its address (the key) is never reused.
-    _shared: SharedEstate,
+/// The FIS experiments started on one estate and their events not yet journaled. It lives in
+/// the estate's [`SharedEstate`] (so rollbacks and the probe find experiments after their step
+/// returned), and goes with it.
+#[derive(Default)]
+pub struct Registry {
     runs: Vec<Arc<Run>>,
     events: Vec<EnvironmentEvent>,
 }
 
-static REGISTRY: Mutex<Vec<EstateRuns>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 const TERMINAL: &[&str] = &["completed", "stopped", "failed", "cancelled"];
 
-fn estate_key(shared: &SharedEstate) -> usize {
-    let guard = shared.lock();
-    &*guard as *const Estate as usize
-}
-
-fn registry() -> std::sync::MutexGuard<'static, Vec<EstateRuns>> {
-    REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn runs_of(shared: &SharedEstate) -> Vec<Arc<Run>> {
-    let key = estate_key(shared);
-    registry()
-        .iter()
-        .find(|e| e.key == key)
-        .map(|e| e.runs.clone())
-        .unwrap_or_default()
-}
-
-fn push_event(key: usize, ev: EnvironmentEvent) {
-    if let Some(e) = registry().iter_mut().find(|e| e.key == key) {
-        e.events.push(ev);
-    }
+    shared.fis().runs.clone()
 }
 
 /// Merge the FIS events of this estate since the last call into `out`, in time order, an
 /// experiment's own events before the estate's reactions at the same instant (the sim
 /// provider's `drain_events` calls this).
 pub fn drain_into(shared: &SharedEstate, out: &mut Vec<EnvironmentEvent>) {
-    let key = estate_key(shared);
-    let mut mine = match registry().iter_mut().find(|e| e.key == key) {
-        Some(e) => std::mem::take(&mut e.events),
-        None => return,
-    };
+    let mut mine = std::mem::take(&mut shared.fis().events);
+    if mine.is_empty() {
+        return;
+    }
     mine.append(out);
     mine.sort_by_key(|e| e.at_ms);
     *out = mine;
@@ -582,15 +560,12 @@ enum Next {
 
 impl Runner {
     fn event(&self, message: String, detail: Option<Json>) {
-        push_event(
-            self.run.estate_key,
-            EnvironmentEvent {
-                at_ms: self.clock.elapsed_ms(),
-                component: format!("fis {}", self.run.id),
-                message,
-                detail,
-            },
-        );
+        self.shared.fis().events.push(EnvironmentEvent {
+            at_ms: self.clock.elapsed_ms(),
+            component: format!("fis {}", self.run.id),
+            message,
+            detail,
+        });
     }
 
     fn set_action(&self, i: usize, status: &str, reason: String) {
@@ -962,12 +937,10 @@ pub async fn inject(shared: &SharedEstate, params: &StepParams) -> Result<Json, 
     let (p, t) = inline(params)?;
     let planned = plan_now(shared, &t)?;
     let clock = shared.clock();
-    let key = estate_key(shared);
     let id = format!("EXPsim{:05}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
     let run = Arc::new(Run {
         id: id.clone(),
         digest: params.digest.clone(),
-        estate_key: key,
         state: Mutex::new(RunState {
             status: "running".into(),
             reason: "experiment is running".into(),
@@ -991,18 +964,7 @@ pub async fn inject(shared: &SharedEstate, params: &StepParams) -> Result<Json, 
         stop: watch::channel(false).0,
         done: watch::channel(false).0,
     });
-    {
-        let mut reg = registry();
-        match reg.iter_mut().find(|e| e.key == key) {
-            Some(e) => e.runs.push(run.clone()),
-            None => reg.push(EstateRuns {
-                key,
-                _shared: shared.clone(),
-                runs: vec![run.clone()],
-                events: Vec::new(),
-            }),
-        }
-    }
+    shared.fis().runs.push(run.clone());
     let (alarms, unknown) = stop_alarms(&shared.lock(), &t);
     let mut runner = Runner {
         shared: shared.clone(),

@@ -37,6 +37,8 @@ pub struct SimProvider {
 #[derive(Clone)]
 pub struct SharedEstate {
     estate: Arc<Mutex<Estate>>,
+    /// The FIS experiments started on this estate (`sim::fis`).
+    fis: Arc<Mutex<super::fis::Registry>>,
     clock: Arc<OnceLock<RunClock>>,
     changed: Arc<tokio::sync::Notify>,
 }
@@ -45,6 +47,7 @@ impl SharedEstate {
     pub fn new(estate: Estate) -> SharedEstate {
         SharedEstate {
             estate: Arc::new(Mutex::new(estate)),
+            fis: Arc::default(),
             clock: Arc::new(OnceLock::new()),
             changed: Arc::new(tokio::sync::Notify::new()),
         }
@@ -78,6 +81,11 @@ impl SharedEstate {
     /// Estate time now (clock + warm-up).
     pub fn now(&self) -> Duration {
         WARM_UP + self.clock().elapsed()
+    }
+
+    /// The FIS experiments started on this estate.
+    pub(crate) fn fis(&self) -> MutexGuard<'_, super::fis::Registry> {
+        self.fis.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Lock the estate (callers advance it to [`SharedEstate::now`] before reading).

@@ -103,3 +103,22 @@ fn the_purity_check_catches_what_it_should() {
         0
     );
 }
+
+/// The README's format reference is the vocabulary, as `firedrill vocab` prints it.
+#[test]
+fn the_readme_vocabulary_is_the_vocabulary() {
+    let readme = std::fs::read_to_string(Path::new(MANIFEST).join("README.md")).expect("README");
+    let start = readme
+        .find("<!-- vocab:start -->\n")
+        .expect("vocab:start marker")
+        + 21;
+    let end = readme.find("<!-- vocab:end -->").expect("vocab:end marker");
+    let generated = firedrill::lang::vocab::markdown();
+    assert!(
+        readme[start..end] == generated,
+        "README.md's vocabulary differs from src/lang/vocab.rs: replace the block between the markers with the output of `cargo run -- vocab`"
+    );
+    for a in firedrill::lang::vocab::ACTIONS {
+        assert!(generated.contains(&format!("| `{}`", a.name)), "{}", a.name);
+    }
+}
