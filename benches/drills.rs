@@ -2,11 +2,11 @@
 //! simulated estate on a paused (virtual-time) runtime, the same path as `firedrill run` minus
 //! the files. Prints figures; asserts nothing. Run with `cargo bench --bench drills`.
 
+use firedrill::backend::Provider;
+use firedrill::backend::sim::SimProvider;
 use firedrill::engine::clock::RunClock;
 use firedrill::engine::executor::{self, Emitter, MemorySink, RollbackPolicy, RunOptions, Sink};
-use firedrill::provider::Provider;
 use firedrill::report::summary::RunSummary;
-use firedrill::sim::provider::SimProvider;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,16 +2,16 @@
 //! wires the executor to its consumers (journal, progress display, report, lessons), and maps
 //! every outcome to one documented exit code (see [`crate::exit`]).
 
+use crate::backend::Provider;
 use crate::engine::clock::RunClock;
 use crate::engine::drill::Drill;
 use crate::engine::events::{Event, Phase, Record, StepOutcome};
 use crate::engine::executor::{self, MemorySink, RollbackPolicy, Sink};
 use crate::exit;
-use crate::journal::{self, Journal};
 use crate::lang::diag::{Diagnostic, render_all};
 use crate::lang::environment::{self, Environment};
 use crate::lang::spec::{self, Experiment};
-use crate::provider::Provider;
+use crate::report::journal::{self, Journal};
 use crate::report::{lessons, markdown, summary::RunSummary};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -322,7 +322,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
 
 fn sim_serve(a: ServeArgs) -> Result<i32, Failure> {
     let env = load_environment(&a.env)?;
-    let provider = crate::sim::provider::SimProvider::new(&env, a.seed)
+    let provider = crate::backend::sim::SimProvider::new(&env, a.seed)
         .map_err(|d| invalid(&d, Some(&env.source)))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -381,7 +381,7 @@ fn validate(a: ValidateArgs) -> Result<i32, Failure> {
             .is_ok_and(|t| t.lines().any(|l| l.trim() == "kind: Environment"));
         let res = if is_env {
             environment::parse_environment(&name, &bytes, &[])
-                .and_then(|env| crate::backends::check_settings(&env))
+                .and_then(|env| crate::backend::router::check_settings(&env))
                 .map(|_| format!("ok: {name} (environment)"))
         } else {
             spec::parse_experiment(&name, &bytes, &a.vars.vars).map(|e| {
@@ -438,7 +438,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
         });
     }
     let plan = crate::lang::plan::plan(&exp);
-    let calls = crate::backends::calls_of(&exp);
+    let calls = crate::backend::router::calls_of(&exp);
     // Anything not served by the simulated estate happens in real time.
     let remote = calls
         .iter()
@@ -466,9 +466,9 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
     }
     .map_err(|e| internal(format!("cannot start the runtime: {e}")))?;
 
-    let connect_opts = crate::backends::ConnectOptions { seed: a.seed };
+    let connect_opts = crate::backend::router::ConnectOptions { seed: a.seed };
     let provider = runtime
-        .block_on(crate::backends::connect(&env, &connect_opts))
+        .block_on(crate::backend::router::connect(&env, &connect_opts))
         .map_err(|d| invalid(&d, Some(&env.source)))?;
     let seed = match a.seed {
         Some(s) => s,
@@ -576,7 +576,7 @@ fn run(a: RunArgs) -> Result<i32, Failure> {
         let approver: Option<executor::Approver> = (std::io::stdin().is_terminal()
             && std::io::stderr().is_terminal())
         .then(|| Arc::new(ask_operator) as executor::Approver);
-        let provider = Arc::new(provider) as Arc<dyn crate::provider::Provider>;
+        let provider = Arc::new(provider) as Arc<dyn crate::backend::Provider>;
         let (outcome, emitter) = Drill::new(exp.clone(), provider)
             .run_id(run_id.clone())
             .concurrency(concurrency)

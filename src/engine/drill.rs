@@ -10,8 +10,8 @@ use super::clock::RunClock;
 use super::executor::{
     self, Approver, Emitter, MemorySink, Outcome, RollbackPolicy, RunOptions, Sink,
 };
+use crate::backend::Provider;
 use crate::lang::spec::Experiment;
-use crate::provider::Provider;
 use std::sync::Arc;
 use tokio::sync::watch;
 

@@ -172,7 +172,7 @@ pub enum Event {
         /// What kind of failure `error` is (denied, not found, timed out...); absent on success
         /// and in journals written before kinds existed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        error_kind: Option<crate::provider::ErrorKind>,
+        error_kind: Option<crate::backend::ErrorKind>,
     },
     /// The fault step started: the recovery clock runs from here.
     FaultInjected {

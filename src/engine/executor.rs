@@ -15,10 +15,10 @@ use super::clock::RunClock;
 use super::events::{
     Event, Measurement, ObjectivesInfo, Phase, PlannedStep, Record, StepOutcome, VerdictKind,
 };
+use crate::backend::{Action, ErrorKind, Probe, Provider, ProviderError};
 use crate::lang::plan::Plan;
 use crate::lang::spec::{AbortRule, Experiment, OnFailure, RollbackSpec, Step};
 use crate::lang::tolerance::as_number;
-use crate::provider::{Action, ErrorKind, Probe, Provider, ProviderError};
 use serde_json::{Value as Json, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -655,7 +655,7 @@ pub async fn execute(
     mut interrupts: watch::Receiver<u32>,
 ) -> Outcome {
     let (abort_tx, mut abort_rx) = watch::channel(None::<String>);
-    provider.start(&crate::provider::RunContext {
+    provider.start(&crate::backend::RunContext {
         clock,
         run_id: opts.run_id.clone(),
         experiment: exp.metadata.name.clone(),

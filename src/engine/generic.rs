@@ -2,8 +2,8 @@
 //! real service can check its health. Their output is JSON: http gives `status`, `latency_ms`
 //! and `body` (parsed as JSON when it is JSON); command gives `exit_code`, `stdout`, `stderr`.
 
+use crate::backend::ProviderError;
 use crate::lang::action::{CommandCall, HttpCall};
-use crate::provider::ProviderError;
 use serde_json::{Value as Json, json};
 use std::sync::Once;
 
@@ -99,9 +99,9 @@ pub async fn command(c: &CommandCall, is_action: bool) -> Result<Json, ProviderE
         }
         Ok(Err(e)) => {
             let kind = match e.kind() {
-                std::io::ErrorKind::NotFound => crate::provider::ErrorKind::NotFound,
-                std::io::ErrorKind::PermissionDenied => crate::provider::ErrorKind::Denied,
-                _ => crate::provider::ErrorKind::Failed,
+                std::io::ErrorKind::NotFound => crate::backend::ErrorKind::NotFound,
+                std::io::ErrorKind::PermissionDenied => crate::backend::ErrorKind::Denied,
+                _ => crate::backend::ErrorKind::Failed,
             };
             return Err(ProviderError::new(
                 kind,
@@ -151,12 +151,12 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.message.contains("exited 3 (expected 0)"), "{err}");
-        assert_eq!(err.kind, crate::provider::ErrorKind::Failed);
+        assert_eq!(err.kind, crate::backend::ErrorKind::Failed);
         let missing = command(&cmd(json!({"run": ["definitely-not-a-program-xyz"]})), true)
             .await
             .unwrap_err();
         assert!(missing.message.contains("cannot run"), "{missing}");
-        assert_eq!(missing.kind, crate::provider::ErrorKind::NotFound);
+        assert_eq!(missing.kind, crate::backend::ErrorKind::NotFound);
     }
 
     #[tokio::test]
@@ -173,6 +173,6 @@ mod tests {
         };
         let err = http(&h, false).await.unwrap_err();
         assert!(err.message.contains("cannot connect"), "{err}");
-        assert_eq!(err.kind, crate::provider::ErrorKind::Unavailable);
+        assert_eq!(err.kind, crate::backend::ErrorKind::Unavailable);
     }
 }

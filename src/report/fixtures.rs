@@ -448,7 +448,7 @@ pub fn aborted_run() -> Vec<Record> {
                 duration_ms: 25_000,
                 output: serde_json::Value::Null,
                 error: Some("cancelled by abort".into()),
-                error_kind: Some(crate::provider::ErrorKind::Failed),
+                error_kind: Some(crate::backend::ErrorKind::Failed),
             },
         )
         .at(

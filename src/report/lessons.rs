@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::engine::events::{Measurement, Phase, StepOutcome, VerdictKind};
-use crate::journal::slug;
 use crate::lang::duration::{format, format_signed};
+use crate::report::journal::slug;
 use crate::report::summary::RunSummary;
 
 /// Default directory of lessons records, relative to the working directory.

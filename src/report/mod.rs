@@ -3,6 +3,7 @@
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod journal;
 pub mod lessons;
 pub mod markdown;
 pub mod summary;

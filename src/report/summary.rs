@@ -125,7 +125,7 @@ pub struct StepSummary {
     pub error: Option<String>,
     /// The kind of `error` (denied, not found, timed out...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<crate::provider::ErrorKind>,
+    pub error_kind: Option<crate::backend::ErrorKind>,
     pub retries: Vec<Retry>,
 }
 

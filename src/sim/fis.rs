@@ -34,12 +34,12 @@
 //! so the rollback and the `fis.experiment` probe find them by the step's parameters.
 
 use super::model::{Estate, KillMode, SimError};
-use super::provider::SharedEstate;
+use super::shared::SharedEstate;
+use crate::backend::{Call, EnvironmentEvent, PreflightProblem, ProviderError, Typed};
 use crate::engine::clock::RunClock;
 use crate::lang::fis_template::{
     self as tpl, Selection, Source, StepParams, Target, Template, arn_name,
 };
-use crate::provider::{Call, EnvironmentEvent, PreflightProblem, ProviderError, Typed};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -131,4 +131,4 @@
 pub mod fis;
 pub mod kube_api;
 pub mod model;
-pub mod provider;
+pub mod shared;

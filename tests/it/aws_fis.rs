@@ -22,12 +22,12 @@ use aws_sdk_fis::types::{
     ExperimentState, ExperimentStatus, ExperimentTemplate,
 };
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client, mock};
-use firedrill::aws::AwsSettings;
-use firedrill::aws::clients::Clients;
-use firedrill::aws::fis::FisCtx;
-use firedrill::aws::provider::CreatedResource;
+use firedrill::backend::aws::AwsSettings;
+use firedrill::backend::aws::clients::Clients;
+use firedrill::backend::aws::fis::FisCtx;
+use firedrill::backend::aws::provider::CreatedResource;
+use firedrill::backend::{EnvironmentEvent, ErrorKind, ProviderExt};
 use firedrill::engine::clock::RunClock;
-use firedrill::provider::{EnvironmentEvent, ErrorKind, ProviderExt};
 use serde_json::{Value as Json, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,10 +36,10 @@ use std::time::Duration;
 /// validation does; what a step creates is tagged with the digest of its JSON parameters, as the
 /// AWS provider does.
 mod typed {
-    use firedrill::aws::fis::{self, FisCtx};
+    use firedrill::backend::ProviderError;
+    use firedrill::backend::aws::fis::{self, FisCtx};
     use firedrill::lang::action::{Action, FisQuery, Probe};
     use firedrill::lang::fis_template::{StepParams, params_digest};
-    use firedrill::provider::ProviderError;
     use serde_json::Value as Json;
 
     fn step(params: &Json) -> StepParams {
@@ -897,7 +897,7 @@ async fn a_timed_out_start_is_not_retried_and_says_its_outcome_is_unknown() {
     assert!(env.notes().is_empty(), "no retry: {:#?}", env.notes());
     assert_eq!(
         t0.elapsed(),
-        firedrill::aws::clients::ATTEMPT_TIMEOUT,
+        firedrill::backend::aws::clients::ATTEMPT_TIMEOUT,
         "one attempt, no backoff"
     );
     assert!(msg.contains("`fis:StartExperiment`"), "{msg}");
@@ -973,7 +973,7 @@ async fn a_timed_out_read_is_retried_and_the_retry_is_noted() {
         .expect("retried after the timeout");
     assert_eq!(
         t0.elapsed(),
-        firedrill::aws::clients::ATTEMPT_TIMEOUT + Duration::from_secs(1),
+        firedrill::backend::aws::clients::ATTEMPT_TIMEOUT + Duration::from_secs(1),
         "one timed-out attempt, then the first backoff"
     );
     let notes = env.notes();
@@ -993,8 +993,8 @@ async fn a_timed_out_read_is_retried_and_the_retry_is_noted() {
 
 #[tokio::test]
 async fn the_aws_provider_serves_fis_experiments_end_to_end() {
-    use firedrill::aws::{AwsProvider, AwsSettings};
-    use firedrill::provider::{Call, Provider, RunContext};
+    use firedrill::backend::aws::{AwsProvider, AwsSettings};
+    use firedrill::backend::{Call, Provider, RunContext};
     let _g = support::moto().await;
     fresh_moto(1).await;
     let mut settings = AwsSettings::for_region("us-east-1");
@@ -1057,8 +1057,8 @@ async fn the_aws_provider_serves_fis_experiments_end_to_end() {
 
 #[tokio::test(start_paused = true)]
 async fn through_the_provider_fis_retries_follow_aws_retries_and_are_journaled() {
-    use firedrill::aws::AwsProvider;
-    use firedrill::provider::{Provider, RunContext};
+    use firedrill::backend::aws::AwsProvider;
+    use firedrill::backend::{Provider, RunContext};
     let get = mock!(aws_sdk_fis::Client::get_experiment)
         .sequence()
         .error(|| GetExperimentError::generic(meta("ThrottlingException", "Rate exceeded")))
@@ -1123,8 +1123,8 @@ async fn through_the_provider_fis_retries_follow_aws_retries_and_are_journaled()
 
 #[tokio::test]
 async fn an_unknown_template_id_is_a_preflight_problem_through_the_provider() {
-    use firedrill::aws::{AwsProvider, AwsSettings};
-    use firedrill::provider::{Call, Provider};
+    use firedrill::backend::aws::{AwsProvider, AwsSettings};
+    use firedrill::backend::{Call, Provider};
     let _g = support::moto().await;
     fresh_moto(1).await;
     let mut settings = AwsSettings::for_region("us-east-1");

@@ -3,11 +3,11 @@
 //! changed and which rollback is owed. Against moto (`./scripts/test`).
 
 use crate::support::*;
-use firedrill::aws::AwsProvider;
+use firedrill::backend::aws::AwsProvider;
 use firedrill::engine::drill::Drill;
 use firedrill::engine::events::{Event, Record, StepOutcome, VerdictKind};
 use firedrill::engine::executor::{MemorySink, RollbackPolicy, Sink};
-use firedrill::journal::Journal;
+use firedrill::report::journal::Journal;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -237,7 +237,7 @@ steps:
         let (zone, _) = failover_record(&c, "api.example.com", true).await;
         let exp =
             firedrill::lang::spec::parse_experiment("half.yaml", exp_src.as_bytes(), &[]).unwrap();
-        let mut s = firedrill::aws::AwsSettings::for_region("us-east-1");
+        let mut s = firedrill::backend::aws::AwsSettings::for_region("us-east-1");
         s.endpoint_url = Some(m.url.clone());
         let p = AwsProvider::from_clients(s, clients(&m, &b, "us-east-1", None));
         let dir = tempfile::tempdir().unwrap();

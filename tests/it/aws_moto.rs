@@ -14,9 +14,9 @@
 //! - Health checks always report success; Route 53 changes are INSYNC at once.
 
 use crate::support::*;
-use firedrill::aws::{AwsProvider, AwsSettings};
+use firedrill::backend::aws::{AwsProvider, AwsSettings};
+use firedrill::backend::{Call, ErrorKind, Provider, ProviderExt, RunContext};
 use firedrill::engine::clock::RunClock;
-use firedrill::provider::{Call, ErrorKind, Provider, ProviderExt, RunContext};
 use serde_json::{Value as Json, json};
 use std::time::Duration;
 
@@ -908,7 +908,12 @@ async fn an_unreachable_endpoint_is_one_preflight_problem() {
     let b = Bridge::new();
     // Nothing listens on port 9 of loopback.
     let url = "http://127.0.0.1:9";
-    let c = firedrill::aws::clients::Clients::for_endpoint_with(url, "us-east-1", None, b.shared());
+    let c = firedrill::backend::aws::clients::Clients::for_endpoint_with(
+        url,
+        "us-east-1",
+        None,
+        b.shared(),
+    );
     let mut s = AwsSettings::for_region("us-east-1");
     s.endpoint_url = Some(url.into());
     let p = AwsProvider::from_clients(s, c);
@@ -1026,7 +1031,7 @@ async fn an_assumed_role_session_is_named_after_the_run() {
         .load()
         .await;
     let p = AwsProvider::from_configs(s, base, None);
-    let who = |c: std::sync::Arc<firedrill::aws::clients::Clients>| async move {
+    let who = |c: std::sync::Arc<firedrill::backend::aws::clients::Clients>| async move {
         c.sts
             .get_caller_identity()
             .send()
@@ -1065,9 +1070,13 @@ async fn the_dr_region_answers_when_the_primary_endpoint_is_down() {
     let m = moto().await;
     let b = Bridge::new();
     orders_estate(&clients(&m, &b, "us-east-1", Some("us-west-2"))).await;
-    let down = firedrill::aws::clients::test_config("http://127.0.0.1:9", "us-east-1", b.shared());
-    let dr = firedrill::aws::clients::test_config(&m.url, "us-west-2", b.shared());
-    let c = firedrill::aws::clients::Clients::from_configs(&down, Some(&dr));
+    let down = firedrill::backend::aws::clients::test_config(
+        "http://127.0.0.1:9",
+        "us-east-1",
+        b.shared(),
+    );
+    let dr = firedrill::backend::aws::clients::test_config(&m.url, "us-west-2", b.shared());
+    let c = firedrill::backend::aws::clients::Clients::from_configs(&down, Some(&dr));
     let p = AwsProvider::from_clients(settings(&m, "us-east-1", Some("us-west-2")), c);
     let v = probe(&p, "db.cluster", json!({"cluster": "orders-db-dr"})).await;
     assert_eq!(v["region"], "us-west-2");

@@ -13,14 +13,14 @@
 //! zero virtual time (see `support`).
 
 use crate::support::*;
-use firedrill::aws::AwsProvider;
-use firedrill::backends::{Router, calls_of};
+use firedrill::backend::Provider;
+use firedrill::backend::aws::AwsProvider;
+use firedrill::backend::router::{Router, calls_of};
+use firedrill::backend::sim::SimProvider;
 use firedrill::engine::drill::Drill;
 use firedrill::engine::events::{Event, Record, StepOutcome, VerdictKind};
 use firedrill::engine::executor::Outcome;
 use firedrill::lang::environment::{Backend, Environment};
-use firedrill::provider::Provider;
-use firedrill::sim::provider::SimProvider;
 use serde_json::Value as Json;
 use std::sync::Arc;
 
@@ -40,11 +40,11 @@ struct Run {
     aws: Arc<AwsProvider>,
 }
 
-async fn drill(file: &str, env: &Environment, c: firedrill::aws::clients::Clients) -> Run {
+async fn drill(file: &str, env: &Environment, c: firedrill::backend::aws::clients::Clients) -> Run {
     let path = format!("{}/experiments/{file}", env!("CARGO_MANIFEST_DIR"));
     let bytes = std::fs::read(&path).unwrap();
     let exp = firedrill::lang::spec::parse_experiment(&path, &bytes, &[]).unwrap();
-    let settings = firedrill::aws::settings::decode(env).unwrap();
+    let settings = firedrill::backend::aws::settings::decode(env).unwrap();
     let aws = Arc::new(AwsProvider::from_clients(settings, c));
     let sim = SimProvider::new(env, Some(42)).unwrap();
     let router = Router::new(

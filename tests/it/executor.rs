@@ -1,11 +1,11 @@
 //! The executor against a scripted mock provider, on tokio's paused (virtual) clock: scheduling,
 //! timeouts, retries, aborts, rollbacks, interrupts and the RTO/MTTD/RPO measurements.
 
+use firedrill::backend::{BoxFuture, Provider, ProviderError};
 use firedrill::engine::clock::RunClock;
 use firedrill::engine::drill::Drill;
 use firedrill::engine::events::{Event, Record, StepOutcome, VerdictKind};
 use firedrill::engine::executor::{MemorySink, Outcome, RollbackPolicy};
-use firedrill::provider::{BoxFuture, Provider, ProviderError};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,7 +70,7 @@ struct Mock {
 
 /// What a scripted call acts on: the deployment, zone, cluster or service it names.
 fn target(call: Named<'_>) -> String {
-    use firedrill::provider::{Action, Probe};
+    use firedrill::backend::{Action, Probe};
     match call {
         Named::Action(Action::Scale(s)) => s.workload.name().to_string(),
         Named::Action(Action::AzPowerInterruption(z)) => z.zone.clone(),
@@ -83,8 +83,8 @@ fn target(call: Named<'_>) -> String {
 
 #[derive(Clone, Copy)]
 enum Named<'a> {
-    Action(&'a firedrill::provider::Action),
-    Probe(&'a firedrill::provider::Probe),
+    Action(&'a firedrill::backend::Action),
+    Probe(&'a firedrill::backend::Probe),
 }
 
 impl Mock {
@@ -110,13 +110,13 @@ impl Provider for Mock {
         "mock"
     }
 
-    fn start(&self, ctx: &firedrill::provider::RunContext) {
+    fn start(&self, ctx: &firedrill::backend::RunContext) {
         *self.clock.lock().unwrap() = Some(ctx.clock);
     }
 
     fn inject<'a>(
         &'a self,
-        action: &'a firedrill::provider::Action,
+        action: &'a firedrill::backend::Action,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let t = target(Named::Action(action));
@@ -143,7 +143,7 @@ impl Provider for Mock {
 
     fn revert<'a>(
         &'a self,
-        action: &'a firedrill::provider::Action,
+        action: &'a firedrill::backend::Action,
         _output: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
@@ -164,7 +164,7 @@ impl Provider for Mock {
 
     fn observe<'a>(
         &'a self,
-        probe: &'a firedrill::provider::Probe,
+        probe: &'a firedrill::backend::Probe,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             let t = target(Named::Probe(probe));
@@ -178,7 +178,7 @@ impl Provider for Mock {
 
     fn describe<'a>(
         &'a self,
-        _action: &'a firedrill::provider::Action,
+        _action: &'a firedrill::backend::Action,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
         Box::pin(async { Ok(String::new()) })
     }

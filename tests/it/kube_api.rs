@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use firedrill::backend::sim::SharedEstate;
 use firedrill::engine::clock::RunClock;
 use firedrill::sim::kube_api::KubeApi;
 use firedrill::sim::model::{ClusterParams, Estate, SimParams};
-use firedrill::sim::provider::SharedEstate;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};

@@ -10,16 +10,16 @@
 //!
 //! Run with `--nocapture` to see the measured-vs-modelled figures.
 
+use firedrill::backend::k8s::{KubeProvider, KubernetesSettings, from_client};
+use firedrill::backend::sim::{SharedEstate, SimProvider, WARM_UP};
+use firedrill::backend::{EnvironmentEvent, ErrorKind, Provider, ProviderExt, RunContext};
 use firedrill::engine::clock::RunClock;
 use firedrill::engine::drill::Drill;
 use firedrill::engine::events::VerdictKind;
 use firedrill::engine::executor::Outcome;
-use firedrill::k8s::{KubeProvider, KubernetesSettings, from_client};
 use firedrill::lang::environment::Backend;
-use firedrill::provider::{EnvironmentEvent, ErrorKind, Provider, ProviderExt, RunContext};
 use firedrill::sim::kube_api::KubeApi;
 use firedrill::sim::model::{Obj, ObjKind, PodRecovery};
-use firedrill::sim::provider::{SharedEstate, SimProvider, WARM_UP};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -900,7 +900,7 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     );
     let problems = r
         .kube
-        .preflight(&[firedrill::provider::Call::new(
+        .preflight(&[firedrill::backend::Call::new(
             "probe `nodes`".into(),
             "k8s.nodes",
             json!({}),
@@ -926,7 +926,7 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     // Preflight finds the same problems without touching anything.
     r.api.deny("delete", "pods");
     let calls = vec![
-        firedrill::provider::Call::new(
+        firedrill::backend::Call::new(
             "step `kill`".into(),
             "k8s.pod_kill",
             json!({"namespace": "web", "selector": {"app": "apii"}}),
@@ -964,7 +964,7 @@ async fn drill(file: &str, through_kube: bool) -> Run {
     let provider: Arc<dyn Provider> = if through_kube {
         let api = KubeApi::new(shared.clone(), CLUSTER).unwrap();
         let kube = from_client(api.client(), settings()).with_seed(SEED);
-        Arc::new(firedrill::backends::Router::from_parts(
+        Arc::new(firedrill::backend::router::Router::from_parts(
             Backend::Sim,
             [Backend::Sim, Backend::Kubernetes].into_iter().collect(),
             vec![

@@ -5,8 +5,8 @@
 //! does not produce (401, 403, 409, 429, 500, unreachable) and the "refuse before touching"
 //! guarantees.
 
-use firedrill::k8s::{KubeProvider, KubernetesSettings, from_client};
-use firedrill::provider::{Call, ErrorKind, Provider, ProviderExt};
+use firedrill::backend::k8s::{KubeProvider, KubernetesSettings, from_client};
+use firedrill::backend::{Call, ErrorKind, Provider, ProviderExt};
 use http_body_util::BodyExt;
 use serde_json::{Value as Json, json};
 use std::sync::{Arc, Mutex};
@@ -1546,7 +1546,7 @@ async fn preflight_checks_targets_caps_and_selectors_read_only() {
 async fn killed_pods_are_watched_until_their_replacements_are_ready() {
     let (k, fake) = provider(estate());
     let clock = firedrill::engine::clock::RunClock::start_now();
-    k.start(&firedrill::provider::RunContext {
+    k.start(&firedrill::backend::RunContext {
         clock,
         run_id: "r".into(),
         experiment: "e".into(),

@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 
+use firedrill::backend::sim::SharedEstate;
 use firedrill::engine::clock::RunClock;
 use firedrill::sim::kube_api::{KubeApi, kubeconfig};
 use firedrill::sim::model::{Estate, Obj, ObjKind, SimParams};
-use firedrill::sim::provider::SharedEstate;
 
 const CLUSTER: &str = "prod-east";
 

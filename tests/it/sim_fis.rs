@@ -2,11 +2,11 @@
 //! power-interruption drill passes with its recovery measured while the experiment still runs,
 //! and an abort during a waiting FIS step is rolled back by stopping the experiment.
 
+use firedrill::backend::ProviderExt;
+use firedrill::backend::sim::SimProvider;
 use firedrill::engine::drill::Drill;
 use firedrill::engine::events::{Event, Record, VerdictKind};
 use firedrill::engine::executor::Outcome;
-use firedrill::provider::ProviderExt;
-use firedrill::sim::provider::SimProvider;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;

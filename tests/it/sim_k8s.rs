@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use firedrill::backend::sim::{SharedEstate, SimProvider};
+use firedrill::backend::{ErrorKind, Provider, ProviderError, ProviderExt, RunContext};
 use firedrill::engine::clock::RunClock;
-use firedrill::provider::{ErrorKind, Provider, ProviderError, ProviderExt, RunContext};
 use firedrill::sim::model::{DeploymentParams, Estate, SimParams, WorkloadKind};
-use firedrill::sim::provider::{SharedEstate, SimProvider};
 use serde_json::{Value as Json, json};
 
 fn provider_with(params: SimParams) -> SimProvider {

@@ -1,10 +1,10 @@
 //! The simulated estate through the whole engine: outcomes follow from parameters.
 
+use firedrill::backend::sim::SimProvider;
 use firedrill::engine::drill::Drill;
 use firedrill::engine::events::VerdictKind;
 use firedrill::engine::executor::Outcome;
 use firedrill::sim::model::SimParams;
-use firedrill::sim::provider::SimProvider;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -36,8 +36,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 use serde_json::{Value as Json, json};
 
+use crate::backend::sim::SharedEstate;
 use crate::sim::model::{Estate, Obj, ObjKind, SimError, Taint, TaintEffect, WorkloadKind};
-use crate::sim::provider::SharedEstate;
 use patch::PatchType;
 use render::Ctx;
 use selector::{FieldSelector, LabelSelector};
@@ -1635,10 +1635,10 @@ pub struct ServeOptions {
 /// Prints the URL (and the kubeconfig path) on stdout, the estate's events on stderr as they
 /// happen. Errors are messages for the user.
 pub async fn serve_estate(
-    provider: crate::sim::provider::SimProvider,
+    provider: crate::backend::sim::SimProvider,
     opts: ServeOptions,
 ) -> Result<(), String> {
-    use crate::provider::Provider;
+    use crate::backend::Provider;
     use std::io::Write;
     let shared = provider.shared();
     shared.start(crate::engine::clock::RunClock::start_now());

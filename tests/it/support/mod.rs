@@ -26,7 +26,7 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
-use firedrill::aws::clients::{self, Clients};
+use firedrill::backend::aws::clients::{self, Clients};
 use std::io::{Read, Write};
 use std::sync::{Arc, LazyLock, Mutex};
 

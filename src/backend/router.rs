@@ -5,12 +5,12 @@
 //! configuration; [`Router::preflight`] only reads. A drill whose calls a backend cannot serve,
 //! or whose targets do not exist, stops before the first step with every problem listed.
 
-use crate::lang::diag::Diagnostic;
-use crate::lang::environment::{Backend, Environment};
-use crate::provider::{
+use crate::backend::{
     Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
     RunContext, Typed,
 };
+use crate::lang::diag::Diagnostic;
+use crate::lang::environment::{Backend, Environment};
 use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,9 +27,9 @@ pub fn check_settings(env: &Environment) -> Result<(), Vec<Diagnostic>> {
     let mut diags = Vec::new();
     for b in env.backends() {
         let r = match b {
-            Backend::Sim => crate::sim::provider::check_settings(env),
-            Backend::Kubernetes => crate::k8s::check_settings(env),
-            Backend::Aws => crate::aws::check_settings(env),
+            Backend::Sim => crate::backend::sim::check_settings(env),
+            Backend::Kubernetes => crate::backend::k8s::check_settings(env),
+            Backend::Aws => crate::backend::aws::check_settings(env),
         };
         if let Err(d) = r {
             diags.extend(d);
@@ -45,12 +45,12 @@ pub async fn connect(env: &Environment, opts: &ConnectOptions) -> Result<Router,
     let mut diags = Vec::new();
     for b in env.backends() {
         let p: Result<Arc<dyn Provider>, Vec<Diagnostic>> = match b {
-            Backend::Sim => crate::sim::provider::SimProvider::new(env, opts.seed)
+            Backend::Sim => crate::backend::sim::SimProvider::new(env, opts.seed)
                 .map(|p| Arc::new(p) as Arc<dyn Provider>),
-            Backend::Kubernetes => crate::k8s::connect(env, opts)
+            Backend::Kubernetes => crate::backend::k8s::connect(env, opts)
                 .await
                 .map(|p| Arc::new(p) as Arc<dyn Provider>),
-            Backend::Aws => crate::aws::connect(env, opts)
+            Backend::Aws => crate::backend::aws::connect(env, opts)
                 .await
                 .map(|p| Arc::new(p) as Arc<dyn Provider>),
         };

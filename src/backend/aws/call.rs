@@ -15,7 +15,7 @@
 //! [`ErrorKind::InvalidState`]; rejected input (`Invalid*`, `*Validation*` such as FIS's
 //! `ValidationException`, `Malformed*`, `*Parameter*`) -> [`ErrorKind::NotFound`].
 
-use crate::provider::{ErrorKind, ProviderError};
+use crate::backend::{ErrorKind, ProviderError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;

@@ -7,8 +7,8 @@ use super::api::{
     node_unschedulable, node_zone, pod_finished, pod_live, pod_memory_request, pod_node, pod_ready,
     pod_restarts, selector_string, status_code,
 };
+use crate::backend::{Probe, ProviderError};
 use crate::lang::action::{Nodes, PodsQuery, WorkloadAt};
-use crate::provider::{Probe, ProviderError};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;

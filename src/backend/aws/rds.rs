@@ -7,11 +7,11 @@
 use super::call::Op;
 use super::clients::Clients;
 use super::provider::{AwsProvider, rfc3339, to_chrono, to_smithy};
+use crate::backend::{ErrorKind, ProviderError};
 use crate::lang::action::{
     ClusterFailover, ClusterRef, DbClusterQuery, DetachAndPromote, GlobalFailover,
     Instance as InstanceQuery, InstanceReboot, PointInTimeRestore, RestoreTime,
 };
-use crate::provider::{ErrorKind, ProviderError};
 use aws_sdk_rds::types::{DbCluster, DbInstance, Filter, GlobalCluster, Tag};
 use chrono::{DateTime, Utc};
 use serde_json::{Value as Json, json};

@@ -2,10 +2,15 @@
 //! revert (an action's natural rollback), describe (what an action would do, for dry runs) and
 //! preflight (does every target exist, may we act on it). The simulated estate, Kubernetes and AWS
 //! implement the same names (see [`crate::lang::vocab`]), so an experiment is portable between them;
-//! [`crate::backends::Router`] sends each name to the backend the environment assigns it.
+//! [`crate::backend::router::Router`] sends each name to the backend the environment assigns it.
 //!
 //! Built-in steps (wait, assert, wait_until, approval) and the generic http/command actions and
 //! probes are the executor's own and never reach a provider.
+
+pub mod aws;
+pub mod k8s;
+pub mod router;
+pub mod sim;
 
 pub use crate::lang::action::{Action, Probe};
 use serde_json::Value as Json;

@@ -1,7 +1,7 @@
 //! Small helpers over the Kubernetes API: what a failed request means for the operator
 //! ([`map_error`]), selectors, pod and node predicates, resource quantities.
 
-use crate::provider::ProviderError;
+use crate::backend::ProviderError;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
@@ -425,7 +425,7 @@ mod tests {
             Op::new("delete", "pods").ns("web").name("api-1"),
             kube::Error::Api(Box::new(st)),
         );
-        let (crate::provider::ErrorKind::Denied, m) = (e.kind, &e.message) else {
+        let (crate::backend::ErrorKind::Denied, m) = (e.kind, &e.message) else {
             panic!("{e:?}")
         };
         assert!(

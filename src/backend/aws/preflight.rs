@@ -6,8 +6,8 @@
 use super::call::Op;
 use super::provider::AwsProvider;
 use super::{rds, route53};
+use crate::backend::{Call, ErrorKind, PreflightProblem, ProviderError, Typed};
 use crate::lang::action::{Action, DnsSide, Probe, RestoreTime};
-use crate::provider::{Call, ErrorKind, PreflightProblem, ProviderError, Typed};
 use chrono::SecondsFormat;
 use std::collections::{HashMap, HashSet};
 

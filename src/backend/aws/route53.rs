@@ -21,8 +21,8 @@
 use super::call::Op;
 use super::clients::Clients;
 use super::provider::{AwsProvider, Ledger};
+use crate::backend::ProviderError;
 use crate::lang::action::{DnsFailover, DnsSide, HealthCheckRef, Record};
-use crate::provider::ProviderError;
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord,
     ResourceRecordSet, ResourceRecordSetFailover, RrType,

@@ -5,9 +5,9 @@
 
 use super::KubeProvider;
 use super::api::{Op, selector_string};
+use crate::backend::{Action, Call, PreflightProblem, Probe, ProviderError, Typed};
 use crate::lang::action::{Scale, WorkloadAt};
 use crate::lang::kubernetes::DrainMethod;
-use crate::provider::{Action, Call, PreflightProblem, Probe, ProviderError, Typed};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };

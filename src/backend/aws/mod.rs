@@ -3,7 +3,7 @@
 //!
 //! - [`settings`]: the `aws:` section (regions, profile, role, endpoint, retries, polling).
 //! - [`clients`]: SDK clients on one ring-only HTTPS client; SDK retries off.
-//! - [`call`]: our bounded retry and the mapping of AWS errors to [`crate::provider::ProviderError`]
+//! - [`call`]: our bounded retry and the mapping of AWS errors to [`crate::backend::ProviderError`]
 //!   (denials name the IAM action and resource ARN), for every service, FIS included.
 //! - [`fis`]: `fis.experiment` (templates and experiments), through [`call`].
 //! - [`rds`], [`route53`]: the actions and probes; [`preflight`]: existence checks, dry-run
@@ -28,7 +28,7 @@ pub use provider::AwsProvider;
 pub use settings::AwsSettings;
 pub mod fis;
 
-use crate::backends::ConnectOptions;
+use crate::backend::router::ConnectOptions;
 use crate::lang::diag::Diagnostic;
 use crate::lang::environment::Environment;
 

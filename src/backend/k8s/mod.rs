@@ -28,13 +28,13 @@ pub mod settings;
 
 pub use settings::KubernetesSettings;
 
-use crate::backends::ConnectOptions;
-use crate::lang::diag::Diagnostic;
-use crate::lang::environment::{Backend, Environment};
-use crate::provider::{
+use crate::backend::router::ConnectOptions;
+use crate::backend::{
     Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
     RunContext,
 };
+use crate::lang::diag::Diagnostic;
+use crate::lang::environment::{Backend, Environment};
 use api::{Endpoint, Op, Rng};
 use serde_json::Value as Json;
 use std::collections::{BTreeSet, HashMap};
@@ -382,14 +382,14 @@ mod tests {
         assert_eq!(k.ep.server, "http://127.0.0.1:1");
         assert!(k.supports("k8s.pod_kill") && k.supports("k8s.memory"));
         assert!(!k.supports("db.cluster") && !k.supports("service.metrics"));
-        let e = crate::provider::ProviderExt::inject_json(
+        let e = crate::backend::ProviderExt::inject_json(
             &k,
             "db.cluster_failover",
             &serde_json::json!({"cluster": "orders-db"}),
         )
         .await
         .unwrap_err();
-        assert_eq!(e.kind, crate::provider::ErrorKind::Unsupported);
+        assert_eq!(e.kind, crate::backend::ErrorKind::Unsupported);
     }
 
     #[tokio::test]

@@ -12,10 +12,10 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 
 use super::{SimProvider, err, to_json};
+use crate::backend::ProviderError;
 use crate::lang::action::{Action, Probe};
 use crate::lang::duration::format as fmt;
 use crate::lang::kubernetes::{self as kube, DrainMethod, NodeTarget, TaintSpec, WorkloadRef};
-use crate::provider::ProviderError;
 use crate::sim::kube_api::render::{RESTARTED_AT, node_labels};
 use crate::sim::kube_api::selector::{FieldSelector, LabelSelector, POD_FIELDS};
 use crate::sim::model::{

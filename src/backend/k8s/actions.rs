@@ -12,11 +12,11 @@ use super::api::{
     pod_terminating, selector_string, status_code, strings,
 };
 use super::recovery::{self, Victim};
+use crate::backend::{Action, ErrorKind, ProviderError};
 use crate::lang::action::{Scale, WorkloadAt};
 use crate::lang::kubernetes::{
     self as kube_rules, DrainMethod, NodeAction, NodeTarget, PodKill, TaintSpec, ZoneAction,
 };
-use crate::provider::{Action, ErrorKind, ProviderError};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use kube::Api;

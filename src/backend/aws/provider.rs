@@ -5,11 +5,11 @@
 use super::call::{self, Op};
 use super::clients::{self, Clients};
 use super::settings::AwsSettings;
-use crate::engine::clock::RunClock;
-use crate::provider::{
+use crate::backend::{
     Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
     RunContext,
 };
+use crate::engine::clock::RunClock;
 use aws_config::SdkConfig;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -122,7 +122,7 @@ pub struct AwsProvider {
     source: Source,
     clock: OnceLock<RunClock>,
     state: Mutex<State>,
-    /// FIS experiment notes (`crate::aws::fis` journals action state changes here).
+    /// FIS experiment notes (`crate::backend::aws::fis` journals action state changes here).
     fis_events: Mutex<Vec<EnvironmentEvent>>,
 }
 
@@ -364,7 +364,7 @@ impl AwsProvider {
             .collect()
     }
 
-    /// Run an FIS call with the context `crate::aws::fis` needs: the same retry policy
+    /// Run an FIS call with the context `crate::backend::aws::fis` needs: the same retry policy
     /// (`aws.retries`) and retry notes as every other AWS call, and this ledger for what FIS
     /// creates.
     pub(crate) async fn with_fis_ctx<T>(

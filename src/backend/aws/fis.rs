@@ -17,7 +17,7 @@
 //! with FIS's reason; a state this version does not know fails the step with a clear error and
 //! leaves the experiment to the rollback.
 //!
-//! Every FIS API call goes through [`crate::aws::call`], the one AWS call path: the same retry
+//! Every FIS API call goes through [`crate::backend::aws::call`], the one AWS call path: the same retry
 //! policy as RDS and Route 53 (`aws.retries` attempts in all, throttling, 5xx and transport
 //! failures retried with backoff, each retry journaled as an `aws` note), and a mutating call
 //! (create or delete a template, start or stop an experiment) that timed out is not retried,
@@ -30,13 +30,13 @@
 //!
 //! Invariant: [`describe`] and [`preflight`] only read.
 
-use crate::aws::call::{self, Op};
-use crate::aws::clients::Clients;
-use crate::aws::provider::CreatedResource;
+use crate::backend::aws::call::{self, Op};
+use crate::backend::aws::clients::Clients;
+use crate::backend::aws::provider::CreatedResource;
+use crate::backend::{EnvironmentEvent, ErrorKind, ProviderError};
 use crate::engine::clock::RunClock;
 use crate::lang::action::FisQuery;
 use crate::lang::fis_template::{Source, StepParams, TAG_PARAMS, TAG_RUN_ID, Template, timeline};
-use crate::provider::{EnvironmentEvent, ErrorKind, ProviderError};
 use aws_sdk_fis::types::{
     AccountTargeting, CreateExperimentTemplateActionInput,
     CreateExperimentTemplateExperimentOptionsInput, CreateExperimentTemplateStopConditionInput,

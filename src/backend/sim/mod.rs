@@ -6,92 +6,27 @@
 
 mod k8s;
 
-use super::model::{DnsTarget, Estate, SimError, SimParams};
+use crate::backend::{
+    Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
+    RunContext, Typed,
+};
 use crate::engine::clock::RunClock;
 use crate::lang::action::{DnsSide, HealthCheckRef, RestoreTime};
 use crate::lang::diag::Diagnostic;
 use crate::lang::environment::{Backend, Environment};
 use crate::lang::kubernetes::DrainMethod;
-use crate::provider::{
-    Action, BoxFuture, Call, EnvironmentEvent, PreflightProblem, Probe, Provider, ProviderError,
-    RunContext, Typed,
-};
+use crate::sim::model::{DnsTarget, Estate, SimError, SimParams};
 use serde_json::{Value as Json, json};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long the estate has been running when a drill starts: write history and restorable
-/// backups exist, as in a real estate.
-pub const WARM_UP: Duration = Duration::from_secs(3600);
+pub use crate::sim::shared::{SharedEstate, WARM_UP};
 
 pub struct SimProvider {
     shared: SharedEstate,
     /// (log entries, pod recoveries) already turned into environment events.
     cursor: Mutex<(usize, usize)>,
     seed: u64,
-}
-
-/// An estate and its clock, shareable between the provider and other views of the same estate
-/// (the Kubernetes API that `firedrill sim serve` and the tests serve from it). Estate time is
-/// [`WARM_UP`] + the clock's elapsed time; the first clock set wins.
-#[derive(Clone)]
-pub struct SharedEstate {
-    estate: Arc<Mutex<Estate>>,
-    /// The FIS experiments started on this estate (`sim::fis`).
-    fis: Arc<Mutex<super::fis::Registry>>,
-    clock: Arc<OnceLock<RunClock>>,
-    changed: Arc<tokio::sync::Notify>,
-}
-
-impl SharedEstate {
-    pub fn new(estate: Estate) -> SharedEstate {
-        SharedEstate {
-            estate: Arc::new(Mutex::new(estate)),
-            fis: Arc::default(),
-            clock: Arc::new(OnceLock::new()),
-            changed: Arc::new(tokio::sync::Notify::new()),
-        }
-    }
-
-    /// Tell every view waiting on the estate (watches) that something acted on it.
-    pub fn notify_changed(&self) {
-        self.changed.notify_waiters();
-    }
-
-    /// What [`SharedEstate::notify_changed`] wakes.
-    pub fn changes(&self) -> Arc<tokio::sync::Notify> {
-        self.changed.clone()
-    }
-
-    /// Wall-clock milliseconds of estate time zero (estate time runs [`WARM_UP`] ahead of the
-    /// run clock).
-    pub fn epoch_ms(&self) -> i64 {
-        self.clock().start_wall.timestamp_millis() - WARM_UP.as_millis() as i64
-    }
-
-    /// Anchor estate time to a clock (ignored if one is already set).
-    pub fn start(&self, clock: RunClock) {
-        let _ = self.clock.set(clock);
-    }
-
-    pub fn clock(&self) -> RunClock {
-        *self.clock.get_or_init(RunClock::start_now)
-    }
-
-    /// Estate time now (clock + warm-up).
-    pub fn now(&self) -> Duration {
-        WARM_UP + self.clock().elapsed()
-    }
-
-    /// The FIS experiments started on this estate.
-    pub(crate) fn fis(&self) -> MutexGuard<'_, super::fis::Registry> {
-        self.fis.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Lock the estate (callers advance it to [`SharedEstate::now`] before reading).
-    pub fn lock(&self) -> MutexGuard<'_, Estate> {
-        self.estate.lock().expect("estate poisoned")
-    }
 }
 
 /// Check an environment's `sim:` settings without running anything.
@@ -314,7 +249,7 @@ impl Provider for SimProvider {
     fn inject<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             if let Action::FisExperiment(f) = action {
-                return super::fis::inject(&self.shared, f).await;
+                return crate::sim::fis::inject(&self.shared, f).await;
             }
             let out = {
                 let mut e = self.shared.lock();
@@ -358,7 +293,7 @@ impl Provider for SimProvider {
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             if let Action::FisExperiment(f) = action {
-                return super::fis::revert(&self.shared, f, output).await;
+                return crate::sim::fis::revert(&self.shared, f, output).await;
             }
             let at = self.now();
             let mut e = self.shared.lock();
@@ -372,7 +307,7 @@ impl Provider for SimProvider {
     fn observe<'a>(&'a self, probe: &'a Probe) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
             if let Probe::FisExperiment(q) = probe {
-                return super::fis::observe(&self.shared, q.template_id.as_deref());
+                return crate::sim::fis::observe(&self.shared, q.template_id.as_deref());
             }
             let at = self.now();
             let mut e = self.shared.lock();
@@ -433,7 +368,7 @@ impl Provider for SimProvider {
     fn describe<'a>(&'a self, action: &'a Action) -> BoxFuture<'a, Result<String, ProviderError>> {
         Box::pin(async move {
             if let Action::FisExperiment(f) = action {
-                return super::fis::describe(&self.shared, f);
+                return crate::sim::fis::describe(&self.shared, f);
             }
             self.describe_now(action)
         })
@@ -441,7 +376,7 @@ impl Provider for SimProvider {
 
     fn preflight<'a>(&'a self, calls: &'a [Call]) -> BoxFuture<'a, Vec<PreflightProblem>> {
         Box::pin(async move {
-            let mut problems = super::fis::preflight_calls(&self.shared, calls);
+            let mut problems = crate::sim::fis::preflight_calls(&self.shared, calls);
             problems.extend(self.preflight_estate(calls).await);
             problems
         })
@@ -449,7 +384,7 @@ impl Provider for SimProvider {
 
     fn drain_events(&self) -> Vec<EnvironmentEvent> {
         let mut out = self.drain_now();
-        super::fis::drain_into(&self.shared, &mut out);
+        crate::sim::fis::drain_into(&self.shared, &mut out);
         out
     }
 }

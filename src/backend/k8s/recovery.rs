@@ -13,8 +13,8 @@
 //! provider is dropped (the run ended).
 
 use super::api::{controller_of, pod_node, pod_ready, pod_terminating};
+use crate::backend::EnvironmentEvent;
 use crate::engine::clock::RunClock;
-use crate::provider::EnvironmentEvent;
 use futures::{StreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::{WatchStreamExt, watcher};

@@ -5,7 +5,7 @@
 
 use super::clients::Clients;
 use super::{AwsProvider, AwsSettings};
-use crate::provider::{Call, ErrorKind, Provider, ProviderExt};
+use crate::backend::{Call, ErrorKind, Provider, ProviderExt};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_rds::operation::describe_db_clusters::{
@@ -380,7 +380,7 @@ async fn the_sts_session_is_named_after_the_run() {
         None,
     );
     assert_eq!(p.session_name(), "firedrill-preflight");
-    p.start(&crate::provider::RunContext {
+    p.start(&crate::backend::RunContext {
         clock: crate::engine::clock::RunClock::start_now(),
         run_id: "20261122T101500Z-db-failover-00af".into(),
         experiment: "db-failover".into(),
@@ -409,7 +409,7 @@ async fn the_aws_vocabulary_is_the_sims() {
         );
     }
     let env = crate::lang::environment::builtin(&[]).unwrap();
-    let sim = crate::sim::provider::SimProvider::new(&env, None).unwrap();
+    let sim = crate::backend::sim::SimProvider::new(&env, None).unwrap();
     let samples = [
         ("db.cluster_failover", json!({"cluster": "orders-db"})),
         (
