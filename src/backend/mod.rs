@@ -312,3 +312,15 @@ impl Call {
         })
     }
 }
+
+/// The strings of a JSON array (a step's output: the nodes it cordoned, the pods it killed),
+/// for rollbacks that undo exactly what the step recorded.
+pub(crate) fn strings(v: &Json) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -3,7 +3,6 @@
 
 use crate::backend::ProviderError;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
 /// One API operation, for messages: `delete` on `pods` named `api-1` in namespace `web`.
@@ -178,15 +177,7 @@ pub(crate) fn selector_string(l: &BTreeMap<String, String>) -> String {
         .join(",")
 }
 
-pub(crate) fn strings(v: &Json) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+pub(crate) use crate::backend::strings;
 
 pub(crate) fn list(v: &[String]) -> String {
     if v.is_empty() {

@@ -32,15 +32,7 @@ fn bad(msg: impl Into<String>) -> ProviderError {
     ProviderError::not_found(msg.into())
 }
 
-fn str_list(v: &Json) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use crate::backend::strings as str_list;
 
 /// The estate's taint effect of a typed one.
 fn sim_effect(e: kube::TaintEffect) -> TaintEffect {
