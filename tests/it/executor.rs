@@ -1,7 +1,7 @@
 //! The executor against a scripted mock provider, on tokio's paused (virtual) clock: scheduling,
 //! timeouts, retries, aborts, rollbacks, interrupts and the RTO/MTTD/RPO measurements.
 
-use firedrill::backend::{BoxFuture, Provider, ProviderError};
+use firedrill::backend::{BoxFuture, ErrorKind, Provider, ProviderError};
 use firedrill::engine::clock::RunClock;
 use firedrill::engine::drill::Drill;
 use firedrill::engine::events::{Event, Record, StepOutcome, VerdictKind};
@@ -27,6 +27,8 @@ struct Script {
     takes: HashMap<&'static str, Duration>,
     /// `inject` fails this many times before it succeeds (`u32::MAX`: always).
     fail_first: HashMap<&'static str, u32>,
+    /// The kind of those failures (default: invalid state, a retryable kind).
+    fail_kind: HashMap<&'static str, ErrorKind>,
     /// How long `revert` takes.
     revert_takes: HashMap<&'static str, Duration>,
     /// `revert` fails for these.
@@ -134,9 +136,16 @@ impl Provider for Mock {
             if n > self.script.fail_first.get(t.as_str()).copied().unwrap_or(0) {
                 Ok(json!({"target": t, "attempt": n}))
             } else {
-                Err(ProviderError::invalid_state(format!(
-                    "{t}: scripted failure {n}"
-                )))
+                let kind = self
+                    .script
+                    .fail_kind
+                    .get(t.as_str())
+                    .copied()
+                    .unwrap_or(ErrorKind::InvalidState);
+                Err(ProviderError::new(
+                    kind,
+                    format!("{t}: scripted failure {n}"),
+                ))
             }
         })
     }
@@ -451,6 +460,70 @@ steps:
     assert_eq!(starts, vec![0, 10_000, 30_000]);
     let (outcome, attempts, _) = r.step_finished("flaky");
     assert_eq!((outcome, attempts), (StepOutcome::Succeeded, 3));
+}
+
+/// Retries only help where a second try can succeed: a denial, a missing target or a timed-out
+/// change is not retried, whatever `retry` says, and the journal says why and of what kind.
+#[tokio::test(start_paused = true)]
+async fn only_retryable_kinds_are_retried() {
+    for (kind, tries, retried) in [
+        (ErrorKind::Denied, 1, false),
+        (ErrorKind::NotFound, 1, false),
+        (ErrorKind::Unavailable, 3, true),
+        (ErrorKind::Throttled, 3, true),
+    ] {
+        let r = run(
+            r#"
+steps:
+  - id: flaky
+    action: k8s.scale
+    retry: {attempts: 3, backoff: 10s, factor: 2}
+    with: {namespace: web, deployment: flaky, replicas: 1}
+"#,
+            Script {
+                fail_first: HashMap::from([("flaky", u32::MAX)]),
+                fail_kind: HashMap::from([("flaky", kind)]),
+                ..Script::default()
+            },
+        )
+        .await;
+        assert_eq!(r.calls("inject").len(), tries, "{kind}");
+        let (error, error_kind) = r
+            .records
+            .iter()
+            .find_map(|rec| match &rec.event {
+                Event::StepFinished {
+                    error, error_kind, ..
+                } => Some((error.clone().unwrap_or_default(), *error_kind)),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(error_kind, Some(kind), "{error}");
+        assert_eq!(error.contains("not retried"), !retried, "{kind}: {error}");
+    }
+    // A step that timed out while changing something is not tried again.
+    let r = run(
+        r#"
+steps:
+  - id: slow
+    action: db.cluster_failover
+    timeout: 1m
+    retry: {attempts: 3, backoff: 10s}
+    with: {cluster: slow}
+"#,
+        Script {
+            takes: HashMap::from([("slow", secs(600))]),
+            ..Script::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        r.calls("inject").len(),
+        1,
+        "a timed-out failover is not retried"
+    );
+    let (outcome, attempts, _) = r.step_finished("slow");
+    assert_eq!((outcome, attempts), (StepOutcome::TimedOut, 1));
 }
 
 #[tokio::test(start_paused = true)]
