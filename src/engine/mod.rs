@@ -1,8 +1,18 @@
 //! The drill engine: typed events, the async executor, hypothesis and recovery monitors, and
 //! [`drill::Drill`], the one way to run an experiment.
+//!
+//! [`executor::execute`] runs the phases, each in its own module: `hypothesis` (before/after),
+//! `schedule` (the step DAG), `monitor` (during-hypothesis and recovery), `measure` (RTO, MTTD,
+//! RPO), `rollback`, `verdict`.
 
 pub mod clock;
 pub mod drill;
 pub mod events;
 pub mod executor;
 pub mod generic;
+mod hypothesis;
+mod measure;
+mod monitor;
+mod rollback;
+mod schedule;
+mod verdict;

@@ -1,0 +1,343 @@
+//! The command line: `validate`, `plan`, `run`, `runs`, `report`, `sim serve`, `vocab`. Parses
+//! flags, loads inputs, wires the executor to its consumers (journal, progress display, report,
+//! lessons), and maps every outcome to one documented exit code (see [`crate::exit`]).
+//!
+//! This file holds the clap types, [`main`]'s dispatch and the shared helpers (loading inputs,
+//! `Failure`); each verb has its own module, and `progress` holds the progress display and the
+//! journal sink.
+
+mod plan;
+mod progress;
+mod report;
+mod run;
+mod runs;
+mod sim;
+mod validate;
+mod vocab;
+
+use crate::exit;
+use crate::lang::diag::{Diagnostic, render_all};
+use crate::lang::environment::{self, Environment};
+use crate::lang::spec::{self, Experiment};
+use crate::report::journal;
+use crate::report::lessons;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+
+#[derive(Parser)]
+#[command(name = "firedrill", version, about = "Chaos-engineering and disaster-recovery drills that measure RTO, RPO and MTTD as a verdict", after_help = exit::TABLE)]
+struct Cli {
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check experiment and environment files; report every problem with file:line:col.
+    Validate(ValidateArgs),
+    /// Show the step DAG as waves, the critical path and a Mermaid graph.
+    Plan(PlanArgs),
+    /// Run a drill and write its journal, report and lessons-learned record.
+    #[command(after_help = exit::TABLE)]
+    Run(RunArgs),
+    /// List past runs.
+    Runs(RunsArgs),
+    /// Re-render a run's report from its journal alone.
+    Report(ReportArgs),
+    /// The simulated estate's own tools.
+    #[command(subcommand)]
+    Sim(SimCommand),
+    /// Print every action and probe with its parameters (the format reference, as markdown).
+    Vocab,
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Serve one cluster of the simulated estate as a Kubernetes API (for kubectl and kube-rs),
+    /// on wall-clock time, until interrupted.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    env: EnvArgs,
+    /// Seed for the simulated estate's randomness (default: the environment's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// Cluster to serve (default: the estate's first).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Write a kubeconfig for the server to this file.
+    #[arg(long, value_name = "PATH")]
+    kubeconfig_out: Option<PathBuf>,
+    /// Require this bearer token on every request.
+    #[arg(long, env = "FIREDRILL_SIM_TOKEN")]
+    token: Option<String>,
+}
+
+#[derive(Args)]
+struct VarArgs {
+    /// Override an experiment variable: --var zone=us-east-1b (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_kv)]
+    vars: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+struct EnvArgs {
+    /// Environment file (default: the built-in simulated estate, same as environments/sim.yaml).
+    #[arg(long = "env", short = 'e', value_name = "FILE")]
+    env: Option<PathBuf>,
+    /// Override an environment setting: --set sim.dns[0].ttl=300s (repeatable; "what if?").
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = parse_kv)]
+    sets: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// Experiment or environment files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    vars: VarArgs,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    experiment: PathBuf,
+    #[command(flatten)]
+    vars: VarArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RollbackArg {
+    /// After every run, so no fault is left behind.
+    Always,
+    /// Only after a failed, aborted or interrupted run.
+    OnFailure,
+    /// Never (rollbacks are journaled as owed).
+    Never,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ClockArg {
+    /// Virtual time on the simulated estate unless the drill uses http/command.
+    Auto,
+    Virtual,
+    Wall,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputArg {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    experiment: PathBuf,
+    #[command(flatten)]
+    vars: VarArgs,
+    #[command(flatten)]
+    env: EnvArgs,
+    /// Seed for the simulated estate's randomness (default: the environment's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Resolve targets and print what would be done; touch nothing, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// When rollbacks run.
+    #[arg(long, value_enum, default_value = "always")]
+    rollback: RollbackArg,
+    /// Pre-approve every approval step (otherwise they prompt, and fail closed when unattended).
+    #[arg(long)]
+    approve: bool,
+    /// Confirm a drill against a protected environment by naming it.
+    #[arg(long, value_name = "ENVIRONMENT")]
+    confirm: Option<String>,
+    /// Maximum steps running at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    concurrency: u16,
+    /// Virtual or wall-clock time.
+    #[arg(long, value_enum, default_value = "auto")]
+    clock: ClockArg,
+    #[command(flatten)]
+    runs: RunsDir,
+    #[command(flatten)]
+    lessons: LessonsDir,
+    /// `json` prints the machine-readable summary on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputArg,
+    /// No progress lines.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct RunsDir {
+    /// Where runs are kept.
+    #[arg(long, default_value = journal::DEFAULT_RUNS_DIR, env = "FIREDRILL_RUNS_DIR")]
+    runs_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct LessonsDir {
+    /// Where lessons-learned records accumulate.
+    #[arg(long, default_value = lessons::DEFAULT_LESSONS_DIR, env = "FIREDRILL_LESSONS_DIR")]
+    lessons_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct RunsArgs {
+    #[command(flatten)]
+    runs: RunsDir,
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputArg,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Run id, unique prefix, `latest`, or a path to a run directory or journal.
+    #[arg(default_value = "latest")]
+    run: String,
+    #[command(flatten)]
+    runs: RunsDir,
+    #[command(flatten)]
+    lessons: LessonsDir,
+    /// `json` prints the summary instead of markdown.
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputArg,
+    /// Write the report to this file instead of stdout.
+    #[arg(short = 'o', long)]
+    out: Option<PathBuf>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}
+
+/// An error that maps to an exit code; the message is printed as is.
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+fn invalid(diags: &[Diagnostic], source: Option<&str>) -> Failure {
+    Failure {
+        code: exit::INVALID_INPUT,
+        message: render_all(diags, source),
+    }
+}
+
+fn internal(message: impl Into<String>) -> Failure {
+    Failure {
+        code: exit::INTERNAL,
+        message: format!("error: {}", message.into()),
+    }
+}
+
+/// Entry point: returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::INVALID_INPUT
+            } else {
+                exit::PASS
+            };
+        }
+    };
+    init_tracing(cli.verbose);
+    let res = match cli.command {
+        Command::Validate(a) => validate::validate(a),
+        Command::Plan(a) => plan::plan(a),
+        Command::Run(a) => run::run(a),
+        Command::Runs(a) => runs::runs(a),
+        Command::Report(a) => report::report(a),
+        Command::Sim(SimCommand::Serve(a)) => sim::serve(a),
+        Command::Vocab => vocab::vocab(),
+    };
+    match res {
+        Ok(code) => code,
+        Err(f) => {
+            eprint!("{}", f.message);
+            if !f.message.ends_with('\n') {
+                eprintln!();
+            }
+            f.code
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
+    let meta = std::fs::metadata(path).map_err(|e| Failure {
+        code: exit::INVALID_INPUT,
+        message: format!(
+            "error: {}: cannot read: {e}\n  = help: check the path",
+            path.display()
+        ),
+    })?;
+    if meta.is_dir() {
+        return Err(Failure {
+            code: exit::INVALID_INPUT,
+            message: format!(
+                "error: {}: is a directory\n  = help: pass a YAML file, e.g. experiments/pod-kill.yaml",
+                path.display()
+            ),
+        });
+    }
+    // Refuse huge files before reading them whole.
+    if meta.len() > crate::lang::yaml::Limits::default().max_bytes as u64 {
+        let d = Diagnostic { file: path.display().to_string(), loc: None, path: String::new(), message: format!("file is {} bytes, over the {} byte limit", meta.len(), crate::lang::yaml::Limits::default().max_bytes), help: "experiment and environment files are small hand-written documents; check you passed the right file".into() };
+        return Err(invalid(&[d], None));
+    }
+    std::fs::read(path).map_err(|e| Failure {
+        code: exit::INVALID_INPUT,
+        message: format!("error: {}: cannot read: {e}", path.display()),
+    })
+}
+
+fn load_experiment(path: &Path, vars: &[(String, String)]) -> Result<Experiment, Failure> {
+    let bytes = read_file(path)?;
+    let file = path.display().to_string();
+    spec::parse_experiment(&file, &bytes, vars)
+        .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))
+}
+
+fn load_environment(args: &EnvArgs) -> Result<Environment, Failure> {
+    match &args.env {
+        None => environment::builtin(&args.sets)
+            .map_err(|d| invalid(&d, Some(environment::BUILTIN_SIM))),
+        Some(p) => {
+            let bytes = read_file(p)?;
+            environment::parse_environment(&p.display().to_string(), &bytes, &args.sets)
+                .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! `firedrill report`: re-render a run's report from its journal alone.
+
+use super::{Failure, OutputArg, ReportArgs, internal};
+use crate::exit;
+use crate::report::{journal, lessons, markdown, summary::RunSummary};
+
+pub(super) fn report(a: ReportArgs) -> Result<i32, Failure> {
+    let entry = journal::resolve_run(&a.runs.runs_dir, &a.run).map_err(|e| Failure {
+        code: exit::INVALID_INPUT,
+        message: format!("error: {e}"),
+    })?;
+    let read = journal::read_journal(&entry.dir.join("journal.jsonl")).map_err(|e| Failure {
+        code: exit::INVALID_INPUT,
+        message: format!("error: {e}"),
+    })?;
+    if read.truncated_tail {
+        eprintln!(
+            "warning: the journal's last line was incomplete (the process died mid-write); it was skipped"
+        );
+    }
+    let summary = RunSummary::from_records(&read.records);
+    let text = if a.output == OutputArg::Json {
+        serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?
+    } else {
+        let open = lessons::open_items(
+            &a.lessons.lessons_dir,
+            &summary.experiment,
+            Some(&summary.run_id),
+        )
+        .map_err(|e| internal(e.to_string()))?;
+        markdown::render_markdown(&summary, &open)
+    };
+    match a.out {
+        Some(p) => std::fs::write(&p, text)
+            .map_err(|e| internal(format!("cannot write {}: {e}", p.display())))?,
+        None => println!("{text}"),
+    }
+    Ok(exit::PASS)
+}

@@ -1,0 +1,410 @@
+//! `firedrill run`: load and validate the drill, connect and preflight its backends, then either
+//! print what it would do (`--dry-run`) or run it through [`Drill`] and write its summary, report
+//! and lessons-learned record; print the verdict.
+
+use super::progress::{JournalSink, Progress};
+use super::{
+    ClockArg, Failure, OutputArg, RollbackArg, RunArgs, internal, invalid, load_environment,
+    load_experiment, read_file,
+};
+use crate::backend::router::Router;
+use crate::backend::{Call, Provider};
+use crate::engine::clock::RunClock;
+use crate::engine::drill::Drill;
+use crate::engine::events::Record;
+use crate::engine::executor::{self, MemorySink, RollbackPolicy, Sink};
+use crate::exit;
+use crate::lang::diag::Diagnostic;
+use crate::lang::environment::{self, Environment};
+use crate::lang::plan::Plan;
+use crate::lang::spec::{self, Experiment};
+use crate::report::journal::{self, Journal};
+use crate::report::{lessons, markdown, summary::RunSummary};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A drill ready to run: loaded, validated, its backends connected and preflighted.
+struct Prepared {
+    exp: Experiment,
+    env: Environment,
+    plan: Plan,
+    virtual_clock: bool,
+    runtime: tokio::runtime::Runtime,
+    provider: Router,
+    /// The simulated estate's seed, as the run reports it.
+    seed: u64,
+}
+
+pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
+    let p = prepare(&a)?;
+    if a.dry_run {
+        return dry_run(&p, &a.experiment);
+    }
+    let Prepared {
+        exp,
+        env,
+        virtual_clock,
+        runtime,
+        provider,
+        seed,
+        ..
+    } = p;
+    let exp = Arc::new(exp);
+    let output_json = a.output == OutputArg::Json;
+    let env_name = env.name.clone();
+    let wall_started = std::time::Instant::now();
+
+    let result: Result<(i32, PathBuf, RunSummary), Failure> =
+        runtime.block_on(drill(&a, exp, provider, env_name, virtual_clock, seed));
+    let (code, run_dir, summary) = result?;
+    if output_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?
+        );
+    } else {
+        print_verdict(&summary, &run_dir, wall_started.elapsed());
+    }
+    Ok(code)
+}
+
+/// Load and validate the experiment and environment, choose the clock, start the runtime,
+/// connect and preflight.
+fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
+    let (exp, env) = load(a)?;
+    let plan = crate::lang::plan::plan(&exp);
+    let calls = crate::backend::router::calls_of(&exp);
+    // Anything not served by the simulated estate happens in real time.
+    let remote = calls
+        .iter()
+        .any(|c| env.backend_for(&c.name) != environment::Backend::Sim);
+    let virtual_clock = choose_clock(a.clock, &exp, remote)?;
+    let runtime = start_runtime(virtual_clock)?;
+    let (provider, seed) = connect(&runtime, &env, a.seed, &calls)?;
+    Ok(Prepared {
+        exp,
+        env,
+        plan,
+        virtual_clock,
+        runtime,
+        provider,
+        seed,
+    })
+}
+
+/// The experiment and environment; a protected environment must be confirmed by name.
+fn load(a: &RunArgs) -> Result<(Experiment, Environment), Failure> {
+    let exp = load_experiment(&a.experiment, &a.vars.vars)?;
+    let env = load_environment(&a.env)?;
+    if env.protected && a.confirm.as_deref() != Some(env.name.as_str()) {
+        return Err(Failure {
+            code: exit::INVALID_INPUT,
+            message: format!(
+                "error: environment `{}` is protected\n  = help: re-run with `--confirm {}` to confirm a drill against it",
+                env.name, env.name
+            ),
+        });
+    }
+    Ok((exp, env))
+}
+
+/// Whether a drill needs real time (it talks to something outside the simulated estate).
+fn needs_wall_clock(exp: &Experiment) -> bool {
+    let generic = |k: &str| k == "http" || k == "command" || k == "approval";
+    exp.probes.iter().any(|p| generic(&p.kind)) || exp.steps.iter().any(|s| {
+        generic(&s.action.value)
+            || matches!(&s.rollback, spec::RollbackSpec::Action { action, .. } if generic(action))
+    })
+}
+
+/// Whether the run follows virtual time: `--clock auto` chooses it unless the drill needs real
+/// time; `--clock virtual` refuses a drill that does.
+fn choose_clock(clock: ClockArg, exp: &Experiment, remote: bool) -> Result<bool, Failure> {
+    Ok(match clock {
+        ClockArg::Virtual => {
+            if needs_wall_clock(exp) || remote {
+                return Err(Failure { code: exit::INVALID_INPUT, message: "error: --clock virtual: this drill uses http, command or approval steps, or a real backend, which need real time\n  = help: use --clock wall (or auto)".into() });
+            }
+            true
+        }
+        ClockArg::Wall => false,
+        ClockArg::Auto => !needs_wall_clock(exp) && !remote,
+    })
+}
+
+/// A paused current-thread runtime for virtual time, else a two-worker one.
+fn start_runtime(virtual_clock: bool) -> Result<tokio::runtime::Runtime, Failure> {
+    let runtime = if virtual_clock {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    }
+    .map_err(|e| internal(format!("cannot start the runtime: {e}")))?;
+    Ok(runtime)
+}
+
+/// Connect every backend the environment names and preflight the drill's calls on them: nothing
+/// acts before this passes. Also the seed the run reports.
+fn connect(
+    runtime: &tokio::runtime::Runtime,
+    env: &Environment,
+    seed: Option<u64>,
+    calls: &[Call],
+) -> Result<(Router, u64), Failure> {
+    let connect_opts = crate::backend::router::ConnectOptions { seed };
+    let provider = runtime
+        .block_on(crate::backend::router::connect(env, &connect_opts))
+        .map_err(|d| invalid(&d, Some(&env.source)))?;
+    let seed = match seed {
+        Some(s) => s,
+        None => env
+            .settings(environment::Backend::Sim)
+            .get("seed")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(crate::sim::model::SimParams::default().seed),
+    };
+    let problems = runtime.block_on(provider.preflight(calls));
+    if !problems.is_empty() {
+        let mut message = format!(
+            "error: preflight found {} problem(s) in environment `{}`; nothing ran\n",
+            problems.len(),
+            env.name
+        );
+        for p in &problems {
+            message.push_str(&format!(
+                "  - {}: {} ({})\n",
+                p.owner, p.error, p.error.kind
+            ));
+        }
+        message.push_str("  = help: fix the targets or the environment's access, then re-run (`--dry-run` repeats this check)");
+        return Err(Failure {
+            code: exit::PREFLIGHT,
+            message,
+        });
+    }
+    Ok((provider, seed))
+}
+
+/// `--dry-run`: resolve every step's target and print what would be done; touch nothing, write
+/// nothing.
+fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
+    let Prepared {
+        exp,
+        env,
+        plan,
+        runtime,
+        provider,
+        seed,
+        ..
+    } = p;
+    let mut out = crate::lang::plan::render(exp, plan);
+    let backends: Vec<&str> = env.backends().iter().map(|b| b.name()).collect();
+    out.push_str(&format!(
+        "\nEnvironment: {} (backend {}, seed {seed})\n\nWould do:\n",
+        env.name,
+        backends.join(" + ")
+    ));
+    let mut problems = Vec::new();
+    for &i in &plan.order {
+        let s = &exp.steps[i];
+        let what = if crate::lang::vocab::action(&s.action.value).is_some_and(|k| k.builtin) {
+            Ok(format!("{} {}", s.action.value, s.with))
+        } else {
+            runtime.block_on(provider.describe(&s.call))
+        };
+        match what {
+            Ok(w) => out.push_str(&format!("  {:<24} {w}\n", s.id.value)),
+            Err(e) => problems.push(Diagnostic {
+                file: exp.file.clone(),
+                loc: Some(s.action.loc),
+                path: format!("steps[{i}]"),
+                message: format!("step `{}`: {e}", s.id.value),
+                help: "fix the step's target so it exists in the environment".into(),
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(invalid(
+            &problems,
+            std::str::from_utf8(&read_file(experiment)?).ok(),
+        ));
+    }
+    out.push_str("\nDry run: nothing was touched and nothing was written.\n");
+    print!("{out}");
+    Ok(exit::PASS)
+}
+
+/// Run the drill through [`Drill`] with the journal, memory and progress sinks, the interrupt
+/// watcher and the operator's approvals, then write its summary, report and lessons record.
+async fn drill(
+    a: &RunArgs,
+    exp: Arc<Experiment>,
+    provider: Router,
+    env_name: String,
+    virtual_clock: bool,
+    seed: u64,
+) -> Result<(i32, PathBuf, RunSummary), Failure> {
+    let quiet = a.quiet || a.output == OutputArg::Json;
+    let rollback = match a.rollback {
+        RollbackArg::Always => RollbackPolicy::Always,
+        RollbackArg::OnFailure => RollbackPolicy::OnFailure,
+        RollbackArg::Never => RollbackPolicy::Never,
+    };
+    let clock = RunClock::start_now();
+    let salt = std::process::id() as u64 ^ clock.start_wall.timestamp_subsec_nanos() as u64;
+    let run_id = journal::new_run_id(&exp.metadata.name, clock.start_wall, salt);
+    let run_dir = a.runs.runs_dir.join(&run_id);
+    let journal = Journal::create(&run_dir)
+        .map_err(|e| internal(format!("cannot create the run journal: {e}")))?;
+    let memory = MemorySink::default();
+    let mut sinks: Vec<Box<dyn Sink>> =
+        vec![Box::new(JournalSink(journal)), Box::new(memory.clone())];
+    if !quiet {
+        sinks.push(Box::new(Progress::new(std::io::stderr().is_terminal())));
+    }
+    let (int_tx, int_rx) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            if wait_signal().await.is_err() {
+                return;
+            }
+            int_tx.send_modify(|c| *c += 1);
+        }
+    });
+    let approver: Option<executor::Approver> = (std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal())
+    .then(|| Arc::new(ask_operator) as executor::Approver);
+    let provider = Arc::new(provider) as Arc<dyn crate::backend::Provider>;
+    let (outcome, emitter) = Drill::new(exp.clone(), provider)
+        .run_id(run_id.clone())
+        .concurrency(a.concurrency as usize)
+        .rollback(rollback)
+        .approve(a.approve)
+        .approver(approver)
+        .environment(env_name)
+        .clock_kind(if virtual_clock { "virtual" } else { "wall" })
+        .seed(seed)
+        .clock(clock)
+        .sinks(sinks)
+        .interrupts(int_rx)
+        .run_with_emitter()
+        .await;
+    let errors = emitter.errors();
+    let records = memory.0.lock().expect("memory sink").clone();
+    let summary = write_outputs(&records, &run_dir, &a.lessons.lessons_dir, &exp, &run_id)?;
+    if !errors.is_empty() {
+        return Err(internal(format!(
+            "the journal could not be written: {}",
+            errors.join("; ")
+        )));
+    }
+    Ok((outcome.exit_code, run_dir, summary))
+}
+
+/// The run's summary (next to its journal), its lessons-learned record and its report.
+fn write_outputs(
+    records: &[Record],
+    run_dir: &Path,
+    lessons_dir: &Path,
+    exp: &Experiment,
+    run_id: &str,
+) -> Result<RunSummary, Failure> {
+    let summary = RunSummary::from_records(records);
+    journal::write_summary(run_dir, &summary).map_err(|e| internal(e.to_string()))?;
+    let record = lessons::LessonsRecord::from_summary(&summary);
+    lessons::save(lessons_dir, &record).map_err(|e| internal(e.to_string()))?;
+    let open = lessons::open_items(lessons_dir, &exp.metadata.name, Some(run_id))
+        .map_err(|e| internal(e.to_string()))?;
+    std::fs::write(
+        run_dir.join("report.md"),
+        markdown::render_markdown(&summary, &open),
+    )
+    .map_err(|e| internal(format!("cannot write the report: {e}")))?;
+    Ok(summary)
+}
+
+fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
+    let mut out = std::io::stdout().lock();
+    let verdict = s
+        .verdict
+        .as_ref()
+        .map(|v| format!("{:?}", v.kind).to_uppercase())
+        .unwrap_or_else(|| "UNFINISHED".into());
+    let _ = writeln!(out, "\n{} {}: {}", s.experiment, s.run_id, verdict);
+    if let Some(v) = &s.verdict {
+        for m in &s.measurements {
+            let measured = match m.measured_ms {
+                Some(ms) => crate::lang::duration::format(std::time::Duration::from_millis(ms)),
+                None => format!(
+                    "> {}",
+                    crate::lang::duration::format(std::time::Duration::from_millis(
+                        m.deadline_ms.unwrap_or_default()
+                    ))
+                ),
+            };
+            let target = m
+                .objective_ms
+                .map(|o| crate::lang::duration::format(std::time::Duration::from_millis(o)))
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "  {:<5} {:>10}  (target {}, resolution ±{})  {}",
+                m.name.to_uppercase(),
+                measured,
+                target,
+                crate::lang::duration::format(std::time::Duration::from_millis(m.resolution_ms)),
+                if m.met { "met" } else { "MISSED" }
+            );
+        }
+        for r in &v.reasons {
+            let _ = writeln!(out, "  - {r}");
+        }
+    }
+    let span = crate::lang::duration::format(std::time::Duration::from_millis(s.duration_ms));
+    let _ = writeln!(
+        out,
+        "  drill span {span} ({} clock), wall time {:.2}s",
+        s.clock,
+        wall.as_secs_f64()
+    );
+    let _ = writeln!(out, "  report:  {}", run_dir.join("report.md").display());
+    let _ = writeln!(
+        out,
+        "  journal: {}",
+        run_dir.join("journal.jsonl").display()
+    );
+}
+
+fn ask_operator(prompt: &str) -> Result<bool, String> {
+    let mut err = std::io::stderr().lock();
+    write!(err, "\n{prompt}\nApprove? [y/N] ").map_err(|e| e.to_string())?;
+    err.flush().map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES"))
+}
+
+#[cfg(unix)]
+async fn wait_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => Ok(()),
+        _ = int.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}

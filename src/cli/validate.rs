@@ -1,0 +1,53 @@
+//! `firedrill validate`: check experiment and environment files; report every problem with
+//! file:line:col.
+
+use super::{Failure, ValidateArgs, read_file};
+use crate::exit;
+use crate::lang::diag::render_all;
+use crate::lang::{environment, spec};
+
+pub(super) fn validate(a: ValidateArgs) -> Result<i32, Failure> {
+    let mut all = String::new();
+    let mut bad = 0;
+    for f in &a.files {
+        let bytes = match read_file(f) {
+            Ok(b) => b,
+            Err(e) => {
+                all.push_str(&e.message);
+                all.push('\n');
+                bad += 1;
+                continue;
+            }
+        };
+        let name = f.display().to_string();
+        let is_env = std::str::from_utf8(&bytes)
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == "kind: Environment"));
+        let res = if is_env {
+            environment::parse_environment(&name, &bytes, &[])
+                .and_then(|env| crate::backend::router::check_settings(&env))
+                .map(|_| format!("ok: {name} (environment)"))
+        } else {
+            spec::parse_experiment(&name, &bytes, &a.vars.vars).map(|e| {
+                format!(
+                    "ok: {name} ({} steps, {} probes)",
+                    e.steps.len(),
+                    e.probes.len()
+                )
+            })
+        };
+        match res {
+            Ok(line) => println!("{line}"),
+            Err(d) => {
+                bad += 1;
+                all.push_str(&render_all(&d, std::str::from_utf8(&bytes).ok()));
+            }
+        }
+    }
+    if bad > 0 {
+        return Err(Failure {
+            code: exit::INVALID_INPUT,
+            message: all,
+        });
+    }
+    Ok(exit::PASS)
+}

@@ -1,0 +1,178 @@
+//! The figures a run is judged by: RTO and MTTD from the recovery monitor's findings, and the
+//! data-loss measurement (RPO) from the newest write that survived the fault.
+
+use super::events::{Event, Measurement, Phase};
+use super::executor::{RecoveryState, Shared};
+use crate::backend::Probe;
+use crate::lang::spec::{DataLoss, Objectives, Recovery};
+use serde_json::Value as Json;
+use std::time::Duration;
+
+/// Measure RTO, MTTD (when an objective or a detection probe is set) and RPO (when the recovery
+/// has a data-loss probe and the run was not aborted), once the fault was injected and the run
+/// not stopped.
+pub(super) async fn measure(sh: &Shared, aborted: bool, hard_stop: bool) -> Vec<Measurement> {
+    let exp = &sh.exp;
+    let o = &exp.objectives;
+    let mut measurements = Vec::new();
+    let rec_state = std::mem::take(&mut *sh.recovery.lock().expect("poisoned"));
+    if let Some(rec) = &exp.recovery
+        && let Some(fault_at) = rec_state.fault_at
+        && !hard_stop
+    {
+        measurements.push(rto(rec, o, &rec_state, fault_at, aborted));
+        if let Some(mttd) = mttd(rec, o, &rec_state) {
+            measurements.push(mttd);
+        }
+        if let Some(dl) = &rec.data_loss
+            && !aborted
+        {
+            measurements.push(rpo(sh, dl, o, fault_at).await);
+        }
+    }
+    measurements
+}
+
+/// RTO: from the fault to the start of the passing streak of every recovery probe.
+fn rto(
+    rec: &Recovery,
+    o: &Objectives,
+    rec_state: &RecoveryState,
+    fault_at: Duration,
+    aborted: bool,
+) -> Measurement {
+    let res_ms = rec.interval.as_millis() as u64;
+    let deadline = rec.deadline_for(o);
+    Measurement {
+        name: "rto".into(),
+        measured_ms: rec_state.recovered_after.map(|d| d.as_millis() as u64),
+        objective_ms: Some(o.rto.as_millis() as u64),
+        resolution_ms: res_ms,
+        deadline_ms: rec_state
+            .recovered_after
+            .is_none()
+            .then_some(deadline.as_millis() as u64),
+        met: rec_state.recovered_after.is_some_and(|d| d <= o.rto),
+        detail: match rec_state.recovered_after {
+            Some(d) => format!(
+                "fault at +{}, all {} recovery probes passing from +{} ({} consecutive polls)",
+                crate::lang::duration::format(fault_at),
+                rec.probes.len(),
+                crate::lang::duration::format(fault_at + d),
+                rec.consecutive
+            ),
+            None if aborted => "not measured: the drill was aborted before recovery".into(),
+            None => format!(
+                "not recovered within the {} deadline; still failing: {}",
+                crate::lang::duration::format(deadline),
+                rec_state.failing_at_deadline.join(", ")
+            ),
+        },
+    }
+}
+
+/// MTTD: from the fault to the detection probe's first pass; `None` without an objective or a
+/// detection probe.
+fn mttd(rec: &Recovery, o: &Objectives, rec_state: &RecoveryState) -> Option<Measurement> {
+    let res_ms = rec.interval.as_millis() as u64;
+    let deadline = rec.deadline_for(o);
+    let mttd = o.mttd.or(rec.detection.as_ref().map(|_| Duration::ZERO))?;
+    let objective = o.mttd.map(|_| mttd.as_millis() as u64);
+    Some(Measurement {
+        name: "mttd".into(),
+        measured_ms: rec_state.detected_after.map(|d| d.as_millis() as u64),
+        objective_ms: objective,
+        resolution_ms: res_ms,
+        deadline_ms: rec_state
+            .detected_after
+            .is_none()
+            .then_some(deadline.as_millis() as u64),
+        met: match (rec_state.detected_after, o.mttd) {
+            (Some(d), Some(obj)) => d <= obj,
+            (Some(_), None) => true,
+            (None, _) => false,
+        },
+        detail: match (&rec.detection, rec_state.detected_after) {
+            (Some(p), Some(d)) => format!(
+                "detection probe `{}` first passed {} after the fault",
+                p.value,
+                crate::lang::duration::format(d)
+            ),
+            (Some(p), None) => format!("detection probe `{}` never passed", p.value),
+            (None, _) => "no detection probe configured (`recovery.detection`)".into(),
+        },
+    })
+}
+
+/// RPO: the data-loss window between the newest surviving write and the fault.
+async fn rpo(sh: &Shared, dl: &DataLoss, o: &Objectives, fault_at: Duration) -> Measurement {
+    let clock = sh.clock;
+    let newest = sh
+        .surviving_write(&dl.probe.value, &dl.field, clock.at(fault_at))
+        .await;
+    let fault_wall = clock.at(fault_at);
+    let loss = newest
+        .as_ref()
+        .map(|t| (fault_wall - *t).to_std().unwrap_or_default());
+    sh.emit(Event::DataLossMeasured {
+        probe: dl.probe.value.clone(),
+        newest_write: newest,
+        loss_ms: loss.map(|l| l.as_millis() as u64),
+    });
+    Measurement {
+        name: "rpo".into(),
+        measured_ms: loss.map(|l| l.as_millis() as u64),
+        objective_ms: Some(o.rpo.as_millis() as u64),
+        resolution_ms: 1000,
+        deadline_ms: None,
+        met: loss.is_some_and(|l| l <= o.rpo),
+        detail: match (newest, loss) {
+            (Some(t), Some(l)) => format!(
+                "newest surviving write at +{}, fault at +{}: {} of writes lost",
+                crate::lang::duration::format(clock.offset_of(t)),
+                crate::lang::duration::format(fault_at),
+                crate::lang::duration::format(l)
+            ),
+            _ => format!(
+                "probe `{}` gave no timestamp at `{}`",
+                dl.probe.value, dl.field
+            ),
+        },
+    }
+}
+
+impl Shared {
+    /// The newest write that survived, as of the fault: the data-loss probe runs with `as_of` set
+    /// to the fault time when its type takes it (a canary query `max(ts) where ts <= fault`).
+    async fn surviving_write(
+        &self,
+        probe: &str,
+        field: &str,
+        fault: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let def = self.exp.probes.iter().find(|p| p.name.value == probe)?;
+        let mut typed = def.call.clone();
+        if let Probe::DbCluster(q) = &mut typed
+            && q.as_of.is_none()
+        {
+            q.as_of = Some(fault);
+        }
+        let (_, _, _, raw) = self
+            .probe_raw(probe, Phase::After, true, Some(&typed))
+            .await;
+        timestamp_at(&raw?, field)
+    }
+}
+
+/// Read a timestamp (RFC 3339 string or epoch seconds) at `field` in a probe's output.
+fn timestamp_at(out: &Json, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    match crate::lang::tolerance::select(out, Some(field)).ok()? {
+        Json::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc)),
+        Json::Number(n) => n
+            .as_f64()
+            .and_then(|secs| chrono::DateTime::from_timestamp_millis((secs * 1000.0) as i64)),
+        _ => None,
+    }
+}

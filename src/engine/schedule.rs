@@ -1,0 +1,459 @@
+//! The method phase: the step DAG scheduled with bounded concurrency, each step run with its
+//! timeout and retries (only of retryable error kinds), the during-hypothesis monitor alongside
+//! and, from the fault on, the recovery monitor.
+
+use super::clock::RunClock;
+use super::events::{Event, Phase, StepOutcome};
+use super::executor::{Shared, wait_abort};
+use super::monitor::{await_recovery, during_monitor, recovery_monitor};
+use crate::backend::{Action, ErrorKind, ProviderError};
+use crate::lang::plan::Plan;
+use crate::lang::spec::{OnFailure, Step};
+use serde_json::{Value as Json, json};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub(super) struct StepResult {
+    pub(super) outcome: StepOutcome,
+    pub(super) output: Json,
+    pub(super) error: Option<String>,
+    pub(super) error_kind: Option<ErrorKind>,
+    pub(super) attempts: u32,
+    pub(super) duration_ms: u64,
+}
+
+impl StepResult {
+    pub(super) fn not_run(outcome: StepOutcome, error: Option<String>) -> StepResult {
+        StepResult {
+            outcome,
+            output: Json::Null,
+            error_kind: error.as_ref().map(|_| ErrorKind::Failed),
+            error,
+            attempts: 0,
+            duration_ms: 0,
+        }
+    }
+}
+
+impl Shared {
+    /// Run one action (built-in, generic or provider).
+    pub(super) async fn action(
+        &self,
+        step_id: &str,
+        action: &Action,
+    ) -> Result<Json, ProviderError> {
+        let out = match action {
+            Action::Wait(w) => {
+                tokio::time::sleep(w.duration).await;
+                Ok(json!({"waited": crate::lang::duration::format(w.duration)}))
+            }
+            Action::Assert(a) => {
+                let p = a.probe.as_str();
+                let (ok, value, message) = self.probe(p, Phase::Method, true).await;
+                if ok {
+                    Ok(json!({"probe": p, "value": value}))
+                } else {
+                    Err(ProviderError::failed(format!(
+                        "assertion `{p}` failed: {message}"
+                    )))
+                }
+            }
+            Action::WaitUntil(w) => {
+                let p = w.probe.as_str();
+                let (deadline, interval) = (w.deadline, w.interval);
+                let start = self.clock.elapsed();
+                loop {
+                    let (ok, value, message) = self.probe(p, Phase::Method, true).await;
+                    let waited = self.clock.elapsed() - start;
+                    if ok {
+                        break Ok(
+                            json!({"probe": p, "value": value, "after": crate::lang::duration::format(waited)}),
+                        );
+                    }
+                    if waited + interval > deadline {
+                        break Err(ProviderError::timed_out(format!(
+                            "`{p}` did not hold within {}: {message}",
+                            crate::lang::duration::format(deadline)
+                        )));
+                    }
+                    tokio::time::sleep(interval).await;
+                }
+            }
+            Action::Approval(a) => {
+                let msg = a.message.clone();
+                if self.approve {
+                    Ok(json!({"approved": true, "by": "--approve"}))
+                } else if let Some(ask) = self.approver.clone() {
+                    let prompt = format!("[{step_id}] {msg}");
+                    match tokio::task::spawn_blocking(move || ask(&prompt)).await {
+                        Ok(Ok(true)) => Ok(json!({"approved": true, "by": "operator"})),
+                        Ok(Ok(false)) => Err(ProviderError::denied("the operator declined".into())),
+                        Ok(Err(e)) => Err(ProviderError::failed(format!(
+                            "approval prompt failed: {e}"
+                        ))),
+                        Err(e) => Err(ProviderError::failed(format!(
+                            "approval prompt failed: {e}"
+                        ))),
+                    }
+                } else {
+                    Err(ProviderError::denied(format!(
+                        "approval needed (\"{msg}\") but no operator terminal is attached; failing closed. Pre-approve with --approve"
+                    )))
+                }
+            }
+            Action::Http(h) => super::generic::http(h, true).await,
+            Action::Command(c) => super::generic::command(c, true).await,
+            other => self.provider.inject(other).await,
+        };
+        self.drain_env();
+        out
+    }
+
+    async fn run_step(self: Arc<Self>, idx: usize) -> StepResult {
+        let step: &Step = &self.exp.steps[idx];
+        let is_fault = self
+            .exp
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.fault.value == step.id.value);
+        let mut backoff = step.retry.backoff;
+        let mut attempt = 0;
+        let t0 = self.clock.elapsed();
+        let took = |clock: &RunClock| (clock.elapsed() - t0).as_millis() as u64;
+        loop {
+            attempt += 1;
+            self.emit(Event::StepStarted {
+                step: step.id.value.clone(),
+                action: step.action.value.clone(),
+                attempt,
+            });
+            if is_fault && attempt == 1 {
+                self.recovery.lock().expect("poisoned").fault_at = Some(self.clock.elapsed());
+                self.emit(Event::FaultInjected {
+                    step: step.id.value.clone(),
+                });
+            }
+            let fut = self.action(&step.id.value, &step.call);
+            let (res, timed_out) = match step.timeout {
+                Some(t) => match tokio::time::timeout(t, fut).await {
+                    Ok(r) => (r, false),
+                    Err(_) => (
+                        Err(ProviderError::timed_out(format!(
+                            "did not finish within {}",
+                            crate::lang::duration::format(t)
+                        ))),
+                        true,
+                    ),
+                },
+                None => (fut.await, false),
+            };
+            match res {
+                Ok(output) => {
+                    return StepResult {
+                        outcome: StepOutcome::Succeeded,
+                        output,
+                        error: None,
+                        error_kind: None,
+                        attempts: attempt,
+                        duration_ms: took(&self.clock),
+                    };
+                }
+                Err(e) if attempt < step.retry.attempts && retryable(step, &e) => {
+                    self.emit(Event::StepRetrying {
+                        step: step.id.value.clone(),
+                        attempt,
+                        error: format!("{e} ({})", e.kind),
+                        backoff_ms: backoff.as_millis() as u64,
+                    });
+                    tokio::time::sleep(backoff).await;
+                    backoff = backoff.mul_f64(step.retry.factor);
+                }
+                Err(e) => {
+                    let outcome = if timed_out {
+                        StepOutcome::TimedOut
+                    } else {
+                        StepOutcome::Failed
+                    };
+                    let mut error = e.to_string();
+                    if attempt < step.retry.attempts {
+                        error.push_str(&format!(
+                            " (not retried: {} errors fail the same way again{})",
+                            e.kind,
+                            if e.kind == ErrorKind::TimedOut {
+                                ", and a timed-out change may have happened"
+                            } else {
+                                ""
+                            }
+                        ));
+                    }
+                    return StepResult {
+                        outcome,
+                        output: Json::Null,
+                        error: Some(error),
+                        error_kind: Some(e.kind),
+                        attempts: attempt,
+                        duration_ms: took(&self.clock),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Whether a failed attempt of `step` is worth another: transient kinds always; a timeout only
+/// for steps that change nothing (a timed-out failover may have happened, and a second one
+/// would fail over twice).
+fn retryable(step: &Step, e: &ProviderError) -> bool {
+    if e.kind == ErrorKind::TimedOut {
+        return match &step.call {
+            Action::Assert(_) | Action::WaitUntil(_) | Action::Wait(_) => true,
+            Action::Http(h) => matches!(h.method.as_str(), "GET" | "HEAD"),
+            _ => false,
+        };
+    }
+    e.kind.is_retryable()
+}
+
+/// What the method phase leaves for the phases after it.
+pub(super) struct MethodRun {
+    /// Per step, in the experiment's order; every step has one once the method is over.
+    pub(super) results: Vec<Option<StepResult>>,
+    pub(super) started: Vec<bool>,
+    /// A second interrupt: stop at once (set again if it comes during the rollbacks).
+    pub(super) hard_stop: bool,
+    /// Steps that failed with `on_failure: continue`.
+    pub(super) continued_failures: Vec<String>,
+}
+
+/// The method phase: run the step DAG with the during-hypothesis monitor alongside, then wait for
+/// the recovery measurement (unless aborted).
+pub(super) async fn method(
+    sh: &Arc<Shared>,
+    plan: &Plan,
+    concurrency: usize,
+    abort_rx: &mut watch::Receiver<Option<String>>,
+    interrupts: &mut watch::Receiver<u32>,
+) -> MethodRun {
+    sh.emit(Event::PhaseStarted {
+        phase: Phase::Method,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let during = tokio::spawn(during_monitor(sh.clone(), stop_rx));
+    let mut dag = Scheduler::new(sh, plan, concurrency);
+    dag.run(abort_rx, interrupts).await;
+    dag.finish_not_run();
+    let Scheduler { recovery, run, .. } = dag;
+    await_recovery(sh, recovery, run.hard_stop, abort_rx, interrupts).await;
+    let _ = stop_tx.send(true);
+    let _ = during.await;
+    run
+}
+
+/// The DAG scheduler's state while the method runs.
+struct Scheduler<'a> {
+    sh: &'a Arc<Shared>,
+    plan: &'a Plan,
+    concurrency: usize,
+    /// Parent indices, resolved once; an unknown parent (never after validation) is never ready.
+    parents: Vec<Vec<Option<usize>>>,
+    set: JoinSet<(usize, StepResult)>,
+    recovery: Option<JoinHandle<()>>,
+    interrupts_open: bool,
+    run: MethodRun,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(sh: &'a Arc<Shared>, plan: &'a Plan, concurrency: usize) -> Scheduler<'a> {
+        let exp = &sh.exp;
+        let n = exp.steps.len();
+        let parents: Vec<Vec<Option<usize>>> = exp
+            .steps
+            .iter()
+            .map(|s| {
+                s.after
+                    .iter()
+                    .map(|a| exp.steps.iter().position(|x| x.id.value == a.value))
+                    .collect()
+            })
+            .collect();
+        Scheduler {
+            sh,
+            plan,
+            concurrency,
+            parents,
+            set: JoinSet::new(),
+            recovery: None,
+            interrupts_open: true,
+            run: MethodRun {
+                results: (0..n).map(|_| None).collect(),
+                started: vec![false; n],
+                hard_stop: false,
+                continued_failures: Vec::new(),
+            },
+        }
+    }
+
+    /// Start ready steps and take their results until every started step has finished, no more
+    /// can start, or a second interrupt stops the run.
+    async fn run(
+        &mut self,
+        abort_rx: &watch::Receiver<Option<String>>,
+        interrupts: &mut watch::Receiver<u32>,
+    ) {
+        loop {
+            let aborted = abort_rx.borrow().is_some();
+            if !aborted {
+                self.spawn_ready(abort_rx);
+            }
+            if self.set.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = self.set.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let (i, r) = match joined {
+                        Ok(x) => x,
+                        Err(e) => {
+                            self.sh.abort(format!("a step task panicked: {e}"));
+                            continue;
+                        }
+                    };
+                    self.finished(i, r);
+                }
+                changed = interrupts.changed(), if self.interrupts_open => {
+                    if changed.is_err() {
+                        self.interrupts_open = false;
+                        continue;
+                    }
+                    let count = *interrupts.borrow_and_update();
+                    if self.interrupted(count, abort_rx) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Start every step whose parents are done, in plan order, up to the concurrency bound.
+    fn spawn_ready(&mut self, abort_rx: &watch::Receiver<Option<String>>) {
+        let (sh, exp) = (self.sh, &self.sh.exp);
+        for &i in &self.plan.order {
+            if self.set.len() >= self.concurrency.max(1) {
+                break;
+            }
+            if self.run.started[i] {
+                continue;
+            }
+            let results = &self.run.results;
+            let ready = self.parents[i].iter().all(|p| {
+                p.is_some_and(|p| {
+                    results[p].as_ref().is_some_and(|r| {
+                        r.outcome == StepOutcome::Succeeded
+                            || exp.steps[p].on_failure == OnFailure::Continue
+                    })
+                })
+            });
+            if ready {
+                self.run.started[i] = true;
+                let sh2 = sh.clone();
+                let mut rx = abort_rx.clone();
+                self.set.spawn(async move {
+                    let t0 = sh2.clock.elapsed();
+                    let r = tokio::select! {
+                        r = sh2.clone().run_step(i) => r,
+                        _ = wait_abort(&mut rx) => StepResult { duration_ms: (sh2.clock.elapsed() - t0).as_millis() as u64, attempts: 1, ..StepResult::not_run(StepOutcome::Cancelled, Some("cancelled by abort".into())) },
+                    };
+                    (i, r)
+                });
+            }
+        }
+    }
+
+    /// A step finished: journal it, start the recovery monitor after the fault, abort or note a
+    /// failure as its `on_failure` says.
+    fn finished(&mut self, i: usize, r: StepResult) {
+        let (sh, exp) = (self.sh, &self.sh.exp);
+        let step = &exp.steps[i];
+        sh.emit(Event::StepFinished {
+            step: step.id.value.clone(),
+            outcome: r.outcome,
+            attempts: r.attempts,
+            duration_ms: r.duration_ms,
+            output: r.output.clone(),
+            error: r.error.clone(),
+            error_kind: r.error_kind,
+        });
+        let is_fault = exp
+            .recovery
+            .as_ref()
+            .is_some_and(|rc| rc.fault.value == step.id.value);
+        match r.outcome {
+            StepOutcome::Succeeded if is_fault => {
+                self.recovery = Some(tokio::spawn(recovery_monitor(sh.clone())))
+            }
+            StepOutcome::Failed | StepOutcome::TimedOut => {
+                if step.on_failure == OnFailure::Abort {
+                    sh.abort(format!(
+                        "step `{}` failed: {}",
+                        step.id.value,
+                        r.error.clone().unwrap_or_default()
+                    ));
+                } else {
+                    self.run.continued_failures.push(step.id.value.clone());
+                }
+            }
+            _ => {}
+        }
+        self.run.results[i] = Some(r);
+    }
+
+    /// An interrupt during the method: the first aborts (rollbacks run), the second stops at
+    /// once. True when scheduling stops.
+    fn interrupted(&mut self, count: u32, abort_rx: &watch::Receiver<Option<String>>) -> bool {
+        let sh = self.sh;
+        if count >= 2 {
+            sh.emit(Event::Interrupted {
+                signal: "interrupt".into(),
+                count: 2,
+            });
+            self.run.hard_stop = true;
+            self.set.abort_all();
+            return true;
+        }
+        if abort_rx.borrow().is_none() {
+            sh.emit(Event::Interrupted {
+                signal: "interrupt".into(),
+                count: 1,
+            });
+            sh.abort("interrupted by the operator (Ctrl-C/SIGTERM); rolling back".into());
+        }
+        false
+    }
+
+    /// Journal the steps that never ran: cancelled if started, else skipped.
+    fn finish_not_run(&mut self) {
+        let (sh, exp) = (self.sh, &self.sh.exp);
+        let n = exp.steps.len();
+        let (results, started) = (&mut self.run.results, &self.run.started);
+        for i in 0..n {
+            if results[i].is_none() {
+                let outcome = if started[i] {
+                    StepOutcome::Cancelled
+                } else {
+                    StepOutcome::Skipped
+                };
+                sh.emit(Event::StepFinished {
+                    step: exp.steps[i].id.value.clone(),
+                    outcome,
+                    attempts: 0,
+                    duration_ms: 0,
+                    output: Json::Null,
+                    error: None,
+                    error_kind: None,
+                });
+                results[i] = Some(StepResult::not_run(outcome, None));
+            }
+        }
+    }
+}
