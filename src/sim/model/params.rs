@@ -667,6 +667,17 @@ impl SimParams {
     /// Empty when the parameters are usable.
     pub fn validate(&self) -> Vec<String> {
         let mut p = Problems(Vec::new());
+        self.validate_regions(&mut p);
+        self.validate_kubernetes(&mut p);
+        self.validate_databases(&mut p);
+        self.validate_dns(&mut p);
+        self.validate_services(&mut p);
+        self.validate_alerts(&mut p);
+        p.0
+    }
+
+    /// Regions and their zones: named once each, at most one primary.
+    fn validate_regions(&self, p: &mut Problems) {
         if self.regions.is_empty() {
             p.push("regions", "at least one region is needed");
         }
@@ -700,8 +711,10 @@ impl SimParams {
         {
             p.push("regions", "only one region may have role `primary`");
         }
+    }
 
-        // Kubernetes
+    /// Clusters: their region, nodes, deployments, budgets and timings.
+    fn validate_kubernetes(&self, p: &mut Problems) {
         p.unique(
             "cluster",
             self.kubernetes
@@ -711,7 +724,7 @@ impl SimParams {
         );
         for (i, c) in self.kubernetes.iter().enumerate() {
             let at = format!("kubernetes[{i}]");
-            self.check_region(&mut p, &format!("{at}.region"), &c.region);
+            self.check_region(p, &format!("{at}.region"), &c.region);
             if c.nodes_per_zone == 0 {
                 p.push(
                     format_args!("{at}.nodes_per_zone"),
@@ -824,16 +837,18 @@ impl SimParams {
                 );
             }
         }
+    }
 
-        // Databases
+    /// Database clusters, their instances, global databases, backups and timings.
+    fn validate_databases(&self, p: &mut Problems) {
         let mut cluster_names = Vec::new();
         let mut instance_names = Vec::new();
         let mut global_names = Vec::new();
         for (i, d) in self.databases.iter().enumerate() {
             let at = format!("databases[{i}]");
             cluster_names.push((format!("{at}.name"), d.name.as_str()));
-            let region = self.check_region(&mut p, &format!("{at}.region"), &d.region);
-            self.check_instances(&mut p, &format!("{at}.instances"), region, &d.instances);
+            let region = self.check_region(p, &format!("{at}.region"), &d.region);
+            self.check_instances(p, &format!("{at}.instances"), region, &d.instances);
             for (k, inst) in d.instances.iter().enumerate() {
                 instance_names.push((format!("{at}.instances[{k}].name"), inst.name.as_str()));
             }
@@ -909,14 +924,14 @@ impl SimParams {
                 for (k, sc) in g.secondaries.iter().enumerate() {
                     let sp = format!("{gp}.secondaries[{k}]");
                     cluster_names.push((format!("{sp}.name"), sc.name.as_str()));
-                    let r = self.check_region(&mut p, &format!("{sp}.region"), &sc.region);
+                    let r = self.check_region(p, &format!("{sp}.region"), &sc.region);
                     if sc.region == d.region {
                         p.push(
                             format_args!("{sp}.region"),
                             "a secondary must be in another region than the primary",
                         );
                     }
-                    self.check_instances(&mut p, &format!("{sp}.instances"), r, &sc.instances);
+                    self.check_instances(p, &format!("{sp}.instances"), r, &sc.instances);
                     for (m, inst) in sc.instances.iter().enumerate() {
                         instance_names
                             .push((format!("{sp}.instances[{m}].name"), inst.name.as_str()));
@@ -960,8 +975,10 @@ impl SimParams {
             "global database",
             global_names.iter().map(|(a, b)| (a.clone(), *b)),
         );
+    }
 
-        // DNS
+    /// Failover records: their regions, TTLs and health checks.
+    fn validate_dns(&self, p: &mut Problems) {
         p.unique(
             "dns record",
             self.dns
@@ -971,12 +988,8 @@ impl SimParams {
         );
         for (i, r) in self.dns.iter().enumerate() {
             let at = format!("dns[{i}]");
-            self.check_region(&mut p, &format!("{at}.primary_region"), &r.primary_region);
-            self.check_region(
-                &mut p,
-                &format!("{at}.secondary_region"),
-                &r.secondary_region,
-            );
+            self.check_region(p, &format!("{at}.primary_region"), &r.primary_region);
+            self.check_region(p, &format!("{at}.secondary_region"), &r.secondary_region);
             if r.primary_region == r.secondary_region {
                 p.push(
                     format_args!("{at}.secondary_region"),
@@ -997,8 +1010,10 @@ impl SimParams {
                 );
             }
         }
+    }
 
-        // Services
+    /// Services: the deployments that serve them, load and latency figures.
+    fn validate_services(&self, p: &mut Problems) {
         p.unique(
             "service",
             self.services
@@ -1067,8 +1082,10 @@ impl SimParams {
                 );
             }
         }
+    }
 
-        // Alerts
+    /// Alerts: the service they watch, one threshold, a sane `for`.
+    fn validate_alerts(&self, p: &mut Problems) {
         p.unique(
             "alert",
             self.alerts
@@ -1099,6 +1116,5 @@ impl SimParams {
             }
             p.duration(&format!("{at}.for"), a.for_, false, ONE_DAY);
         }
-        p.0
     }
 }
