@@ -551,3 +551,29 @@ fn preflight_on_the_estate_lists_every_missing_target_and_runs_nothing() {
     ]);
     t.run().expect_code(7);
 }
+
+/// The drills of the typed-core issue that used to pass `validate` and abort halfway through
+/// `run` (exit 5): every one is refused at validation, all at once, each at its parameter.
+#[test]
+fn broken_parameter_rules_are_refused_before_anything_runs() {
+    let path = repo("tests/fixtures/broken-parameter-rules.yaml");
+    let t = Test::new().args(["run", &path]);
+    let out = t.run().expect_code(2);
+    for needle in [
+        ":16:56: k8s.pod_kill: `mode: fixed` needs `value`: how many pods to kill (at `steps[0].with.mode`)",
+        ":19:78: k8s.pod_kill: `value: 150` is not a percentage from 1 to 100 (at `steps[1].with.value`)",
+        ":22:70: k8s.pod_kill: `mode: fixed` with `value: 0` kills no pod (at `steps[2].with.value`)",
+        ":22:83: k8s.pod_kill: `max_pods: 0` refuses every pod",
+        ":25:40: k8s.pod_kill: give `namespace` or `namespaces`, not both (at `steps[3].with.namespaces`)",
+        ":28:17: command: `run` is empty: there is no program to run (at `steps[4].with.run`)",
+        ":31:17: http: `not a url` is not a URL",
+        "7 problems found; nothing was run.",
+    ] {
+        assert!(
+            out.stderr.contains(needle),
+            "missing `{needle}` in:\n{}",
+            out.stderr
+        );
+    }
+    assert!(t.run_dirs().is_empty());
+}
