@@ -684,7 +684,7 @@ async fn access_denied_names_the_iam_action_and_cleans_up_what_was_created() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_rejected_template_is_an_invalid_target_naming_fis_s_reason() {
+async fn a_rejected_template_is_invalid_input_naming_fis_s_reason() {
     let invalid = mock!(aws_sdk_fis::Client::create_experiment_template).then_error(|| {
         CreateExperimentTemplateError::ValidationException(
             aws_sdk_fis::types::error::ValidationException::builder()
@@ -696,7 +696,8 @@ async fn a_rejected_template_is_an_invalid_target_naming_fis_s_reason() {
     let e = typed::inject(&env.ctx(), &small_params())
         .await
         .unwrap_err();
-    assert!((e).kind == ErrorKind::NotFound, "{e:?}");
+    // FIS rejected what we sent: invalid input, not a missing target.
+    assert!((e).kind == ErrorKind::InvalidInput, "{e:?}");
     let m = e.to_string();
     assert!(
         m.contains("`fis:CreateExperimentTemplate` rejected the input for template \"wait a minute\" (ValidationException: Role ARN arn:aws:iam::123456789012:role/nope is not valid)"),

@@ -5,15 +5,17 @@
 //! Retry policy (the SDK's own retries are off, see [`super::clients`]): throttling (HTTP 429 or a
 //! throttling error code), HTTP 5xx and transport failures are retried up to `aws.retries`
 //! attempts in all, with exponential backoff 1s, 2s, 4s, ... capped at 20s, on the tokio clock;
-//! each retry is one line for the journal (`note`). A mutating call that timed out is *not*
-//! retried: AWS may have acted on it, so the error says the outcome is unknown instead of
-//! risking a second failover (or a second FIS experiment). Everything else fails at once:
+//! each retry is one line for the journal (`note`); when they run out the error is
+//! [`ErrorKind::Throttled`] or [`ErrorKind::Unavailable`]. A mutating call that timed out is
+//! *not* retried: AWS may have acted on it, so the error ([`ErrorKind::TimedOut`]) says the
+//! outcome is unknown instead of risking a second failover (or a second FIS experiment).
+//! Everything else fails at once:
 //! access denied (and rejected credentials) -> [`ErrorKind::Denied`] naming the IAM action and
 //! resource ARN; not found (`*NotFound*`, `NoSuch*`, FIS's `ResourceNotFoundException`) ->
 //! [`ErrorKind::NotFound`]; invalid state, already exists and FIS's `ConflictException` ->
 //! [`ErrorKind::InvalidState`]; a service quota (`ServiceQuotaExceededException`) ->
 //! [`ErrorKind::InvalidState`]; rejected input (`Invalid*`, `*Validation*` such as FIS's
-//! `ValidationException`, `Malformed*`, `*Parameter*`) -> [`ErrorKind::NotFound`].
+//! `ValidationException`, `Malformed*`, `*Parameter*`) -> [`ErrorKind::InvalidInput`].
 
 use crate::backend::{ErrorKind, ProviderError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -127,12 +129,19 @@ where
         SdkError::ResponseError(_) => {
             let detail = DisplayErrorContext(err).to_string();
             match status {
-                Some(s) if s >= 500 || s == 429 => Class::Retry(ProviderError::failed(format!(
-                    "AWS answered HTTP {s} to `{}` on {} ({}); the service may be degraded or not implement the call: retry later",
-                    op.action,
-                    op.what,
-                    short(&detail)
-                ))),
+                Some(s) if s >= 500 || s == 429 => Class::Retry(ProviderError::new(
+                    if s == 429 {
+                        ErrorKind::Throttled
+                    } else {
+                        ErrorKind::Unavailable
+                    },
+                    format!(
+                        "AWS answered HTTP {s} to `{}` on {} ({}); the service may be degraded or not implement the call: retry later",
+                        op.action,
+                        op.what,
+                        short(&detail)
+                    ),
+                )),
                 _ => Class::Fatal(ProviderError::failed(format!(
                     "`{}` on {} got an unreadable answer (HTTP {}): {}",
                     op.action,
@@ -211,7 +220,7 @@ pub fn classify_service(op: &Op, code: &str, msg: &str, status: Option<u16>) -> 
         format!("{code}: {msg}")
     };
     if THROTTLING.contains(&code) || status == Some(429) {
-        return Class::Retry(ProviderError::failed(format!(
+        return Class::Retry(ProviderError::throttled(format!(
             "`{}` on {} is throttled by AWS ({said}); raise `aws.retries` or run the drill when the account is quieter",
             op.action, op.what
         )));
@@ -229,7 +238,7 @@ pub fn classify_service(op: &Op, code: &str, msg: &str, status: Option<u16>) -> 
         )));
     }
     if SERVER.contains(&code) || status.is_some_and(|s| s >= 500) {
-        return Class::Retry(ProviderError::failed(format!(
+        return Class::Retry(ProviderError::unavailable(format!(
             "AWS failed `{}` on {} with a server error ({said}, HTTP {}); retry later",
             op.action,
             op.what,
@@ -271,7 +280,7 @@ pub fn classify_service(op: &Op, code: &str, msg: &str, status: Option<u16>) -> 
         || code.contains("Malformed")
         || code.contains("Parameter")
     {
-        return Class::Fatal(ProviderError::not_found(format!(
+        return Class::Fatal(ProviderError::invalid_input(format!(
             "`{}` rejected the input for {} ({said}); check the step's parameters",
             op.action, op.what
         )));
@@ -292,7 +301,7 @@ fn unreachable(op: &Op, detail: &str) -> ProviderError {
 }
 
 fn unknown_outcome(op: &Op, detail: &str) -> ProviderError {
-    ProviderError::failed(format!(
+    ProviderError::timed_out(format!(
         "`{}` on {} timed out after the request was sent, so AWS may or may not have acted on it ({}); check {} in the console before re-running",
         op.action,
         op.what,
@@ -456,7 +465,7 @@ mod tests {
         assert!(matches!(
             c("InvalidParameterValue", Some(400)),
             Class::Fatal(ProviderError {
-                kind: ErrorKind::NotFound,
+                kind: ErrorKind::InvalidInput,
                 ..
             })
         ));
@@ -497,7 +506,7 @@ mod tests {
             "{m}"
         );
         let (retry, k, m) = c("ValidationException", 400);
-        assert_eq!((retry, k), (false, ErrorKind::NotFound), "{m}");
+        assert_eq!((retry, k), (false, ErrorKind::InvalidInput), "{m}");
         assert!(m.contains("rejected the input") && m.contains("why"), "{m}");
         let (retry, k, m) = c("ConflictException", 409);
         assert_eq!((retry, k), (false, ErrorKind::InvalidState), "{m}");

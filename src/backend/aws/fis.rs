@@ -161,10 +161,12 @@ fn hint(ctx: &FisCtx<'_>, op: &Op, also: &str, e: ProviderError) -> ProviderErro
                 format!("{m}; FIS ids are listed by `aws fis {list} --region {region}`")
             })
         }
-        ErrorKind::NotFound if op.action == "fis:CreateExperimentTemplate" => e.map_message(|m| {
-            format!("{m}; fix the template (ARNs, role, parameters) and run again")
-        }),
-        ErrorKind::NotFound => e.map_message(|m| {
+        ErrorKind::InvalidInput if op.action == "fis:CreateExperimentTemplate" => {
+            e.map_message(|m| {
+                format!("{m}; fix the template (ARNs, role, parameters) and run again")
+            })
+        }
+        ErrorKind::NotFound | ErrorKind::InvalidInput => e.map_message(|m| {
             format!("{m}; FIS rejected the request: check the template id and the template")
         }),
         _ => e,

@@ -162,7 +162,7 @@ async fn throttling_past_the_bound_is_a_clear_error() {
         .unwrap_err();
     assert_eq!(describe.num_calls(), 4, "aws.retries (4) attempts in all");
     assert_eq!(t0.elapsed(), Duration::from_secs(1 + 2 + 4));
-    let (ErrorKind::Failed, m) = (e.kind, &e.message) else {
+    let (ErrorKind::Throttled, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
     assert!(m.contains("`rds:DescribeDBClusters`"), "{m}");
