@@ -170,10 +170,15 @@ impl WorkloadRef {
 }
 
 /// A taint's effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum TaintEffect {
+    /// New pods that do not tolerate it are not scheduled on the node.
     NoSchedule,
+    /// The scheduler avoids the node when it can.
     PreferNoSchedule,
+    /// As NoSchedule, and pods already there that do not tolerate it are evicted.
     NoExecute,
 }
 

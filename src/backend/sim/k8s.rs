@@ -34,15 +34,6 @@ fn bad(msg: impl Into<String>) -> ProviderError {
 
 use crate::backend::strings as str_list;
 
-/// The estate's taint effect of a typed one.
-fn sim_effect(e: kube::TaintEffect) -> TaintEffect {
-    match e {
-        kube::TaintEffect::NoSchedule => TaintEffect::NoSchedule,
-        kube::TaintEffect::PreferNoSchedule => TaintEffect::PreferNoSchedule,
-        kube::TaintEffect::NoExecute => TaintEffect::NoExecute,
-    }
-}
-
 fn taint_json(t: &Taint) -> Json {
     json!({"key": t.key, "value": t.value, "effect": t.effect.as_str()})
 }
@@ -524,7 +515,7 @@ pub(super) fn apply(
             let taint = Taint {
                 key: spec.key.clone(),
                 value: spec.value.clone(),
-                effect: sim_effect(spec.effect),
+                effect: spec.effect,
                 added: None,
             };
             let (touched, previous) = add_taint(e, at, cluster, &nodes, &taint)?;
@@ -536,7 +527,7 @@ pub(super) fn apply(
                 ProviderError::invalid_input("k8s.node_untaint needs a key".into())
             })?;
             let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-            let removed = remove_taints(e, at, cluster, &names, &key, effect.map(sim_effect))?;
+            let removed = remove_taints(e, at, cluster, &names, &key, effect)?;
             json!({"cluster": cluster, "key": key, "nodes": removed.keys().collect::<Vec<_>>(), "removed": removed})
         }
         Action::Scale(sc) => {

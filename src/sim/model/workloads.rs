@@ -20,37 +20,8 @@ pub(super) struct Node {
     pub(super) not_ready_since: Option<Duration>,
 }
 
-/// Effect of a node taint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum TaintEffect {
-    /// New pods that do not tolerate it are not scheduled on the node.
-    NoSchedule,
-    /// The scheduler avoids the node when it can.
-    PreferNoSchedule,
-    /// As NoSchedule, and pods already there that do not tolerate it are evicted.
-    NoExecute,
-}
-
-impl TaintEffect {
-    /// The API's spelling, e.g. `NoExecute`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaintEffect::NoSchedule => "NoSchedule",
-            TaintEffect::PreferNoSchedule => "PreferNoSchedule",
-            TaintEffect::NoExecute => "NoExecute",
-        }
-    }
-
-    /// Parse the API's spelling.
-    pub fn parse(s: &str) -> Option<TaintEffect> {
-        match s {
-            "NoSchedule" => Some(TaintEffect::NoSchedule),
-            "PreferNoSchedule" => Some(TaintEffect::PreferNoSchedule),
-            "NoExecute" => Some(TaintEffect::NoExecute),
-            _ => None,
-        }
-    }
-}
+/// Effect of a node taint (one type for the estate and both Kubernetes backends).
+pub use crate::lang::kubernetes::TaintEffect;
 
 /// A node taint. Only DaemonSet pods tolerate taints (they tolerate every one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
