@@ -162,8 +162,6 @@ pub struct RunContext {
 pub struct Call {
     /// `steps[2]`-style location of the call in the experiment, for messages.
     pub owner: String,
-    /// The vocabulary name (what routing and messages use).
-    pub name: String,
     /// The call decoded: what backends read.
     pub typed: Typed,
 }
@@ -264,8 +262,7 @@ pub trait ProviderExt: Provider {
         params: &'a Json,
     ) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
-            let p = Probe::decode(name, params)
-                .map_err(|e| ProviderError::invalid_input(crate::lang::kubernetes::joined(&e)))?;
+            let p = decode_probe(name, params)?;
             self.observe(&p).await
         })
     }
@@ -289,7 +286,21 @@ pub fn decode_action(name: &str, params: &Json) -> Result<Action, ProviderError>
         .map_err(|e| ProviderError::invalid_input(crate::lang::kubernetes::joined(&e)))
 }
 
+/// Decode a probe by name, as validation does (`invalid input` if it does not decode).
+pub fn decode_probe(name: &str, params: &Json) -> Result<Probe, ProviderError> {
+    Probe::decode(name, params)
+        .map_err(|e| ProviderError::invalid_input(crate::lang::kubernetes::joined(&e)))
+}
+
 impl Call {
+    /// The vocabulary name (what routing and messages use).
+    pub fn name(&self) -> &'static str {
+        match &self.typed {
+            Typed::Action(a) => a.name(),
+            Typed::Probe(p) => p.name(),
+        }
+    }
+
     /// A call from its name and checked parameters (decoded here).
     pub fn new(
         owner: String,
@@ -297,19 +308,12 @@ impl Call {
         params: Json,
         is_action: bool,
     ) -> Result<Call, ProviderError> {
-        let typed =
-            if is_action {
-                Typed::Action(decode_action(name, &params)?)
-            } else {
-                Typed::Probe(Probe::decode(name, &params).map_err(|e| {
-                    ProviderError::invalid_input(crate::lang::kubernetes::joined(&e))
-                })?)
-            };
-        Ok(Call {
-            owner,
-            name: name.to_string(),
-            typed,
-        })
+        let typed = if is_action {
+            Typed::Action(decode_action(name, &params)?)
+        } else {
+            Typed::Probe(decode_probe(name, &params)?)
+        };
+        Ok(Call { owner, typed })
     }
 }
 

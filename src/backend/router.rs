@@ -168,17 +168,17 @@ impl Provider for Router {
         Box::pin(async move {
             let mut problems = Vec::new();
             for c in calls {
-                if !self.supports(&c.name) {
+                if !self.supports(c.name()) {
                     problems.push(PreflightProblem {
                         owner: c.owner.clone(),
-                        error: self.unsupported(&c.name),
+                        error: self.unsupported(c.name()),
                     });
                 }
             }
             for (b, p) in &self.providers {
                 let mine: Vec<Call> = calls
                     .iter()
-                    .filter(|c| self.backend_for(&c.name) == *b && p.supports(&c.name))
+                    .filter(|c| self.backend_for(c.name()) == *b && p.supports(c.name()))
                     .cloned()
                     .collect();
                 if !mine.is_empty() {
@@ -242,7 +242,6 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
         if !builtin(&s.action.value) {
             out.push(Call {
                 owner: format!("step `{}` (steps[{i}])", s.id.value),
-                name: s.action.value.clone(),
                 typed: Typed::Action(s.call.clone()),
             });
         }
@@ -251,7 +250,6 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
         {
             out.push(Call {
                 owner: format!("rollback of step `{}`", s.id.value),
-                name: action.clone(),
                 typed: Typed::Action((**call).clone()),
             });
         }
@@ -260,7 +258,6 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
         if !generic_probe(&p.kind) {
             out.push(Call {
                 owner: format!("probe `{}`", p.name.value),
-                name: p.kind.clone(),
                 typed: Typed::Probe(p.call.clone()),
             });
         }

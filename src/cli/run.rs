@@ -78,7 +78,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
     // Anything not served by the simulated estate happens in real time.
     let remote = calls
         .iter()
-        .any(|c| env.backend_for(&c.name) != environment::Backend::Sim);
+        .any(|c| env.backend_for(c.name()) != environment::Backend::Sim);
     let virtual_clock = choose_clock(a.clock, &exp, remote)?;
     let runtime = start_runtime(virtual_clock)?;
     let (provider, seed) = connect(&runtime, &env, a.seed, &calls)?;

@@ -394,7 +394,7 @@ impl Provider for SimProvider {
 /// services, alerts). Database calls are checked unless the drill restores a cluster (a later
 /// step may name the cluster the restore creates).
 fn checked_at_preflight(c: &Call, restores: bool) -> bool {
-    let n = c.name.as_str();
+    let n = c.name();
     if matches!(c.typed, Typed::Action(_)) {
         n.starts_with("k8s.")
             || matches!(
@@ -418,7 +418,7 @@ impl SimProvider {
     /// exist, a selector that matches nothing, a refused cap or the kube-system rule is found
     /// before anything runs. Read-only: the estate, its clock and its generator are untouched.
     async fn preflight_estate(&self, calls: &[Call]) -> Vec<PreflightProblem> {
-        let restores = calls.iter().any(|c| c.name == "db.point_in_time_restore");
+        let restores = calls.iter().any(|c| c.name() == "db.point_in_time_restore");
         let scratch =
             SimProvider::from_shared(SharedEstate::new(self.shared.lock().clone()), self.seed);
         let mut problems = Vec::new();
