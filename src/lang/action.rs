@@ -9,7 +9,8 @@
 
 use super::duration::serde_human;
 use super::fis_template::StepParams;
-use super::kubernetes::{NodeAction, ParamProblem, PodKill, WorkloadRef, ZoneAction};
+use super::kubernetes::{NodeAction, ParamProblem, PodKill, ZoneAction};
+pub use super::kubernetes::{PodsQuery, Scale, WorkloadAt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
@@ -88,23 +89,6 @@ fn default_interval() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct Approval {
     pub message: String,
-}
-
-/// `k8s.scale`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scale {
-    pub cluster: Option<String>,
-    pub namespace: String,
-    pub workload: WorkloadRef,
-    pub replicas: u32,
-}
-
-/// A workload in a namespace (`k8s.rollout_restart`, the `k8s.workload` probe).
-#[derive(Debug, Clone, PartialEq)]
-pub struct WorkloadAt {
-    pub cluster: Option<String>,
-    pub namespace: String,
-    pub workload: WorkloadRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -232,17 +216,6 @@ pub enum Action {
     FisExperiment(Box<StepParams>),
 }
 
-/// `k8s.pods` and `k8s.pod_restarts`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PodsQuery {
-    pub cluster: Option<String>,
-    pub namespace: String,
-    pub selector: BTreeMap<String, String>,
-    pub field_selector: Option<String>,
-    /// `k8s.pod_restarts`: the increase is counted over this window.
-    pub window: Duration,
-}
-
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Nodes {
@@ -355,43 +328,6 @@ fn time_of(
     }
 }
 
-fn workload_at(p: &Json) -> Result<WorkloadAt, Vec<ParamProblem>> {
-    Ok(WorkloadAt {
-        cluster: str_of(p, "cluster"),
-        namespace: str_of(p, "namespace").unwrap_or_default(),
-        workload: WorkloadRef::from_params(p)?,
-    })
-}
-
-fn pods_query(p: &Json) -> Result<PodsQuery, Vec<ParamProblem>> {
-    let selector = p
-        .get("selector")
-        .and_then(Json::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let window = match p.get("window").and_then(Json::as_str) {
-        Some(w) => super::duration::parse(w).map_err(|e| {
-            vec![ParamProblem::at(
-                "window",
-                e.to_string(),
-                "write a duration like `5m`",
-            )]
-        })?,
-        None => super::kubernetes::RESTART_WINDOW,
-    };
-    Ok(PodsQuery {
-        cluster: str_of(p, "cluster"),
-        namespace: str_of(p, "namespace").unwrap_or_default(),
-        selector,
-        field_selector: str_of(p, "field_selector"),
-        window,
-    })
-}
-
 impl Action {
     /// Decode the checked parameters of action `name`. Every rule of [`super::rules`] holds for
     /// a decoded value.
@@ -415,17 +351,8 @@ impl Action {
             "k8s.node_drain" => Action::NodeDrain(NodeAction::from_params(name, p)?),
             "k8s.node_taint" => Action::NodeTaint(NodeAction::from_params(name, p)?),
             "k8s.node_untaint" => Action::NodeUntaint(NodeAction::from_params(name, p)?),
-            "k8s.scale" => {
-                let at = workload_at(p)?;
-                let replicas = p.get("replicas").and_then(Json::as_u64).unwrap_or(0);
-                Action::Scale(Scale {
-                    cluster: at.cluster,
-                    namespace: at.namespace,
-                    workload: at.workload,
-                    replicas: u32::try_from(replicas).unwrap_or(u32::MAX),
-                })
-            }
-            "k8s.rollout_restart" => Action::RolloutRestart(workload_at(p)?),
+            "k8s.scale" => Action::Scale(Scale::from_params(p)?),
+            "k8s.rollout_restart" => Action::RolloutRestart(WorkloadAt::from_params(p)?),
             "az.power_interruption" => Action::AzPowerInterruption(serde(p)?),
             "region.outage" => Action::RegionOutage(serde(p)?),
             "db.cluster_failover" => Action::DbClusterFailover(serde(p)?),
@@ -521,9 +448,9 @@ impl Probe {
         }
         Ok(match name {
             "service.metrics" => Probe::ServiceMetrics(serde(p)?),
-            "k8s.pods" => Probe::Pods(pods_query(p)?),
-            "k8s.pod_restarts" => Probe::PodRestarts(pods_query(p)?),
-            "k8s.workload" => Probe::Workload(workload_at(p)?),
+            "k8s.pods" => Probe::Pods(PodsQuery::from_params(p)?),
+            "k8s.pod_restarts" => Probe::PodRestarts(PodsQuery::from_params(p)?),
+            "k8s.workload" => Probe::Workload(WorkloadAt::from_params(p)?),
             "k8s.nodes" => Probe::Nodes(serde(p)?),
             "k8s.memory" => Probe::Memory(serde(p)?),
             "db.cluster" => Probe::DbCluster(DbClusterQuery {

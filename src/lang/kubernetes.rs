@@ -276,6 +276,15 @@ pub struct NodeAction {
     pub untaint: Option<(String, Option<TaintEffect>)>,
 }
 
+/// A duration that must be positive was written as zero (`default`: what leaving it out gives).
+pub(super) fn zero_duration(k: &'static str, default: &str) -> ParamProblem {
+    ParamProblem::at(
+        k,
+        format!("`{k}: 0s` gives up before anything can happen"),
+        format!("give a positive duration, or leave `{k}` out (default {default})"),
+    )
+}
+
 /// Reads typed values out of checked parameters, collecting every broken rule.
 struct Reader<'a> {
     p: &'a Json,
@@ -374,14 +383,8 @@ impl<'a> Reader<'a> {
     fn positive(&mut self, k: &'static str, default: Duration) -> Duration {
         match self.duration(k) {
             Some(d) if d.is_zero() => {
-                self.problem(
-                    k,
-                    format!("`{k}: 0s` gives up before anything can happen"),
-                    format!(
-                        "give a positive duration, or leave `{k}` out (default {})",
-                        crate::lang::duration::format(default)
-                    ),
-                );
+                self.problems
+                    .push(zero_duration(k, &crate::lang::duration::format(default)));
                 default
             }
             Some(d) => d,
@@ -838,44 +841,94 @@ impl WorkloadRef {
     }
 }
 
-/// The rules of every `k8s.*` action and probe that go beyond parameter types.
-pub fn check(name: &str, p: &Json) -> Vec<ParamProblem> {
-    let problems = match name {
-        "k8s.pod_kill" => PodKill::from_params(p).err(),
-        "k8s.cordon_zone" | "k8s.drain_zone" => ZoneAction::from_params(p).err(),
-        "k8s.node_cordon" | "k8s.node_uncordon" | "k8s.node_drain" | "k8s.node_taint"
-        | "k8s.node_untaint" => NodeAction::from_params(name, p).err(),
-        "k8s.scale" | "k8s.rollout_restart" | "k8s.workload" => {
-            let mut out = WorkloadRef::from_params(p).err().unwrap_or_default();
-            if name == "k8s.scale"
-                && let Some(n) = p.get("replicas").and_then(Json::as_u64)
-                && n > i32::MAX as u64
-            {
-                out.push(ParamProblem::at(
-                    "replicas",
-                    format!("`replicas: {n}` is more than Kubernetes can store"),
-                    "give a replica count Kubernetes accepts (a 32-bit number)",
-                ));
-            }
-            (!out.is_empty()).then_some(out)
+/// `k8s.scale`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scale {
+    pub cluster: Option<String>,
+    pub namespace: String,
+    pub workload: WorkloadRef,
+    pub replicas: u32,
+}
+
+/// A workload in a namespace (`k8s.rollout_restart`, the `k8s.workload` probe).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadAt {
+    pub cluster: Option<String>,
+    pub namespace: String,
+    pub workload: WorkloadRef,
+}
+
+/// `k8s.pods` and `k8s.pod_restarts`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodsQuery {
+    pub cluster: Option<String>,
+    pub namespace: String,
+    pub selector: BTreeMap<String, String>,
+    pub field_selector: Option<String>,
+    /// `k8s.pod_restarts`: the increase is counted over this window.
+    pub window: Duration,
+}
+
+impl WorkloadAt {
+    pub fn from_params(p: &Json) -> Result<WorkloadAt, Vec<ParamProblem>> {
+        let r = Reader::new(p);
+        Ok(WorkloadAt {
+            cluster: r.str("cluster"),
+            namespace: r.str("namespace").unwrap_or_default(),
+            workload: WorkloadRef::from_params(p)?,
+        })
+    }
+}
+
+impl Scale {
+    pub fn from_params(p: &Json) -> Result<Scale, Vec<ParamProblem>> {
+        let mut r = Reader::new(p);
+        let workload = WorkloadRef::from_params(p);
+        let replicas = r.u64("replicas").unwrap_or(0);
+        if replicas > i32::MAX as u64 {
+            r.problem(
+                "replicas",
+                format!("`replicas: {replicas}` is more than Kubernetes can store"),
+                "give a replica count Kubernetes accepts (a 32-bit number)",
+            );
         }
-        "k8s.pods" | "k8s.pod_restarts" => {
-            let mut r = Reader::new(p);
-            if let Some(f) = r.str("field_selector")
-                && let Err(e) = check_field_selector(&f)
-            {
-                r.problem(
-                    "field_selector",
-                    e,
-                    "write `field=value` pairs separated by commas",
-                );
-            }
-            r.positive("window", RESTART_WINDOW);
-            r.finish(()).err()
+        if let Err(mut w) = workload {
+            w.append(&mut r.problems);
+            return Err(w);
         }
-        _ => None,
-    };
-    problems.unwrap_or_default()
+        let value = Scale {
+            cluster: r.str("cluster"),
+            namespace: r.str("namespace").unwrap_or_default(),
+            workload: workload.expect("checked above"),
+            replicas: replicas as u32,
+        };
+        r.finish(value)
+    }
+}
+
+impl PodsQuery {
+    pub fn from_params(p: &Json) -> Result<PodsQuery, Vec<ParamProblem>> {
+        let mut r = Reader::new(p);
+        let field_selector = r.str("field_selector");
+        if let Some(f) = &field_selector
+            && let Err(e) = check_field_selector(f)
+        {
+            r.problem(
+                "field_selector",
+                e,
+                "write `field=value` pairs separated by commas",
+            );
+        }
+        let window = r.positive("window", RESTART_WINDOW);
+        let value = PodsQuery {
+            cluster: r.str("cluster"),
+            namespace: r.str("namespace").unwrap_or_default(),
+            selector: r.labels("selector"),
+            field_selector,
+            window,
+        };
+        r.finish(value)
+    }
 }
 
 #[cfg(test)]
@@ -883,8 +936,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The broken rules of an action (or a probe) as decoding reports them.
     fn problems(name: &str, p: Json) -> Vec<String> {
-        check(name, &p).into_iter().map(|p| p.message).collect()
+        let decoded = if crate::lang::vocab::action(name).is_some() {
+            crate::lang::action::Action::decode(name, &p).err()
+        } else {
+            crate::lang::action::Probe::decode(name, &p).err()
+        };
+        decoded
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.message)
+            .collect()
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! exclusive parameters, counts that must be positive, URLs that must parse, values that
 //! contradict each other. [`check`] runs in the same pass as the rest of validation, so a step
 //! that could only fail halfway through a drill is refused before anything runs, with the
-//! parameter's location. The `k8s.*` rules live with the Kubernetes semantics ([`super::kubernetes`]).
+//! parameter's location. The `k8s.*` rules live in the Kubernetes types' decoders
+//! ([`super::kubernetes`]), which [`super::action`] calls directly.
 //!
 //! Invariant: pure; every rule a backend would otherwise re-check at run time is here.
 
@@ -17,11 +18,7 @@ fn duration(p: &Json, k: &str) -> Option<std::time::Duration> {
 
 fn positive(out: &mut Vec<ParamProblem>, p: &Json, k: &'static str, default: &str) {
     if duration(p, k).is_some_and(|d| d.is_zero()) {
-        out.push(ParamProblem::at(
-            k,
-            format!("`{k}: 0s` gives up before anything can happen"),
-            format!("give a positive duration, or leave `{k}` out (default {default})"),
-        ));
+        out.push(kubernetes::zero_duration(k, default));
     }
 }
 
@@ -40,7 +37,7 @@ pub fn check_url(s: &str) -> Result<(), String> {
 
 /// Every rule `name`'s parameters break (`p` is the type-checked `with:` block).
 pub fn check(name: &str, p: &Json) -> Vec<ParamProblem> {
-    let mut out = kubernetes::check(name, p);
+    let mut out = Vec::new();
     match name {
         "http" => {
             if let Some(u) = p.get("url").and_then(Json::as_str)
