@@ -39,8 +39,6 @@ pub const ACTIONS: &[&str] = &[
     "k8s.rollout_restart",
 ];
 
-/// Default time a drain keeps retrying evictions refused by a PodDisruptionBudget.
-pub use crate::lang::kubernetes::DRAIN_TIMEOUT as DEFAULT_DRAIN_TIMEOUT;
 /// Conflicting writes (409) are retried this many times, re-reading the object each time.
 pub const CONFLICT_ATTEMPTS: u32 = 5;
 /// Labels the controllers add to pods; not part of a useful selector.

@@ -25,9 +25,6 @@ pub const PROBES: &[&str] = &[
     "k8s.memory",
 ];
 
-/// Default window of `k8s.pod_restarts` (shared with the simulated estate).
-pub use crate::lang::kubernetes::RESTART_WINDOW as DEFAULT_RESTART_WINDOW;
-
 /// A workload that owns pods: (`Deployment` | `StatefulSet` | `ReplicaSet`, name).
 type Owner = (String, String);
 

@@ -25,8 +25,7 @@ use std::num::NonZeroU32;
 
 /// How often a drain retries an eviction a PodDisruptionBudget refused (as `kubectl drain`).
 pub const DRAIN_RETRY: Duration = Duration::from_secs(5);
-/// How long a drain tries by default (shared with the Kubernetes backend).
-pub use crate::lang::kubernetes::DRAIN_TIMEOUT;
+use crate::lang::kubernetes::DRAIN_TIMEOUT;
 
 fn bad(msg: impl Into<String>) -> ProviderError {
     ProviderError::not_found(msg.into())
