@@ -245,8 +245,8 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
                 typed: Typed::Action(s.call.clone()),
             });
         }
-        if let crate::lang::spec::RollbackSpec::Action { action, call, .. } = &s.rollback
-            && !builtin(action)
+        if let crate::lang::spec::RollbackSpec::Action { call, .. } = &s.rollback
+            && !builtin(call.name())
         {
             out.push(Call {
                 owner: format!("rollback of step `{}`", s.id.value),
@@ -255,7 +255,7 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
         }
     }
     for p in &exp.probes {
-        if !generic_probe(&p.kind) {
+        if !generic_probe(p.call.name()) {
             out.push(Call {
                 owner: format!("probe `{}`", p.name.value),
                 typed: Typed::Probe(p.call.clone()),

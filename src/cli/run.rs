@@ -112,9 +112,9 @@ fn load(a: &RunArgs) -> Result<(Experiment, Environment), Failure> {
 /// Whether a drill needs real time (it talks to something outside the simulated estate).
 fn needs_wall_clock(exp: &Experiment) -> bool {
     let generic = |k: &str| k == "http" || k == "command" || k == "approval";
-    exp.probes.iter().any(|p| generic(&p.kind)) || exp.steps.iter().any(|s| {
+    exp.probes.iter().any(|p| generic(p.call.name())) || exp.steps.iter().any(|s| {
         generic(&s.action.value)
-            || matches!(&s.rollback, spec::RollbackSpec::Action { action, .. } if generic(action))
+            || matches!(&s.rollback, spec::RollbackSpec::Action { call, .. } if generic(call.name()))
     })
 }
 

@@ -86,7 +86,7 @@ async fn run_each(
             .map(|r| r.output.clone())
             .unwrap_or(Json::Null);
         let action_name = match &step.rollback {
-            RollbackSpec::Action { action, .. } => action.clone(),
+            RollbackSpec::Action { call, .. } => call.name().to_string(),
             _ => format!("revert {}", step.action.value),
         };
         sh.emit(Event::RollbackStarted {

@@ -57,7 +57,6 @@ pub struct Objectives {
 #[derive(Debug, Clone)]
 pub struct ProbeDef {
     pub name: Spanned<String>,
-    pub kind: String,
     /// The checked parameters, as written (journaled).
     pub with: Json,
     /// The parameters decoded: what backends read.
@@ -133,8 +132,8 @@ pub enum RollbackSpec {
     /// The action's natural inverse, if it has one (the default).
     Auto,
     None,
+    /// An explicit action (`call.name()` is its vocabulary name).
     Action {
-        action: String,
         with: Json,
         call: Box<Action>,
     },
@@ -611,7 +610,6 @@ impl Decode for ProbeDef {
         let (with, call) = with?;
         Some(ProbeDef {
             name: name?,
-            kind: kind?.value,
             with,
             call,
             tolerance: tolerance?,
@@ -959,7 +957,6 @@ fn decode_rollback(cx: &mut Cx, n: &Node, action: Option<&str>) -> Option<Rollba
             m.finish(cx);
             let (with, call) = with?;
             Some(RollbackSpec::Action {
-                action: act?.value,
                 with,
                 call: Box::new(call),
             })
