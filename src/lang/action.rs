@@ -9,7 +9,7 @@
 
 use super::duration::serde_human;
 use super::fis_template::StepParams;
-use super::kubernetes::{NodeAction, ParamProblem, PodKill, ZoneAction};
+use super::kubernetes::{NodeAction, NodeTaint, NodeUntaint, ParamProblem, PodKill, ZoneAction};
 pub use super::kubernetes::{PodsQuery, Scale, WorkloadAt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -199,8 +199,8 @@ pub enum Action {
     NodeCordon(NodeAction),
     NodeUncordon(NodeAction),
     NodeDrain(NodeAction),
-    NodeTaint(NodeAction),
-    NodeUntaint(NodeAction),
+    NodeTaint(NodeTaint),
+    NodeUntaint(NodeUntaint),
     Scale(Scale),
     RolloutRestart(WorkloadAt),
     AzPowerInterruption(Zone),
@@ -346,11 +346,11 @@ impl Action {
             "k8s.pod_kill" => Action::PodKill(PodKill::from_params(p)?),
             "k8s.cordon_zone" => Action::CordonZone(ZoneAction::from_params(p)?),
             "k8s.drain_zone" => Action::DrainZone(ZoneAction::from_params(p)?),
-            "k8s.node_cordon" => Action::NodeCordon(NodeAction::from_params(name, p)?),
-            "k8s.node_uncordon" => Action::NodeUncordon(NodeAction::from_params(name, p)?),
-            "k8s.node_drain" => Action::NodeDrain(NodeAction::from_params(name, p)?),
-            "k8s.node_taint" => Action::NodeTaint(NodeAction::from_params(name, p)?),
-            "k8s.node_untaint" => Action::NodeUntaint(NodeAction::from_params(name, p)?),
+            "k8s.node_cordon" => Action::NodeCordon(NodeAction::from_params(p)?),
+            "k8s.node_uncordon" => Action::NodeUncordon(NodeAction::from_params(p)?),
+            "k8s.node_drain" => Action::NodeDrain(NodeAction::from_params(p)?),
+            "k8s.node_taint" => Action::NodeTaint(NodeTaint::from_params(p)?),
+            "k8s.node_untaint" => Action::NodeUntaint(NodeUntaint::from_params(p)?),
             "k8s.scale" => Action::Scale(Scale::from_params(p)?),
             "k8s.rollout_restart" => Action::RolloutRestart(WorkloadAt::from_params(p)?),
             "az.power_interruption" => Action::AzPowerInterruption(serde(p)?),
@@ -427,11 +427,11 @@ impl Action {
         match self {
             Action::PodKill(a) => a.cluster.as_deref(),
             Action::CordonZone(a) | Action::DrainZone(a) => a.cluster.as_deref(),
-            Action::NodeCordon(a)
-            | Action::NodeUncordon(a)
-            | Action::NodeDrain(a)
-            | Action::NodeTaint(a)
-            | Action::NodeUntaint(a) => a.cluster.as_deref(),
+            Action::NodeCordon(a) | Action::NodeUncordon(a) | Action::NodeDrain(a) => {
+                a.cluster.as_deref()
+            }
+            Action::NodeTaint(a) => a.nodes.cluster.as_deref(),
+            Action::NodeUntaint(a) => a.nodes.cluster.as_deref(),
             Action::Scale(a) => a.cluster.as_deref(),
             Action::RolloutRestart(a) => a.cluster.as_deref(),
             _ => None,

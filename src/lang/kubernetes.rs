@@ -271,9 +271,22 @@ pub struct NodeAction {
     pub timeout: Duration,
     pub grace_period: Option<Duration>,
     pub allow_kube_system: bool,
-    /// `k8s.node_taint`: the taint; `k8s.node_untaint`: key (and effect, if given).
-    pub taint: Option<TaintSpec>,
-    pub untaint: Option<(String, Option<TaintEffect>)>,
+}
+
+/// `k8s.node_taint`, decoded: which nodes, and the taint to add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeTaint {
+    pub nodes: NodeAction,
+    pub taint: TaintSpec,
+}
+
+/// `k8s.node_untaint`, decoded: which nodes, and the taint to remove (by key, and by effect if
+/// given: without one, every taint with the key goes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeUntaint {
+    pub nodes: NodeAction,
+    pub key: String,
+    pub effect: Option<TaintEffect>,
 }
 
 /// A duration that must be positive was written as zero (`default`: what leaving it out gives).
@@ -769,25 +782,48 @@ impl ZoneAction {
 }
 
 impl NodeAction {
-    /// Decode the parameters of `action` (one of the `k8s.node_*` names).
-    pub fn from_params(action: &str, p: &Json) -> Result<NodeAction, Vec<ParamProblem>> {
+    /// Decode the node parameters every `k8s.node_*` action shares.
+    pub fn from_params(p: &Json) -> Result<NodeAction, Vec<ParamProblem>> {
         let mut r = Reader::new(p);
-        let target = node_target(&mut r);
+        let value = NodeAction::read(&mut r);
+        r.finish(value)
+    }
+
+    fn read(r: &mut Reader<'_>) -> NodeAction {
+        let target = node_target(r);
         let max_nodes = r.cap("max_nodes", "node");
         let timeout = r.positive("timeout", DRAIN_TIMEOUT);
-        let key = r.str("key");
-        if let Some(k) = &key
-            && let Err(e) = check_qualified_name(k)
-        {
-            r.problem("key", e, "write a key like `example.com/maintenance`");
+        NodeAction {
+            cluster: r.str("cluster"),
+            target,
+            max_nodes,
+            timeout,
+            grace_period: r.duration("grace_period"),
+            allow_kube_system: r.bool("allow_kube_system"),
         }
-        let effect = r.str("effect").as_deref().and_then(TaintEffect::parse);
-        let taint = (action == "k8s.node_taint").then(|| TaintSpec {
-            key: key.clone().unwrap_or_default(),
-            value: r.str("value"),
-            effect: effect.unwrap_or(TaintEffect::NoSchedule),
-        });
-        if let Some(v) = taint.as_ref().and_then(|t| t.value.as_deref())
+    }
+}
+
+/// The `key` of a taint step, checked as a qualified name (the vocabulary requires it, so a
+/// missing key has already been reported).
+fn taint_key(r: &mut Reader<'_>) -> String {
+    let Some(key) = r.str("key") else {
+        return String::new();
+    };
+    if let Err(e) = check_qualified_name(&key) {
+        r.problem("key", e, "write a key like `example.com/maintenance`");
+    }
+    key
+}
+
+impl NodeTaint {
+    /// Decode `k8s.node_taint` (the effect defaults to `NoSchedule`).
+    pub fn from_params(p: &Json) -> Result<NodeTaint, Vec<ParamProblem>> {
+        let mut r = Reader::new(p);
+        let nodes = NodeAction::read(&mut r);
+        let key = taint_key(&mut r);
+        let value = r.str("value");
+        if let Some(v) = value.as_deref()
             && (v.len() > 63
                 || !v
                     .chars()
@@ -799,18 +835,24 @@ impl NodeAction {
                 "use at most 63 letters, digits, `-`, `_` or `.`",
             );
         }
-        let untaint = (action == "k8s.node_untaint").then(|| (key.unwrap_or_default(), effect));
-        let value = NodeAction {
-            cluster: r.str("cluster"),
-            target,
-            max_nodes,
-            timeout,
-            grace_period: r.duration("grace_period"),
-            allow_kube_system: r.bool("allow_kube_system"),
-            taint,
-            untaint,
-        };
-        r.finish(value)
+        let effect = r
+            .str("effect")
+            .as_deref()
+            .and_then(TaintEffect::parse)
+            .unwrap_or(TaintEffect::NoSchedule);
+        let taint = TaintSpec { key, value, effect };
+        r.finish(NodeTaint { nodes, taint })
+    }
+}
+
+impl NodeUntaint {
+    /// Decode `k8s.node_untaint`.
+    pub fn from_params(p: &Json) -> Result<NodeUntaint, Vec<ParamProblem>> {
+        let mut r = Reader::new(p);
+        let nodes = NodeAction::read(&mut r);
+        let key = taint_key(&mut r);
+        let effect = r.str("effect").as_deref().and_then(TaintEffect::parse);
+        r.finish(NodeUntaint { nodes, key, effect })
     }
 }
 

@@ -15,7 +15,8 @@ use super::recovery::{self, Victim};
 use crate::backend::{Action, ErrorKind, ProviderError};
 use crate::lang::action::{Scale, WorkloadAt};
 use crate::lang::kubernetes::{
-    self as kube_rules, DrainMethod, NodeAction, NodeTarget, PodKill, TaintSpec, ZoneAction,
+    self as kube_rules, DrainMethod, NodeAction, NodeTarget, NodeUntaint, PodKill, TaintSpec,
+    ZoneAction,
 };
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
@@ -114,21 +115,9 @@ fn grace_seconds(d: Option<Duration>) -> Option<u32> {
     d.map(|d| d.as_secs() as u32)
 }
 
-/// The taint of a `k8s.node_taint` step.
-fn taint_spec(a: &NodeAction) -> Result<&TaintSpec, ProviderError> {
-    a.taint.as_ref().ok_or_else(|| {
-        ProviderError::invalid_input("k8s.node_taint needs `key` and `effect`: which taint".into())
-    })
-}
-
-/// The key (and effect, if given) of a `k8s.node_untaint` step.
-fn untaint_spec(a: &NodeAction) -> Result<(&str, Option<&'static str>), ProviderError> {
-    a.untaint
-        .as_ref()
-        .map(|(k, e)| (k.as_str(), e.map(|e| e.as_str())))
-        .ok_or_else(|| {
-            ProviderError::invalid_input("k8s.node_untaint needs `key`: which taint".into())
-        })
+/// The key (and effect, if given) of a `k8s.node_untaint` step, as the API writes them.
+fn untaint_spec(a: &NodeUntaint) -> (&str, Option<&'static str>) {
+    (a.key.as_str(), a.effect.map(|e| e.as_str()))
 }
 
 impl KubeProvider {
@@ -758,10 +747,10 @@ impl KubeProvider {
     async fn untaint(
         &self,
         action: &Action,
-        a: &NodeAction,
+        a: &NodeUntaint,
         nodes: Vec<Node>,
     ) -> Result<Json, ProviderError> {
-        let (key, effect) = untaint_spec(a)?;
+        let (key, effect) = untaint_spec(a);
         self.require("patch", "nodes", None, None).await?;
         let mut out = self.node_out(&nodes, None);
         out["removed"] = json!([]);
@@ -1338,8 +1327,8 @@ impl KubeProvider {
                 self.drain(action, n.into(), nodes).await
             }
             Action::NodeTaint(n) => {
-                let taint = Self::taint_of(taint_spec(n)?);
-                let nodes = self.plan_nodes(n).await?;
+                let taint = Self::taint_of(&n.taint);
+                let nodes = self.plan_nodes(&n.nodes).await?;
                 self.require("patch", "nodes", None, None).await?;
                 let mut out = self.node_out(&nodes, None);
                 let idx = self.ledger_open(action, &out);
@@ -1347,7 +1336,7 @@ impl KubeProvider {
                 Ok(out)
             }
             Action::NodeUntaint(n) => {
-                let nodes = self.plan_nodes(n).await?;
+                let nodes = self.plan_nodes(&n.nodes).await?;
                 self.untaint(action, n, nodes).await
             }
             Action::Scale(sc) => self.scale(action, sc).await,
@@ -1612,8 +1601,8 @@ impl KubeProvider {
                 }
             }
             Action::NodeTaint(n) => {
-                let t = Self::taint_of(taint_spec(n)?);
-                let nodes = self.plan_nodes(n).await?;
+                let t = Self::taint_of(&n.taint);
+                let nodes = self.plan_nodes(&n.nodes).await?;
                 format!(
                     "taint {} node(s) `{}{}:{}`: {}",
                     nodes.len(),
@@ -1624,8 +1613,8 @@ impl KubeProvider {
                 )
             }
             Action::NodeUntaint(n) => {
-                let (key, effect) = untaint_spec(n)?;
-                let nodes = self.plan_nodes(n).await?;
+                let (key, effect) = untaint_spec(n);
+                let nodes = self.plan_nodes(&n.nodes).await?;
                 let with: Vec<String> = nodes
                     .iter()
                     .filter(|n| {

@@ -181,11 +181,16 @@ impl KubeProvider {
                     self.eviction_rights(&pods).await?;
                 }
             }
-            Action::NodeCordon(n)
-            | Action::NodeUncordon(n)
-            | Action::NodeTaint(n)
-            | Action::NodeUntaint(n) => {
+            Action::NodeCordon(n) | Action::NodeUncordon(n) => {
                 self.plan_nodes(n).await?;
+                self.require("patch", "nodes", None, None).await?;
+            }
+            Action::NodeTaint(t) => {
+                self.plan_nodes(&t.nodes).await?;
+                self.require("patch", "nodes", None, None).await?;
+            }
+            Action::NodeUntaint(u) => {
+                self.plan_nodes(&u.nodes).await?;
                 self.require("patch", "nodes", None, None).await?;
             }
             Action::NodeDrain(n) => {

@@ -506,11 +506,9 @@ pub(super) fn apply(
             let nodes = target_nodes(e, at, cluster, &n.target, n.max_nodes)?;
             drain_start(e, at, cluster, &nodes, n.allow_kube_system, n.grace_period)?
         }
-        Action::NodeTaint(n) => {
-            let nodes = target_nodes(e, at, cluster, &n.target, n.max_nodes)?;
-            let spec = n.taint.as_ref().ok_or_else(|| {
-                ProviderError::invalid_input("k8s.node_taint needs a taint".into())
-            })?;
+        Action::NodeTaint(t) => {
+            let nodes = target_nodes(e, at, cluster, &t.nodes.target, t.nodes.max_nodes)?;
+            let spec = &t.taint;
             let taint = Taint {
                 key: spec.key.clone(),
                 value: spec.value.clone(),
@@ -520,13 +518,11 @@ pub(super) fn apply(
             let (touched, previous) = add_taint(e, at, cluster, &nodes, &taint)?;
             json!({"cluster": cluster, "nodes": touched, "taint": taint_json(&taint), "previous": previous})
         }
-        Action::NodeUntaint(n) => {
-            let nodes = target_nodes(e, at, cluster, &n.target, n.max_nodes)?;
-            let (key, effect) = n.untaint.clone().ok_or_else(|| {
-                ProviderError::invalid_input("k8s.node_untaint needs a key".into())
-            })?;
+        Action::NodeUntaint(u) => {
+            let nodes = target_nodes(e, at, cluster, &u.nodes.target, u.nodes.max_nodes)?;
+            let (key, effect) = (&u.key, u.effect);
             let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-            let removed = remove_taints(e, at, cluster, &names, &key, effect)?;
+            let removed = remove_taints(e, at, cluster, &names, key, effect)?;
             json!({"cluster": cluster, "key": key, "nodes": removed.keys().collect::<Vec<_>>(), "removed": removed})
         }
         Action::Scale(sc) => {
@@ -840,10 +836,7 @@ pub(super) fn describe(action: &Action, out: &Json) -> String {
         ),
         Action::NodeUntaint(n) => format!(
             "remove taint {} from {} node(s): {}",
-            n.untaint
-                .as_ref()
-                .map(|(k, _)| k.as_str())
-                .unwrap_or_default(),
+            n.key,
             count(&out["nodes"]),
             list(&out["nodes"])
         ),
