@@ -17,6 +17,10 @@ use std::time::Duration;
 pub const ZONE_LOSS_TAINT: &str = "firedrill.dev/zone-loss";
 /// How long a drain tries by default.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a drain waits before retrying an eviction a PodDisruptionBudget refused (429): a
+/// fixed 5 s, as `kubectl drain` does (k8s.io/kubectl/pkg/drain, `evictPods`). Both backends use it,
+/// so a blocked drain takes the same time on the simulated estate and on a cluster.
+pub const EVICTION_RETRY: Duration = Duration::from_secs(5);
 /// Default window of `k8s.pod_restarts`.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(300);
 

@@ -780,8 +780,12 @@ async fn an_eviction_refused_by_a_budget_is_retried_until_it_passes() {
     assert_eq!(out["evicted"], json!(["web/api-4"]));
     assert_eq!(out["skipped"][0]["pod"], "kube-system/agent-4");
     assert_eq!(out["skipped"][0]["reason"], "DaemonSet pod");
-    // 0.5s + 1s + 2s of backoff.
-    assert_eq!(t0.elapsed(), Duration::from_millis(3500));
+    // Three refusals, each retried after kubectl's fixed 5s.
+    assert_eq!(
+        t0.elapsed(),
+        3 * firedrill::lang::kubernetes::EVICTION_RETRY
+    );
+    assert_eq!(t0.elapsed(), Duration::from_secs(15));
     let fake = fake.lock().unwrap();
     assert_eq!(
         fake.log

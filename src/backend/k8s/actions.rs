@@ -877,7 +877,7 @@ impl KubeProvider {
                 }
             }),
         };
-        let mut backoff = Duration::from_millis(500);
+        let backoff = kube_rules::EVICTION_RETRY;
         loop {
             let op = Op::new("create", "pods/eviction").ns(&ns).name(&name);
             let at = self.shared.now();
@@ -906,7 +906,6 @@ impl KubeProvider {
                         )));
                     }
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 Err(e) if status_code(&e) == Some(404) => {
                     // Gone already, unless the server does not serve evictions at all.

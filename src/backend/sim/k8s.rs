@@ -23,9 +23,7 @@ use crate::sim::model::{
 };
 use std::num::NonZeroU32;
 
-/// How often a drain retries an eviction a PodDisruptionBudget refused (as `kubectl drain`).
-pub const DRAIN_RETRY: Duration = Duration::from_secs(5);
-use crate::lang::kubernetes::DRAIN_TIMEOUT;
+use crate::lang::kubernetes::{DRAIN_TIMEOUT, EVICTION_RETRY};
 
 fn bad(msg: impl Into<String>) -> ProviderError {
     ProviderError::not_found(msg.into())
@@ -823,7 +821,7 @@ pub(super) fn describe(action: &Action, out: &Json) -> String {
             count(&out["evicted"]),
             list(&out["evicted"]),
             count(&out["refused"]),
-            fmt(DRAIN_RETRY),
+            fmt(EVICTION_RETRY),
             fmt(timeout),
             list(&out["refused"]),
             count(&out["skipped_daemonset_pods"]),
@@ -860,7 +858,7 @@ pub(super) fn describe(action: &Action, out: &Json) -> String {
 
 impl SimProvider {
     /// The rest of a drain, as `kubectl drain` does it: retry evictions a budget refused every
-    /// [`DRAIN_RETRY`], then wait for the evicted pods to be gone, within `timeout`. On timeout
+    /// [`EVICTION_RETRY`], then wait for the evicted pods to be gone, within `timeout`. On timeout
     /// the nodes this step cordoned are uncordoned again (evicted pods stay evicted) and the
     /// step fails.
     pub(super) async fn finish_drain(
@@ -894,7 +892,7 @@ impl SimProvider {
             if refused.is_empty() {
                 break;
             }
-            if tokio::time::Instant::now() + DRAIN_RETRY > deadline {
+            if tokio::time::Instant::now() + EVICTION_RETRY > deadline {
                 let why = refused
                     .iter()
                     .map(|r| format!("{} ({})", out_str(r, "name"), out_str(r, "refused_by")))
@@ -902,7 +900,7 @@ impl SimProvider {
                     .join(", ");
                 return fail(self, &out, format!("evictions still refused: {why}"));
             }
-            tokio::time::sleep(DRAIN_RETRY).await;
+            tokio::time::sleep(EVICTION_RETRY).await;
             let at = self.now();
             let mut still = Vec::new();
             {
