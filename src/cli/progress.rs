@@ -104,6 +104,24 @@ impl Progress {
             Event::Detected { probe, after_ms } => {
                 format!("detected by {probe} after {}", ms(*after_ms))
             }
+            Event::ImpactObserved { after_ms, failing } => format!(
+                "impact seen {} after the fault started (failing: {})",
+                ms(*after_ms),
+                failing.join(", ")
+            ),
+            Event::NoImpactObserved {
+                window_ms,
+                polls,
+                expected,
+            } => format!(
+                "NO IMPACT observed: the recovery probes passed all {polls} polls in the {} after the fault{}",
+                ms(*window_ms),
+                if *expected {
+                    " (an impact was expected)"
+                } else {
+                    ""
+                }
+            ),
             Event::Recovered { after_ms } => format!("RECOVERED after {}", ms(*after_ms)),
             Event::RecoveryDeadlineExceeded {
                 deadline_ms,

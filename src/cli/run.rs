@@ -341,6 +341,8 @@ fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
     if let Some(v) = &s.verdict {
         for m in &s.measurements {
             let measured = match m.measured_ms {
+                None if m.no_impact => "no impact".to_string(),
+                None if m.deadline_ms.is_none() => "-".to_string(),
                 Some(ms) => crate::lang::duration::format(std::time::Duration::from_millis(ms)),
                 None => format!(
                     "> {}",
@@ -360,7 +362,7 @@ fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
                 measured,
                 target,
                 crate::lang::duration::format(std::time::Duration::from_millis(m.resolution_ms)),
-                if m.met { "met" } else { "MISSED" }
+                m.result_word()
             );
         }
         for r in &v.reasons {

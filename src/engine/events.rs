@@ -103,6 +103,27 @@ pub struct Measurement {
     pub met: bool,
     /// One line of explanation, e.g. "fault at +2m, all 2 recovery probes passing from +9m10s".
     pub detail: String,
+    /// RTO: when the recovery probes were first seen failing, after the fault started (at the
+    /// measurement's resolution). `None` when they never failed or for other figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact_ms: Option<u64>,
+    /// RTO: the recovery probes never failed, so there was nothing to recover from and no RTO.
+    /// `met` says whether that is acceptable (false under `recovery.expect_impact`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_impact: bool,
+}
+
+impl Measurement {
+    /// The result column of reports and the terminal: `met`, `MISSED`, or, when the recovery
+    /// probes never failed, `no impact` (acceptable) or `DEVIATED` (`recovery.expect_impact`).
+    pub fn result_word(&self) -> &'static str {
+        match (self.no_impact, self.met) {
+            (true, true) => "no impact",
+            (true, false) => "DEVIATED",
+            (false, true) => "met",
+            (false, false) => "MISSED",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,6 +233,20 @@ pub enum Event {
     RecoveryProbePassing {
         probe: String,
         after_ms: u64,
+    },
+    /// The first recovery poll after the fault started in which a recovery probe failed: the
+    /// fault's impact became visible (resolution: the recovery interval).
+    ImpactObserved {
+        after_ms: u64,
+        failing: Vec<String>,
+    },
+    /// The recovery probes never failed: by the end of the impact window (`window_ms` after the
+    /// fault started) nothing was hurt, so there was no recovery to time. `expected`: the
+    /// experiment said the impact must show (`recovery.expect_impact`).
+    NoImpactObserved {
+        window_ms: u64,
+        polls: u32,
+        expected: bool,
     },
     /// Every recovery probe passed `consecutive` polls in a row.
     Recovered {

@@ -136,6 +136,13 @@ pub struct Outcome {
 #[derive(Default)]
 pub(super) struct RecoveryState {
     pub(super) fault_at: Option<Duration>,
+    /// The fault step failed: nothing (or not all of it) was injected, so no RTO is timed.
+    pub(super) fault_failed: bool,
+    /// When a recovery probe was first seen failing, after the fault started.
+    pub(super) impact_after: Option<Duration>,
+    /// The recovery probes never failed: the window watched (after the fault started) and the
+    /// number of polls.
+    pub(super) no_impact: Option<(Duration, u32)>,
     pub(super) detected_after: Option<Duration>,
     pub(super) recovered_after: Option<Duration>,
     pub(super) deadline_exceeded: bool,
@@ -149,6 +156,11 @@ pub(super) struct Shared {
     pub(super) clock: RunClock,
     pub(super) abort_tx: watch::Sender<Option<String>>,
     pub(super) recovery: Mutex<RecoveryState>,
+    /// The recovery monitor, started with the fault step.
+    pub(super) recovery_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Set once every step of the method has finished (or will never run): the end of the
+    /// default impact window.
+    pub(super) method_done: watch::Sender<bool>,
     pub(super) approve: bool,
     pub(super) approver: Option<Approver>,
 }
@@ -329,6 +341,8 @@ pub async fn execute(
         clock,
         abort_tx,
         recovery: Mutex::new(RecoveryState::default()),
+        recovery_task: Mutex::new(None),
+        method_done: watch::channel(false).0,
         approve: opts.approve,
         approver: opts.approver.clone(),
     });

@@ -4,7 +4,7 @@
 use super::events::{Event, Measurement, Phase};
 use super::executor::{RecoveryState, Shared};
 use crate::backend::Probe;
-use crate::lang::spec::{DataLoss, Objectives, Recovery};
+use crate::lang::spec::{DataLoss, ExpectImpact, Objectives, Recovery};
 use serde_json::Value as Json;
 use std::time::Duration;
 
@@ -33,7 +33,8 @@ pub(super) async fn measure(sh: &Shared, aborted: bool, hard_stop: bool) -> Vec<
     measurements
 }
 
-/// RTO: from the fault to the start of the passing streak of every recovery probe.
+/// RTO: from the fault's start to the start of the final passing streak of every recovery probe
+/// after the last failing poll; "no impact" when the probes never failed.
 fn rto(
     rec: &Recovery,
     o: &Objectives,
@@ -41,34 +42,66 @@ fn rto(
     fault_at: Duration,
     aborted: bool,
 ) -> Measurement {
+    let fmt = crate::lang::duration::format;
     let res_ms = rec.interval.as_millis() as u64;
     let deadline = rec.deadline_for(o);
-    Measurement {
+    let impact_ms = rec_state.impact_after.map(|d| d.as_millis() as u64);
+    let mut m = Measurement {
         name: "rto".into(),
         measured_ms: rec_state.recovered_after.map(|d| d.as_millis() as u64),
         objective_ms: Some(o.rto.as_millis() as u64),
         resolution_ms: res_ms,
-        deadline_ms: rec_state
-            .recovered_after
-            .is_none()
-            .then_some(deadline.as_millis() as u64),
+        deadline_ms: None,
         met: rec_state.recovered_after.is_some_and(|d| d <= o.rto),
-        detail: match rec_state.recovered_after {
-            Some(d) => format!(
-                "fault at +{}, all {} recovery probes passing from +{} ({} consecutive polls)",
-                crate::lang::duration::format(fault_at),
-                rec.probes.len(),
-                crate::lang::duration::format(fault_at + d),
-                rec.consecutive
-            ),
-            None if aborted => "not measured: the drill was aborted before recovery".into(),
-            None => format!(
-                "not recovered within the {} deadline; still failing: {}",
-                crate::lang::duration::format(deadline),
+        detail: String::new(),
+        impact_ms,
+        no_impact: false,
+    };
+    let impact = rec_state
+        .impact_after
+        .map(|i| format!(", impact first seen at +{}", fmt(fault_at + i)))
+        .unwrap_or_default();
+    m.detail = match (rec_state.recovered_after, rec_state.no_impact) {
+        _ if rec_state.fault_failed => {
+            "not measured: the fault step failed, so there was no injected fault to time".into()
+        }
+        (Some(d), _) => format!(
+            "fault started at +{}{impact}, all {} recovery probes passing from +{} ({} consecutive polls after the last failure)",
+            fmt(fault_at),
+            rec.probes.len(),
+            fmt(fault_at + d),
+            rec.consecutive
+        ),
+        (None, Some((window, polls))) => {
+            m.no_impact = true;
+            m.met = !rec.expect_impact.expected();
+            let expected = match rec.expect_impact {
+                ExpectImpact::No => String::new(),
+                ExpectImpact::Yes => {
+                    "; `recovery.expect_impact` says the fault must show before the method ends"
+                        .into()
+                }
+                ExpectImpact::Within(w) => format!(
+                    "; `recovery.expect_impact` says the fault must show within {}",
+                    fmt(w)
+                ),
+            };
+            format!(
+                "no impact observed: the recovery probes never failed ({polls} polls over the {} after the fault started), so there was nothing to recover from{expected}",
+                fmt(window)
+            )
+        }
+        (None, None) if aborted => "not measured: the drill was aborted before recovery".into(),
+        (None, None) => {
+            m.deadline_ms = Some(deadline.as_millis() as u64);
+            format!(
+                "not recovered within the {} deadline{impact}; still failing: {}",
+                fmt(deadline),
                 rec_state.failing_at_deadline.join(", ")
-            ),
-        },
-    }
+            )
+        }
+    };
+    m
 }
 
 /// MTTD: from the fault to the detection probe's first pass; `None` without an objective or a
@@ -83,16 +116,19 @@ fn mttd(rec: &Recovery, o: &Objectives, rec_state: &RecoveryState) -> Option<Mea
         measured_ms: rec_state.detected_after.map(|d| d.as_millis() as u64),
         objective_ms: objective,
         resolution_ms: res_ms,
-        deadline_ms: rec_state
-            .detected_after
-            .is_none()
+        deadline_ms: (rec_state.detected_after.is_none() && rec_state.no_impact.is_none())
             .then_some(deadline.as_millis() as u64),
         met: match (rec_state.detected_after, o.mttd) {
             (Some(d), Some(obj)) => d <= obj,
             (Some(_), None) => true,
-            (None, _) => false,
+            // Nothing to detect when the fault never showed (RTO says whether that is a
+            // deviation).
+            (None, _) => rec_state.no_impact.is_some(),
         },
         detail: match (&rec.detection, rec_state.detected_after) {
+            (_, None) if rec_state.no_impact.is_some() => {
+                "not measured: no impact observed, so there was nothing to detect".into()
+            }
             (Some(p), Some(d)) => format!(
                 "detection probe `{}` first passed {} after the fault",
                 p.value,
@@ -101,6 +137,8 @@ fn mttd(rec: &Recovery, o: &Objectives, rec_state: &RecoveryState) -> Option<Mea
             (Some(p), None) => format!("detection probe `{}` never passed", p.value),
             (None, _) => "no detection probe configured (`recovery.detection`)".into(),
         },
+        impact_ms: None,
+        no_impact: false,
     })
 }
 
@@ -138,6 +176,8 @@ async fn rpo(sh: &Shared, dl: &DataLoss, o: &Objectives, fault_at: Duration) -> 
                 dl.probe.value, dl.field
             ),
         },
+        impact_ms: None,
+        no_impact: false,
     }
 }
 

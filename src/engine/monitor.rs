@@ -4,7 +4,7 @@
 
 use super::events::{Event, Phase};
 use super::executor::{Shared, wait_abort, wait_count};
-use crate::lang::spec::AbortRule;
+use crate::lang::spec::{AbortRule, ExpectImpact, Recovery};
 use crate::lang::tolerance::as_number;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -93,8 +93,15 @@ pub(super) async fn during_monitor(sh: Arc<Shared>, mut stop: watch::Receiver<bo
     }
 }
 
-/// The recovery monitor: from the fault on, polls the recovery probes (and the detection probe)
-/// every interval until recovered and detected, or until the deadline.
+/// The recovery monitor: from the moment the fault step starts, polls the recovery probes (and
+/// the detection probe) every interval until recovered and detected, or until the deadline.
+///
+/// Recovery is impact-aware: a streak of passing polls counts only after a recovery probe was
+/// seen failing, so a fault whose impact lags (a pod Terminating for its grace period, a load
+/// balancer keeping old endpoints, a DNS cache) is not reported as recovered before it hurt. RTO
+/// is then the start of the final passing streak after the last failure. When the probes never
+/// fail within the impact window (`recovery.expect_impact: <duration>`, else until the method has
+/// finished and `consecutive` more polls passed) the monitor records "no impact" and stops.
 pub(super) async fn recovery_monitor(sh: Arc<Shared>) {
     let Some(rec) = sh.exp.recovery.clone() else {
         return;
@@ -106,8 +113,12 @@ pub(super) async fn recovery_monitor(sh: Arc<Shared>) {
         .fault_at
         .unwrap_or_default();
     let deadline = rec.deadline_for(&sh.exp.objectives);
+    let method_done = sh.method_done.subscribe();
     let probes: Vec<String> = rec.probes.iter().map(|p| p.value.clone()).collect();
     let mut passing_since: Vec<Option<Duration>> = vec![None; probes.len()];
+    let mut impact: Option<Duration> = None;
+    let mut polls = 0u32;
+    let mut clean_after_method = 0u32;
     let mut streak_start: Option<Duration> = None;
     let mut streak_len = 0u32;
     let mut recovered = false;
@@ -116,8 +127,10 @@ pub(super) async fn recovery_monitor(sh: Arc<Shared>) {
         let now = sh.clock.elapsed();
         let since_fault = now.saturating_sub(fault_at);
         if since_fault > deadline {
-            let mut st = sh.recovery.lock().expect("poisoned");
-            if !recovered {
+            if !recovered && impact.is_none() {
+                no_impact(&sh, &rec, since_fault, polls);
+            } else if !recovered {
+                let mut st = sh.recovery.lock().expect("poisoned");
                 st.deadline_exceeded = true;
                 st.failing_at_deadline = probes
                     .iter()
@@ -135,21 +148,35 @@ pub(super) async fn recovery_monitor(sh: Arc<Shared>) {
             return;
         }
         if !recovered {
-            let mut all = true;
+            let mut failing = Vec::new();
             for (i, p) in probes.iter().enumerate() {
                 let (ok, _, _) = sh.probe(p, Phase::Method, false).await;
                 if ok && passing_since[i].is_none() {
                     passing_since[i] = Some(since_fault);
-                    sh.emit(Event::RecoveryProbePassing {
-                        probe: p.clone(),
-                        after_ms: since_fault.as_millis() as u64,
-                    });
+                    if impact.is_some() {
+                        sh.emit(Event::RecoveryProbePassing {
+                            probe: p.clone(),
+                            after_ms: since_fault.as_millis() as u64,
+                        });
+                    }
                 } else if !ok {
                     passing_since[i] = None;
+                    failing.push(p.clone());
                 }
-                all &= ok;
             }
-            if all {
+            polls += 1;
+            if !failing.is_empty() {
+                streak_start = None;
+                streak_len = 0;
+                if impact.is_none() {
+                    impact = Some(since_fault);
+                    sh.recovery.lock().expect("poisoned").impact_after = Some(since_fault);
+                    sh.emit(Event::ImpactObserved {
+                        after_ms: since_fault.as_millis() as u64,
+                        failing,
+                    });
+                }
+            } else if impact.is_some() {
                 let start = *streak_start.get_or_insert(since_fault);
                 streak_len += 1;
                 if streak_len >= rec.consecutive {
@@ -160,8 +187,20 @@ pub(super) async fn recovery_monitor(sh: Arc<Shared>) {
                     });
                 }
             } else {
-                streak_start = None;
-                streak_len = 0;
+                // Before any impact: is the window for it over?
+                if *method_done.borrow() {
+                    clean_after_method += 1;
+                }
+                let over = match rec.expect_impact {
+                    ExpectImpact::Within(w) => since_fault >= w,
+                    ExpectImpact::No | ExpectImpact::Yes => {
+                        clean_after_method >= rec.consecutive.max(1)
+                    }
+                };
+                if over {
+                    no_impact(&sh, &rec, since_fault, polls);
+                    return;
+                }
             }
         }
         if !detected && let Some(d) = &rec.detection {
@@ -180,6 +219,16 @@ pub(super) async fn recovery_monitor(sh: Arc<Shared>) {
         }
         tokio::time::sleep(rec.interval).await;
     }
+}
+
+/// The recovery probes never failed: record it (measure reports "no impact observed").
+fn no_impact(sh: &Shared, rec: &Recovery, window: Duration, polls: u32) {
+    sh.recovery.lock().expect("poisoned").no_impact = Some((window, polls));
+    sh.emit(Event::NoImpactObserved {
+        window_ms: window.as_millis() as u64,
+        polls,
+        expected: rec.expect_impact.expected(),
+    });
 }
 
 /// After the method: wait for the recovery measurement to finish, unless the run was aborted or

@@ -12,7 +12,7 @@ use crate::lang::spec::{OnFailure, Step};
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
 use tokio::sync::watch;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 pub(super) struct StepResult {
     pub(super) outcome: StepOutcome,
@@ -129,10 +129,15 @@ impl Shared {
                 attempt,
             });
             if is_fault && attempt == 1 {
+                // Recovery is timed from the moment the fault starts: its impact may show
+                // before the step returns (a kill that waits for the process to exit, a
+                // failover call that blocks), and polling only from its end would miss it.
                 self.recovery.lock().expect("poisoned").fault_at = Some(self.clock.elapsed());
                 self.emit(Event::FaultInjected {
                     step: step.id.value.clone(),
                 });
+                let monitor = tokio::spawn(recovery_monitor(self.clone()));
+                *self.recovery_task.lock().expect("poisoned") = Some(monitor);
             }
             let fut = self.action(&step.id.value, &step.call);
             let (res, timed_out) = match step.timeout {
@@ -243,7 +248,9 @@ pub(super) async fn method(
     let mut dag = Scheduler::new(sh, plan, concurrency);
     dag.run(abort_rx, interrupts).await;
     dag.finish_not_run();
-    let Scheduler { recovery, run, .. } = dag;
+    sh.method_done.send_replace(true);
+    let run = dag.run;
+    let recovery = sh.recovery_task.lock().expect("poisoned").take();
     await_recovery(sh, recovery, run.hard_stop, abort_rx, interrupts).await;
     let _ = stop_tx.send(true);
     let _ = during.await;
@@ -258,7 +265,6 @@ struct Scheduler<'a> {
     /// Parent indices, resolved once; an unknown parent (never after validation) is never ready.
     parents: Vec<Vec<Option<usize>>>,
     set: JoinSet<(usize, StepResult)>,
-    recovery: Option<JoinHandle<()>>,
     interrupts_open: bool,
     run: MethodRun,
 }
@@ -283,7 +289,6 @@ impl<'a> Scheduler<'a> {
             concurrency,
             parents,
             set: JoinSet::new(),
-            recovery: None,
             interrupts_open: true,
             run: MethodRun {
                 results: (0..n).map(|_| None).collect(),
@@ -388,10 +393,14 @@ impl<'a> Scheduler<'a> {
             .recovery
             .as_ref()
             .is_some_and(|rc| rc.fault.value == step.id.value);
-        match r.outcome {
-            StepOutcome::Succeeded if is_fault => {
-                self.recovery = Some(tokio::spawn(recovery_monitor(sh.clone())))
+        if is_fault && r.outcome != StepOutcome::Succeeded {
+            // Nothing, or not all of the fault, was injected: there is no recovery to time.
+            if let Some(m) = sh.recovery_task.lock().expect("poisoned").take() {
+                m.abort();
             }
+            sh.recovery.lock().expect("poisoned").fault_failed = true;
+        }
+        match r.outcome {
             StepOutcome::Failed | StepOutcome::TimedOut => {
                 if step.on_failure == OnFailure::Abort {
                     sh.abort(format!(

@@ -46,8 +46,18 @@ pub(super) fn conclude(sh: &Shared, f: Findings, abort_reason: Option<String>) -
         reasons.push(format!("aborted: {reason}"));
     }
     for m in &measurements {
+        if m.no_impact && m.met && !aborted {
+            reasons.push(format!(
+                "RTO not measured: {} (set `recovery.expect_impact` to make this a deviation)",
+                m.detail
+            ));
+        }
         if !m.met && !aborted {
-            reasons.push(format!("{} missed: {}", m.name.to_uppercase(), m.detail));
+            if m.no_impact {
+                reasons.push(format!("deviation: {}", m.detail));
+            } else {
+                reasons.push(format!("{} missed: {}", m.name.to_uppercase(), m.detail));
+            }
         }
     }
     if after_met == Some(false) {
@@ -71,8 +81,8 @@ pub(super) fn finish(
     mut reasons: Vec<String>,
 ) -> Outcome {
     sh.drain_env();
-    if verdict == VerdictKind::Pass && reasons.is_empty() {
-        reasons.push("all objectives met".into());
+    if verdict == VerdictKind::Pass && !measurements.iter().any(|m| m.no_impact) {
+        reasons.insert(0, "all objectives met".into());
     }
     let exit_code = crate::exit::for_verdict(verdict);
     sh.emit(Event::RunFinished {

@@ -118,16 +118,16 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
                 did_you_mean(&r.fault.value, &step_ids, "name the fault step; steps"),
             );
         } else if let Some(step) = exp.steps.iter().find(|s| s.id.value == r.fault.value)
-            && vocab::action(&step.action.value).is_some_and(|a| a.builtin)
+            && vocab::action(&step.action.value).is_some_and(|a| !a.can_be_fault())
         {
             cx.error_at(
                 "recovery.fault",
                 Some(r.fault.loc),
                 format!(
-                    "fault step `{}` is a built-in `{}` step, not a fault",
+                    "fault step `{}` is a `{}` step: it injects nothing, so it cannot start the recovery clock",
                     r.fault.value, step.action.value
                 ),
-                "point `recovery.fault` at the step that injects the fault",
+                "point `recovery.fault` at the step that injects the fault: a backend action, or a `command` or `http` step",
             );
         }
         for (i, p) in r.probes.iter().enumerate() {
@@ -140,6 +140,20 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
             probe_ref(cx, "recovery.data_loss.probe".into(), &dl.probe);
         }
         let deadline = r.deadline_for(&exp.objectives);
+        if let crate::lang::spec::ExpectImpact::Within(w) = r.expect_impact
+            && w > deadline
+        {
+            cx.error_at(
+                "recovery.expect_impact",
+                Some(r.fault.loc),
+                format!(
+                    "`expect_impact: {}` is longer than the recovery deadline {}",
+                    crate::lang::duration::format(w),
+                    crate::lang::duration::format(deadline)
+                ),
+                "the impact must show before recovery can be judged: shorten `expect_impact` or raise `recovery.deadline`",
+            );
+        }
         if deadline < exp.objectives.rto {
             cx.error_at("recovery.deadline", r.deadline_loc, format!("deadline {} is shorter than the RTO {}", crate::lang::duration::format(deadline), crate::lang::duration::format(exp.objectives.rto)), "a drill must wait at least the RTO to judge it; raise the deadline or leave it out (default: twice the RTO)");
         }

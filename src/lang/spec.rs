@@ -178,6 +178,65 @@ pub struct Recovery {
     pub deadline_loc: Option<Loc>,
     pub detection: Option<Spanned<String>>,
     pub data_loss: Option<DataLoss>,
+    /// Whether the recovery probes must be seen failing (`recovery.expect_impact`).
+    pub expect_impact: ExpectImpact,
+}
+
+/// `recovery.expect_impact`: must the fault be seen to hurt? RTO is only measured after the
+/// recovery probes were seen failing; this says what it means when they never do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpectImpact {
+    /// Probes that never fail are reported as "no impact observed", not as a missed objective.
+    #[default]
+    No,
+    /// No impact by the end of the method is a deviation (exit 4).
+    Yes,
+    /// No impact within this long after the fault started is a deviation (exit 4).
+    Within(Duration),
+}
+
+impl ExpectImpact {
+    pub fn expected(self) -> bool {
+        self != ExpectImpact::No
+    }
+}
+
+impl Decode for ExpectImpact {
+    fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
+        let help = "write `expect_impact: true` (the recovery probes must fail before the method ends) or a duration such as `expect_impact: 1m` (they must fail that soon after the fault starts)";
+        let NodeKind::Scalar { value, plain } = &n.kind else {
+            cx.error(
+                n.loc,
+                format!("expected true, false or a duration, found {}", n.describe()),
+                help,
+            );
+            return None;
+        };
+        match (value.as_str(), plain) {
+            ("true", true) => return Some(ExpectImpact::Yes),
+            ("false", true) => return Some(ExpectImpact::No),
+            _ => {}
+        }
+        match crate::lang::duration::parse(value) {
+            Ok(d) if d.is_zero() => {
+                cx.error(
+                    n.loc,
+                    "`expect_impact: 0s` gives the fault no time to show",
+                    "give how soon the impact must show, e.g. `expect_impact: 1m`, or `true` (by the end of the method)",
+                );
+                None
+            }
+            Ok(d) => Some(ExpectImpact::Within(d)),
+            Err(_) => {
+                cx.error(
+                    n.loc,
+                    format!("expected true, false or a duration, found `{value}`"),
+                    help,
+                );
+                None
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -1058,6 +1117,7 @@ impl Decode for Recovery {
         }
         let detection = m.opt(cx, "detection");
         let data_loss = m.opt::<DataLoss>(cx, "data_loss");
+        let expect_impact = m.opt::<ExpectImpact>(cx, "expect_impact");
         m.finish(cx);
         Some(Recovery {
             fault: fault?,
@@ -1068,6 +1128,7 @@ impl Decode for Recovery {
             deadline_loc: deadline.map(|d| d.loc),
             detection,
             data_loss,
+            expect_impact: expect_impact.unwrap_or_default(),
         })
     }
 }

@@ -81,6 +81,15 @@ pub struct ActionKind {
     pub builtin: bool,
 }
 
+impl ActionKind {
+    /// Whether a step of this kind may be `recovery.fault`: any backend action, and the built-in
+    /// `command` and `http` steps (a script or an API call can be the fault); not `wait`,
+    /// `assert`, `wait_until` or `approval`, which observe or pause but inject nothing.
+    pub fn can_be_fault(&self) -> bool {
+        !self.builtin || matches!(self.name, "command" | "http")
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeKind {
     pub name: &'static str,

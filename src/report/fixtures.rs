@@ -333,6 +333,8 @@ impl Builder {
                             "fault at +32s, all 2 recovery probes passing from {}",
                             crate::report::lessons::offset((fault + dns_after) * 1000)
                         ),
+                        impact_ms: Some(10_000),
+                        no_impact: false,
                     },
                     Measurement {
                         name: "rpo".into(),
@@ -342,6 +344,8 @@ impl Builder {
                         deadline_ms: None,
                         met: true,
                         detail: "newest surviving write 20s before the fault".into(),
+                        impact_ms: None,
+                        no_impact: false,
                     },
                     Measurement {
                         name: "mttd".into(),
@@ -351,6 +355,8 @@ impl Builder {
                         deadline_ms: None,
                         met: true,
                         detail: "alerts-firing passed at +1m17s".into(),
+                        impact_ms: None,
+                        no_impact: false,
                     },
                 ],
                 reasons,

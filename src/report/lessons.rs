@@ -389,6 +389,7 @@ fn code_list(items: &[String]) -> String {
 /// How a measurement compares to its objective, for prose: "9m10s against 5m (exceeded by 4m10s)".
 fn measured_vs_objective(m: &Measurement) -> String {
     match (m.measured_ms, m.objective_ms) {
+        (None, _) if m.no_impact => "not measured: no impact observed".to_string(),
         (Some(v), Some(o)) if v > o => format!(
             "{} against {} (exceeded by {})",
             human(v),

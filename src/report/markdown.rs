@@ -146,6 +146,7 @@ fn header(out: &mut String, s: &RunSummary) {
 
 fn measured_cell(m: &Measurement) -> String {
     match (m.measured_ms, m.deadline_ms) {
+        (None, _) if m.no_impact => "no impact observed".to_string(),
         (Some(v), _) => human(v),
         (None, Some(d)) => format!("> {} (deadline)", human(d)),
         (None, None) => "not measured".to_string(),
@@ -181,7 +182,7 @@ fn verdict(out: &mut String, s: &RunSummary) {
                 measured_cell(m),
                 or_dash(m.objective_ms.map(human)),
                 human(m.resolution_ms),
-                if m.met { "met" } else { "MISSED" }
+                m.result_word()
             );
         }
         out.push('\n');
@@ -237,6 +238,12 @@ fn gantt(out: &mut String, s: &RunSummary) {
     let mut milestones = Vec::new();
     if let (Some(step), Some(at)) = (&s.fault_step, s.fault_at_ms) {
         milestones.push(("fault", format!("Fault injected ({step})"), at));
+    }
+    if let Some(i) = &s.impact {
+        milestones.push(("impact", "Impact seen".to_string(), i.at_ms));
+    }
+    if let Some(n) = &s.no_impact {
+        milestones.push(("no_impact", "No impact observed".to_string(), n.at_ms));
     }
     if let Some(d) = &s.detection {
         milestones.push(("detected", format!("Detected ({})", d.probe), d.at_ms));

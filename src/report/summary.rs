@@ -55,6 +55,12 @@ pub struct RunSummary {
     pub detection: Option<Detection>,
     /// Per recovery probe, the start of the passing streak that counted (last report wins).
     pub recovery_probes: Vec<RecoveryProbe>,
+    /// When the fault's impact was first seen (the first failing recovery poll).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impact: Option<Impact>,
+    /// The recovery probes never failed within the impact window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_impact: Option<NoImpact>,
     pub recovered: Option<Recovered>,
     pub deadline_exceeded: Option<DeadlineExceeded>,
     pub data_loss: Vec<DataLoss>,
@@ -157,6 +163,25 @@ pub struct RecoveryProbe {
 pub struct Recovered {
     /// Since the fault.
     pub after_ms: u64,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Impact {
+    /// Since the fault started.
+    pub after_ms: u64,
+    pub at_ms: u64,
+    /// The recovery probes failing at that poll.
+    pub failing: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoImpact {
+    /// How long after the fault started the probes were watched.
+    pub window_ms: u64,
+    /// How many polls passed.
+    pub polls: u32,
+    pub expected: bool,
     pub at_ms: u64,
 }
 
@@ -265,6 +290,8 @@ impl RunSummary {
             fault_at_ms: None,
             detection: None,
             recovery_probes: Vec::new(),
+            impact: None,
+            no_impact: None,
             recovered: None,
             deadline_exceeded: None,
             data_loss: Vec::new(),
@@ -513,6 +540,25 @@ impl RunSummary {
                     Some(p) => *p = entry,
                     None => self.recovery_probes.push(entry),
                 }
+            }
+            Event::ImpactObserved { after_ms, failing } => {
+                self.impact.get_or_insert(Impact {
+                    after_ms: *after_ms,
+                    at_ms: self.since_fault(*after_ms, at),
+                    failing: failing.clone(),
+                });
+            }
+            Event::NoImpactObserved {
+                window_ms,
+                polls,
+                expected,
+            } => {
+                self.no_impact = Some(NoImpact {
+                    window_ms: *window_ms,
+                    polls: *polls,
+                    expected: *expected,
+                    at_ms: at,
+                })
             }
             Event::Recovered { after_ms } => {
                 self.recovered = Some(Recovered {

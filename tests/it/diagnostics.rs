@@ -654,6 +654,47 @@ fn cases() -> Vec<Case> {
                 "(at `steady_state.probes[0].with.field_selector`)",
             ],
         ),
+        case(
+            "fault_is_a_wait",
+            with("  fault: kill\n", "  fault: observe\n"),
+            &[
+                "drill.yaml:40:10: fault step `observe` is a `wait` step: it injects nothing",
+                "(at `recovery.fault`)",
+                "a backend action, or a `command` or `http` step",
+            ],
+        ),
+        case(
+            "expect_impact_not_a_duration",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  expect_impact: soon\n",
+            ),
+            &[
+                "drill.yaml:43:18: expected true, false or a duration, found `soon`",
+                "(at `recovery.expect_impact`)",
+                "`expect_impact: 1m`",
+            ],
+        ),
+        case(
+            "expect_impact_past_the_deadline",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  expect_impact: 1h\n",
+            ),
+            &[
+                "`expect_impact: 1h` is longer than the recovery deadline 30m",
+                "(at `recovery.expect_impact`)",
+                "raise `recovery.deadline`",
+            ],
+        ),
+        case(
+            "expect_impact_zero",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  expect_impact: 0s\n",
+            ),
+            &["`expect_impact: 0s` gives the fault no time to show"],
+        ),
         Case {
             name: "unknown_var_flag",
             yaml: BASE.as_bytes().to_vec(),
@@ -764,4 +805,22 @@ fn many_reference_problems_reported_in_one_pass_sorted_by_line() {
             "`rdy`",
         ],
     );
+}
+
+/// `command` and `http` steps may be the fault (a script or an API call is how teams drill what
+/// no backend models); `expect_impact` takes `true` or a duration.
+#[test]
+fn command_and_http_steps_can_be_the_fault() {
+    let command = with(
+        "  - id: observe\n    action: wait\n    after: [kill]\n    with: {duration: 1m}\nrecovery:\n  fault: kill\n",
+        "  - id: observe\n    action: command\n    after: [kill]\n    with: {run: [systemctl, stop, api]}\nrecovery:\n  fault: observe\n  expect_impact: true\n",
+    );
+    let (n, text) = render(&command, &[]);
+    assert_eq!(n, 0, "{text}");
+    let http = with(
+        "  - id: observe\n    action: wait\n    after: [kill]\n    with: {duration: 1m}\nrecovery:\n  fault: kill\n",
+        "  - id: observe\n    action: http\n    after: [kill]\n    with: {url: \"http://127.0.0.1:9/fail\", method: POST}\nrecovery:\n  fault: observe\n  expect_impact: 2m\n",
+    );
+    let (n, text) = render(&http, &[]);
+    assert_eq!(n, 0, "{text}");
 }

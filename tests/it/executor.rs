@@ -1039,3 +1039,160 @@ steps:
     assert!(took <= 60_000, "gave up after {took}ms");
     assert_eq!(r.step_finished("check").0, StepOutcome::Skipped);
 }
+
+// ---- impact-aware recovery -----------------------------------------------------------------
+
+/// The recovery section of [`RECOVERY`] with `consecutive: 1` and `extra` recovery keys.
+fn recovery_body(extra: &str) -> String {
+    RECOVERY.replace("  consecutive: 3\n", &format!("  consecutive: 1\n{extra}"))
+}
+
+fn rto_of(o: &Outcome) -> firedrill::engine::events::Measurement {
+    o.measurements
+        .iter()
+        .find(|m| m.name == "rto")
+        .cloned()
+        .expect("an RTO measurement")
+}
+
+/// The API keeps answering for 25s after the fault (say a pod Terminating for its grace
+/// period), is down until 85s after it, then back. Polled every 10s from the fault on, the first
+/// poll passes: before impact-aware recovery that poll was "recovered after 0s".
+#[tokio::test(start_paused = true)]
+async fn a_lagging_impact_is_not_mistaken_for_recovery() {
+    let fault = secs(60);
+    let script = recovers(None).metric(
+        "api",
+        move |t, _| json!({"ok": t < fault + secs(25) || t >= fault + secs(85)}),
+    );
+    let r = run(&recovery_body(""), script).await;
+    r.assert_verdict(VerdictKind::Pass, 0);
+    let rto = rto_of(&r.outcome);
+    // Polls at +0 +10 +20 pass, +30 is the first to fail: the impact, at the poll's resolution.
+    assert_eq!(rto.impact_ms, Some(30_000));
+    // Down until +85: the poll at +90 starts the final passing streak.
+    assert_eq!(rto.measured_ms, Some(90_000));
+    assert!(rto.met && !rto.no_impact);
+    assert!(
+        rto.detail.contains("impact first seen at +1m30s"),
+        "{}",
+        rto.detail
+    );
+    let seen: Vec<u64> = r
+        .records
+        .iter()
+        .filter_map(|rec| match &rec.event {
+            Event::ImpactObserved { after_ms, failing } => {
+                assert_eq!(failing, &vec!["api-ok".to_string()]);
+                Some(*after_ms)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seen, vec![30_000]);
+}
+
+/// A fault step that takes 40s (a blocking failover call): its impact shows 5s after it starts.
+/// The recovery clock and its polls start with the step, not when it returns.
+#[tokio::test(start_paused = true)]
+async fn the_recovery_clock_starts_when_the_fault_step_starts() {
+    let fault = secs(60);
+    let mut script = recovers(None).metric(
+        "api",
+        move |t, _| json!({"ok": t < fault + secs(5) || t >= fault + secs(55)}),
+    );
+    script.takes.insert("a", secs(40));
+    let r = run(&recovery_body(""), script).await;
+    r.assert_verdict(VerdictKind::Pass, 0);
+    let rto = rto_of(&r.outcome);
+    assert_eq!(rto.impact_ms, Some(10_000), "seen by the poll at +10s");
+    assert_eq!(
+        rto.measured_ms,
+        Some(60_000),
+        "first passing poll after +55s"
+    );
+    // The first recovery poll ran while the fault step was still running.
+    let fault_start = r.first_ms(|e| matches!(e, Event::FaultInjected { .. }));
+    let step_end = r.first_ms(|e| matches!(e, Event::StepFinished { step, .. } if step == "zone"));
+    assert_eq!(fault_start, 60_000);
+    assert_eq!(step_end, 100_000);
+    let impact = r.first_ms(|e| matches!(e, Event::ImpactObserved { .. }));
+    assert!(impact < step_end, "impact seen at {impact}ms");
+}
+
+/// Recovery probes that never fail: no RTO is reported as met; the run says so and passes.
+#[tokio::test(start_paused = true)]
+async fn probes_that_never_fail_report_no_impact() {
+    let script = recovers(None).metric("api", |_, _| json!({"ok": true}));
+    let r = run(&recovery_body(""), script).await;
+    r.assert_verdict(VerdictKind::Pass, 0);
+    let rto = rto_of(&r.outcome);
+    assert!(rto.no_impact && rto.met, "{rto:?}");
+    assert_eq!((rto.measured_ms, rto.impact_ms), (None, None));
+    assert_eq!(rto.result_word(), "no impact");
+    assert!(
+        rto.detail
+            .starts_with("no impact observed: the recovery probes never failed"),
+        "{}",
+        rto.detail
+    );
+    // The window: until the method ended (soak: 3m after the fault at 60s) and one more poll.
+    let no_impact = r.find(|e| matches!(e, Event::NoImpactObserved { .. }));
+    assert_eq!(no_impact.len(), 1);
+    let Event::NoImpactObserved {
+        window_ms,
+        expected,
+        polls,
+    } = &no_impact[0].event
+    else {
+        unreachable!()
+    };
+    assert!(!expected);
+    // The method ends at +3m, the same instant as a poll: that poll or the next closes it.
+    assert!((180_000..=190_000).contains(window_ms), "{window_ms}");
+    assert_eq!(u64::from(*polls), window_ms / 10_000 + 1);
+    assert!(r.find(|e| matches!(e, Event::Recovered { .. })).is_empty());
+    // MTTD (the alert fires 40s after the fault, but there was nothing to detect) is not held
+    // against the run either; the reasons say why RTO was not measured.
+    assert!(
+        r.outcome.reasons[0].starts_with("RTO not measured: no impact observed"),
+        "{:?}",
+        r.outcome.reasons
+    );
+    assert!(
+        !r.outcome.reasons.iter().any(|s| s == "all objectives met"),
+        "{:?}",
+        r.outcome.reasons
+    );
+}
+
+/// `expect_impact: 1m`: probes still passing a minute after the fault are a deviation (exit 4),
+/// decided at that minute, not at the recovery deadline.
+#[tokio::test(start_paused = true)]
+async fn an_expected_impact_that_never_shows_is_a_deviation() {
+    let script = recovers(None).metric("api", |_, _| json!({"ok": true}));
+    let r = run(&recovery_body("  expect_impact: 1m\n"), script).await;
+    r.assert_verdict(VerdictKind::Missed, 4);
+    let rto = rto_of(&r.outcome);
+    assert!(rto.no_impact && !rto.met, "{rto:?}");
+    assert_eq!(rto.result_word(), "DEVIATED");
+    assert!(rto.detail.contains("must show within 1m"), "{}", rto.detail);
+    let at = r.first_ms(|e| matches!(e, Event::NoImpactObserved { expected: true, .. }));
+    assert_eq!(at, 60_000 + 60_000);
+    assert!(
+        r.outcome
+            .reasons
+            .iter()
+            .any(|s| s.starts_with("deviation: no impact observed")),
+        "{:?}",
+        r.outcome.reasons
+    );
+    // `expect_impact: true` with an impact that shows: an ordinary pass.
+    let r = run(
+        &recovery_body("  expect_impact: true\n"),
+        recovers(Some(secs(90))),
+    )
+    .await;
+    r.assert_verdict(VerdictKind::Pass, 0);
+    assert_eq!(rto_of(&r.outcome).impact_ms, Some(0));
+}
