@@ -326,8 +326,12 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
 fn load_experiment(path: &Path, vars: &[(String, String)]) -> Result<Experiment, Failure> {
     let bytes = read_file(path)?;
     let file = path.display().to_string();
-    spec::parse_experiment(&file, &bytes, vars)
-        .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))
+    let exp = spec::parse_experiment(&file, &bytes, vars)
+        .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))?;
+    for w in &exp.warnings {
+        eprint!("{}", w.render_warning(std::str::from_utf8(&bytes).ok()));
+    }
+    Ok(exp)
 }
 
 fn load_environment(args: &EnvArgs) -> Result<Environment, Failure> {

@@ -28,6 +28,9 @@ pub(super) fn validate(a: ValidateArgs) -> Result<i32, Failure> {
                 .map(|_| format!("ok: {name} (environment)"))
         } else {
             spec::parse_experiment(&name, &bytes, &a.vars.vars).map(|e| {
+                for w in &e.warnings {
+                    eprint!("{}", w.render_warning(std::str::from_utf8(&bytes).ok()));
+                }
                 format!(
                     "ok: {name} ({} steps, {} probes)",
                     e.steps.len(),

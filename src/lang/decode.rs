@@ -23,6 +23,9 @@ pub struct Cx {
     pub file: String,
     path: Vec<Seg>,
     pub diags: Vec<Diagnostic>,
+    /// Problems that do not stop the drill (the service resolves them at run time), reported by
+    /// `validate` and `run`.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Cx {
@@ -31,6 +34,7 @@ impl Cx {
             file: file.into(),
             path: Vec::new(),
             diags: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -41,6 +45,18 @@ impl Cx {
     pub fn error(&mut self, loc: Loc, message: impl Into<String>, help: impl Into<String>) {
         let path = self.path_string();
         self.diags.push(Diagnostic {
+            file: self.file.clone(),
+            loc: Some(loc),
+            path,
+            message: message.into(),
+            help: help.into(),
+        });
+    }
+
+    /// A warning at the current path: worth saying, but the drill can run.
+    pub fn warning(&mut self, loc: Loc, message: impl Into<String>, help: impl Into<String>) {
+        let path = self.path_string();
+        self.warnings.push(Diagnostic {
             file: self.file.clone(),
             loc: Some(loc),
             path,

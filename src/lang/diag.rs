@@ -28,13 +28,28 @@ impl Diagnostic {
 
     /// Render with the source line and a caret when the source text is available.
     pub fn render(&self, source: Option<&str>) -> String {
+        self.render_as("error", source)
+    }
+
+    /// Render as a warning (same shape as an error).
+    pub fn render_warning(&self, source: Option<&str>) -> String {
+        self.render_as("warning", source)
+    }
+
+    fn render_as(&self, severity: &str, source: Option<&str>) -> String {
         let mut out = String::new();
         let at = if self.path.is_empty() {
             String::new()
         } else {
             format!(" (at `{}`)", self.path)
         };
-        let _ = writeln!(out, "error: {}: {}{}", self.position(), self.message, at);
+        let _ = writeln!(
+            out,
+            "{severity}: {}: {}{}",
+            self.position(),
+            self.message,
+            at
+        );
         if let (Some(loc), Some(src)) = (self.loc, source)
             && let Some(line) = src.lines().nth(loc.line.saturating_sub(1) as usize)
         {

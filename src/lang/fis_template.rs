@@ -46,6 +46,71 @@ pub struct Template {
     pub tags: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment_options: Option<ExperimentOptions>,
+    /// Where FIS writes the experiment's log (passed through to AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_configuration: Option<LogConfiguration>,
+    /// FIS's own experiment report (passed through to AWS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment_report_configuration: Option<ReportConfiguration>,
+}
+
+/// `logConfiguration`, as CreateExperimentTemplate takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogConfiguration {
+    pub log_schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_watch_logs_configuration: Option<CloudWatchLogs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3_configuration: Option<S3Location>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CloudWatchLogs {
+    pub log_group_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3Location {
+    pub bucket_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// `experimentReportConfiguration`, as CreateExperimentTemplate takes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportConfiguration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<ReportOutputs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sources: Option<ReportDataSources>,
+    /// ISO 8601, e.g. `PT5M`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_experiment_duration: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_experiment_duration: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportOutputs {
+    pub s3_configuration: S3Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportDataSources {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cloud_watch_dashboards: Vec<Dashboard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dashboard {
+    pub dashboard_identifier: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -577,6 +642,15 @@ pub fn decode(cx: &mut Cx, node: &Node) -> Option<Template> {
     let options = m
         .node("experimentOptions")
         .and_then(|n| cx.key("experimentOptions", |cx| decode_options(cx, n)));
+    let log = m
+        .node("logConfiguration")
+        .and_then(|n| cx.key("logConfiguration", |cx| decode_log(cx, n)));
+    let report = m
+        .node("experimentReportConfiguration")
+        .and_then(|n| cx.key("experimentReportConfiguration", |cx| decode_report(cx, n)));
+    // The API's idempotency token: firedrill sets its own per run, so one written here is
+    // accepted and not used.
+    let _ = m.opt::<Spanned<String>>(cx, "clientToken");
     m.finish(cx);
 
     // startAfter: references and cycles, over the actions that decoded far enough to have names.
@@ -613,6 +687,8 @@ pub fn decode(cx: &mut Cx, node: &Node) -> Option<Template> {
         stop_conditions: stop,
         tags,
         experiment_options: options,
+        log_configuration: log,
+        experiment_report_configuration: report,
     })
 }
 
@@ -1027,25 +1103,29 @@ fn decode_target(cx: &mut Cx, name: &Spanned<String>, node: &Node) -> Named<Targ
             && !arns.is_empty()
         {
             let n = arns.len();
-            let problem = match sel {
-                Selection::Count(c) if c as usize > n => Some(format!(
-                    "`COUNT({c})` selects more resources than the {n} listed ARNs"
-                )),
-                Selection::Percent(p) if sel.of(n) == 0 => Some(format!(
-                    "`PERCENT({p})` of {n} listed ARNs is less than one resource (FIS rounds down)"
-                )),
-                _ => None,
-            };
-            if let Some(problem) = problem {
-                ok = false;
-                let loc = selection.as_ref().map(|s| s.loc).unwrap_or(node.loc);
-                cx.key("selectionMode", |cx| {
-                    cx.error(
+            let loc = selection.as_ref().map(|s| s.loc).unwrap_or(node.loc);
+            match sel {
+                // FIS accepts this (targets are resolved when the experiment starts) and acts
+                // on every listed resource: worth a warning, not a refusal.
+                Selection::Count(c) if c as usize > n => cx.key("selectionMode", |cx| {
+                    cx.warning(
                         loc,
-                        problem,
-                        "FIS cannot select that many; list more ARNs or select fewer",
+                        format!("`COUNT({c})` selects more resources than the {n} listed ARNs: FIS accepts it and acts on all {n}"),
+                        format!("write `ALL` or `COUNT({n})` to say what will happen, or list more ARNs"),
                     )
-                });
+                }),
+                // The action would act on nothing: the experiment fails when it starts.
+                Selection::Percent(p) if sel.of(n) == 0 => {
+                    ok = false;
+                    cx.key("selectionMode", |cx| {
+                        cx.error(
+                            loc,
+                            format!("`PERCENT({p})` of {n} listed ARNs is less than one resource (FIS rounds down)"),
+                            "FIS cannot select that many; list more ARNs or select a larger percentage",
+                        )
+                    });
+                }
+                _ => {}
             }
         }
     }
@@ -1548,6 +1628,224 @@ fn decode_stop_conditions(
     })
 }
 
+fn decode_s3(cx: &mut Cx, n: &Node) -> Option<S3Location> {
+    let mut m = cx.map(n, "an S3 location")?;
+    let bucket = m.req::<Spanned<String>>(cx, "bucketName");
+    let prefix = m.opt::<Spanned<String>>(cx, "prefix");
+    m.finish(cx);
+    let bucket = bucket?;
+    let b = &bucket.value;
+    let valid = (3..=63).contains(&b.len())
+        && b.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        cx.key("bucketName", |cx| {
+            cx.error(
+                bucket.loc,
+                format!("`{b}` is not an S3 bucket name"),
+                "bucket names are 3 to 63 lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit",
+            )
+        });
+        return None;
+    }
+    Some(S3Location {
+        bucket_name: bucket.value,
+        prefix: prefix.map(|p| p.value),
+    })
+}
+
+fn decode_log(cx: &mut Cx, n: &Node) -> Option<LogConfiguration> {
+    let mut m = cx.map(n, "the FIS log configuration")?;
+    let version = m.req::<Spanned<u32>>(cx, "logSchemaVersion");
+    let cloudwatch = m.node("cloudWatchLogsConfiguration").and_then(|n| {
+        cx.key("cloudWatchLogsConfiguration", |cx| {
+            let mut m = cx.map(n, "a CloudWatch Logs destination")?;
+            let arn = m.req::<Spanned<String>>(cx, "logGroupArn");
+            m.finish(cx);
+            let arn = arn?;
+            let Ok(parts) = parse_arn_shape(&arn.value) else {
+                cx.key("logGroupArn", |cx| {
+                    cx.error(
+                        arn.loc,
+                        format!("`{}` is not a CloudWatch Logs log group ARN", arn.value),
+                        "write `arn:aws:logs:REGION:ACCOUNT:log-group:NAME` (optionally ending `:*`)",
+                    )
+                });
+                return None;
+            };
+            if parts.service != "logs" || !parts.resource.starts_with("log-group:") {
+                cx.key("logGroupArn", |cx| {
+                    cx.error(
+                        arn.loc,
+                        format!("`{}` is not a CloudWatch Logs log group ARN", arn.value),
+                        "write `arn:aws:logs:REGION:ACCOUNT:log-group:NAME` (optionally ending `:*`)",
+                    )
+                });
+                return None;
+            }
+            if !(parts.account.len() == 12 && parts.account.chars().all(|c| c.is_ascii_digit())) {
+                cx.key("logGroupArn", |cx| {
+                    cx.warning(
+                        arn.loc,
+                        format!("the account `{}` of the log group ARN is not a 12-digit AWS account id (a placeholder left in?)", parts.account),
+                        "put the account the log group lives in; FIS fails to write the log otherwise",
+                    )
+                });
+            }
+            Some(CloudWatchLogs {
+                log_group_arn: arn.value,
+            })
+        })
+    });
+    let s3 = m
+        .node("s3Configuration")
+        .and_then(|n| cx.key("s3Configuration", |cx| decode_s3(cx, n)));
+    m.finish(cx);
+    let version = version?;
+    if !(1..=2).contains(&version.value) {
+        cx.key("logSchemaVersion", |cx| {
+            cx.error(
+                version.loc,
+                format!("log schema version {} does not exist", version.value),
+                "FIS log schemas are versions 1 and 2 (2 adds target resolution details)",
+            )
+        });
+        return None;
+    }
+    let has = |k| m_has(n, k);
+    if !has("cloudWatchLogsConfiguration") && !has("s3Configuration") {
+        cx.error(
+            n.loc,
+            "an FIS log configuration without a destination",
+            "add `cloudWatchLogsConfiguration: {logGroupArn: ...}` or `s3Configuration: {bucketName: ...}`",
+        );
+        return None;
+    }
+    if (has("cloudWatchLogsConfiguration") && cloudwatch.is_none())
+        || (has("s3Configuration") && s3.is_none())
+    {
+        return None;
+    }
+    Some(LogConfiguration {
+        log_schema_version: version.value,
+        cloud_watch_logs_configuration: cloudwatch,
+        s3_configuration: s3,
+    })
+}
+
+fn decode_report(cx: &mut Cx, n: &Node) -> Option<ReportConfiguration> {
+    let mut m = cx.map(n, "the FIS experiment report configuration")?;
+    let outputs = m.node("outputs").and_then(|n| {
+        cx.key("outputs", |cx| {
+            let mut m = cx.map(n, "the report's outputs")?;
+            let s3 = m
+                .node("s3Configuration")
+                .and_then(|n| cx.key("s3Configuration", |cx| decode_s3(cx, n)));
+            if m.node("s3Configuration").is_none() {
+                cx.error(
+                    n.loc,
+                    "the report's outputs have no `s3Configuration`",
+                    "FIS writes the report to S3: add `s3Configuration: {bucketName: ...}`",
+                );
+            }
+            m.finish(cx);
+            Some(ReportOutputs {
+                s3_configuration: s3?,
+            })
+        })
+    });
+    let sources = m.node("dataSources").and_then(|n| {
+        cx.key("dataSources", |cx| {
+            let mut m = cx.map(n, "the report's data sources")?;
+            let dashboards = m.node("cloudWatchDashboards").and_then(|n| {
+                cx.key("cloudWatchDashboards", |cx| {
+                    let NodeKind::Seq(items) = &n.kind else {
+                        cx.error(n.loc, "expected a list of dashboards", "write `[{dashboardIdentifier: arn:aws:cloudwatch::ACCOUNT:dashboard/NAME}]`");
+                        return None;
+                    };
+                    let mut out = Vec::new();
+                    for (i, item) in items.iter().enumerate() {
+                        let d = cx.idx(i, |cx| {
+                            let mut m = cx.map(item, "a dashboard")?;
+                            let id = m.req::<Spanned<String>>(cx, "dashboardIdentifier");
+                            m.finish(cx);
+                            Some(Dashboard {
+                                dashboard_identifier: id?.value,
+                            })
+                        });
+                        out.push(d?);
+                    }
+                    Some(out)
+                })
+            });
+            m.finish(cx);
+            Some(ReportDataSources {
+                cloud_watch_dashboards: dashboards.unwrap_or_default(),
+            })
+        })
+    });
+    let mut duration = |cx: &mut Cx, key: &'static str| -> Result<Option<String>, ()> {
+        let Some(v) = m.opt::<Spanned<String>>(cx, key) else {
+            return Ok(None);
+        };
+        match parse_iso_duration(&v.value) {
+            Ok(d) if (Duration::from_secs(60)..=Duration::from_secs(1800)).contains(&d) => {
+                Ok(Some(v.value))
+            }
+            Ok(_) => {
+                cx.key(key, |cx| {
+                    cx.error(
+                        v.loc,
+                        format!("`{key}: {}` is outside FIS's 1 to 30 minutes", v.value),
+                        "give an ISO 8601 duration from `PT1M` to `PT30M`",
+                    )
+                });
+                Err(())
+            }
+            Err(e) => {
+                cx.key(key, |cx| {
+                    cx.error(v.loc, e, "write an ISO 8601 duration such as `PT5M`")
+                });
+                Err(())
+            }
+        }
+    };
+    let pre = duration(cx, "preExperimentDuration");
+    let post = duration(cx, "postExperimentDuration");
+    m.finish(cx);
+    if (m_has(n, "outputs") && outputs.is_none()) || (m_has(n, "dataSources") && sources.is_none())
+    {
+        return None;
+    }
+    Some(ReportConfiguration {
+        outputs,
+        data_sources: sources,
+        pre_experiment_duration: pre.ok()?,
+        post_experiment_duration: post.ok()?,
+    })
+}
+
+/// An ARN's six parts, without the account-id check of [`parse_arn`] (for ARNs the API takes
+/// loosely, where a placeholder account is a warning).
+fn parse_arn_shape(s: &str) -> Result<Arn<'_>, ()> {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let [arn, partition, service, region, account, resource] = parts.as_slice() else {
+        return Err(());
+    };
+    if *arn != "arn" || !partition.starts_with("aws") || service.is_empty() || resource.is_empty() {
+        return Err(());
+    }
+    Ok(Arn {
+        partition,
+        service,
+        region,
+        account,
+        resource,
+    })
+}
+
 fn decode_options(cx: &mut Cx, n: &Node) -> Option<ExperimentOptions> {
     let mut m = cx.map(n, "experiment options")?;
     let mut pick =
@@ -1764,9 +2062,40 @@ actions:
         let (_, d) = template(&text);
         let all = d.join("\n");
         assert!(all.contains("needs `ec2` ARNs"), "{all}");
+        assert!(!all.contains("COUNT(2)"), "a warning, not an error: {all}");
+    }
+
+    #[test]
+    fn a_count_over_fewer_arns_is_a_warning_fis_accepts() {
+        let text = GOOD.replace(
+            "filters: [{path: Placement.AvailabilityZone, values: [us-east-1a]}], selectionMode: ALL",
+            "resourceArns: [\"arn:aws:ec2:us-east-1:123456789012:instance/i-1\"], selectionMode: COUNT(5)",
+        );
+        let node = load(&text, &Limits::default()).unwrap();
+        let mut cx = Cx::new("t.yaml");
+        let t = decode(&mut cx, &node);
+        assert!(t.is_some() && cx.diags.is_empty(), "{:?}", cx.diags);
+        assert_eq!(cx.warnings.len(), 1);
+        let w = &cx.warnings[0];
+        assert_eq!(w.path, "targets.az-a.selectionMode");
         assert!(
-            all.contains("`COUNT(2)` selects more resources than the 1 listed ARNs"),
-            "{all}"
+            w.message
+                .contains("`COUNT(5)` selects more resources than the 1 listed ARNs: FIS accepts it and acts on all 1"),
+            "{}",
+            w.message
+        );
+        assert!(
+            w.render_warning(Some(&text))
+                .starts_with("warning: t.yaml:")
+        );
+        // PERCENT that rounds to no resource still refuses: the experiment would fail at start.
+        let text = text.replace("COUNT(5)", "PERCENT(10)");
+        let (t, d) = template(&text);
+        assert!(t.is_none());
+        assert!(
+            d.iter()
+                .any(|x| x.contains("`PERCENT(10)` of 1 listed ARNs")),
+            "{d:?}"
         );
     }
 

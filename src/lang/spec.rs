@@ -36,6 +36,9 @@ pub struct Experiment {
     /// (so a reference to them is not also reported as dangling).
     pub declared_steps: Vec<String>,
     pub declared_probes: Vec<String>,
+    /// What `validate` warns about: the drill can run (e.g. an FIS selection the service
+    /// resolves at start).
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -266,7 +269,10 @@ pub fn parse_experiment(
         crate::lang::check::check_experiment(&mut cx, exp);
     }
     match exp {
-        Some(e) if cx.diags.is_empty() => Ok(e),
+        Some(mut e) if cx.diags.is_empty() => {
+            e.warnings = std::mem::take(&mut cx.warnings);
+            Ok(e)
+        }
         _ => {
             let mut d = cx.diags;
             d.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((0, 0)));
@@ -482,6 +488,7 @@ fn decode_experiment(
         steps: steps.0,
         declared_steps: steps.1,
         declared_probes,
+        warnings: Vec::new(),
         recovery,
     })
 }

@@ -538,6 +538,40 @@ struct Runner {
     alarms: Vec<String>,
 }
 
+/// What the simulated FIS accepts from a template but does not model, one line each: AWS would
+/// act on these (write logs, a report, target other accounts); the estate does not.
+pub fn ignored_settings(t: &Template) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(l) = &t.log_configuration {
+        let to: Vec<String> = l
+            .cloud_watch_logs_configuration
+            .iter()
+            .map(|c| c.log_group_arn.clone())
+            .chain(
+                l.s3_configuration
+                    .iter()
+                    .map(|s| format!("s3://{}", s.bucket_name)),
+            )
+            .collect();
+        out.push(format!(
+            "`logConfiguration` ignored: the simulated FIS writes no experiment log (AWS would write schema v{} to {}); the run's journal has the same events",
+            l.log_schema_version,
+            to.join(", ")
+        ));
+    }
+    if t.experiment_report_configuration.is_some() {
+        out.push("`experimentReportConfiguration` ignored: the simulated FIS writes no experiment report; firedrill's report.md covers the run".into());
+    }
+    if let Some(o) = &t.experiment_options
+        && o.account_targeting.as_deref() == Some("multi-account")
+    {
+        out.push(
+            "`accountTargeting: multi-account` ignored: the simulated estate is one account".into(),
+        );
+    }
+    out
+}
+
 /// How often a running experiment checks its stop conditions (FIS polls its alarms too).
 pub const ALARM_POLL: Duration = Duration::from_secs(10);
 
@@ -992,6 +1026,9 @@ pub async fn inject(shared: &SharedEstate, params: &StepParams) -> Result<Json, 
             None,
         );
     }
+    for ignored in ignored_settings(&t) {
+        runner.event(ignored, None);
+    }
     // The first wave starts now, before the step returns: the fault is in place when it does.
     if let Next::At(_) = runner.step() {
         tokio::spawn(runner.drive());
@@ -1161,6 +1198,35 @@ mod tests {
     }
 
     const M: u64 = 60_000;
+
+    #[tokio::test(start_paused = true)]
+    async fn settings_the_simulation_does_not_model_are_journaled_as_ignored() {
+        let s = estate();
+        let mut p = with(
+            json!({"w": {"actionId": "aws:fis:wait", "parameters": {"duration": "PT1M"}}}),
+            json!({"wait": false}),
+        );
+        p["template"]["logConfiguration"] = json!({"logSchemaVersion": 2,
+            "cloudWatchLogsConfiguration": {"logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:fis:*"}});
+        p["template"]["experimentReportConfiguration"] = json!({"outputs": {"s3Configuration": {"bucketName": "reports"}}, "preExperimentDuration": "PT5M"});
+        inject(&s, &sp(&p)).await.unwrap();
+        let mut events = Vec::new();
+        drain_into(&s, &mut events);
+        let said: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+        assert!(
+            said.iter()
+                .any(|m| m.starts_with("`logConfiguration` ignored")
+                    && m.contains(
+                        "schema v2 to arn:aws:logs:us-east-1:123456789012:log-group:fis:*"
+                    )),
+            "{said:?}"
+        );
+        assert!(
+            said.iter()
+                .any(|m| m.starts_with("`experimentReportConfiguration` ignored")),
+            "{said:?}"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn actions_start_in_start_after_order_for_their_durations() {

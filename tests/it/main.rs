@@ -8,6 +8,7 @@ mod aws_samples;
 mod cli;
 mod diagnostics;
 mod executor;
+mod fis_corpus;
 mod kube_api;
 mod kube_backend;
 mod kube_transport;

@@ -441,6 +441,68 @@ async fn create_template(
                 .build(),
         );
     }
+    if let Some(l) = &t.log_configuration {
+        use aws_sdk_fis::types::{
+            CreateExperimentTemplateLogConfigurationInput,
+            ExperimentTemplateCloudWatchLogsLogConfigurationInput,
+            ExperimentTemplateS3LogConfigurationInput,
+        };
+        let mut b = CreateExperimentTemplateLogConfigurationInput::builder()
+            .log_schema_version(l.log_schema_version as i32);
+        if let Some(c) = &l.cloud_watch_logs_configuration {
+            b = b.cloud_watch_logs_configuration(
+                ExperimentTemplateCloudWatchLogsLogConfigurationInput::builder()
+                    .log_group_arn(&c.log_group_arn)
+                    .build()
+                    .map_err(build_err)?,
+            );
+        }
+        if let Some(s3) = &l.s3_configuration {
+            b = b.s3_configuration(
+                ExperimentTemplateS3LogConfigurationInput::builder()
+                    .bucket_name(&s3.bucket_name)
+                    .set_prefix(s3.prefix.clone())
+                    .build()
+                    .map_err(build_err)?,
+            );
+        }
+        req = req.log_configuration(b.build().map_err(build_err)?);
+    }
+    if let Some(r) = &t.experiment_report_configuration {
+        use aws_sdk_fis::types::{
+            CreateExperimentTemplateReportConfigurationInput,
+            ExperimentTemplateReportConfigurationDataSourcesInput,
+            ExperimentTemplateReportConfigurationOutputsInput,
+            ReportConfigurationCloudWatchDashboardInput, ReportConfigurationS3OutputInput,
+        };
+        let mut b = CreateExperimentTemplateReportConfigurationInput::builder()
+            .set_pre_experiment_duration(r.pre_experiment_duration.clone())
+            .set_post_experiment_duration(r.post_experiment_duration.clone());
+        if let Some(o) = &r.outputs {
+            b = b.outputs(
+                ExperimentTemplateReportConfigurationOutputsInput::builder()
+                    .s3_configuration(
+                        ReportConfigurationS3OutputInput::builder()
+                            .bucket_name(&o.s3_configuration.bucket_name)
+                            .set_prefix(o.s3_configuration.prefix.clone())
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        if let Some(d) = &r.data_sources {
+            let mut ds = ExperimentTemplateReportConfigurationDataSourcesInput::builder();
+            for dash in &d.cloud_watch_dashboards {
+                ds = ds.cloud_watch_dashboards(
+                    ReportConfigurationCloudWatchDashboardInput::builder()
+                        .dashboard_identifier(&dash.dashboard_identifier)
+                        .build(),
+                );
+            }
+            b = b.data_sources(ds.build());
+        }
+        req = req.experiment_report_configuration(b.build());
+    }
     let op = ctx.op(
         "fis:CreateExperimentTemplate",
         format!("template \"{}\"", t.description),
