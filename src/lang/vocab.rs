@@ -477,7 +477,7 @@ pub const ACTIONS: &[ActionKind] = &[
             opt(
                 "template",
                 Any,
-                "an inline FIS experiment template (description, roleArn, actions, targets, stopConditions, tags, experimentOptions, as CreateExperimentTemplate takes them), created for the run and checked by `firedrill validate`",
+                "an inline FIS experiment template (description, roleArn, actions, targets, stopConditions, tags, experimentOptions, logConfiguration, experimentReportConfiguration: every key CreateExperimentTemplate takes), created for the run and checked by `firedrill validate`",
             ),
             opt(
                 "wait",

@@ -319,6 +319,8 @@ async fn the_created_template_is_the_inline_one_with_the_run_tags() {
     let env = Env::moto();
     let mut params = sample_params(false);
     params["delete_template"] = json!(false);
+    params["template"]["logConfiguration"] = json!({"logSchemaVersion": 2,
+        "cloudWatchLogsConfiguration": {"logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:fis:*"}});
     let out = typed::inject(&env.ctx(), &params).await.unwrap();
     assert_eq!(out["waited"], false);
     let tid = out["template_id"].as_str().unwrap();
@@ -350,6 +352,16 @@ async fn the_created_template_is_the_inline_one_with_the_run_tags() {
         "us-east-1a"
     );
     assert_eq!(targets["zone-instances"].filters().len(), 2);
+    // The log configuration went through to AWS as written.
+    let log = t
+        .log_configuration()
+        .expect("logConfiguration passed through");
+    assert_eq!(log.log_schema_version(), Some(2));
+    assert_eq!(
+        log.cloud_watch_logs_configuration()
+            .and_then(|c| c.log_group_arn()),
+        Some("arn:aws:logs:us-east-1:123456789012:log-group:fis:*")
+    );
     let tags = t.tags().unwrap();
     assert_eq!(tags["firedrill:run-id"], "run-1");
     assert_eq!(tags["scenario"], "az-power-interruption");
