@@ -577,3 +577,99 @@ fn broken_parameter_rules_are_refused_before_anything_runs() {
     }
     assert!(t.run_dirs().is_empty());
 }
+
+/// A drill whose fault is a `command` step, through the real binary on the built-in estate.
+fn command_fault_drill(
+    dir: &std::path::Path,
+    recovery_extra: &str,
+    restore_after: &str,
+) -> PathBuf {
+    let yaml = format!(
+        r#"apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata: {{name: command-fault}}
+objectives: {{rto: 1m}}
+steady_state:
+  probes:
+    - name: up
+      type: command
+      with: {{run: [test, -f, up]}}
+      tolerance: {{path: exit_code, equals: 0}}
+  before: [up]
+steps:
+  - id: stop-service
+    action: command
+    with: {{run: [{stop}]}}
+  - id: outage
+    action: wait
+    after: [stop-service]
+    with: {{duration: {restore_after}}}
+  - id: start-service
+    action: command
+    after: [outage]
+    with: {{run: [touch, up]}}
+recovery:
+  fault: stop-service
+  probes: [up]
+  interval: 2s
+{recovery_extra}"#,
+        stop = if restore_after == "0s" {
+            "\"true\""
+        } else {
+            "rm, -f, up"
+        },
+    );
+    let path = dir.join("command-fault.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    std::fs::write(dir.join("up"), "").unwrap();
+    path
+}
+
+#[test]
+fn a_command_fault_is_timed_from_its_impact() {
+    let t0 = Test::new();
+    let exp = command_fault_drill(t0.dir.path(), "", "6s");
+    let t = t0.args(["run", exp.to_str().unwrap()]);
+    let out = t.run().expect_code(0);
+    // `rm` takes effect at once: the first poll (at the fault's start, +0s) or the next sees it;
+    // `touch` at +6s (real time: commands run real processes): the poll at +6s or +8s starts the
+    // passing streak.
+    let dir = t.run_dirs().pop().expect("a run directory");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let rto = summary["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "rto")
+        .unwrap();
+    let impact = rto["impact_ms"].as_u64().expect("impact seen");
+    // Real processes race: the poll at the fault's start may run before `rm` has (the case that
+    // used to read "RTO 0s"); the next poll, one interval later, sees it.
+    assert!(impact <= 2_500, "{rto}");
+    let measured = rto["measured_ms"].as_u64().unwrap();
+    assert!((6_000..=8_500).contains(&measured), "{rto}\n{}", out.stdout);
+    assert_eq!(summary["impact"]["failing"], serde_json::json!(["up"]));
+}
+
+#[test]
+fn a_command_fault_with_no_impact_says_so() {
+    let t0 = Test::new();
+    // The "fault" is `true`: nothing breaks, the probe never fails.
+    let exp = command_fault_drill(t0.dir.path(), "", "0s");
+    let t = t0.args(["run", exp.to_str().unwrap()]);
+    let out = t.run().expect_code(0);
+    assert!(out.stdout.contains("no impact"), "{}", out.stdout);
+    let dir = t.run_dirs().pop().expect("a run directory");
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("no impact observed: the recovery probes never failed"),
+        "{report}"
+    );
+    assert!(!report.contains("| RTO | 0s"), "{report}");
+    // Under `expect_impact: true` the same drill is a deviation.
+    let t = Test::new();
+    let exp = command_fault_drill(t.dir.path(), "  expect_impact: true\n", "0s");
+    let out = t.args(["run", exp.to_str().unwrap()]).run().expect_code(4);
+    assert!(out.stdout.contains("DEVIATED"), "{}", out.stdout);
+}
