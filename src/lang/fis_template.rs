@@ -291,17 +291,10 @@ pub struct Arn<'a> {
 }
 
 pub fn parse_arn(s: &str) -> Result<Arn<'_>, String> {
-    let parts: Vec<&str> = s.splitn(6, ':').collect();
-    let [arn, partition, service, region, account, resource] = parts.as_slice() else {
-        return Err(format!(
-            "`{s}` is not an ARN; ARNs look like `arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`"
-        ));
-    };
-    if *arn != "arn" || !partition.starts_with("aws") || service.is_empty() || resource.is_empty() {
-        return Err(format!(
-            "`{s}` is not an ARN; ARNs look like `arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`"
-        ));
-    }
+    let arn = parse_arn_shape(s).map_err(|()| {
+        format!("`{s}` is not an ARN; ARNs look like `arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE`")
+    })?;
+    let account = arn.account;
     let account_ok =
         account.is_empty() || (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()));
     if !account_ok {
@@ -309,13 +302,7 @@ pub fn parse_arn(s: &str) -> Result<Arn<'_>, String> {
             "`{s}`: the account `{account}` is not a 12-digit AWS account id"
         ));
     }
-    Ok(Arn {
-        partition,
-        service,
-        region,
-        account,
-        resource,
-    })
+    Ok(arn)
 }
 
 /// The last path or colon segment of an ARN's resource (`cluster:orders-db` → `orders-db`).
@@ -1665,7 +1652,10 @@ fn decode_log(cx: &mut Cx, n: &Node) -> Option<LogConfiguration> {
             let arn = m.req::<Spanned<String>>(cx, "logGroupArn");
             m.finish(cx);
             let arn = arn?;
-            let Ok(parts) = parse_arn_shape(&arn.value) else {
+            let parts = parse_arn_shape(&arn.value)
+                .ok()
+                .filter(|p| p.service == "logs" && p.resource.starts_with("log-group:"));
+            let Some(parts) = parts else {
                 cx.key("logGroupArn", |cx| {
                     cx.error(
                         arn.loc,
@@ -1675,16 +1665,6 @@ fn decode_log(cx: &mut Cx, n: &Node) -> Option<LogConfiguration> {
                 });
                 return None;
             };
-            if parts.service != "logs" || !parts.resource.starts_with("log-group:") {
-                cx.key("logGroupArn", |cx| {
-                    cx.error(
-                        arn.loc,
-                        format!("`{}` is not a CloudWatch Logs log group ARN", arn.value),
-                        "write `arn:aws:logs:REGION:ACCOUNT:log-group:NAME` (optionally ending `:*`)",
-                    )
-                });
-                return None;
-            }
             if !(parts.account.len() == 12 && parts.account.chars().all(|c| c.is_ascii_digit())) {
                 cx.key("logGroupArn", |cx| {
                     cx.warning(
@@ -2063,6 +2043,69 @@ actions:
         let all = d.join("\n");
         assert!(all.contains("needs `ec2` ARNs"), "{all}");
         assert!(!all.contains("COUNT(2)"), "a warning, not an error: {all}");
+    }
+
+    #[test]
+    fn log_and_report_configurations_are_checked() {
+        let with = |extra: &str| format!("{GOOD}{extra}");
+        let (t, d) = template(&with(
+            "logConfiguration: {logSchemaVersion: 2, cloudWatchLogsConfiguration: {logGroupArn: \"arn:aws:logs:us-east-1:123456789012:log-group:fis:*\"}}\nexperimentReportConfiguration: {outputs: {s3Configuration: {bucketName: fis-reports, prefix: drills/}}, dataSources: {cloudWatchDashboards: [{dashboardIdentifier: \"arn:aws:cloudwatch::123456789012:dashboard/api\"}]}, preExperimentDuration: PT5M, postExperimentDuration: PT10M}\nclientToken: abc\n",
+        ));
+        assert!(d.is_empty(), "{d:?}");
+        let t = t.unwrap();
+        assert_eq!(t.log_configuration.unwrap().log_schema_version, 2);
+        let r = t.experiment_report_configuration.unwrap();
+        assert_eq!(
+            r.outputs.unwrap().s3_configuration.bucket_name,
+            "fis-reports"
+        );
+        assert_eq!(r.pre_experiment_duration.as_deref(), Some("PT5M"));
+        for (extra, needle) in [
+            (
+                "logConfiguration: {logSchemaVersion: 3, s3Configuration: {bucketName: logs}}",
+                "log schema version 3 does not exist",
+            ),
+            (
+                "logConfiguration: {logSchemaVersion: 2}",
+                "without a destination",
+            ),
+            (
+                "logConfiguration: {logSchemaVersion: 2, cloudWatchLogsConfiguration: {logGroupArn: \"arn:aws:s3:::bucket\"}}",
+                "is not a CloudWatch Logs log group ARN",
+            ),
+            (
+                "logConfiguration: {logSchemaVersion: 2, s3Configuration: {bucketName: Logs_Bucket}}",
+                "`Logs_Bucket` is not an S3 bucket name",
+            ),
+            (
+                "experimentReportConfiguration: {preExperimentDuration: PT45M}",
+                "outside FIS's 1 to 30 minutes",
+            ),
+            (
+                "experimentReportConfiguration: {outputs: {}}",
+                "no `s3Configuration`",
+            ),
+            (
+                "logConfiguration: {logSchemaVersion: 2, destination: x}",
+                "unknown key `destination`",
+            ),
+        ] {
+            let (t, d) = template(&with(&format!("{extra}\n")));
+            assert!(t.is_none(), "{extra}");
+            assert!(d.iter().any(|x| x.contains(needle)), "{extra}: {d:?}");
+        }
+        // A placeholder account in the log group ARN: FIS takes it, the log would go nowhere.
+        let text = with(
+            "logConfiguration: {logSchemaVersion: 2, cloudWatchLogsConfiguration: {logGroupArn: \"arn:aws:logs:us-east-1:YOUR_ACCOUNT:log-group:fis:*\"}}\n",
+        );
+        let node = load(&text, &Limits::default()).unwrap();
+        let mut cx = Cx::new("t.yaml");
+        assert!(decode(&mut cx, &node).is_some() && cx.diags.is_empty());
+        assert!(
+            cx.warnings[0].message.contains("`YOUR_ACCOUNT`"),
+            "{:?}",
+            cx.warnings
+        );
     }
 
     #[test]
