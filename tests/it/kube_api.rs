@@ -9,7 +9,7 @@ use firedrill::engine::clock::RunClock;
 use firedrill::sim::kube_api::KubeApi;
 use firedrill::sim::model::{ClusterParams, Estate, SimParams};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{
@@ -447,6 +447,67 @@ async fn scale_through_the_scale_subresource_and_rollout_restart() {
     assert_eq!(worst, 1);
 }
 
+/// A pod's controller is a ReplicaSet the API serves, itself owned by the Deployment; a rollout
+/// restart adds the next revision's ReplicaSet and leaves the old one at zero.
+#[tokio::test(start_paused = true)]
+async fn replicasets_own_the_pods_and_belong_to_their_deployment() {
+    let (_s, _api, client) = setup();
+    let web: Api<Pod> = Api::namespaced(client.clone(), "web");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "web");
+    let pod = list(&web, "app=worker").await.remove(0);
+    let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.kind, "ReplicaSet");
+    let rs = rss.get(&owner.name).await.unwrap();
+    assert_eq!(rs.metadata.uid.as_deref(), Some(owner.uid.as_str()));
+    let dep_ref = &rs.metadata.owner_references.as_ref().unwrap()[0];
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "web");
+    let d = deps.get("worker").await.unwrap();
+    assert_eq!(
+        (
+            dep_ref.kind.as_str(),
+            dep_ref.name.as_str(),
+            Some(&dep_ref.uid)
+        ),
+        ("Deployment", "worker", d.metadata.uid.as_ref())
+    );
+    assert_eq!(rs.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(rs.status.as_ref().unwrap().ready_replicas, Some(3));
+    let hash = &pod.metadata.labels.as_ref().unwrap()["pod-template-hash"];
+    assert_eq!(owner.name, format!("worker-{hash}"));
+    let listed = rss
+        .list(&ListParams::default().labels("app=worker"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(listed.len(), 1);
+
+    deps.restart("worker").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let listed = rss
+        .list(&ListParams::default().labels("app=worker"))
+        .await
+        .unwrap()
+        .items;
+    let shape: Vec<(String, Option<i32>)> = listed
+        .iter()
+        .map(|r| {
+            (
+                r.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"]
+                    .clone(),
+                r.spec.as_ref().unwrap().replicas,
+            )
+        })
+        .collect();
+    let mut shape = shape;
+    shape.sort();
+    assert_eq!(
+        shape,
+        [("1".to_string(), Some(0)), ("2".to_string(), Some(3))]
+    );
+    let (code, _, _) = api_err(rss.get("worker-nope").await.unwrap_err());
+    assert_eq!(code, 404);
+}
+
 #[tokio::test(start_paused = true)]
 async fn watch_streams_a_deletion_in_order() {
     let (shared, _api, client) = setup();
@@ -633,6 +694,11 @@ async fn discovery_serves_the_resource_lists() {
     assert_eq!(names, ["apps", "policy"]);
     let apps = client.list_api_group_resources("apps/v1").await.unwrap();
     assert!(apps.resources.iter().any(|r| r.name == "deployments/scale"));
+    assert!(
+        apps.resources
+            .iter()
+            .any(|r| r.name == "replicasets" && r.verbs == ["get", "list", "watch"])
+    );
     let d = kube::Discovery::new(client).run().await.unwrap();
     assert!(d.has_group("policy"));
 }

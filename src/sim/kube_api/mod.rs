@@ -1,6 +1,6 @@
 //! The simulated estate's Kubernetes part served as a Kubernetes API over HTTP/1.1 (hyper), for
-//! one cluster: discovery, namespaces, nodes, pods, deployments, statefulsets, daemonsets and
-//! PodDisruptionBudgets; list (label and field selectors, server-side Table printing), get,
+//! one cluster: discovery, namespaces, nodes, pods, deployments (and their replicasets),
+//! statefulsets, daemonsets and PodDisruptionBudgets; list (label and field selectors, server-side Table printing), get,
 //! watch, delete, eviction, merge / strategic-merge / JSON patch, the `scale` subresource, and
 //! `kind: Status` errors shaped like the real API's. The estate's controllers react on the
 //! shared clock, so a drill run through kube-rs (or `kubectl`) sees pods replaced after their
@@ -144,6 +144,15 @@ const RESOURCES: &[Res] = &[
         k8s_kind: "DaemonSet",
         short: &["ds"],
         verbs: &["get", "list", "patch", "update", "watch"],
+    },
+    Res {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        kind: ObjKind::ReplicaSet,
+        k8s_kind: "ReplicaSet",
+        short: &["rs"],
+        verbs: &["get", "list", "watch"],
     },
     Res {
         group: "policy",
@@ -1566,7 +1575,11 @@ fn resource_list(group: &str, version: &str) -> Option<Json> {
             short_names: Some(r.short.iter().map(|v| v.to_string()).collect()),
             categories: matches!(
                 r.kind,
-                ObjKind::Pod | ObjKind::Deployment | ObjKind::StatefulSet | ObjKind::DaemonSet
+                ObjKind::Pod
+                    | ObjKind::Deployment
+                    | ObjKind::StatefulSet
+                    | ObjKind::DaemonSet
+                    | ObjKind::ReplicaSet
             )
             .then(|| vec!["all".to_string()]),
             ..Default::default()
