@@ -9,7 +9,7 @@ use firedrill::engine::clock::RunClock;
 use firedrill::sim::kube_api::KubeApi;
 use firedrill::sim::model::{ClusterParams, Estate, SimParams};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{
@@ -447,6 +447,67 @@ async fn scale_through_the_scale_subresource_and_rollout_restart() {
     assert_eq!(worst, 1);
 }
 
+/// A pod's controller is a ReplicaSet the API serves, itself owned by the Deployment; a rollout
+/// restart adds the next revision's ReplicaSet and leaves the old one at zero.
+#[tokio::test(start_paused = true)]
+async fn replicasets_own_the_pods_and_belong_to_their_deployment() {
+    let (_s, _api, client) = setup();
+    let web: Api<Pod> = Api::namespaced(client.clone(), "web");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "web");
+    let pod = list(&web, "app=worker").await.remove(0);
+    let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(owner.kind, "ReplicaSet");
+    let rs = rss.get(&owner.name).await.unwrap();
+    assert_eq!(rs.metadata.uid.as_deref(), Some(owner.uid.as_str()));
+    let dep_ref = &rs.metadata.owner_references.as_ref().unwrap()[0];
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "web");
+    let d = deps.get("worker").await.unwrap();
+    assert_eq!(
+        (
+            dep_ref.kind.as_str(),
+            dep_ref.name.as_str(),
+            Some(&dep_ref.uid)
+        ),
+        ("Deployment", "worker", d.metadata.uid.as_ref())
+    );
+    assert_eq!(rs.spec.as_ref().unwrap().replicas, Some(3));
+    assert_eq!(rs.status.as_ref().unwrap().ready_replicas, Some(3));
+    let hash = &pod.metadata.labels.as_ref().unwrap()["pod-template-hash"];
+    assert_eq!(owner.name, format!("worker-{hash}"));
+    let listed = rss
+        .list(&ListParams::default().labels("app=worker"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(listed.len(), 1);
+
+    deps.restart("worker").await.unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let listed = rss
+        .list(&ListParams::default().labels("app=worker"))
+        .await
+        .unwrap()
+        .items;
+    let shape: Vec<(String, Option<i32>)> = listed
+        .iter()
+        .map(|r| {
+            (
+                r.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"]
+                    .clone(),
+                r.spec.as_ref().unwrap().replicas,
+            )
+        })
+        .collect();
+    let mut shape = shape;
+    shape.sort();
+    assert_eq!(
+        shape,
+        [("1".to_string(), Some(0)), ("2".to_string(), Some(3))]
+    );
+    let (code, _, _) = api_err(rss.get("worker-nope").await.unwrap_err());
+    assert_eq!(code, 404);
+}
+
 #[tokio::test(start_paused = true)]
 async fn watch_streams_a_deletion_in_order() {
     let (shared, _api, client) = setup();
@@ -617,7 +678,7 @@ async fn duplex_requests_take_no_virtual_time() {
 
 #[tokio::test(start_paused = true)]
 async fn discovery_serves_the_resource_lists() {
-    let (_s, _api, client) = setup();
+    let (_s, api, client) = setup();
     let v = client.apiserver_version().await.unwrap();
     assert_eq!((v.major.as_str(), v.minor.as_str()), ("1", "35"));
     let core = client.list_core_api_resources("v1").await.unwrap();
@@ -630,11 +691,39 @@ async fn discovery_serves_the_resource_lists() {
     );
     let groups = client.list_api_groups().await.unwrap();
     let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, ["apps", "policy"]);
+    assert_eq!(names, ["apps", "authorization.k8s.io", "policy"]);
+    let authz = client
+        .list_api_group_resources("authorization.k8s.io/v1")
+        .await
+        .unwrap();
+    assert!(
+        authz
+            .resources
+            .iter()
+            .any(|r| r.name == "selfsubjectaccessreviews"
+                && r.verbs == ["create"]
+                && !r.namespaced)
+    );
     let apps = client.list_api_group_resources("apps/v1").await.unwrap();
     assert!(apps.resources.iter().any(|r| r.name == "deployments/scale"));
-    let d = kube::Discovery::new(client).run().await.unwrap();
-    assert!(d.has_group("policy"));
+    assert!(
+        apps.resources
+            .iter()
+            .any(|r| r.name == "replicasets" && r.verbs == ["get", "list", "watch"])
+    );
+    let d = kube::Discovery::new(client.clone()).run().await.unwrap();
+    assert!(d.has_group("policy") && d.has_group("authorization.k8s.io"));
+    // A cluster that does not serve access reviews leaves the group out.
+    api.serve_access_reviews(false);
+    let groups = client.list_api_groups().await.unwrap();
+    let names: Vec<&str> = groups.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["apps", "policy"]);
+    assert!(
+        client
+            .list_api_group_resources("authorization.k8s.io/v1")
+            .await
+            .is_err()
+    );
 }
 
 /// kube-runtime's watcher (list, then watch with bookmarks) follows a deletion to the Ready
@@ -665,4 +754,224 @@ async fn kube_runtime_watcher_sees_the_replacement_become_ready() {
             break;
         }
     }
+}
+
+// ---- the test controls: request log, faults, access reviews, another writer ------------------
+
+#[tokio::test(start_paused = true)]
+async fn every_request_is_recorded_with_its_answer() {
+    let (_s, api, client) = setup();
+    let web: Api<Pod> = Api::namespaced(client.clone(), "web");
+    let victim = names(&list(&web, "app=api").await)[0].clone();
+    web.delete(&victim, &DeleteParams::default().grace_period(5))
+        .await
+        .unwrap();
+    let (code, ..) = api_err(web.get("nope").await.unwrap_err());
+    assert_eq!(code, 404);
+    let log = api.requests();
+    let shape: Vec<(&str, &str, Option<u16>)> = log
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str(), r.status))
+        .collect();
+    let delete_path = format!("/api/v1/namespaces/web/pods/{victim}");
+    assert_eq!(
+        shape,
+        [
+            ("GET", "/api/v1/namespaces/web/pods", Some(200)),
+            ("DELETE", delete_path.as_str(), Some(200)),
+            ("GET", "/api/v1/namespaces/web/pods/nope", Some(404)),
+        ]
+    );
+    assert_eq!(log[0].param("labelSelector").as_deref(), Some("app=api"));
+    assert_eq!(log[1].body["gracePeriodSeconds"], 5);
+    assert_eq!(log[0].body, serde_json::Value::Null);
+    assert_eq!(api.request_count("GET"), 2);
+    assert_eq!(api.request_count("delete"), 1);
+    assert_eq!(api.mutations(), [format!("DELETE {delete_path}")]);
+    api.clear_requests();
+    assert!(api.requests().is_empty() && api.mutations().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn injected_faults_answer_the_api_status_and_change_nothing() {
+    use firedrill::sim::kube_api::Fault;
+    let (_s, api, client) = setup();
+    let nodes: Api<Node> = Api::all(client.clone());
+    for (code, reason) in [
+        (401, "Unauthorized"),
+        (403, "Forbidden"),
+        (404, "NotFound"),
+        (409, "Conflict"),
+        (429, "TooManyRequests"),
+        (500, "InternalError"),
+        (503, "ServiceUnavailable"),
+        (200, "InternalError"),
+    ] {
+        api.inject(Fault::status("GET", "/api/v1/nodes", code, "injected"));
+        let got = api_err(nodes.list(&ListParams::default()).await.unwrap_err());
+        // A code that is not an error is answered as 500.
+        let want = if code < 400 { 500 } else { code };
+        assert_eq!(got, (want, reason.into(), "injected".into()), "{code}");
+        // Spent after one request.
+        nodes.list(&ListParams::default()).await.unwrap();
+    }
+    // `times`: only matching method and path fragment; the failed writes change nothing.
+    api.inject(Fault::status("PATCH", "/nodes/us-east-1a-1", 500, "etcd leader changed").times(2));
+    nodes.get("us-east-1a-1").await.unwrap();
+    nodes.cordon("us-east-1a-2").await.unwrap();
+    for _ in 0..2 {
+        let (code, _, msg) = api_err(nodes.cordon("us-east-1a-1").await.unwrap_err());
+        assert_eq!((code, msg.as_str()), (500, "etcd leader changed"));
+        let n = nodes.get("us-east-1a-1").await.unwrap();
+        assert_eq!(n.spec.unwrap().unschedulable, None, "not cordoned");
+    }
+    nodes.cordon("us-east-1a-1").await.unwrap();
+    let statuses: Vec<Option<u16>> = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path == "/api/v1/nodes/us-east-1a-1")
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [Some(500), Some(500), Some(200)]);
+    // `always`, any method: until the faults are cleared.
+    api.inject(Fault::status("*", "/pods", 403, "no").always());
+    let web: Api<Pod> = Api::namespaced(client.clone(), "web");
+    for _ in 0..3 {
+        assert_eq!(
+            api_err(web.list(&ListParams::default()).await.unwrap_err()).0,
+            403
+        );
+    }
+    api.clear_faults();
+    web.list(&ListParams::default()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_fault_never_answers() {
+    use firedrill::sim::kube_api::Fault;
+    let (_s, api, client) = setup();
+    api.inject(Fault::hang("GET", "/api/v1/nodes"));
+    let nodes: Api<Node> = Api::all(client);
+    let t0 = tokio::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(30), nodes.list(&ListParams::default())).await;
+    assert!(r.is_err(), "answered: {r:?}");
+    assert_eq!(t0.elapsed(), Duration::from_secs(30));
+    assert_eq!(api.requests()[0].status, None, "recorded, unanswered");
+    nodes.list(&ListParams::default()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn access_reviews_answer_from_the_rbac_rules() {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let (_s, api, client) = setup();
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let review = |verb: &str, resource: &str, sub: Option<&str>| {
+        let reviews = reviews.clone();
+        let r = SelfSubjectAccessReview {
+            spec: SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some(verb.into()),
+                    resource: Some(resource.into()),
+                    subresource: sub.map(str::to_string),
+                    namespace: Some("web".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        async move {
+            let s = reviews
+                .create(&Default::default(), &r)
+                .await
+                .unwrap()
+                .status
+                .unwrap();
+            (s.allowed, s.reason.unwrap_or_default())
+        }
+    };
+    assert!(review("delete", "pods", None).await.0);
+    api.deny("delete", "pods");
+    api.deny("patch", "deployments/scale");
+    assert_eq!(
+        review("delete", "pods", None).await,
+        (false, "no RBAC policy matched".into())
+    );
+    assert!(!review("patch", "deployments", Some("scale")).await.0);
+    assert!(
+        review("patch", "deployments", None).await.0,
+        "the subresource only"
+    );
+    assert!(review("create", "pods", Some("eviction")).await.0);
+    // The reviews themselves stay allowed whatever the rules deny.
+    api.deny("*", "*");
+    assert!(!review("get", "nodes", None).await.0);
+    api.allow_all();
+    assert!(review("delete", "pods", None).await.0);
+    assert_eq!(
+        api.mutations(),
+        Vec::<String>::new(),
+        "reviews are not mutations"
+    );
+    // A cluster that does not serve them: 404.
+    api.serve_access_reviews(false);
+    let (code, reason, _) = api_err(
+        reviews
+            .create(&Default::default(), &SelfSubjectAccessReview::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (404, "NotFound"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_writer_changes_a_node_right_after_the_nth_read() {
+    use firedrill::sim::model::{Taint, TaintEffect};
+    let (_s, api, client) = setup();
+    let nodes: Api<Node> = Api::all(client);
+    let node = "us-east-1b-2";
+    api.change_taints_after_reads(
+        node,
+        2,
+        vec![Taint {
+            key: "other".into(),
+            value: None,
+            effect: TaintEffect::NoSchedule,
+            added: None,
+        }],
+    );
+    let rv = |n: &Node| n.metadata.resource_version.clone().unwrap();
+    let first = nodes.get(node).await.unwrap();
+    let second = nodes.get(node).await.unwrap();
+    assert_eq!(
+        rv(&first),
+        rv(&second),
+        "the second read is answered before the change"
+    );
+    let third = nodes.get(node).await.unwrap();
+    assert_ne!(rv(&third), rv(&second));
+    let taints = third.spec.clone().unwrap().taints.unwrap();
+    assert_eq!(
+        (
+            taints.len(),
+            taints[0].key.as_str(),
+            taints[0].effect.as_str()
+        ),
+        (1, "other", "NoSchedule")
+    );
+    // A write carrying the version read before the change conflicts.
+    let stale = serde_json::json!({"metadata": {"resourceVersion": rv(&second)}, "spec": {"unschedulable": true}});
+    let (code, ..) = api_err(
+        nodes
+            .patch(node, &PatchParams::default(), &Patch::Merge(stale))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 409);
+    // Spent: later reads change nothing.
+    let fourth = nodes.get(node).await.unwrap();
+    assert_eq!(rv(&fourth), rv(&third));
+    assert!(api.mutations().iter().all(|m| m.starts_with("PATCH")));
 }

@@ -6,7 +6,8 @@
 //!    on the same estate, reaching the verdicts and RTOs of the pure simulated backend;
 //! 3. kill-to-Ready times measured by the backend's watch against the estate's own record and
 //!    its modelled delay (`reschedule_delay + startup ± startup_jitter`);
-//! 4. denied RBAC and bad selectors leaving nothing changed.
+//! 4. denied RBAC (refused by the access review the API serves, or by the 403 of a cluster
+//!    without it) and bad selectors leaving nothing changed.
 //!
 //! Run with `--nocapture` to see the measured-vs-modelled figures.
 
@@ -762,13 +763,30 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     let before = r.snapshot();
     let kill = json!({"namespace": "web", "selector": {"app": "api"}, "mode": "all"});
 
+    // The API serves SelfSubjectAccessReview from the same rules: the kill is refused before
+    // any delete is sent.
     r.api.deny("delete", "pods");
     let e = r.kube.inject_json("k8s.pod_kill", &kill).await.unwrap_err();
     let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
-    assert!(m.starts_with("RBAC denies `delete` on `pods` in namespace `web`; grant it in a Role bound to user `system:serviceaccount:firedrill:drill`"), "{m}");
+    assert!(m.starts_with("RBAC denies `delete` on `pods` in namespace `web`; grant it in a Role bound to the user of"), "{m}");
+    assert!(
+        m.ends_with("(SelfSubjectAccessReview: no RBAC policy matched)"),
+        "{m}"
+    );
+    assert_eq!(r.api.request_count("DELETE"), 0);
     assert_eq!(r.snapshot(), before);
+    // A cluster without access reviews: the delete itself is refused (403), naming the user.
+    r.api.serve_access_reviews(false);
+    let e = r.kube.inject_json("k8s.pod_kill", &kill).await.unwrap_err();
+    let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
+        panic!("{e:?}")
+    };
+    assert!(m.starts_with("RBAC denies `delete` on `pods` in namespace `web`; grant it in a Role bound to user `system:serviceaccount:firedrill:drill`"), "{m}");
+    assert!(r.api.request_count("DELETE") > 0);
+    assert_eq!(r.snapshot(), before);
+    r.api.serve_access_reviews(true);
 
     r.api.deny("patch", "nodes");
     for (action, p) in [
@@ -794,13 +812,29 @@ async fn denied_rbac_and_bad_selectors_change_nothing() {
     }
     r.api.allow_all();
 
-    // Evictions denied: the drain cordons, cannot evict, and uncordons again.
+    // Evictions denied: the access review refuses the drain before it cordons anything...
     r.api.deny("create", "pods/eviction");
+    r.api.clear_requests();
     let e = r
         .kube
         .inject_json("k8s.drain_zone", &json!({"zone": "us-east-1a"}))
         .await
         .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("RBAC denies `create` on `pods/eviction` in namespace"),
+        "{e}"
+    );
+    assert_eq!(r.api.mutations(), Vec::<String>::new());
+    assert_eq!(r.snapshot(), before);
+    // ... and without access reviews the drain cordons, cannot evict, and uncordons again.
+    r.api.serve_access_reviews(false);
+    let e = r
+        .kube
+        .inject_json("k8s.drain_zone", &json!({"zone": "us-east-1a"}))
+        .await
+        .unwrap_err();
+    r.api.serve_access_reviews(true);
     assert!(
         e.to_string()
             .contains("RBAC denies `create` on `pods/eviction` in namespace"),

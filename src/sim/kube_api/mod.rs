@@ -1,10 +1,19 @@
 //! The simulated estate's Kubernetes part served as a Kubernetes API over HTTP/1.1 (hyper), for
-//! one cluster: discovery, namespaces, nodes, pods, deployments, statefulsets, daemonsets and
-//! PodDisruptionBudgets; list (label and field selectors, server-side Table printing), get,
+//! one cluster: discovery, namespaces, nodes, pods, deployments (and their replicasets),
+//! statefulsets, daemonsets and PodDisruptionBudgets; list (label and field selectors, server-side Table printing), get,
 //! watch, delete, eviction, merge / strategic-merge / JSON patch, the `scale` subresource, and
-//! `kind: Status` errors shaped like the real API's. The estate's controllers react on the
-//! shared clock, so a drill run through kube-rs (or `kubectl`) sees pods replaced after their
-//! modelled delays.
+//! `kind: Status` errors shaped like the real API's, and SelfSubjectAccessReview. The estate's
+//! controllers react on the shared clock, so a drill run through kube-rs (or `kubectl`) sees
+//! pods replaced after their modelled delays.
+//!
+//! It is the project's one fake Kubernetes API: besides the estate, it has the controls a test
+//! of a client needs (firedrill's own, or a `firedrill sim serve` user's): RBAC
+//! ([`KubeApi::deny`], answered as 403 and by the access reviews), a bearer token
+//! ([`KubeApi::require_token`], 401), and in [`controls`] a log of every request
+//! ([`KubeApi::requests`], [`KubeApi::mutations`]), injected faults ([`Fault`]: any error
+//! status with the real reason, or no answer), access reviews switched off (404, like a
+//! cluster without them), and another writer racing the client on a node
+//! ([`KubeApi::change_taints_after_reads`]: a real resourceVersion conflict).
 //!
 //! [`KubeApi::client`] gives a `kube::Client` whose requests go through a real HTTP/1.1 exchange
 //! (hyper client → hyper server) over an in-memory `tokio::io::duplex`: no sockets, so it works
@@ -12,15 +21,19 @@
 //! (`firedrill sim serve`, the kubectl tests).
 //!
 //! Invariant: the API never acts on the estate except through the model's operations
-//! ([`crate::sim::model::Estate`]), and every object it returns is rendered from the model's
-//! published view, with the resource version of its last change.
+//! ([`crate::sim::model::Estate`]) — the test controls included — and every object it returns
+//! is rendered from the model's published view, with the resource version of its last change.
 
+pub mod controls;
 pub mod patch;
 pub mod render;
 pub mod selector;
 
+pub use controls::{Fault, FaultEffect, RecordedRequest};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,6 +89,14 @@ struct Inner {
     denied: Mutex<Vec<(String, String)>>,
     /// Bearer token every request must carry, if set.
     token: Mutex<Option<String>>,
+    /// Whether SelfSubjectAccessReview is served.
+    access_reviews: AtomicBool,
+    /// Every request received (see `controls`).
+    log: Mutex<controls::Log>,
+    /// Injected faults, in order.
+    faults: Mutex<Vec<Fault>>,
+    /// Another writer's pending changes.
+    races: Mutex<Vec<controls::Race>>,
 }
 
 /// A resource the API serves.
@@ -144,6 +165,15 @@ const RESOURCES: &[Res] = &[
         k8s_kind: "DaemonSet",
         short: &["ds"],
         verbs: &["get", "list", "patch", "update", "watch"],
+    },
+    Res {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        kind: ObjKind::ReplicaSet,
+        k8s_kind: "ReplicaSet",
+        short: &["rs"],
+        verbs: &["get", "list", "watch"],
     },
     Res {
         group: "policy",
@@ -385,6 +415,8 @@ struct Target {
 enum Route {
     Json(Json),
     Text(&'static str),
+    /// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`.
+    AccessReview,
     Resource(Target),
 }
 
@@ -405,6 +437,10 @@ impl KubeApi {
                 cluster: cluster.to_string(),
                 denied: Mutex::new(Vec::new()),
                 token: Mutex::new(None),
+                access_reviews: AtomicBool::new(true),
+                log: Mutex::new(controls::Log::default()),
+                faults: Mutex::new(Vec::new()),
+                races: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -416,6 +452,9 @@ impl KubeApi {
 
     /// RBAC switch: from now on answer `verb` on `resource` (`pods`, `pods/eviction`,
     /// `deployments/scale`...; `*` matches any) with 403 Forbidden, as a Role lacking it would.
+    /// SelfSubjectAccessReviews answer from the same rules (`allowed: false`, reason `no RBAC
+    /// policy matched`); the reviews themselves are always allowed, as `system:basic-user`
+    /// allows them to every authenticated user.
     pub fn deny(&self, verb: &str, resource: &str) {
         self.inner
             .denied
@@ -510,18 +549,48 @@ impl KubeApi {
         }
     }
 
-    /// Answer one request.
+    /// Answer one request: it is recorded (see [`KubeApi::requests`]), then an injected fault
+    /// that matches it applies, then authentication, RBAC and the estate.
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        match self.handle_inner(req).await {
-            Ok(r) => r,
-            Err(e) => error_response(&e),
-        }
+        let (parts, body) = req.into_parts();
+        let bytes = http_body_util::Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .map_err(|_| {
+                ApiError::new(
+                    413,
+                    "RequestEntityTooLarge",
+                    "the request body is too large (limit 3 MiB)",
+                )
+            });
+        let seq = self.record(
+            parts.method.as_str(),
+            &parts.uri,
+            bytes.as_deref().unwrap_or_default(),
+        );
+        let r = match self.take_fault(parts.method.as_str(), parts.uri.path()) {
+            Some(FaultEffect::Hang) => std::future::pending().await,
+            Some(FaultEffect::Status { code, message }) => {
+                error_response(&Self::fault_error(code, &message))
+            }
+            None => match self.handle_inner(parts, bytes).await {
+                Ok(r) => r,
+                Err(e) => error_response(&e),
+            },
+        };
+        self.answered(seq, r.status().as_u16());
+        r
     }
 
-    async fn handle_inner(&self, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    async fn handle_inner(
+        &self,
+        parts: http::request::Parts,
+        bytes: Result<Bytes, ApiError>,
+    ) -> Result<Response<Body>, ApiError> {
         if let Some(want) = self.inner.token.lock().expect("token poisoned").clone() {
-            let got = req
-                .headers()
+            let got = parts
+                .headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "));
@@ -529,7 +598,6 @@ impl KubeApi {
                 return Err(ApiError::new(401, "Unauthorized", "Unauthorized"));
             }
         }
-        let (parts, body) = req.into_parts();
         let q = query(&parts.uri);
         let route = self.route(parts.uri.path())?;
         let target = match route {
@@ -545,6 +613,18 @@ impl KubeApi {
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 return Ok(r);
+            }
+            Route::AccessReview => {
+                if parts.method != Method::POST {
+                    return Err(ApiError::method_not_allowed());
+                }
+                let review: Json = serde_json::from_slice(&bytes?).map_err(|e| {
+                    ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+                })?;
+                return Ok(json_response(
+                    StatusCode::CREATED,
+                    &self.access_review(&review),
+                ));
             }
             Route::Resource(t) => t,
         };
@@ -573,17 +653,7 @@ impl KubeApi {
             .unwrap_or_default()
             .to_string();
         let body = if matches!(verb, "delete" | "patch" | "update" | "create") {
-            let bytes = http_body_util::Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map_err(|_| {
-                    ApiError::new(
-                        413,
-                        "RequestEntityTooLarge",
-                        "the request body is too large (limit 3 MiB)",
-                    )
-                })?
-                .to_bytes();
+            let bytes = bytes?;
             if bytes.is_empty() {
                 None
             } else {
@@ -623,19 +693,50 @@ impl KubeApi {
         Ok(json_response(r.0, &r.1))
     }
 
+    /// Whether a [`KubeApi::deny`] rule refuses `verb` on `resource` (`pods/eviction`...).
+    fn denied(&self, verb: &str, resource: &str) -> bool {
+        self.inner
+            .denied
+            .lock()
+            .expect("rbac poisoned")
+            .iter()
+            .any(|(v, r)| (v == "*" || v == verb) && (r == "*" || r == resource))
+    }
+
+    /// The answer to a SelfSubjectAccessReview: the review with its `status`, from the same
+    /// rules as the 403s. Non-resource URLs (`nonResourceAttributes`) are always allowed.
+    fn access_review(&self, review: &Json) -> Json {
+        let attrs = review.pointer("/spec/resourceAttributes");
+        let field = |k: &str| {
+            attrs
+                .and_then(|a| a.get(k))
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+        };
+        let resource = match field("subresource") {
+            "" => field("resource").to_string(),
+            sub => format!("{}/{sub}", field("resource")),
+        };
+        let allowed = attrs.is_none() || !self.denied(field("verb"), &resource);
+        json!({
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": "authorization.k8s.io/v1",
+            "metadata": {"creationTimestamp": null},
+            "spec": review.get("spec").cloned().unwrap_or_else(|| json!({})),
+            "status": if allowed {
+                json!({"allowed": true, "reason": "RBAC: allowed (no deny rule of the simulated API matches)"})
+            } else {
+                json!({"allowed": false, "reason": "no RBAC policy matched"})
+            },
+        })
+    }
+
     fn authorize(&self, verb: &str, t: &Target) -> Result<(), ApiError> {
         let resource = match &t.sub {
             Some(s) => format!("{}/{s}", t.res.plural),
             None => t.res.plural.to_string(),
         };
-        let denied = self
-            .inner
-            .denied
-            .lock()
-            .expect("rbac poisoned")
-            .iter()
-            .any(|(v, r)| (v == "*" || v == verb) && (r == "*" || *r == resource));
-        if !denied {
+        if !self.denied(verb, &resource) {
             return Ok(());
         }
         let subject = match &t.name {
@@ -666,6 +767,7 @@ impl KubeApi {
             .map(percent_decode)
             .collect();
         let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let reviews = self.access_reviews_served();
         let not_found = || {
             ApiError::new(
                 404,
@@ -678,10 +780,18 @@ impl KubeApi {
             ["version"] => return Ok(Route::Json(version_info())),
             ["healthz" | "livez" | "readyz"] => return Ok(Route::Text("ok")),
             ["api"] => return Ok(Route::Json(api_versions())),
-            ["apis"] => return Ok(Route::Json(api_groups())),
+            ["apis"] => return Ok(Route::Json(api_groups(reviews))),
+            [
+                "apis",
+                "authorization.k8s.io",
+                "v1",
+                "selfsubjectaccessreviews",
+            ] if reviews => {
+                return Ok(Route::AccessReview);
+            }
             ["api", "v1", rest @ ..] => ("", "v1", rest),
             ["apis", g] => {
-                return api_groups()["groups"]
+                return api_groups(reviews)["groups"]
                     .as_array()
                     .and_then(|a| a.iter().find(|x| x["name"] == *g).cloned())
                     .map(|mut x| {
@@ -697,7 +807,7 @@ impl KubeApi {
             _ => return Err(not_found()),
         };
         if rest.is_empty() {
-            return resource_list(group, version)
+            return resource_list(group, version, reviews)
                 .map(Route::Json)
                 .ok_or_else(not_found);
         }
@@ -834,15 +944,24 @@ impl KubeApi {
         let mut e = self.lock_now();
         let (rv, o) = self.find(&mut e, t)?;
         let ctx = self.ctx(&e);
-        match t.sub.as_deref() {
-            None if table => Ok((StatusCode::OK, render::table(&ctx, rv, &[(rv, o)]))),
-            None => Ok((StatusCode::OK, render::object(&ctx, rv, &o))),
+        let out = match t.sub.as_deref() {
+            None if table => render::table(&ctx, rv, &[(rv, o.clone())]),
+            None => render::object(&ctx, rv, &o),
             Some("scale") => match &o {
-                Obj::Workload(w) => Ok((StatusCode::OK, render::scale(&ctx, rv, w))),
-                _ => Err(ApiError::method_not_allowed()),
+                Obj::Workload(w) => render::scale(&ctx, rv, w),
+                _ => return Err(ApiError::method_not_allowed()),
             },
-            Some(_) => Err(ApiError::method_not_allowed()),
+            Some(_) => return Err(ApiError::method_not_allowed()),
+        };
+        // The answer is rendered; another writer may act now (see `change_taints_after_reads`).
+        if let Obj::Node(n) = &o
+            && t.sub.is_none()
+            && self.node_read(&mut e, &n.name)
+        {
+            drop(e);
+            self.inner.shared.notify_changed();
         }
+        Ok((StatusCode::OK, out))
     }
 
     // ----- writing ------------------------------------------------------------------
@@ -1527,9 +1646,11 @@ fn api_versions() -> Json {
     v
 }
 
-fn api_groups() -> Json {
-    let groups: Vec<APIGroup> = ["apps", "policy"]
+/// The API groups; `authorization.k8s.io` when access reviews are served.
+fn api_groups(reviews: bool) -> Json {
+    let groups: Vec<APIGroup> = ["apps", "authorization.k8s.io", "policy"]
         .into_iter()
+        .filter(|g| reviews || *g != "authorization.k8s.io")
         .map(|g| {
             let gv = GroupVersionForDiscovery {
                 group_version: format!("{g}/v1"),
@@ -1551,8 +1672,18 @@ fn api_groups() -> Json {
     v
 }
 
-fn resource_list(group: &str, version: &str) -> Option<Json> {
+fn resource_list(group: &str, version: &str, reviews: bool) -> Option<Json> {
     let mut resources = Vec::new();
+    if reviews && group == "authorization.k8s.io" && version == "v1" {
+        resources.push(APIResource {
+            name: "selfsubjectaccessreviews".into(),
+            singular_name: "selfsubjectaccessreview".into(),
+            namespaced: false,
+            kind: "SelfSubjectAccessReview".into(),
+            verbs: vec!["create".into()],
+            ..Default::default()
+        });
+    }
     for r in RESOURCES
         .iter()
         .filter(|r| r.group == group && r.version == version)
@@ -1566,7 +1697,11 @@ fn resource_list(group: &str, version: &str) -> Option<Json> {
             short_names: Some(r.short.iter().map(|v| v.to_string()).collect()),
             categories: matches!(
                 r.kind,
-                ObjKind::Pod | ObjKind::Deployment | ObjKind::StatefulSet | ObjKind::DaemonSet
+                ObjKind::Pod
+                    | ObjKind::Deployment
+                    | ObjKind::StatefulSet
+                    | ObjKind::DaemonSet
+                    | ObjKind::ReplicaSet
             )
             .then(|| vec!["all".to_string()]),
             ..Default::default()

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{
     DaemonSet, DaemonSetSpec, DaemonSetStatus, Deployment, DeploymentCondition, DeploymentSpec,
-    DeploymentStatus, DeploymentStrategy, RollingUpdateDeployment, StatefulSet, StatefulSetSpec,
-    StatefulSetStatus,
+    DeploymentStatus, DeploymentStrategy, ReplicaSet, ReplicaSetSpec, ReplicaSetStatus,
+    RollingUpdateDeployment, StatefulSet, StatefulSetSpec, StatefulSetStatus,
 };
 use k8s_openapi::api::autoscaling::v1::{Scale, ScaleSpec, ScaleStatus};
 use k8s_openapi::api::core::v1::{
@@ -27,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Value as Json, json};
 
-use crate::sim::model::{NodeObj, Obj, PdbObj, PodObj, WorkloadKind, WorkloadObj};
+use crate::sim::model::{NodeObj, Obj, PdbObj, PodObj, ReplicaSetObj, WorkloadKind, WorkloadObj};
 
 /// The Kubernetes version the simulated API reports.
 pub const KUBE_VERSION: &str = "v1.35.0";
@@ -150,6 +150,7 @@ pub fn object(ctx: &Ctx, rv: u64, o: &Obj) -> Json {
         Obj::Node(n) => to_json(&node(ctx, rv, n)),
         Obj::Pod(p) => to_json(&pod(ctx, rv, p)),
         Obj::Workload(w) => workload(ctx, rv, w),
+        Obj::ReplicaSet(r) => to_json(&replicaset(ctx, rv, r)),
         Obj::Pdb(p) => to_json(&pdb(ctx, rv, p)),
     }
 }
@@ -530,6 +531,75 @@ pub fn workload(ctx: &Ctx, rv: u64, w: &WorkloadObj) -> Json {
     }
 }
 
+/// A Deployment's ReplicaSet, owned by it (so a pod's owner resolves to its Deployment).
+pub fn replicaset(ctx: &Ctx, rv: u64, r: &ReplicaSetObj) -> ReplicaSet {
+    let mut m = meta(&r.name, &r.namespace, &r.uid, rv, ctx.time(Duration::ZERO));
+    m.generation = Some(1);
+    m.labels = Some(r.labels.clone());
+    m.annotations = Some(BTreeMap::from([
+        (
+            "deployment.kubernetes.io/desired-replicas".to_string(),
+            r.desired.to_string(),
+        ),
+        (
+            "deployment.kubernetes.io/max-replicas".to_string(),
+            r.desired.to_string(),
+        ),
+        (
+            "deployment.kubernetes.io/revision".to_string(),
+            r.revision.to_string(),
+        ),
+    ]));
+    m.owner_references = Some(vec![OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: r.deployment.clone(),
+        uid: r.deployment_uid.clone(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    ReplicaSet {
+        metadata: m,
+        spec: Some(ReplicaSetSpec {
+            replicas: Some(r.replicas as i32),
+            selector: selector(&r.labels),
+            template: Some(PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(r.labels.clone()),
+                    annotations: (!r.template_annotations.is_empty())
+                        .then(|| r.template_annotations.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![Container {
+                        name: "app".into(),
+                        image: Some(IMAGE.into()),
+                        resources: Some(ResourceRequirements {
+                            requests: Some(BTreeMap::from([(
+                                "memory".to_string(),
+                                gib(r.memory_gib),
+                            )])),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    termination_grace_period_seconds: Some(r.grace.as_secs() as i64),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        }),
+        status: Some(ReplicaSetStatus {
+            observed_generation: Some(1),
+            replicas: r.current as i32,
+            fully_labeled_replicas: Some(r.current as i32),
+            ready_replicas: Some(r.ready as i32),
+            available_replicas: Some(r.ready as i32),
+            ..Default::default()
+        }),
+    }
+}
+
 pub fn pdb(ctx: &Ctx, rv: u64, p: &PdbObj) -> PodDisruptionBudget {
     let mut m = meta(&p.name, &p.namespace, &p.uid, rv, ctx.time(Duration::ZERO));
     m.generation = Some(1);
@@ -634,6 +704,13 @@ pub fn table(ctx: &Ctx, rv: u64, objs: &[(u64, Obj)]) -> Json {
             col("Available", "integer", 0),
             col("Age", "string", 0),
         ],
+        Some(K::ReplicaSet) => vec![
+            col("Name", "string", 0),
+            col("Desired", "integer", 0),
+            col("Current", "integer", 0),
+            col("Ready", "integer", 0),
+            col("Age", "string", 0),
+        ],
         Some(K::PodDisruptionBudget) => vec![
             col("Name", "string", 0),
             col("Min Available", "string", 0),
@@ -695,6 +772,7 @@ pub fn table(ctx: &Ctx, rv: u64, objs: &[(u64, Obj)]) -> Json {
                         w.name, w.replicas, w.current, w.ready, w.updated, w.ready, age0
                     ]),
                 },
+                Obj::ReplicaSet(r) => json!([r.name, r.replicas, r.current, r.ready, age0]),
                 Obj::Pdb(p) => json!([
                     p.name,
                     p.min_available.map_or("N/A".to_string(), |v| v.to_string()),

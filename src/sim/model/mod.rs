@@ -36,7 +36,8 @@ mod workloads;
 
 pub use database::DB_REBOOT_TIME;
 pub use objects::{
-    Change, ChangeType, NamespaceObj, NodeObj, Obj, ObjKind, PdbObj, PodObj, WorkloadObj,
+    Change, ChangeType, NamespaceObj, NodeObj, Obj, ObjKind, PdbObj, PodObj, ReplicaSetObj,
+    WorkloadObj,
 };
 pub use params::{
     AlertParams, BackupParams, ClusterParams, DEFAULT_TERMINATION_GRACE, DatabaseParams,

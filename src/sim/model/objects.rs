@@ -1,5 +1,5 @@
-//! The estate's Kubernetes part as API objects: views of nodes, pods, workloads,
-//! PodDisruptionBudgets and namespaces, a change feed with resource versions, and the
+//! The estate's Kubernetes part as API objects: views of nodes, pods, workloads, the
+//! Deployments' ReplicaSets, PodDisruptionBudgets and namespaces, a change feed with resource versions, and the
 //! object-level operations the Kubernetes API serves (delete, evict, cordon, taint, scale,
 //! rollout restart).
 //!
@@ -28,6 +28,7 @@ pub enum ObjKind {
     Deployment,
     StatefulSet,
     DaemonSet,
+    ReplicaSet,
     PodDisruptionBudget,
 }
 
@@ -136,6 +137,36 @@ pub struct WorkloadObj {
     pub memory_gib: f64,
 }
 
+/// A Deployment's ReplicaSet: one per pod template revision (`<deployment>-<pod-template-hash>`),
+/// the current one and, like `revisionHistoryLimit: 10`, up to ten older ones (scaled to their
+/// remaining pods, 0 once the rollout is done).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaSetObj {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// The owning Deployment.
+    pub deployment: String,
+    pub deployment_uid: String,
+    /// The Deployment's labels plus `pod-template-hash` (its selector and pod template labels).
+    pub labels: BTreeMap<String, String>,
+    pub template_hash: String,
+    /// `deployment.kubernetes.io/revision` (1 for the first template).
+    pub revision: u64,
+    /// `spec.replicas`: the current revision's share of the Deployment's replicas, an old
+    /// revision's remaining pods.
+    pub replicas: u32,
+    /// Live (not terminating) pods of this revision.
+    pub current: u32,
+    pub ready: u32,
+    /// The Deployment's desired replicas (`deployment.kubernetes.io/desired-replicas`).
+    pub desired: u32,
+    /// Pod template annotations (known for the current revision only).
+    pub template_annotations: BTreeMap<String, String>,
+    pub grace: Duration,
+    pub memory_gib: f64,
+}
+
 /// A PodDisruptionBudget.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PdbObj {
@@ -158,6 +189,7 @@ pub enum Obj {
     Node(NodeObj),
     Pod(PodObj),
     Workload(WorkloadObj),
+    ReplicaSet(ReplicaSetObj),
     Pdb(PdbObj),
 }
 
@@ -168,6 +200,7 @@ impl Obj {
             Obj::Node(_) => ObjKind::Node,
             Obj::Pod(_) => ObjKind::Pod,
             Obj::Workload(w) => ObjKind::of(w.kind),
+            Obj::ReplicaSet(_) => ObjKind::ReplicaSet,
             Obj::Pdb(_) => ObjKind::PodDisruptionBudget,
         }
     }
@@ -178,6 +211,7 @@ impl Obj {
             Obj::Node(x) => &x.name,
             Obj::Pod(x) => &x.name,
             Obj::Workload(x) => &x.name,
+            Obj::ReplicaSet(x) => &x.name,
             Obj::Pdb(x) => &x.name,
         }
     }
@@ -188,6 +222,7 @@ impl Obj {
             Obj::Namespace(_) | Obj::Node(_) => "",
             Obj::Pod(x) => &x.namespace,
             Obj::Workload(x) => &x.namespace,
+            Obj::ReplicaSet(x) => &x.namespace,
             Obj::Pdb(x) => &x.namespace,
         }
     }
@@ -388,6 +423,70 @@ impl Estate {
         }
     }
 
+    /// A Deployment's ReplicaSets, oldest revision first: the current revision, the ten before
+    /// it (`revisionHistoryLimit: 10`) and any older one that still has pods.
+    fn replicaset_objs(&self, dep: usize) -> Vec<ReplicaSetObj> {
+        let d = &self.deployments[dep];
+        if d.p.kind != WorkloadKind::Deployment {
+            return Vec::new();
+        }
+        let cname = &self.cluster_p(d.cluster).name;
+        let live: Vec<_> = self
+            .pods
+            .values()
+            .filter(|p| p.dep == dep && p.deleting.is_none())
+            .collect();
+        let mut revisions: Vec<u64> = (d.revision.saturating_sub(10).max(1)..=d.revision).collect();
+        for p in self.pods.values().filter(|p| p.dep == dep) {
+            if !revisions.contains(&p.revision) {
+                revisions.push(p.revision);
+            }
+        }
+        revisions.sort_unstable();
+        let others = |r: u64| live.iter().filter(|p| p.revision != r).count() as u32;
+        revisions
+            .into_iter()
+            .map(|r| {
+                let hash = self.revision_hash(dep, r);
+                let mine: Vec<_> = live.iter().filter(|p| p.revision == r).collect();
+                let current = mine.len() as u32;
+                let mut labels = d.p.labels.clone();
+                labels.insert("pod-template-hash".into(), hash.clone());
+                let name = format!("{}-{hash}", d.p.name);
+                ReplicaSetObj {
+                    namespace: d.p.namespace.clone(),
+                    uid: uid(&format!("ReplicaSet/{cname}/{}/{name}", d.p.namespace)),
+                    name,
+                    deployment: d.p.name.clone(),
+                    deployment_uid: uid(&format!(
+                        "{}/{cname}/{}/{}",
+                        d.p.kind.as_str(),
+                        d.p.namespace,
+                        d.p.name
+                    )),
+                    labels,
+                    template_hash: hash,
+                    revision: r,
+                    replicas: if r == d.revision {
+                        d.replicas.saturating_sub(others(r))
+                    } else {
+                        current
+                    },
+                    current,
+                    ready: mine.iter().filter(|p| self.pod_ready_condition(p)).count() as u32,
+                    desired: d.replicas,
+                    template_annotations: if r == d.revision {
+                        d.template_annotations.clone()
+                    } else {
+                        BTreeMap::new()
+                    },
+                    grace: d.p.termination_grace,
+                    memory_gib: d.p.memory_gib,
+                }
+            })
+            .collect()
+    }
+
     /// (expected pods, desired healthy, currently healthy, disruptions allowed) of a workload's
     /// budget.
     fn budget(&self, dep: usize) -> Option<(u32, u32, u32, u32)> {
@@ -461,6 +560,9 @@ impl Estate {
         for dep in 0..self.deployments.len() {
             let ci = self.deployments[dep].cluster;
             put(ci, Obj::Workload(self.workload_obj(dep)));
+            for rs in self.replicaset_objs(dep) {
+                put(ci, Obj::ReplicaSet(rs));
+            }
             if let Some(p) = self.pdb_obj(dep) {
                 put(ci, Obj::Pdb(p));
             }
@@ -990,6 +1092,72 @@ mod tests {
         let mut nodes: Vec<_> = ds.iter().map(|p| p.node.clone().unwrap()).collect();
         nodes.dedup();
         assert_eq!(nodes.len(), 9);
+    }
+
+    fn replicasets(e: &mut Estate, at: u64) -> Vec<ReplicaSetObj> {
+        e.objects(t(at), "prod-east", ObjKind::ReplicaSet)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, o)| match o {
+                Obj::ReplicaSet(r) if r.deployment == "api" => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_rollout_adds_a_replicaset_and_scales_the_old_one_to_zero() {
+        let mut e = estate();
+        let rs = replicasets(&mut e, 0);
+        assert_eq!(rs.len(), 1, "{rs:?}");
+        let first = rs[0].clone();
+        let api: Vec<PodObj> = pods(&mut e, 0, "web")
+            .into_iter()
+            .filter(|p| p.workload == "api")
+            .collect();
+        assert!(
+            api.iter()
+                .all(|p| p.owner_name == first.name && p.owner_uid == first.uid)
+        );
+        assert_eq!(first.labels["pod-template-hash"], first.template_hash);
+        assert_eq!(
+            (first.revision, first.replicas, first.current, first.ready),
+            (1, 6, 6, 6)
+        );
+        // No ObjKind::ReplicaSet for StatefulSets or DaemonSets.
+        assert_eq!(
+            e.objects(t(0), "prod-east", ObjKind::ReplicaSet)
+                .unwrap()
+                .len(),
+            2,
+            "api and worker"
+        );
+        e.set_template_annotations(
+            t(10),
+            "prod-east",
+            "web",
+            None,
+            "api",
+            BTreeMap::from([("k".to_string(), "v".to_string())]),
+        )
+        .unwrap();
+        let rs = replicasets(&mut e, 11);
+        assert_eq!(rs.len(), 2);
+        let (old, new) = (&rs[0], &rs[1]);
+        assert_eq!(old.name, first.name);
+        assert_eq!(new.revision, 2);
+        assert_eq!(new.template_annotations["k"], "v");
+        assert!(old.template_annotations.is_empty());
+        assert_eq!(old.replicas + new.replicas, 6, "{rs:?}");
+        assert!(new.replicas >= 1 && old.current < 6, "{rs:?}");
+        // Once rolled out, the old one stays in the history with nothing left.
+        let rs = replicasets(&mut e, 3600);
+        assert_eq!(
+            rs.iter()
+                .map(|r| (r.revision, r.replicas, r.ready))
+                .collect::<Vec<_>>(),
+            [(1, 0, 0), (2, 6, 6)]
+        );
     }
 
     #[test]
