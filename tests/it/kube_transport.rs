@@ -1,591 +1,275 @@
-//! The Kubernetes backend at the transport level: kube-rs over a `tower_test` mock that plays a
-//! small in-memory API server (pods, nodes, deployments, replicasets, evictions, merge patches
-//! with resourceVersion conflicts, SelfSubjectAccessReview) and can be told to fail. Every
-//! request is recorded, so tests assert what was (and was not) sent: error paths a served API
-//! does not produce (401, 403, 409, 429, 500, unreachable) and the "refuse before touching"
-//! guarantees.
+//! The Kubernetes backend's error paths and "refuse before touching" guarantees, through kube-rs
+//! against the simulated estate served as a Kubernetes API (`KubeApi::client`: real HTTP/1.1
+//! over an in-memory duplex, on a paused clock). The API's test controls make it misbehave as a
+//! real control plane can — injected faults (401, 403, 409, 429, 500, a server that never
+//! answers), RBAC rules answered by its SelfSubjectAccessReview or switched off, another writer
+//! racing firedrill on a node — and its request log shows what was (and was not) sent.
+//!
+//! The estate: three zones of two nodes (`zone-a-1` ... `zone-c-2`, 16 GiB each), `api` (6
+//! replicas, one per node) and `worker` (2, on `zone-a-1` and `zone-b-1`) in `web`, an `agent`
+//! DaemonSet in `kube-system`; every pod requests 2 GiB and starts in 30s, no budgets.
 
 use firedrill::backend::k8s::{KubeProvider, KubernetesSettings, from_client};
-use firedrill::backend::{Call, ErrorKind, Provider, ProviderExt};
-use http_body_util::BodyExt;
+use firedrill::backend::sim::SharedEstate;
+use firedrill::backend::{Call, ErrorKind, Provider, ProviderExt, RunContext};
+use firedrill::engine::clock::RunClock;
+use firedrill::sim::kube_api::{Fault, KubeApi, RecordedRequest};
+use firedrill::sim::model::{
+    ClusterParams, DEFAULT_TERMINATION_GRACE, DeploymentParams, Estate, NodeObj, Obj, ObjKind,
+    PodObj, RegionParams, RegionRole, SimParams, Taint, TaintEffect, WorkloadKind, WorkloadObj,
+};
 use serde_json::{Value as Json, json};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-type Req = http::Request<kube::client::Body>;
-type RespBody = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, std::convert::Infallible>;
-type Resp = http::Response<RespBody>;
-/// An open watch: namespace, label selector, where its events go.
-type Watcher = (
-    String,
-    Option<String>,
-    tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
-);
+const CLUSTER: &str = "prod";
 
-/// One request the fake API saw.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    query: String,
-    body: Json,
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
 }
 
-/// Fail requests matching `method` and a path fragment, `times` times, with `code`.
-struct Fault {
-    method: &'static str,
-    path: &'static str,
-    code: u16,
-    message: String,
-    times: u32,
-}
-
-#[derive(Default)]
-struct Fake {
-    pods: Vec<Json>,
-    nodes: Vec<Json>,
-    deployments: Vec<Json>,
-    replicasets: Vec<Json>,
-    /// SelfSubjectAccessReview: `None` = the API is not served (404); else which
-    /// (verb, resource) are denied.
-    ssar_denied: Option<Vec<(&'static str, &'static str)>>,
-    faults: Vec<Fault>,
-    /// Another writer changes this node's taints right after firedrill's n-th read of it.
-    race: Option<(&'static str, u32, Json)>,
-    rv: u64,
-    log: Vec<Seen>,
-    watchers: Vec<Watcher>,
-}
-
-fn status(code: u16, reason: &str, message: &str) -> Json {
-    json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code, "reason": reason, "message": message})
-}
-
-fn decode(q: &str) -> String {
-    let b = q.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
-                out.push(u8::from_str_radix(h, 16).unwrap());
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn param(query: &str, key: &str) -> Option<String> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| decode(v))
-}
-
-fn get<'a>(v: &'a Json, path: &str) -> &'a Json {
-    v.pointer(path).unwrap_or(&Json::Null)
-}
-
-fn matches_labels(obj: &Json, selector: Option<&str>) -> bool {
-    let Some(sel) = selector.filter(|s| !s.is_empty()) else {
-        return true;
-    };
-    sel.split(',').all(|kv| {
-        let (k, v) = kv.split_once('=').unwrap();
-        get(obj, "/metadata/labels").get(k).and_then(Json::as_str) == Some(v)
-    })
-}
-
-fn matches_fields(obj: &Json, selector: Option<&str>) -> bool {
-    let Some(sel) = selector.filter(|s| !s.is_empty()) else {
-        return true;
-    };
-    sel.split(',').all(|kv| {
-        let (k, v) = kv.split_once('=').unwrap();
-        let path = format!("/{}", k.replace('.', "/"));
-        get(obj, &path).as_str() == Some(v)
-    })
-}
-
-fn merge(target: &mut Json, patch: &Json) {
-    match (target, patch) {
-        (Json::Object(t), Json::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Json::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
+fn workload(name: &str, ns: &str, kind: WorkloadKind, replicas: Option<u32>) -> DeploymentParams {
+    DeploymentParams {
+        name: name.into(),
+        kind,
+        namespace: ns.into(),
+        labels: BTreeMap::from([("app".to_string(), name.to_string())]),
+        replicas,
+        startup: secs(30),
+        startup_jitter: Duration::ZERO,
+        memory_gib: 2.0,
+        termination_grace: DEFAULT_TERMINATION_GRACE,
+        pdb: None,
     }
 }
 
-fn list(kind: &str, items: Vec<Json>) -> Json {
-    json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
-}
-
-impl Fake {
-    fn handle(&mut self, s: &Seen) -> (u16, Json) {
-        self.log.push(s.clone());
-        if let Some(f) = self
-            .faults
-            .iter_mut()
-            .find(|f| f.times > 0 && f.method == s.method && s.path.contains(f.path))
-        {
-            f.times -= 1;
-            let reason = match f.code {
-                401 => "Unauthorized",
-                403 => "Forbidden",
-                404 => "NotFound",
-                409 => "Conflict",
-                429 => "TooManyRequests",
-                _ => "InternalError",
-            };
-            return (f.code, status(f.code, reason, &f.message));
-        }
-        let parts: Vec<&str> = s.path.trim_matches('/').split('/').collect();
-        let q = s.query.as_str();
-        let labels = param(q, "labelSelector");
-        let fields = param(q, "fieldSelector");
-        let not_found = |what: &str| (404, status(404, "NotFound", &format!("{what} not found")));
-        match (s.method.as_str(), parts.as_slice()) {
-            ("GET", ["version"]) => (
-                200,
-                json!({"major": "1", "minor": "35", "gitVersion": "v1.35.0", "gitCommit": "x", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25", "compiler": "gc", "platform": "linux/amd64"}),
-            ),
-            (
-                "POST",
-                [
-                    "apis",
-                    "authorization.k8s.io",
-                    "v1",
-                    "selfsubjectaccessreviews",
-                ],
-            ) => match &self.ssar_denied {
-                None => not_found("selfsubjectaccessreviews"),
-                Some(denied) => {
-                    let verb = get(&s.body, "/spec/resourceAttributes/verb")
-                        .as_str()
-                        .unwrap_or_default();
-                    let res = get(&s.body, "/spec/resourceAttributes/resource")
-                        .as_str()
-                        .unwrap_or_default();
-                    let allowed = !denied.iter().any(|(v, r)| *v == verb && *r == res);
-                    let mut body = s.body.clone();
-                    body["status"] = json!({"allowed": allowed, "reason": if allowed { "" } else { "no RBAC policy matched" }});
-                    (201, body)
-                }
-            },
-            ("GET", ["api", "v1", "pods"]) => (
-                200,
-                list(
-                    "PodList",
-                    self.pods
-                        .iter()
-                        .filter(|p| {
-                            matches_labels(p, labels.as_deref())
-                                && matches_fields(p, fields.as_deref())
-                        })
-                        .cloned()
-                        .collect(),
-                ),
-            ),
-            ("GET", ["api", "v1", "namespaces", ns, "pods"]) => (
-                200,
-                list(
-                    "PodList",
-                    self.pods
-                        .iter()
-                        .filter(|p| get(p, "/metadata/namespace") == ns)
-                        .filter(|p| {
-                            matches_labels(p, labels.as_deref())
-                                && matches_fields(p, fields.as_deref())
-                        })
-                        .cloned()
-                        .collect(),
-                ),
-            ),
-            ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => {
-                match self.pods.iter().find(|p| {
-                    get(p, "/metadata/namespace") == ns && get(p, "/metadata/name") == name
-                }) {
-                    Some(p) => (200, p.clone()),
-                    None => not_found(&format!("pods \"{name}\"")),
-                }
-            }
-            ("DELETE", ["api", "v1", "namespaces", ns, "pods", name])
-            | ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
-                match self.pods.iter().position(|p| {
-                    get(p, "/metadata/namespace") == ns && get(p, "/metadata/name") == name
-                }) {
-                    Some(i) => {
-                        let p = self.pods.remove(i);
-                        self.notify("DELETED", &p);
-                        if s.method == "DELETE" {
-                            (200, p)
-                        } else {
-                            (
-                                201,
-                                json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 201}),
-                            )
-                        }
-                    }
-                    None => not_found(&format!("pods \"{name}\"")),
-                }
-            }
-            ("GET", ["api", "v1", "nodes"]) => (
-                200,
-                list(
-                    "NodeList",
-                    self.nodes
-                        .iter()
-                        .filter(|n| matches_labels(n, labels.as_deref()))
-                        .cloned()
-                        .collect(),
-                ),
-            ),
-            ("GET", ["api", "v1", "nodes", name]) => {
-                let Some(n) = self
-                    .nodes
-                    .iter_mut()
-                    .find(|n| get(n, "/metadata/name") == name)
-                else {
-                    return not_found(&format!("nodes \"{name}\""));
-                };
-                let answer = n.clone();
-                if let Some((r, left, _)) = &mut self.race
-                    && r == name
-                {
-                    *left -= 1;
-                    if *left == 0 {
-                        n["spec"]["taints"] = self.race.take().unwrap().2;
-                        n["metadata"]["resourceVersion"] = json!("99");
-                    }
-                }
-                (200, answer)
-            }
-            ("PATCH", ["api", "v1", "nodes", name]) => {
-                self.rv += 1;
-                let rv = self.rv;
-                let Some(n) = self
-                    .nodes
-                    .iter_mut()
-                    .find(|n| get(n, "/metadata/name") == name)
-                else {
-                    return not_found(&format!("nodes \"{name}\""));
-                };
-                if let Some(want) = get(&s.body, "/metadata/resourceVersion").as_str()
-                    && Some(want) != get(n, "/metadata/resourceVersion").as_str()
-                {
-                    return (
-                        409,
-                        status(
-                            409,
-                            "Conflict",
-                            "the object has been modified; please apply your changes to the latest version and try again",
-                        ),
-                    );
-                }
-                merge(n, &s.body);
-                n["metadata"]["resourceVersion"] = json!(rv.to_string());
-                (200, n.clone())
-            }
-            ("GET", ["apis", "apps", "v1", "namespaces", ns, "deployments"]) => (
-                200,
-                list(
-                    "DeploymentList",
-                    self.deployments
-                        .iter()
-                        .filter(|d| get(d, "/metadata/namespace") == ns)
-                        .cloned()
-                        .collect(),
-                ),
-            ),
-            ("GET", ["apis", "apps", "v1", "namespaces", ns, "replicasets", name]) => {
-                match self.replicasets.iter().find(|d| {
-                    get(d, "/metadata/namespace") == ns && get(d, "/metadata/name") == name
-                }) {
-                    Some(d) => (200, d.clone()),
-                    None => not_found(&format!("replicasets.apps \"{name}\"")),
-                }
-            }
-            (
-                "GET" | "PATCH",
-                [
-                    "apis",
-                    "apps",
-                    "v1",
-                    "namespaces",
-                    ns,
-                    "deployments",
-                    name,
-                    rest @ ..,
-                ],
-            ) => {
-                let Some(d) = self.deployments.iter_mut().find(|d| {
-                    get(d, "/metadata/namespace") == ns && get(d, "/metadata/name") == name
-                }) else {
-                    return not_found(&format!("deployments.apps \"{name}\""));
-                };
-                if s.method == "PATCH" {
-                    merge(d, &s.body);
-                }
-                if rest == ["scale"] {
-                    let r = d["spec"]["replicas"].clone();
-                    (
-                        200,
-                        json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": name, "namespace": ns}, "spec": {"replicas": r}, "status": {"replicas": r}}),
-                    )
-                } else {
-                    (200, d.clone())
-                }
-            }
-            _ => not_found(&s.path),
-        }
+/// The estate of the module docs, with `extra` Deployments scheduled before the others.
+fn params_with(extra: Vec<DeploymentParams>) -> SimParams {
+    let mut deployments = extra;
+    deployments.extend([
+        workload("api", "web", WorkloadKind::Deployment, Some(6)),
+        workload("worker", "web", WorkloadKind::Deployment, Some(2)),
+        workload("agent", "kube-system", WorkloadKind::DaemonSet, None),
+    ]);
+    SimParams {
+        seed: 7,
+        regions: vec![RegionParams {
+            name: "lab-1".into(),
+            role: RegionRole::Primary,
+            zones: vec!["zone-a".into(), "zone-b".into(), "zone-c".into()],
+        }],
+        kubernetes: vec![ClusterParams {
+            name: CLUSTER.into(),
+            region: "lab-1".into(),
+            nodes_per_zone: 2,
+            pods_per_node: 8,
+            node_memory_gib: 16.0,
+            node_failure_detection: secs(40),
+            pod_eviction_timeout: secs(60),
+            reschedule_delay: secs(2),
+            deployments,
+        }],
+        databases: vec![],
+        dns: vec![],
+        services: vec![],
+        alerts: vec![],
     }
-
-    /// Send a watch event about a pod to the watches it matches.
-    fn notify(&mut self, kind: &str, pod: &Json) {
-        let line = serde_json::to_vec(&json!({"type": kind, "object": pod})).unwrap();
-        let mut line = bytes::BytesMut::from(&line[..]);
-        line.extend_from_slice(b"\n");
-        let line = line.freeze();
-        self.watchers.retain(|(ns, sel, tx)| {
-            if get(pod, "/metadata/namespace") != ns.as_str()
-                || !matches_labels(pod, sel.as_deref())
-            {
-                return true;
-            }
-            tx.send(line.clone()).is_ok()
-        });
-    }
-
-    /// A controller's move: add a pod, or change one, seen by the watches.
-    fn upsert_pod(&mut self, pod: Json) {
-        self.rv += 1;
-        let mut pod = pod;
-        pod["metadata"]["resourceVersion"] = json!(self.rv.to_string());
-        let name = pod["metadata"]["name"].clone();
-        let kind = match self.pods.iter_mut().find(|p| p["metadata"]["name"] == name) {
-            Some(p) => {
-                *p = pod.clone();
-                "MODIFIED"
-            }
-            None => {
-                self.pods.push(pod.clone());
-                "ADDED"
-            }
-        };
-        self.notify(kind, &pod);
-    }
-
-    fn count(&self, method: &str) -> usize {
-        self.log.iter().filter(|s| s.method == method).count()
-    }
-
-    fn mutations(&self) -> Vec<String> {
-        self.log
-            .iter()
-            .filter(|s| s.method != "GET" && !s.path.contains("selfsubjectaccessreviews"))
-            .map(|s| format!("{} {}", s.method, s.path))
-            .collect()
-    }
-
-    fn node(&self, name: &str) -> &Json {
-        self.nodes
-            .iter()
-            .find(|n| get(n, "/metadata/name") == name)
-            .unwrap()
-    }
-}
-
-/// A client whose requests the fake answers.
-fn serve(fake: Fake) -> (kube::Client, Arc<Mutex<Fake>>) {
-    let fake = Arc::new(Mutex::new(fake));
-    let (svc, mut handle) = tower_test::mock::pair::<Req, Resp>();
-    let f = fake.clone();
-    tokio::spawn(async move {
-        while let Some((req, send)) = handle.next_request().await {
-            let (parts, body) = req.into_parts();
-            let bytes = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let seen = Seen {
-                method: parts.method.to_string(),
-                path: parts.uri.path().to_string(),
-                query: parts.uri.query().unwrap_or_default().to_string(),
-                body: serde_json::from_slice(&bytes).unwrap_or(Json::Null),
-            };
-            if parts.uri.query().unwrap_or_default().contains("watch=true") {
-                // A watch: an open stream of JSON lines, fed by `Fake::notify`.
-                let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
-                let ns = seen.path.split('/').nth(4).unwrap_or_default().to_string();
-                let sel = param(&seen.query, "labelSelector");
-                {
-                    let mut f = f.lock().unwrap();
-                    f.log.push(seen.clone());
-                    f.watchers.push((ns, sel, tx));
-                }
-                let stream = futures::stream::unfold(rx, |mut rx| async move {
-                    rx.recv()
-                        .await
-                        .map(|b| (Ok(hyper::body::Frame::data(b)), rx))
-                });
-                send.send_response(
-                    http::Response::builder()
-                        .status(200)
-                        .header("content-type", "application/json")
-                        .body(http_body_util::StreamBody::new(stream).boxed_unsync())
-                        .unwrap(),
-                );
-                continue;
-            }
-            let (code, json) = f.lock().unwrap().handle(&seen);
-            send.send_response(
-                http::Response::builder()
-                    .status(code)
-                    .header("content-type", "application/json")
-                    .body(
-                        http_body_util::Full::new(bytes::Bytes::from(
-                            serde_json::to_vec(&json).unwrap(),
-                        ))
-                        .boxed_unsync(),
-                    )
-                    .unwrap(),
-            );
-        }
-    });
-    (kube::Client::new(svc, "default"), fake)
 }
 
 fn settings() -> KubernetesSettings {
     KubernetesSettings {
-        cluster: Some("prod".into()),
+        cluster: Some(CLUSTER.into()),
         server: Some("https://k8s.example:6443".into()),
         ..Default::default()
     }
 }
 
-fn provider(fake: Fake) -> (KubeProvider, Arc<Mutex<Fake>>) {
-    let (client, fake) = serve(fake);
-    (from_client(client, settings()).with_seed(7), fake)
+/// One served estate and a provider over it.
+struct Rig {
+    shared: SharedEstate,
+    api: KubeApi,
+    k: KubeProvider,
+    clock: RunClock,
 }
 
-// ---- fixtures --------------------------------------------------------------------------------
-
-fn pod(ns: &str, name: &str, app: &str, node: &str) -> Json {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}"),
-            "labels": {"app": app, "pod-template-hash": "5d4f"},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("{app}-5d4f"), "uid": format!("rs-{app}"), "controller": true}]},
-        "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {"requests": {"memory": "2Gi"}}}]},
-        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
-            "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": true, "restartCount": 1}]}
-    })
-}
-
-fn daemon_pod(ns: &str, name: &str, node: &str) -> Json {
-    let mut p = pod(ns, name, "agent", node);
-    p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "ds", "controller": true}]);
-    // Like kube-proxy or a CNI agent: tolerates every taint.
-    p["spec"]["tolerations"] = json!([{"operator": "Exists"}]);
-    p
-}
-
-fn node(name: &str, zone: &str, cordoned: bool) -> Json {
-    json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "resourceVersion": "1", "labels": {"topology.kubernetes.io/zone": zone}},
-        "spec": {"unschedulable": cordoned},
-        "status": {"conditions": [{"type": "Ready", "status": "True"}], "allocatable": {"memory": "16Gi"}}
-    })
-}
-
-fn deployment(ns: &str, name: &str, replicas: i64) -> Json {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns, "uid": format!("dep-{name}")},
-        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c"}]}}},
-        "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas, "updatedReplicas": replicas}
-    })
-}
-
-fn replicaset(ns: &str, app: &str) -> Json {
-    json!({
-        "apiVersion": "apps/v1", "kind": "ReplicaSet",
-        "metadata": {"name": format!("{app}-5d4f"), "namespace": ns, "uid": format!("rs-{app}"),
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": app, "uid": format!("dep-{app}"), "controller": true}]},
-        "spec": {"replicas": 6, "selector": {"matchLabels": {"app": app}}}
-    })
-}
-
-/// Six api pods over three zones (two nodes each), two worker pods, one DaemonSet pod per node.
-fn estate() -> Fake {
-    let mut f = Fake::default();
-    for (i, z) in ["a", "a", "b", "b", "c", "c"].iter().enumerate() {
-        f.nodes
-            .push(node(&format!("node-{i}"), &format!("zone-{z}"), false));
-        f.pods
-            .push(pod("web", &format!("api-{i}"), "api", &format!("node-{i}")));
-        f.pods.push(daemon_pod(
-            "kube-system",
-            &format!("agent-{i}"),
-            &format!("node-{i}"),
-        ));
+fn rig_with(params: SimParams, s: KubernetesSettings) -> Rig {
+    let shared = SharedEstate::new(Estate::from_params(params).unwrap());
+    let clock = RunClock::start_now();
+    shared.start(clock);
+    let api = KubeApi::new(shared.clone(), CLUSTER).unwrap();
+    let k = from_client(api.client(), s).with_seed(7);
+    Rig {
+        shared,
+        api,
+        k,
+        clock,
     }
-    f.pods.push(pod("web", "worker-0", "worker", "node-0"));
-    f.pods.push(pod("web", "worker-1", "worker", "node-2"));
-    f.deployments.push(deployment("web", "api", 6));
-    f.deployments.push(deployment("web", "worker", 2));
-    f.replicasets.push(replicaset("web", "api"));
-    f
+}
+
+fn rig() -> Rig {
+    rig_with(params_with(vec![]), settings())
+}
+
+impl Rig {
+    /// Act on the estate directly, as its controllers or another client would.
+    fn model<T>(&self, f: impl FnOnce(&mut Estate, Duration) -> T) -> T {
+        let now = self.shared.now();
+        let out = f(&mut self.shared.lock(), now);
+        self.shared.notify_changed();
+        out
+    }
+
+    fn objects(&self, kind: ObjKind) -> Vec<(u64, Obj)> {
+        let now = self.shared.now();
+        self.shared.lock().objects(now, CLUSTER, kind).unwrap()
+    }
+
+    fn node(&self, name: &str) -> NodeObj {
+        self.objects(ObjKind::Node)
+            .into_iter()
+            .find_map(|(_, o)| match o {
+                Obj::Node(n) if n.name == name => Some(n),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    fn node_rv(&self, name: &str) -> String {
+        self.objects(ObjKind::Node)
+            .into_iter()
+            .find(|(_, o)| o.name() == name)
+            .map(|(rv, _)| rv.to_string())
+            .unwrap()
+    }
+
+    fn all_pods(&self) -> Vec<PodObj> {
+        self.objects(ObjKind::Pod)
+            .into_iter()
+            .filter_map(|(_, o)| match o {
+                Obj::Pod(p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Pods of a workload that are not Terminating.
+    fn live(&self, app: &str) -> Vec<PodObj> {
+        self.all_pods()
+            .into_iter()
+            .filter(|p| p.workload == app && p.deletion.is_none())
+            .collect()
+    }
+
+    /// `namespace/name` of the live pod of `app` on `node`.
+    fn pod_on(&self, node: &str, app: &str) -> String {
+        let p = self
+            .live(app)
+            .into_iter()
+            .find(|p| p.node.as_deref() == Some(node))
+            .unwrap_or_else(|| panic!("no {app} pod on {node}"));
+        format!("{}/{}", p.namespace, p.name)
+    }
+
+    /// `namespace/name` of every live pod on the nodes, node by node (in namespace and name
+    /// order there), split into (not DaemonSet, DaemonSet): what a drain evicts and skips.
+    fn on_nodes(&self, nodes: &[&str]) -> (Vec<String>, Vec<String>) {
+        let (mut evict, mut skip) = (Vec::new(), Vec::new());
+        for n in nodes {
+            for p in self
+                .all_pods()
+                .into_iter()
+                .filter(|p| p.node.as_deref() == Some(*n) && p.deletion.is_none())
+            {
+                let r = format!("{}/{}", p.namespace, p.name);
+                if p.workload_kind == WorkloadKind::DaemonSet {
+                    skip.push(r);
+                } else {
+                    evict.push(r);
+                }
+            }
+        }
+        (evict, skip)
+    }
+
+    fn deployment(&self, name: &str) -> WorkloadObj {
+        self.objects(ObjKind::Deployment)
+            .into_iter()
+            .find_map(|(_, o)| match o {
+                Obj::Workload(w) if w.name == name => Some(w),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
+    }
 }
 
 fn kill(extra: Json) -> Json {
     let mut p = json!({"namespace": "web", "selector": {"app": "api"}});
-    merge(&mut p, &extra);
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
     p
 }
 
-fn fault(method: &'static str, path: &'static str, code: u16, message: &str, times: u32) -> Fault {
-    Fault {
-        method,
-        path,
-        code,
-        message: message.into(),
-        times,
+fn taint(key: &str, effect: TaintEffect) -> Taint {
+    Taint {
+        key: key.into(),
+        value: None,
+        effect,
+        added: None,
     }
+}
+
+fn name_of(pod_ref: &str) -> &str {
+    pod_ref.rsplit('/').next().unwrap()
+}
+
+/// The fixture is what the tests below assume.
+#[tokio::test(start_paused = true)]
+async fn the_estate_is_laid_out_as_the_tests_assume() {
+    let r = rig();
+    let nodes: Vec<String> = r
+        .objects(ObjKind::Node)
+        .into_iter()
+        .map(|(_, o)| o.name().to_string())
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            "zone-a-1", "zone-a-2", "zone-b-1", "zone-b-2", "zone-c-1", "zone-c-2"
+        ]
+    );
+    for n in &nodes {
+        r.pod_on(n, "api");
+        r.pod_on(n, "agent");
+    }
+    let mut workers: Vec<Option<String>> = r.live("worker").into_iter().map(|p| p.node).collect();
+    workers.sort();
+    assert_eq!(
+        workers,
+        [Some("zone-a-1".to_string()), Some("zone-b-1".to_string())]
+    );
+    assert_eq!(r.all_pods().len(), 14);
 }
 
 // ---- errors ------------------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
 async fn unauthorized_is_denied_and_names_the_server() {
-    let mut f = estate();
-    f.faults
-        .push(fault("GET", "/pods", 401, "Unauthorized", u32::MAX));
-    let (k, fake) = provider(f);
-    let e = k
-        .inject_json("k8s.pod_kill", &kill(json!({})))
-        .await
-        .unwrap_err();
+    let r = rig();
+    r.api
+        .inject(Fault::status("GET", "/pods", 401, "Unauthorized").always());
+    let e =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({})))
+            .await
+            .unwrap_err();
     let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
@@ -593,24 +277,26 @@ async fn unauthorized_is_denied_and_names_the_server() {
         m.contains("https://k8s.example:6443 rejected the credentials (401 Unauthorized)"),
         "{m}"
     );
-    assert_eq!(fake.lock().unwrap().count("DELETE"), 0);
+    assert_eq!(r.api.request_count("DELETE"), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn forbidden_names_the_verb_resource_and_namespace() {
-    let mut f = estate();
-    f.faults.push(fault(
-        "DELETE",
-        "/pods/",
-        403,
-        "pods \"api-0\" is forbidden: User \"drill-bot\" cannot delete resource \"pods\" in API group \"\" in the namespace \"web\"",
-        u32::MAX,
-    ));
-    let (k, fake) = provider(f);
-    let e = k
-        .inject_json("k8s.pod_kill", &kill(json!({})))
-        .await
-        .unwrap_err();
+    // The access review allows it; the delete itself is refused, by a user of another name.
+    let r = rig();
+    r.api.inject(
+        Fault::status(
+            "DELETE",
+            "/pods/",
+            403,
+            "pods \"api-0\" is forbidden: User \"drill-bot\" cannot delete resource \"pods\" in API group \"\" in the namespace \"web\"",
+        )
+        .always(),
+    );
+    let e =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({})))
+            .await
+            .unwrap_err();
     let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
@@ -618,18 +304,19 @@ async fn forbidden_names_the_verb_resource_and_namespace() {
         m.starts_with("RBAC denies `delete` on `pods` in namespace `web`; grant it in a Role bound to user `drill-bot`"),
         "{m}"
     );
-    assert_eq!(fake.lock().unwrap().pods.len(), 14, "nothing deleted");
+    assert!(r.api.request_count("DELETE") > 0, "the delete was sent");
+    let alive = r.all_pods().iter().filter(|p| p.deletion.is_none()).count();
+    assert_eq!(alive, 14, "nothing deleted");
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_access_review_denial_refuses_before_any_delete() {
-    let mut f = estate();
-    f.ssar_denied = Some(vec![("delete", "pods")]);
-    let (k, fake) = provider(f);
-    let e = k
-        .inject_json("k8s.pod_kill", &kill(json!({"mode": "all"})))
-        .await
-        .unwrap_err();
+    let r = rig();
+    r.api.deny("delete", "pods");
+    let e =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({"mode": "all"})))
+            .await
+            .unwrap_err();
     let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
@@ -638,11 +325,15 @@ async fn an_access_review_denial_refuses_before_any_delete() {
         "{m}"
     );
     assert!(m.contains("no RBAC policy matched"), "{m}");
-    assert_eq!(fake.lock().unwrap().mutations(), Vec::<String>::new());
-    // Preflight reports it too, per call, and lists the missing eviction right for a drain.
-    let mut f = estate();
-    f.ssar_denied = Some(vec![("create", "pods"), ("patch", "nodes")]);
-    let (k, _) = provider(f);
+    assert_eq!(r.api.mutations(), Vec::<String>::new());
+    assert!(
+        r.api.requests().iter().any(|q| q.is_access_review()),
+        "asked"
+    );
+    // Preflight reports it too, per call: the kill needs neither evictions nor node patches.
+    let r = rig();
+    r.api.deny("create", "pods/eviction");
+    r.api.deny("patch", "nodes");
     let calls = [
         Call::new("step `kill`".into(), "k8s.pod_kill", kill(json!({})), true).unwrap(),
         Call::new(
@@ -653,7 +344,7 @@ async fn an_access_review_denial_refuses_before_any_delete() {
         )
         .unwrap(),
     ];
-    let problems = k.preflight(&calls).await;
+    let problems = r.k.preflight(&calls).await;
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].owner, "step `cordon`");
     assert!(
@@ -662,26 +353,59 @@ async fn an_access_review_denial_refuses_before_any_delete() {
             .to_string()
             .contains("RBAC denies `patch` on `nodes` cluster-wide; grant it in a ClusterRole")
     );
+    assert_eq!(r.api.mutations(), Vec::<String>::new());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_access_reviews_the_denied_request_itself_is_reported() {
+    // A cluster that does not serve SelfSubjectAccessReview (404): nothing can be checked
+    // before; the refused write is reported and nothing changed.
+    let r = rig();
+    r.api.serve_access_reviews(false);
+    r.api.deny("patch", "nodes");
+    let e =
+        r.k.inject_json("k8s.node_cordon", &json!({"node": "zone-a-1"}))
+            .await
+            .unwrap_err();
+    let (ErrorKind::Denied, m) = (e.kind, &e.message) else {
+        panic!("{e:?}")
+    };
+    assert!(
+        m.starts_with("RBAC denies `patch` on `nodes` cluster-wide; grant it in a ClusterRole bound to user `system:serviceaccount:firedrill:drill`"),
+        "{m}"
+    );
+    let reviews: Vec<Option<u16>> = r
+        .api
+        .requests()
+        .iter()
+        .filter(|q| q.is_access_review())
+        .map(|q| q.status)
+        .collect();
+    assert!(
+        !reviews.is_empty() && reviews.iter().all(|s| *s == Some(404)),
+        "{reviews:?}"
+    );
+    assert!(!r.node("zone-a-1").unschedulable);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_missing_node_is_an_invalid_target_listing_the_nodes() {
-    let (k, fake) = provider(estate());
-    let e = k
-        .inject_json("k8s.node_cordon", &json!({"node": "node-9"}))
-        .await
-        .unwrap_err();
+    let r = rig();
+    let e =
+        r.k.inject_json("k8s.node_cordon", &json!({"node": "zone-a-9"}))
+            .await
+            .unwrap_err();
     let (ErrorKind::NotFound, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
     assert!(
-        m.starts_with("node `node-9` not found; nodes: node-0, node-1"),
+        m.starts_with("node `zone-a-9` not found; nodes: zone-a-1, zone-a-2"),
         "{m}"
     );
-    assert_eq!(fake.lock().unwrap().count("PATCH"), 0);
+    assert_eq!(r.api.request_count("PATCH"), 0);
     // A missing workload names the ones that exist.
-    let e = k
-        .inject_json(
+    let e =
+        r.k.inject_json(
             "k8s.scale",
             &json!({"namespace": "web", "deployment": "apii", "replicas": 2}),
         )
@@ -691,94 +415,118 @@ async fn a_missing_node_is_an_invalid_target_listing_the_nodes() {
         e.to_string(),
         "deployment `apii` not found in namespace `web`; deployments there: api, worker"
     );
+    assert_eq!(r.api.mutations(), Vec::<String>::new());
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_conflict_is_retried_after_reading_the_node_again() {
-    let mut f = estate();
-    f.faults.push(fault(
-        "PATCH",
-        "/nodes/node-0",
-        409,
-        "the object has been modified",
-        2,
-    ));
-    let (k, fake) = provider(f);
-    let out = k
-        .inject_json("k8s.node_cordon", &json!({"node": "node-0"}))
-        .await
-        .unwrap();
-    assert_eq!(out["cordoned"], json!(["node-0"]));
-    let fake = fake.lock().unwrap();
-    let node_calls: Vec<String> = fake
-        .log
-        .iter()
-        .filter(|s| s.path == "/api/v1/nodes/node-0")
-        .map(|s| s.method.clone())
-        .collect();
-    assert_eq!(
-        node_calls,
-        ["GET", "GET", "PATCH", "GET", "PATCH", "GET", "PATCH"]
+    let r = rig();
+    r.api.inject(
+        Fault::status(
+            "PATCH",
+            "/nodes/zone-a-1",
+            409,
+            "the object has been modified",
+        )
+        .times(2),
     );
-    assert_eq!(fake.node("node-0")["spec"]["unschedulable"], true);
+    let out =
+        r.k.inject_json("k8s.node_cordon", &json!({"node": "zone-a-1"}))
+            .await
+            .unwrap();
+    assert_eq!(out["cordoned"], json!(["zone-a-1"]));
+    let calls: Vec<(String, Option<u16>)> = r
+        .requests_to("/api/v1/nodes/zone-a-1")
+        .into_iter()
+        .map(|q| (q.method, q.status))
+        .collect();
+    let want: Vec<(String, Option<u16>)> = [
+        ("GET", 200),
+        ("GET", 200),
+        ("PATCH", 409),
+        ("GET", 200),
+        ("PATCH", 409),
+        ("GET", 200),
+        ("PATCH", 200),
+    ]
+    .into_iter()
+    .map(|(m, s)| (m.to_string(), Some(s)))
+    .collect();
+    assert_eq!(calls, want);
+    assert!(r.node("zone-a-1").unschedulable);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_real_resource_version_conflict_is_resolved_by_rereading() {
     // The node changes between firedrill's read and its write: the server answers 409 because
     // the patch carries the resourceVersion read; the retry re-reads and keeps the new taint.
-    let mut f = estate();
+    let r = rig();
+    let before = r.node_rv("zone-a-2");
     // Read 1: resolving the target; read 2: before the write.
-    f.race = Some((
-        "node-1",
-        2,
-        json!([{"key": "other", "effect": "NoSchedule"}]),
-    ));
-    let (k, fake) = provider(f);
-    let out = k
-        .inject_json(
+    r.api
+        .change_taints_after_reads("zone-a-2", 2, vec![taint("other", TaintEffect::NoSchedule)]);
+    let out =
+        r.k.inject_json(
             "k8s.node_taint",
-            &json!({"node": "node-1", "key": "chaos", "effect": "NoSchedule"}),
+            &json!({"node": "zone-a-2", "key": "chaos", "effect": "NoSchedule"}),
         )
         .await
         .unwrap();
-    assert_eq!(out["tainted"], json!(["node-1"]));
-    let taints = fake.lock().unwrap().node("node-1")["spec"]["taints"].clone();
-    assert_eq!(taints.as_array().unwrap().len(), 2, "{taints}");
-    let patches: Vec<String> = fake
-        .lock()
-        .unwrap()
-        .log
-        .iter()
-        .filter(|s| s.method == "PATCH")
-        .map(|s| s.body["metadata"]["resourceVersion"].to_string())
+    assert_eq!(out["tainted"], json!(["zone-a-2"]));
+    let keys: Vec<String> = r
+        .node("zone-a-2")
+        .taints
+        .into_iter()
+        .map(|t| t.key)
         .collect();
+    assert_eq!(keys, ["other", "chaos"]);
+    let patches: Vec<(String, Option<u16>)> = r
+        .requests_to("/api/v1/nodes/zone-a-2")
+        .into_iter()
+        .filter(|q| q.method == "PATCH")
+        .map(|q| {
+            (
+                q.body["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                q.status,
+            )
+        })
+        .collect();
+    assert_eq!(patches.len(), 2, "{patches:?}");
     assert_eq!(
-        patches,
-        ["\"1\"", "\"99\""],
-        "the first write conflicted, the second carried the new version"
+        (patches[0].0.as_str(), patches[0].1),
+        (before.as_str(), Some(409)),
+        "the first write carried the version read before the other writer's change"
     );
+    assert_ne!(patches[1].0, before, "the second carried the new version");
+    assert_eq!(patches[1].1, Some(200));
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_eviction_refused_by_a_budget_is_retried_until_it_passes() {
-    let mut f = estate();
-    f.faults.push(fault(
-        "POST",
-        "/pods/api-4/eviction",
-        429,
-        "Cannot evict pod as it would violate the pod's disruption budget.",
-        3,
-    ));
-    let (k, fake) = provider(f);
+    let r = rig();
+    let api = r.pod_on("zone-c-1", "api");
+    let agent = r.pod_on("zone-c-1", "agent");
+    let eviction = format!("/api/v1/namespaces/web/pods/{}/eviction", name_of(&api));
+    r.api.inject(
+        Fault::status(
+            "POST",
+            &eviction,
+            429,
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+        )
+        .times(3),
+    );
     let t0 = tokio::time::Instant::now();
-    let out = k
-        .inject_json("k8s.node_drain", &json!({"node": "node-4"}))
-        .await
-        .unwrap();
-    assert_eq!(out["cordoned"], json!(["node-4"]));
-    assert_eq!(out["evicted"], json!(["web/api-4"]));
-    assert_eq!(out["skipped"][0]["pod"], "kube-system/agent-4");
+    let out =
+        r.k.inject_json("k8s.node_drain", &json!({"node": "zone-c-1"}))
+            .await
+            .unwrap();
+    assert_eq!(out["cordoned"], json!(["zone-c-1"]));
+    assert_eq!(out["evicted"], json!([api]));
+    assert_eq!(out["skipped"][0]["pod"], agent.as_str());
     assert_eq!(out["skipped"][0]["reason"], "DaemonSet pod");
     // Three refusals, each retried after kubectl's fixed 5s.
     assert_eq!(
@@ -786,120 +534,104 @@ async fn an_eviction_refused_by_a_budget_is_retried_until_it_passes() {
         3 * firedrill::lang::kubernetes::EVICTION_RETRY
     );
     assert_eq!(t0.elapsed(), Duration::from_secs(15));
-    let fake = fake.lock().unwrap();
+    let evictions = r.requests_to(&eviction);
     assert_eq!(
-        fake.log
-            .iter()
-            .filter(|s| s.path.ends_with("/eviction"))
-            .count(),
-        4
+        evictions.iter().map(|q| q.status).collect::<Vec<_>>(),
+        [Some(429), Some(429), Some(429), Some(201)]
     );
-    let body = &fake
-        .log
-        .iter()
-        .find(|s| s.path.ends_with("/eviction"))
-        .unwrap()
-        .body;
-    assert_eq!(body["kind"], "Eviction");
-    assert_eq!(body["apiVersion"], "policy/v1");
-    assert!(fake.pods.iter().all(|p| p["metadata"]["name"] != "api-4"));
+    assert_eq!(evictions[0].body["kind"], "Eviction");
+    assert_eq!(evictions[0].body["apiVersion"], "policy/v1");
     assert!(
-        fake.pods.iter().any(|p| p["metadata"]["name"] == "agent-4"),
+        r.live("api").iter().all(|p| p.name != name_of(&api)),
+        "evicted: Terminating"
+    );
+    assert!(
+        r.live("agent").iter().any(|p| p.name == name_of(&agent)),
         "DaemonSet pods stay"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_drain_blocked_past_its_timeout_fails_and_uncordons_what_it_cordoned() {
-    let mut f = estate();
-    f.faults.push(fault(
-        "POST",
-        "/pods/api-4/eviction",
-        429,
-        "would violate the pod's disruption budget",
-        u32::MAX,
-    ));
-    let (k, fake) = provider(f);
-    let params = json!({"node": "node-4", "timeout": "30s"});
+    let r = rig();
+    let api = r.pod_on("zone-c-1", "api");
+    r.api.inject(
+        Fault::status(
+            "POST",
+            &format!("/pods/{}/eviction", name_of(&api)),
+            429,
+            "would violate the pod's disruption budget",
+        )
+        .always(),
+    );
+    let params = json!({"node": "zone-c-1", "timeout": "30s"});
     let t0 = tokio::time::Instant::now();
-    let e = k.inject_json("k8s.node_drain", &params).await.unwrap_err();
-    assert!(t0.elapsed() <= Duration::from_secs(30));
+    let e =
+        r.k.inject_json("k8s.node_drain", &params)
+            .await
+            .unwrap_err();
+    assert!(t0.elapsed() <= secs(30));
     let (ErrorKind::InvalidState, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
     assert!(
-        m.contains("eviction of pod `web/api-4` still refused after 30s"),
+        m.contains(&format!("eviction of pod `{api}` still refused after 30s")),
         "{m}"
     );
     assert!(m.contains("PodDisruptionBudget"), "{m}");
     assert!(
-        m.contains("uncordoned again after the failure: node-4"),
+        m.contains("uncordoned again after the failure: zone-c-1"),
         "{m}"
     );
     // A failed drain leaves no cordon behind, and its rollback finds nothing left to undo.
-    assert_eq!(
-        fake.lock().unwrap().node("node-4")["spec"]["unschedulable"],
-        false
-    );
-    fake.lock().unwrap().log.clear();
-    let r = k
-        .revert_json("k8s.node_drain", &params, &Json::Null)
-        .await
-        .unwrap();
-    assert_eq!(r["uncordoned"], json!([]));
-    assert_eq!(fake.lock().unwrap().mutations(), Vec::<String>::new());
+    assert!(!r.node("zone-c-1").unschedulable);
+    assert_eq!(r.live("api").len(), 6, "nothing evicted");
+    r.api.clear_requests();
+    let out =
+        r.k.revert_json("k8s.node_drain", &params, &Json::Null)
+            .await
+            .unwrap();
+    assert_eq!(out["uncordoned"], json!([]));
+    assert_eq!(r.api.mutations(), Vec::<String>::new());
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_step_that_failed_half_way_is_rolled_back_from_the_ledger() {
-    // The second node's patch fails: the step errors with no output, but node-0 was cordoned.
-    let mut f = estate();
-    f.faults.push(fault(
-        "PATCH",
-        "/nodes/node-1",
-        500,
-        "etcd leader changed",
-        u32::MAX,
-    ));
-    let (k, fake) = provider(f);
+    // The second node's patch fails: the step errors with no output, but zone-a-1 was cordoned.
+    let r = rig();
+    r.api
+        .inject(Fault::status("PATCH", "/nodes/zone-a-2", 500, "etcd leader changed").always());
     let params = json!({"zone": "zone-a"});
-    let e = k.inject_json("k8s.cordon_zone", &params).await.unwrap_err();
+    let e =
+        r.k.inject_json("k8s.cordon_zone", &params)
+            .await
+            .unwrap_err();
     assert!(
-        e.to_string().ends_with("(before this, cordoned: node-0)"),
+        e.to_string().ends_with("(before this, cordoned: zone-a-1)"),
         "{e}"
     );
-    assert_eq!(
-        fake.lock().unwrap().node("node-0")["spec"]["unschedulable"],
-        true
-    );
-    let r = k
-        .revert_json("k8s.cordon_zone", &params, &Json::Null)
-        .await
-        .unwrap();
-    assert_eq!(r["uncordoned"], json!(["node-0"]));
-    assert_eq!(
-        fake.lock().unwrap().node("node-0")["spec"]["unschedulable"],
-        false
-    );
-    let r = k
-        .revert_json("k8s.cordon_zone", &params, &Json::Null)
-        .await
-        .unwrap();
-    assert_eq!(r["reverted"], false, "already rolled back");
+    assert!(r.node("zone-a-1").unschedulable);
+    assert!(!r.node("zone-a-2").unschedulable);
+    let out =
+        r.k.revert_json("k8s.cordon_zone", &params, &Json::Null)
+            .await
+            .unwrap();
+    assert_eq!(out["uncordoned"], json!(["zone-a-1"]));
+    assert!(!r.node("zone-a-1").unschedulable);
+    let out =
+        r.k.revert_json("k8s.cordon_zone", &params, &Json::Null)
+            .await
+            .unwrap();
+    assert_eq!(out["reverted"], false, "already rolled back");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_server_error_is_unavailable() {
-    let mut f = estate();
-    f.faults.push(fault(
-        "GET",
-        "/api/v1/nodes",
-        500,
-        "etcdserver: request timed out",
-        u32::MAX,
-    ));
-    let (k, _) = provider(f);
-    let e = k.observe_json("k8s.nodes", &json!({})).await.unwrap_err();
+    let r = rig();
+    r.api.inject(
+        Fault::status("GET", "/api/v1/nodes", 500, "etcdserver: request timed out").always(),
+    );
+    let e = r.k.observe_json("k8s.nodes", &json!({})).await.unwrap_err();
     // A 5xx is the control plane being unavailable: a retryable kind.
     let (ErrorKind::Unavailable, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
@@ -943,26 +675,35 @@ async fn an_unreachable_server_is_reported_once_with_its_url() {
 
 #[tokio::test(start_paused = true)]
 async fn a_server_that_never_answers_times_out_per_request() {
-    let (svc, _handle) = tower_test::mock::pair::<Req, Resp>();
     let mut s = settings();
-    s.request_timeout = Some(Duration::from_secs(5));
-    let k = from_client(kube::Client::new(svc, "default"), s);
-    let e = k.observe_json("k8s.nodes", &json!({})).await.unwrap_err();
+    s.request_timeout = Some(secs(5));
+    let r = rig_with(params_with(vec![]), s);
+    r.api.inject(Fault::hang("*", "/").always());
+    let t0 = tokio::time::Instant::now();
+    let e = r.k.observe_json("k8s.nodes", &json!({})).await.unwrap_err();
     assert!(
         e.kind == ErrorKind::Unavailable && e.message.contains("within 5s"),
         "{e:?}"
     );
+    assert_eq!(t0.elapsed(), secs(5));
+    let seen: Vec<(String, Option<u16>)> = r
+        .api
+        .requests()
+        .into_iter()
+        .map(|q| (q.path, q.status))
+        .collect();
+    assert_eq!(seen, [("/api/v1/nodes".to_string(), None)]);
 }
 
 // ---- refusing before touching ----------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
 async fn a_selector_matching_nothing_names_it_and_the_labels_there() {
-    let (k, fake) = provider(estate());
-    let e = k
-        .inject_json("k8s.pod_kill", &kill(json!({"selector": {"app": "apii"}})))
-        .await
-        .unwrap_err();
+    let r = rig();
+    let e =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({"selector": {"app": "apii"}})))
+            .await
+            .unwrap_err();
     let (ErrorKind::NotFound, m) = (e.kind, &e.message) else {
         panic!("{e:?}")
     };
@@ -970,39 +711,48 @@ async fn a_selector_matching_nothing_names_it_and_the_labels_there() {
         m,
         "no running pods match selector `app=apii` in namespace `web`; the running pods there have labels: app=api; app=worker"
     );
-    let e = k
-        .inject_json("k8s.pod_kill", &kill(json!({"namespace": "shop"})))
-        .await
-        .unwrap_err();
+    let e =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({"namespace": "default"})))
+            .await
+            .unwrap_err();
     assert!(
         e.to_string()
-            .contains("namespace `shop` has no running pods at all"),
+            .contains("namespace `default` has no running pods at all"),
         "{e}"
     );
-    let e = k
-        .inject_json("k8s.cordon_zone", &json!({"zone": "zone-x"}))
-        .await
-        .unwrap_err();
+    let e =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({"namespace": "shop"})))
+            .await
+            .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("namespace `shop` does not exist in the cluster (namespaces: default, kube-node-lease, kube-public, kube-system, web)"),
+        "{e}"
+    );
+    let e =
+        r.k.inject_json("k8s.cordon_zone", &json!({"zone": "zone-x"}))
+            .await
+            .unwrap_err();
     assert_eq!(
         e.to_string(),
         "no nodes in zone `zone-x` (label topology.kubernetes.io/zone); zones with nodes: zone-a, zone-b, zone-c"
     );
-    assert_eq!(fake.lock().unwrap().mutations(), Vec::<String>::new());
+    assert_eq!(r.api.mutations(), Vec::<String>::new());
 }
 
 #[tokio::test(start_paused = true)]
 async fn caps_refuse_before_any_delete_is_sent() {
-    let (k, fake) = provider(estate());
-    let e = k
-        .inject_json("k8s.pod_kill", &kill(json!({"mode": "all", "max_pods": 3})))
-        .await
-        .unwrap_err();
+    let r = rig();
+    let e =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({"mode": "all", "max_pods": 3})))
+            .await
+            .unwrap_err();
     assert_eq!(
         e.to_string(),
         "blast radius: mode `all` would kill 6 of the 6 pods matching `app=api`, over max_pods 3; raise max_pods or narrow the selector"
     );
-    let e = k
-        .inject_json(
+    let e =
+        r.k.inject_json(
             "k8s.pod_kill",
             &kill(json!({"mode": "random-max-percent", "value": 60, "max_percent": 50})),
         )
@@ -1012,23 +762,22 @@ async fn caps_refuse_before_any_delete_is_sent() {
         e.to_string().contains("would kill up to 4 of the 6 pods"),
         "{e}"
     );
-    let e = k
-        .inject_json("k8s.drain_zone", &json!({"zone": "zone-a", "max_nodes": 1}))
-        .await
-        .unwrap_err();
+    let e =
+        r.k.inject_json("k8s.drain_zone", &json!({"zone": "zone-a", "max_nodes": 1}))
+            .await
+            .unwrap_err();
     assert!(
         e.to_string().starts_with(
-            "blast radius: this would touch 2 nodes (node-0, node-1), over max_nodes 1"
+            "blast radius: this would touch 2 nodes (zone-a-1, zone-a-2), over max_nodes 1"
         ),
         "{e}"
     );
     // The environment's default caps apply when the step has none.
-    let (client, fake2) = serve(estate());
     let mut s = settings();
     s.max_pods = Some(2);
-    let k2 = from_client(client, s);
-    let e = k2
-        .inject_json(
+    let r2 = rig_with(params_with(vec![]), s);
+    let e =
+        r2.k.inject_json(
             "k8s.node_drain",
             &json!({"selector": {"topology.kubernetes.io/zone": "zone-a"}}),
         )
@@ -1039,15 +788,19 @@ async fn caps_refuse_before_any_delete_is_sent() {
             .contains("this drain would evict 3 pods, over max_pods 2"),
         "{e}"
     );
-    assert_eq!(fake.lock().unwrap().mutations(), Vec::<String>::new());
-    assert_eq!(fake2.lock().unwrap().mutations(), Vec::<String>::new());
+    assert_eq!(r.api.mutations(), Vec::<String>::new());
+    assert_eq!(r2.api.mutations(), Vec::<String>::new());
+    assert_eq!(
+        r.api.request_count("DELETE") + r2.api.request_count("DELETE"),
+        0
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn kube_system_and_namespaces_outside_the_allow_list_are_refused_without_a_request() {
-    let (k, fake) = provider(estate());
-    let e = k
-        .inject_json(
+    let r = rig();
+    let e =
+        r.k.inject_json(
             "k8s.pod_kill",
             &json!({"namespace": "kube-system", "selector": {"app": "agent"}}),
         )
@@ -1058,45 +811,47 @@ async fn kube_system_and_namespaces_outside_the_allow_list_are_refused_without_a
             .starts_with("refusing to act on namespace `kube-system`"),
         "{e}"
     );
-    assert!(fake.lock().unwrap().log.is_empty());
+    assert_eq!(r.api.requests(), vec![]);
     // Allowed explicitly on the step, it goes ahead.
-    let out = k
+    let out = r
+        .k
         .inject_json("k8s.pod_kill", &json!({"namespace": "kube-system", "selector": {"app": "agent"}, "allow_kube_system": true}))
         .await
         .unwrap();
     assert_eq!(out["count"], 1);
-    let (client, fake) = serve(estate());
+    assert_eq!(r.api.request_count("DELETE"), 1);
     let mut s = settings();
     s.namespaces = vec!["shop".into()];
-    let k = from_client(client, s);
-    let e = k
-        .inject_json("k8s.pod_kill", &kill(json!({})))
-        .await
-        .unwrap_err();
+    let r = rig_with(params_with(vec![]), s);
+    let e =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({})))
+            .await
+            .unwrap_err();
     assert_eq!(
         e.to_string(),
         "namespace `web` is not in this environment's allow-list (kubernetes.namespaces: shop); add it there to allow drills on it"
     );
-    assert!(fake.lock().unwrap().log.is_empty());
+    assert_eq!(r.api.requests(), vec![]);
     // A step naming another cluster is refused too.
-    let e = k
-        .inject_json("k8s.pod_kill", &kill(json!({"cluster": "staging"})))
-        .await
-        .unwrap_err();
+    let e =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({"cluster": "staging"})))
+            .await
+            .unwrap_err();
     assert!(
         e.to_string()
             .starts_with("this environment's Kubernetes cluster is `prod`, not `staging`"),
         "{e}"
     );
+    assert_eq!(r.api.requests(), vec![]);
 }
 
 // ---- actions and rollbacks -------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
 async fn a_pod_kill_deletes_the_picked_pods_and_records_them() {
-    let (k, fake) = provider(estate());
-    let out = k
-        .inject_json(
+    let r = rig();
+    let out =
+        r.k.inject_json(
             "k8s.pod_kill",
             &kill(json!({"mode": "fixed-percent", "value": 50, "grace_period": "10s"})),
         )
@@ -1106,8 +861,12 @@ async fn a_pod_kill_deletes_the_picked_pods_and_records_them() {
     assert_eq!(out["count"], 3);
     let killed = out["killed"].as_array().unwrap();
     assert_eq!(killed.len(), 3);
-    let fake = fake.lock().unwrap();
-    let deletes: Vec<&Seen> = fake.log.iter().filter(|s| s.method == "DELETE").collect();
+    let deletes: Vec<RecordedRequest> = r
+        .api
+        .requests()
+        .into_iter()
+        .filter(|q| q.method == "DELETE")
+        .collect();
     assert_eq!(deletes.len(), 3);
     for (d, k) in deletes.iter().zip(killed) {
         assert_eq!(
@@ -1115,23 +874,27 @@ async fn a_pod_kill_deletes_the_picked_pods_and_records_them() {
             k.as_str().unwrap()
         );
         assert_eq!(d.body["gracePeriodSeconds"], 10);
+        assert_eq!(d.status, Some(200));
     }
     assert_eq!(out["pods"][0]["owner"], "deployment/api");
-    assert_eq!(
-        fake.pods
+    // Terminating for the grace period given, the others untouched.
+    let pods = r.all_pods();
+    for k in killed {
+        let p = pods
             .iter()
-            .filter(|p| p["metadata"]["labels"]["app"] == "api")
-            .count(),
-        3
-    );
+            .find(|p| p.name == name_of(k.as_str().unwrap()))
+            .unwrap();
+        assert_eq!(p.deletion.map(|(_, g)| g), Some(secs(10)), "{}", p.name);
+    }
+    assert_eq!(r.live("api").len(), 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn random_max_percent_kills_between_one_and_the_percent() {
     let mut counts = std::collections::BTreeSet::new();
     for seed in 0..20 {
-        let (client, _) = serve(estate());
-        let k = from_client(client, settings()).with_seed(seed);
+        let r = rig();
+        let k = from_client(r.api.client(), settings()).with_seed(seed);
         let out = k
             .inject_json(
                 "k8s.pod_kill",
@@ -1139,229 +902,256 @@ async fn random_max_percent_kills_between_one_and_the_percent() {
             )
             .await
             .unwrap();
-        counts.insert(out["count"].as_u64().unwrap());
+        let n = out["count"].as_u64().unwrap();
+        assert_eq!(r.api.request_count("DELETE") as u64, n);
+        counts.insert(n);
     }
     assert_eq!(counts.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_lists_the_pods_and_nodes_and_touches_nothing() {
-    let (k, fake) = provider(estate());
-    let d = k
-        .describe_json("k8s.pod_kill", &kill(json!({"mode": "fixed", "value": 2})))
-        .await
-        .unwrap();
+    let r = rig();
+    let d =
+        r.k.describe_json("k8s.pod_kill", &kill(json!({"mode": "fixed", "value": 2})))
+            .await
+            .unwrap();
     assert!(
         d.starts_with("kill 2 of 6 pod(s) matching `app=api` in web (mode fixed): web/api-"),
         "{d}"
     );
     assert!(d.contains("picked at random at run time"), "{d}");
-    let d = k
-        .describe_json("k8s.pod_kill", &kill(json!({"mode": "all"})))
-        .await
-        .unwrap();
+    let d =
+        r.k.describe_json("k8s.pod_kill", &kill(json!({"mode": "all"})))
+            .await
+            .unwrap();
     assert!(!d.contains("random"), "{d}");
-    let d = k
-        .describe_json("k8s.drain_zone", &json!({"zone": "zone-a"}))
-        .await
-        .unwrap();
+    let d =
+        r.k.describe_json("k8s.drain_zone", &json!({"zone": "zone-a"}))
+            .await
+            .unwrap();
+    let (evict, skip) = r.on_nodes(&["zone-a-1", "zone-a-2"]);
+    assert_eq!(evict.len(), 3);
     assert_eq!(
         d,
-        "cordon 2 node(s): node-0, node-1; evict 3 pod(s) through the Eviction API: web/api-0, web/worker-0, web/api-1; skip kube-system/agent-0 (DaemonSet pod), kube-system/agent-1 (DaemonSet pod)"
+        format!(
+            "cordon 2 node(s): zone-a-1, zone-a-2; evict 3 pod(s) through the Eviction API: {}; skip {} (DaemonSet pod), {} (DaemonSet pod)",
+            evict.join(", "),
+            skip[0],
+            skip[1]
+        )
     );
-    let d = k
-        .describe_json(
+    let d =
+        r.k.describe_json(
             "k8s.drain_zone",
             &json!({"zone": "zone-b", "method": "taint"}),
         )
         .await
         .unwrap();
-    assert!(d.starts_with("taint 2 node(s) `firedrill.dev/zone-loss=zone-b:NoExecute`: node-2, node-3; the cluster then evicts 3 pod(s)"), "{d}");
-    let d = k
-        .describe_json(
+    assert!(d.starts_with("taint 2 node(s) `firedrill.dev/zone-loss=zone-b:NoExecute`: zone-b-1, zone-b-2; the cluster then evicts 3 pod(s)"), "{d}");
+    let d =
+        r.k.describe_json(
             "k8s.scale",
             &json!({"namespace": "web", "deployment": "api", "replicas": 2}),
         )
         .await
         .unwrap();
     assert_eq!(d, "scale deployment web/api from 6 to 2 replicas");
-    assert_eq!(fake.lock().unwrap().mutations(), Vec::<String>::new());
+    assert_eq!(r.api.mutations(), Vec::<String>::new());
+    assert_eq!(r.live("api").len(), 6);
 }
 
 #[tokio::test(start_paused = true)]
 async fn rolling_back_a_zone_cordon_uncordons_only_the_nodes_it_cordoned() {
-    let mut f = estate();
-    f.nodes[1]["spec"]["unschedulable"] = json!(true);
-    let (k, fake) = provider(f);
-    let params = json!({"zone": "zone-a"});
-    let out = k.inject_json("k8s.cordon_zone", &params).await.unwrap();
-    assert_eq!(out["cordoned"], json!(["node-0"]));
-    assert_eq!(out["already_cordoned"], json!(["node-1"]));
-    fake.lock().unwrap().log.clear();
-    let r = k
-        .revert_json("k8s.cordon_zone", &params, &out)
-        .await
+    let r = rig();
+    r.model(|e, at| e.set_unschedulable(at, CLUSTER, "zone-a-2", true))
         .unwrap();
-    assert_eq!(r["uncordoned"], json!(["node-0"]));
-    let fake = fake.lock().unwrap();
-    assert_eq!(fake.mutations(), ["PATCH /api/v1/nodes/node-0"]);
-    assert_eq!(fake.node("node-0")["spec"]["unschedulable"], false);
-    assert_eq!(
-        fake.node("node-1")["spec"]["unschedulable"],
-        true,
+    let params = json!({"zone": "zone-a"});
+    let out = r.k.inject_json("k8s.cordon_zone", &params).await.unwrap();
+    assert_eq!(out["cordoned"], json!(["zone-a-1"]));
+    assert_eq!(out["already_cordoned"], json!(["zone-a-2"]));
+    r.api.clear_requests();
+    let out2 =
+        r.k.revert_json("k8s.cordon_zone", &params, &out)
+            .await
+            .unwrap();
+    assert_eq!(out2["uncordoned"], json!(["zone-a-1"]));
+    assert_eq!(r.api.mutations(), ["PATCH /api/v1/nodes/zone-a-1"]);
+    assert!(!r.node("zone-a-1").unschedulable);
+    assert!(
+        r.node("zone-a-2").unschedulable,
         "was cordoned before the drill"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_zone_drain_cordons_evicts_and_rolls_back() {
-    let (k, fake) = provider(estate());
+    let r = rig();
+    let (evict, _) = r.on_nodes(&["zone-a-1", "zone-a-2"]);
     let params = json!({"zone": "zone-a"});
-    let out = k.inject_json("k8s.drain_zone", &params).await.unwrap();
+    let out = r.k.inject_json("k8s.drain_zone", &params).await.unwrap();
     assert_eq!(out["method"], "evict");
-    assert_eq!(out["cordoned"], json!(["node-0", "node-1"]));
+    assert_eq!(out["cordoned"], json!(["zone-a-1", "zone-a-2"]));
+    assert_eq!(out["evicted"], json!(evict));
+    let out2 =
+        r.k.revert_json("k8s.drain_zone", &params, &out)
+            .await
+            .unwrap();
+    assert_eq!(out2["uncordoned"], json!(["zone-a-1", "zone-a-2"]));
+    assert_eq!(r.api.request_count("DELETE"), 0, "evictions, not deletes");
     assert_eq!(
-        out["evicted"],
-        json!(["web/api-0", "web/worker-0", "web/api-1"])
-    );
-    let r = k
-        .revert_json("k8s.drain_zone", &params, &out)
-        .await
-        .unwrap();
-    assert_eq!(r["uncordoned"], json!(["node-0", "node-1"]));
-    let fake = fake.lock().unwrap();
-    assert_eq!(fake.count("DELETE"), 0, "evictions, not deletes");
-    assert!(
-        fake.nodes
+        r.api
+            .requests()
             .iter()
-            .all(|n| n["spec"]["unschedulable"] == false)
+            .filter(|q| q.path.ends_with("/eviction") && q.status == Some(201))
+            .count(),
+        3
+    );
+    assert!(
+        r.objects(ObjKind::Node)
+            .iter()
+            .all(|(_, o)| matches!(o, Obj::Node(n) if !n.unschedulable))
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_zone_taint_and_node_taints_roll_back_exactly() {
-    let (k, fake) = provider(estate());
+    let r = rig();
     let params = json!({"zone": "zone-b", "method": "taint"});
-    let out = k.inject_json("k8s.drain_zone", &params).await.unwrap();
-    assert_eq!(out["tainted"], json!(["node-2", "node-3"]));
+    let out = r.k.inject_json("k8s.drain_zone", &params).await.unwrap();
+    assert_eq!(out["tainted"], json!(["zone-b-1", "zone-b-2"]));
     assert_eq!(out["pods"].as_array().unwrap().len(), 3);
-    {
-        let f = fake.lock().unwrap();
-        assert_eq!(
-            f.node("node-2")["spec"]["taints"],
-            json!([{"key": "firedrill.dev/zone-loss", "value": "zone-b", "effect": "NoExecute"}])
-        );
-    }
-    k.revert_json("k8s.drain_zone", &params, &out)
+    let t = &r.node("zone-b-1").taints;
+    assert_eq!(
+        t.iter()
+            .map(|t| (t.key.as_str(), t.value.as_deref(), t.effect))
+            .collect::<Vec<_>>(),
+        [(
+            "firedrill.dev/zone-loss",
+            Some("zone-b"),
+            TaintEffect::NoExecute
+        )]
+    );
+    r.k.revert_json("k8s.drain_zone", &params, &out)
         .await
         .unwrap();
-    assert_eq!(
-        fake.lock().unwrap().node("node-2")["spec"]["taints"],
-        json!([])
-    );
+    assert_eq!(r.node("zone-b-1").taints, vec![]);
 
     // A taint already there is left alone by the step and by its rollback.
-    {
-        let mut f = fake.lock().unwrap();
-        let n = f
-            .nodes
-            .iter_mut()
-            .find(|n| n["metadata"]["name"] == "node-0")
-            .unwrap();
-        n["spec"]["taints"] = json!([{"key": "chaos", "effect": "NoSchedule"}]);
-    }
+    r.model(|e, at| {
+        e.set_taints(
+            at,
+            CLUSTER,
+            "zone-a-1",
+            vec![taint("chaos", TaintEffect::NoSchedule)],
+        )
+    })
+    .unwrap();
     let params = json!({"selector": {"topology.kubernetes.io/zone": "zone-a"}, "key": "chaos", "effect": "NoSchedule"});
-    let out = k.inject_json("k8s.node_taint", &params).await.unwrap();
-    assert_eq!(out["tainted"], json!(["node-1"]));
-    assert_eq!(out["already_tainted"], json!(["node-0"]));
-    k.revert_json("k8s.node_taint", &params, &out)
+    let out = r.k.inject_json("k8s.node_taint", &params).await.unwrap();
+    assert_eq!(out["tainted"], json!(["zone-a-2"]));
+    assert_eq!(out["already_tainted"], json!(["zone-a-1"]));
+    r.k.revert_json("k8s.node_taint", &params, &out)
         .await
         .unwrap();
-    {
-        let f = fake.lock().unwrap();
-        assert_eq!(
-            f.node("node-0")["spec"]["taints"].as_array().unwrap().len(),
-            1
-        );
-        assert_eq!(f.node("node-1")["spec"]["taints"], json!([]));
-    }
+    assert_eq!(r.node("zone-a-1").taints.len(), 1);
+    assert_eq!(r.node("zone-a-2").taints, vec![]);
     // Untaint removes it and its rollback puts back exactly what it removed.
-    let params = json!({"node": "node-0", "key": "chaos"});
-    let out = k.inject_json("k8s.node_untaint", &params).await.unwrap();
-    assert_eq!(out["removed"][0]["node"], "node-0");
-    assert_eq!(
-        fake.lock().unwrap().node("node-0")["spec"]["taints"],
-        json!([])
-    );
-    k.revert_json("k8s.node_untaint", &params, &out)
+    let params = json!({"node": "zone-a-1", "key": "chaos"});
+    let out = r.k.inject_json("k8s.node_untaint", &params).await.unwrap();
+    assert_eq!(out["removed"][0]["node"], "zone-a-1");
+    assert_eq!(r.node("zone-a-1").taints, vec![]);
+    r.k.revert_json("k8s.node_untaint", &params, &out)
         .await
         .unwrap();
     assert_eq!(
-        fake.lock().unwrap().node("node-0")["spec"]["taints"],
-        json!([{"key": "chaos", "effect": "NoSchedule"}])
+        r.node("zone-a-1").taints,
+        vec![taint("chaos", TaintEffect::NoSchedule)]
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn uncordon_rolls_back_by_cordoning_only_what_it_uncordoned() {
-    let mut f = estate();
-    f.nodes[0]["spec"]["unschedulable"] = json!(true);
-    let (k, fake) = provider(f);
+    let r = rig();
+    r.model(|e, at| e.set_unschedulable(at, CLUSTER, "zone-a-1", true))
+        .unwrap();
     let params = json!({"selector": {"topology.kubernetes.io/zone": "zone-a"}});
-    let out = k.inject_json("k8s.node_uncordon", &params).await.unwrap();
-    assert_eq!(out["uncordoned"], json!(["node-0"]));
-    assert_eq!(out["already_schedulable"], json!(["node-1"]));
-    k.revert_json("k8s.node_uncordon", &params, &out)
+    let out = r.k.inject_json("k8s.node_uncordon", &params).await.unwrap();
+    assert_eq!(out["uncordoned"], json!(["zone-a-1"]));
+    assert_eq!(out["already_schedulable"], json!(["zone-a-2"]));
+    r.k.revert_json("k8s.node_uncordon", &params, &out)
         .await
         .unwrap();
-    let f = fake.lock().unwrap();
-    assert_eq!(f.node("node-0")["spec"]["unschedulable"], true);
-    assert_eq!(f.node("node-1")["spec"]["unschedulable"], false);
+    assert!(r.node("zone-a-1").unschedulable);
+    assert!(!r.node("zone-a-2").unschedulable);
 }
 
 #[tokio::test(start_paused = true)]
 async fn scale_and_rollout_restart_restore_the_previous_values() {
-    let (k, fake) = provider(estate());
+    let r = rig();
     let params = json!({"namespace": "web", "deployment": "api", "replicas": 2});
-    let out = k.inject_json("k8s.scale", &params).await.unwrap();
+    let out = r.k.inject_json("k8s.scale", &params).await.unwrap();
     assert_eq!(out["previous"], 6);
-    assert_eq!(fake.lock().unwrap().deployments[0]["spec"]["replicas"], 2);
+    assert_eq!(r.deployment("api").replicas, 2);
     assert!(
-        fake.lock()
-            .unwrap()
-            .log
+        r.api
+            .requests()
             .iter()
-            .any(|s| s.method == "PATCH" && s.path.ends_with("/deployments/api/scale"))
+            .any(|q| q.method == "PATCH" && q.path.ends_with("/deployments/api/scale"))
     );
-    let r = k.revert_json("k8s.scale", &params, &out).await.unwrap();
-    assert_eq!(r["replicas"], 6);
-    assert_eq!(fake.lock().unwrap().deployments[0]["spec"]["replicas"], 6);
+    let out2 = r.k.revert_json("k8s.scale", &params, &out).await.unwrap();
+    assert_eq!(out2["replicas"], 6);
+    assert_eq!(r.deployment("api").replicas, 6);
 
     let params = json!({"namespace": "web", "deployment": "worker"});
-    let out = k.inject_json("k8s.rollout_restart", &params).await.unwrap();
+    let out =
+        r.k.inject_json("k8s.rollout_restart", &params)
+            .await
+            .unwrap();
     assert_eq!(out["previous"], Json::Null);
-    let ann = fake.lock().unwrap().deployments[1]["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].clone();
-    assert_eq!(ann, out["restarted_at"]);
-    k.revert_json("k8s.rollout_restart", &params, &out)
+    let ann = r.deployment("worker").template_annotations;
+    assert_eq!(
+        ann.get("kubectl.kubernetes.io/restartedAt")
+            .map(String::as_str),
+        out["restarted_at"].as_str()
+    );
+    r.k.revert_json("k8s.rollout_restart", &params, &out)
         .await
         .unwrap();
-    let t = fake.lock().unwrap().deployments[1]["spec"]["template"]["metadata"].clone();
-    assert_eq!(t["annotations"], json!({}), "{t}");
+    let ann = r.deployment("worker").template_annotations;
+    assert!(ann.is_empty(), "{ann:?}");
 }
 
 // ---- probes ----------------------------------------------------------------------------------
 
 #[tokio::test(start_paused = true)]
 async fn the_pods_probe_takes_desired_from_the_deployment() {
-    let mut f = estate();
-    // One api pod is starting, one is pending.
-    f.pods[2]["status"]["conditions"][0]["status"] = json!("False");
-    f.pods[4]["spec"]["nodeName"] = Json::Null;
-    f.pods[4]["status"]["conditions"][0]["status"] = json!("False");
-    f.deployments[0]["spec"]["replicas"] = json!(8);
-    let (k, fake) = provider(f);
+    let r = rig();
+    // Zone a loses power for 10s: its pods' containers restart (the api pods there: 2).
+    r.model(|e, at| e.lose_zone(at, "zone-a")).unwrap();
+    tokio::time::sleep(secs(10)).await;
+    r.model(|e, at| e.restore_zone(at, "zone-a")).unwrap();
+    tokio::time::sleep(secs(31)).await;
+    // Desired 8: with every node cordoned one new pod is Pending; one is scheduled on the node
+    // uncordoned for it and is starting.
+    let nodes: Vec<String> = r
+        .objects(ObjKind::Node)
+        .into_iter()
+        .map(|(_, o)| o.name().to_string())
+        .collect();
+    r.model(|e, at| {
+        for n in &nodes {
+            e.set_unschedulable(at, CLUSTER, n, true).unwrap();
+        }
+        e.scale_workload(at, CLUSTER, "web", None, "api", 7)
+            .unwrap();
+        e.set_unschedulable(at, CLUSTER, "zone-c-2", false).unwrap();
+        e.set_unschedulable(at, CLUSTER, "zone-c-2", true).unwrap();
+        e.scale_workload(at, CLUSTER, "web", None, "api", 8)
+            .unwrap();
+    });
     let p = json!({"namespace": "web", "selector": {"app": "api"}});
-    let v = k.observe_json("k8s.pods", &p).await.unwrap();
+    let v = r.k.observe_json("k8s.pods", &p).await.unwrap();
     assert_eq!(
         (
             v["desired"].as_u64(),
@@ -1370,64 +1160,78 @@ async fn the_pods_probe_takes_desired_from_the_deployment() {
             v["starting"].as_u64(),
             v["pending"].as_u64()
         ),
-        (Some(8), Some(6), Some(4), Some(1), Some(1)),
+        (Some(8), Some(8), Some(6), Some(1), Some(1)),
         "{v}"
     );
-    assert_eq!(v["ready_ratio"], 0.5);
-    assert_eq!(v["ready_percent"], 50.0);
-    assert_eq!(v["restarts"], 6);
-    // Every pod gone: desired is still the Deployment's.
-    fake.lock()
-        .unwrap()
-        .pods
-        .retain(|p| p["metadata"]["labels"]["app"] != "api");
-    let v = k.observe_json("k8s.pods", &p).await.unwrap();
+    assert_eq!(v["ready_ratio"], 0.75);
+    assert_eq!(v["ready_percent"], 75.0);
+    assert_eq!(v["restarts"], 2);
+    // The owner was resolved through the pods' ReplicaSet the API serves.
+    assert!(
+        r.api
+            .requests()
+            .iter()
+            .any(|q| q.path.contains("/replicasets/api-") && q.status == Some(200)),
+        "{:?}",
+        r.api.requests()
+    );
+    // Every pod gone (deleted at once, not yet replaced): desired is still the Deployment's.
+    let names: Vec<String> = r
+        .all_pods()
+        .into_iter()
+        .filter(|p| p.workload == "api")
+        .map(|p| p.name)
+        .collect();
+    r.model(|e, at| {
+        for n in &names {
+            e.delete_pod(at, CLUSTER, "web", n, Some(Duration::ZERO))
+                .unwrap();
+        }
+    });
+    assert!(r.all_pods().iter().all(|p| p.workload != "api"));
+    let v = r.k.observe_json("k8s.pods", &p).await.unwrap();
     assert_eq!(
-        (v["desired"].as_u64(), v["ready_ratio"].as_f64()),
-        (Some(8), Some(0.0))
+        (
+            v["desired"].as_u64(),
+            v["total"].as_u64(),
+            v["ready_ratio"].as_f64()
+        ),
+        (Some(8), Some(0), Some(0.0))
     );
     // A fresh provider that never saw a pod finds the Deployment by its pod template.
-    let (client, _) = serve({
-        let mut f = estate();
-        f.pods.clear();
-        f
-    });
-    let k2 = from_client(client, settings());
+    let k2 = from_client(r.api.client(), settings());
     let v = k2.observe_json("k8s.pods", &p).await.unwrap();
-    assert_eq!(v["desired"], 6);
+    assert_eq!(v["desired"], 8);
 }
 
 #[tokio::test(start_paused = true)]
 async fn pod_restarts_counts_the_increase_over_the_window() {
-    let (k, fake) = provider(estate());
+    let r = rig();
     let p = json!({"namespace": "web", "selector": {"app": "api"}, "window": "5m"});
-    let v = k.observe_json("k8s.pod_restarts", &p).await.unwrap();
+    let v = r.k.observe_json("k8s.pod_restarts", &p).await.unwrap();
     assert_eq!(
         (v["restarts"].as_u64(), v["increase"].as_u64()),
-        (Some(6), Some(0))
+        (Some(0), Some(0))
     );
-    tokio::time::advance(Duration::from_secs(60)).await;
-    {
-        // One container restarts twice; one pod is replaced.
-        let mut f = fake.lock().unwrap();
-        f.pods[0]["status"]["containerStatuses"][0]["restartCount"] = json!(3);
-        let i = f
-            .pods
-            .iter()
-            .position(|p| p["metadata"]["name"] == "api-5")
-            .unwrap();
-        f.pods.remove(i);
-        f.pods.push(pod("web", "api-6", "api", "node-5"));
-        f.pods.last_mut().unwrap()["status"]["containerStatuses"][0]["restartCount"] = json!(0);
-    }
-    let v = k.observe_json("k8s.pod_restarts", &p).await.unwrap();
+    tokio::time::sleep(secs(60)).await;
+    // Zone c loses power for a second (its two api pods' containers restart once each), and one
+    // api pod of zone a is deleted and replaced.
+    r.model(|e, at| e.lose_zone(at, "zone-c")).unwrap();
+    tokio::time::sleep(secs(1)).await;
+    r.model(|e, at| e.restore_zone(at, "zone-c")).unwrap();
+    let victim = r.pod_on("zone-a-1", "api");
+    r.model(|e, at| e.delete_pod(at, CLUSTER, "web", name_of(&victim), Some(Duration::ZERO)))
+        .unwrap();
+    tokio::time::sleep(secs(3)).await;
+    assert_eq!(r.live("api").len(), 6, "replaced");
+    let v = r.k.observe_json("k8s.pod_restarts", &p).await.unwrap();
     assert_eq!(
         (v["restarts"].as_u64(), v["increase"].as_u64()),
-        (Some(9), Some(3)),
+        (Some(3), Some(3)),
         "{v}"
     );
-    tokio::time::advance(Duration::from_secs(300)).await;
-    let v = k.observe_json("k8s.pod_restarts", &p).await.unwrap();
+    tokio::time::sleep(secs(300)).await;
+    let v = r.k.observe_json("k8s.pod_restarts", &p).await.unwrap();
     assert_eq!(
         v["increase"], 0,
         "the changes are older than the window: {v}"
@@ -1437,18 +1241,13 @@ async fn pod_restarts_counts_the_increase_over_the_window() {
 
 #[tokio::test(start_paused = true)]
 async fn workload_nodes_and_memory_probes() {
-    let mut f = estate();
-    f.deployments[0]["status"]["availableReplicas"] = json!(5);
-    f.nodes[5]["status"]["conditions"][0]["status"] = json!("False");
-    f.nodes[4]["spec"]["unschedulable"] = json!(true);
-    let (k, _) = provider(f);
-    let v = k
-        .observe_json(
-            "k8s.workload",
-            &json!({"namespace": "web", "deployment": "api"}),
-        )
-        .await
+    let r = rig();
+    let workload = json!({"namespace": "web", "deployment": "api"});
+    // One api pod deleted: 5 available until its replacement is Ready.
+    let victim = r.pod_on("zone-a-1", "api");
+    r.model(|e, at| e.delete_pod(at, CLUSTER, "web", name_of(&victim), None))
         .unwrap();
+    let v = r.k.observe_json("k8s.workload", &workload).await.unwrap();
     assert_eq!(
         (
             v["replicas"].as_i64(),
@@ -1457,40 +1256,53 @@ async fn workload_nodes_and_memory_probes() {
         ),
         (Some(6), Some(5), Some(false))
     );
-    let v = k
-        .observe_json("k8s.nodes", &json!({"zone": "zone-c"}))
-        .await
+    tokio::time::sleep(secs(60)).await;
+    let v = r.k.observe_json("k8s.workload", &workload).await.unwrap();
+    assert_eq!(v["available"], true, "{v}");
+    // A cordoned node is not schedulable; a lost zone's nodes are NotReady once noticed.
+    r.model(|e, at| e.set_unschedulable(at, CLUSTER, "zone-b-1", true))
         .unwrap();
-    assert_eq!(
+    r.model(|e, at| e.lose_zone(at, "zone-c")).unwrap();
+    tokio::time::sleep(secs(41)).await;
+    let nodes = |v: &Json| {
         (
             v["ready"].as_u64(),
             v["total"].as_u64(),
-            v["schedulable"].as_u64()
-        ),
-        (Some(1), Some(2), Some(0))
-    );
-    assert_eq!(v["ready_ratio"], 0.5);
-    let e = k
-        .observe_json("k8s.nodes", &json!({"zone": "zone-q"}))
-        .await
-        .unwrap_err();
+            v["schedulable"].as_u64(),
+            v["ready_ratio"].as_f64(),
+        )
+    };
+    let v =
+        r.k.observe_json("k8s.nodes", &json!({"zone": "zone-b"}))
+            .await
+            .unwrap();
+    assert_eq!(nodes(&v), (Some(2), Some(2), Some(1), Some(1.0)));
+    let v =
+        r.k.observe_json("k8s.nodes", &json!({"zone": "zone-c"}))
+            .await
+            .unwrap();
+    assert_eq!(nodes(&v), (Some(0), Some(2), Some(0), Some(0.0)));
+    let e =
+        r.k.observe_json("k8s.nodes", &json!({"zone": "zone-q"}))
+            .await
+            .unwrap_err();
     assert!(
         e.to_string().starts_with("no nodes in zone `zone-q`"),
         "{e}"
     );
-    // 14 pods of 2Gi, minus the two on the NotReady node-5, over 5 Ready nodes of 16Gi.
-    let v = k.observe_json("k8s.memory", &json!({})).await.unwrap();
+    // 14 pods of 2Gi, minus the four on zone c's NotReady nodes, over 4 Ready nodes of 16Gi.
+    assert_eq!(r.all_pods().len(), 14);
+    let v = r.k.observe_json("k8s.memory", &json!({})).await.unwrap();
     assert_eq!(
         v["utilization"].as_f64().unwrap(),
-        12.0 * 2.0 / (5.0 * 16.0)
+        10.0 * 2.0 / (4.0 * 16.0)
     );
+    assert_eq!(v["ready_nodes"], 4);
 }
 
 #[tokio::test(start_paused = true)]
 async fn preflight_checks_targets_caps_and_selectors_read_only() {
-    let mut f = estate();
-    f.ssar_denied = Some(vec![]);
-    let (k, fake) = provider(f);
+    let r = rig();
     let call = |owner: &str, name: &str, params: Json| {
         let is_action = !name.starts_with("k8s.pods");
         Call::new(owner.into(), name, params, is_action).unwrap()
@@ -1522,9 +1334,13 @@ async fn preflight_checks_targets_caps_and_selectors_read_only() {
             "k8s.scale",
             json!({"namespace": "web", "statefulset": "db", "replicas": 1}),
         ),
-        call("step `drain`", "k8s.node_drain", json!({"node": "node-3"})),
+        call(
+            "step `drain`",
+            "k8s.node_drain",
+            json!({"node": "zone-b-2"}),
+        ),
     ];
-    let problems = k.preflight(&calls).await;
+    let problems = r.k.preflight(&calls).await;
     let owners: Vec<&str> = problems.iter().map(|p| p.owner.as_str()).collect();
     assert_eq!(
         owners,
@@ -1537,8 +1353,12 @@ async fn preflight_checks_targets_caps_and_selectors_read_only() {
             .to_string()
             .starts_with("statefulset `db` not found in namespace `web`")
     );
+    assert!(
+        r.api.requests().iter().any(|q| q.is_access_review()),
+        "the rights were checked"
+    );
     assert_eq!(
-        fake.lock().unwrap().mutations(),
+        r.api.mutations(),
         Vec::<String>::new(),
         "preflight only reads"
     );
@@ -1548,18 +1368,17 @@ async fn preflight_checks_targets_caps_and_selectors_read_only() {
 
 #[tokio::test(start_paused = true)]
 async fn killed_pods_are_watched_until_their_replacements_are_ready() {
-    let (k, fake) = provider(estate());
-    let clock = firedrill::engine::clock::RunClock::start_now();
-    k.start(&firedrill::backend::RunContext {
-        clock,
+    let r = rig();
+    r.k.start(&RunContext {
+        clock: r.clock,
         run_id: "r".into(),
         experiment: "e".into(),
     });
-    tokio::time::advance(Duration::from_secs(60)).await;
-    let out = k
-        .inject_json("k8s.pod_kill", &kill(json!({"mode": "fixed", "value": 2})))
-        .await
-        .unwrap();
+    tokio::time::sleep(secs(60)).await;
+    let out =
+        r.k.inject_json("k8s.pod_kill", &kill(json!({"mode": "fixed", "value": 2})))
+            .await
+            .unwrap();
     let killed: Vec<String> = out["pods"]
         .as_array()
         .unwrap()
@@ -1567,82 +1386,93 @@ async fn killed_pods_are_watched_until_their_replacements_are_ready() {
         .map(|p| p["pod"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(out["pods"][0]["at_ms"], 60_000);
-    // The ReplicaSet replaces them: created after 2s, scheduled at once, Ready after 30s and 35s.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    for (i, n) in ["api-x", "api-y"].iter().enumerate() {
-        let mut p = pod("web", n, "api", &format!("node-{}", 3 + i));
-        p["spec"]["nodeName"] = Json::Null;
-        p["status"]["conditions"][0]["status"] = json!("False");
-        fake.lock().unwrap().upsert_pod(p.clone());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        p["spec"]["nodeName"] = json!(format!("node-{}", 3 + i));
-        fake.lock().unwrap().upsert_pod(p);
-    }
-    // Unrelated churn: a worker pod appears (another controller) and an api pod that existed
-    // before the kill changes.
-    fake.lock()
+    // Unrelated churn: another worker pod appears, and the api pods of a zone no victim was in
+    // restart their containers (a one-second power cut): neither is a replacement.
+    let victim_zones: Vec<String> = out["pods"]
+        .as_array()
         .unwrap()
-        .upsert_pod(pod("web", "worker-9", "worker", "node-1"));
-    let mut old = pod("web", "api-5", "api", "node-5");
-    old["status"]["containerStatuses"][0]["restartCount"] = json!(2);
-    fake.lock().unwrap().upsert_pod(old);
-    tokio::time::sleep(Duration::from_secs(29)).await;
-    let mut x = pod("web", "api-x", "api", "node-3");
-    x["metadata"]["uid"] = json!("uid-api-x");
-    fake.lock().unwrap().upsert_pod(x);
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(!k.recovery_idle());
-    fake.lock()
-        .unwrap()
-        .upsert_pod(pod("web", "api-y", "api", "node-4"));
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    let events = k.drain_events();
+        .iter()
+        .map(|p| {
+            let n = p["node"].as_str().unwrap();
+            n[..n.len() - 2].to_string()
+        })
+        .collect();
+    let quiet = ["zone-a", "zone-b", "zone-c"]
+        .into_iter()
+        .find(|z| !victim_zones.iter().any(|v| v == z))
+        .unwrap();
+    r.model(|e, at| e.scale_workload(at, CLUSTER, "web", None, "worker", 3))
+        .unwrap();
+    r.model(|e, at| e.lose_zone(at, quiet)).unwrap();
+    tokio::time::sleep(secs(1)).await;
+    r.model(|e, at| e.restore_zone(at, quiet)).unwrap();
+    // The ReplicaSet creates the replacements after 2s; they are Ready 30s later.
+    tokio::time::sleep(secs(30)).await;
+    assert!(!r.k.recovery_idle());
+    tokio::time::sleep(secs(2)).await;
+    let events = r.k.drain_events();
     let details: Vec<&Json> = events.iter().filter_map(|e| e.detail.as_ref()).collect();
     assert_eq!(details.len(), 2, "{events:#?}");
-    assert_eq!(details[0]["pod"], killed[0].as_str());
-    assert_eq!(details[0]["replacement"], "api-x");
-    assert_eq!(details[0]["replacement_node"], "node-3");
-    assert_eq!(details[0]["owner"], "deployment/api");
-    assert_eq!(details[0]["killed_at_ms"], 60_000);
-    assert_eq!(details[0]["scheduled_after_ms"], 2_500);
-    assert_eq!(details[0]["ready_after_ms"], 32_000);
-    assert_eq!(events[0].at_ms, 92_000);
-    assert_eq!(details[1]["pod"], killed[1].as_str());
-    assert_eq!(details[1]["replacement"], "api-y");
-    assert_eq!(details[1]["scheduled_after_ms"], 3_000);
-    assert_eq!(details[1]["ready_after_ms"], 37_000);
+    // The estate's own record of the replacements.
+    let estate = r.shared.lock().pod_recoveries().to_vec();
+    assert_eq!(estate.len(), 2, "{estate:#?}");
+    let mut victims: Vec<&str> = details.iter().map(|d| d["pod"].as_str().unwrap()).collect();
+    victims.sort();
+    let mut want: Vec<&str> = killed.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(victims, want);
+    for (d, e) in details.iter().zip(&events) {
+        let rec = estate
+            .iter()
+            .find(|x| x.replacement == d["replacement"].as_str().unwrap())
+            .unwrap_or_else(|| panic!("{d} is not a replacement the estate made"));
+        assert_eq!(
+            d["replacement_node"],
+            rec.replacement_node.clone().unwrap().as_str()
+        );
+        assert_eq!(d["owner"], "deployment/api");
+        assert_eq!(d["killed_at_ms"], 60_000);
+        assert_eq!(d["scheduled_after_ms"], 2_000);
+        assert_eq!(d["ready_after_ms"], 32_000);
+        assert_eq!(e.at_ms, 92_000);
+        assert!(
+            e.message.contains(&format!(
+                "replaced by {} on {}: scheduled after 2s, Ready after 32s",
+                rec.replacement,
+                rec.replacement_node.as_deref().unwrap()
+            )),
+            "{}",
+            e.message
+        );
+    }
     assert!(
-        events[1]
-            .message
-            .contains("replaced by api-y on node-4: scheduled after 3s, Ready after 37s"),
-        "{}",
-        events[1].message
-    );
-    assert!(
-        k.recovery_idle(),
+        r.k.recovery_idle(),
         "the watch stops once every pod recovered"
     );
 }
 
 #[tokio::test(start_paused = true)]
 async fn drains_skip_protected_namespaces_and_a_zone_taint_refuses_to_hit_them() {
-    let mut f = estate();
-    // A kube-system Deployment pod (like CoreDNS) and a pod of another team on zone-b.
-    f.pods
-        .push(pod("kube-system", "coredns-0", "coredns", "node-2"));
-    f.pods.push(pod("payments", "ledger-0", "ledger", "node-3"));
-    let (client, fake) = serve(f);
-    let mut s = settings();
-    s.namespaces = vec!["web".into()];
-    let k = from_client(client, s);
-    let out = k
-        .inject_json("k8s.drain_zone", &json!({"zone": "zone-b"}))
-        .await
-        .unwrap();
-    assert_eq!(
-        out["evicted"],
-        json!(["web/api-2", "web/worker-1", "web/api-3"])
+    // A kube-system Deployment pod (like CoreDNS) and a pod of another team, both on zone a.
+    let r = rig_with(
+        params_with(vec![
+            workload("coredns", "kube-system", WorkloadKind::Deployment, Some(1)),
+            workload("ledger", "payments", WorkloadKind::Deployment, Some(1)),
+        ]),
+        KubernetesSettings {
+            namespaces: vec!["web".into()],
+            ..settings()
+        },
     );
+    let coredns = r.pod_on("zone-a-1", "coredns");
+    let ledger = r.pod_on("zone-a-2", "ledger");
+    let (evict, _) = r.on_nodes(&["zone-a-1", "zone-a-2"]);
+    let web: Vec<&String> = evict.iter().filter(|p| p.starts_with("web/")).collect();
+    let out =
+        r.k.inject_json("k8s.drain_zone", &json!({"zone": "zone-a"}))
+            .await
+            .unwrap();
+    assert_eq!(out["evicted"], json!(web));
     let skipped: Vec<String> = out["skipped"]
         .as_array()
         .unwrap()
@@ -1658,27 +1488,40 @@ async fn drains_skip_protected_namespaces_and_a_zone_taint_refuses_to_hit_them()
     assert_eq!(
         skipped,
         [
-            "kube-system/agent-2: DaemonSet pod",
-            "kube-system/coredns-0: kube-system (set allow_kube_system to evict it)",
-            "kube-system/agent-3: DaemonSet pod",
-            "payments/ledger-0: namespace `payments` is not in kubernetes.namespaces"
+            format!("{}: DaemonSet pod", r.pod_on("zone-a-1", "agent")),
+            format!("{coredns}: kube-system (set allow_kube_system to evict it)"),
+            format!("{}: DaemonSet pod", r.pod_on("zone-a-2", "agent")),
+            format!("{ledger}: namespace `payments` is not in kubernetes.namespaces"),
         ]
     );
-    k.revert_json("k8s.drain_zone", &json!({"zone": "zone-b"}), &out)
+    let evictions: Vec<String> = r
+        .api
+        .requests()
+        .into_iter()
+        .filter(|q| q.path.ends_with("/eviction"))
+        .map(|q| q.path)
+        .collect();
+    assert!(
+        evictions
+            .iter()
+            .all(|p| p.starts_with("/api/v1/namespaces/web/")),
+        "{evictions:?}"
+    );
+    r.k.revert_json("k8s.drain_zone", &json!({"zone": "zone-a"}), &out)
         .await
         .unwrap();
-    fake.lock().unwrap().log.clear();
+    r.api.clear_requests();
     // A taint cannot skip anything: the cluster would evict CoreDNS, so the step is refused.
-    let e = k
-        .inject_json(
+    let e =
+        r.k.inject_json(
             "k8s.drain_zone",
-            &json!({"zone": "zone-b", "method": "taint"}),
+            &json!({"zone": "zone-a", "method": "taint"}),
         )
         .await
         .unwrap_err();
     assert!(
-        e.to_string().starts_with("the zone taint would make the cluster evict pod `kube-system/coredns-0`: refusing to act on namespace `kube-system`"),
+        e.to_string().starts_with(&format!("the zone taint would make the cluster evict pod `{coredns}`: refusing to act on namespace `kube-system`")),
         "{e}"
     );
-    assert_eq!(fake.lock().unwrap().mutations(), Vec::<String>::new());
+    assert_eq!(r.api.mutations(), Vec::<String>::new());
 }

@@ -302,6 +302,49 @@ async fn drain_skips_daemonsets_and_forbidden_reads_like_the_real_api() {
     );
 }
 
+/// `kubectl get rs` lists the Deployments' ReplicaSets; `kubectl auth can-i` is refused with
+/// 415: its typed client sends protobuf, and the served API speaks JSON only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicasets_and_a_protobuf_access_review() {
+    let s = start().await;
+    let o = s
+        .kubectl(&["auth", "can-i", "delete", "pods", "-n", "web"])
+        .await;
+    assert!(!o.ok);
+    assert!(
+        o.stderr
+            .contains("Error from server (UnsupportedMediaType)")
+            && o.stderr.contains("application/vnd.kubernetes.protobuf"),
+        "{}",
+        o.stderr
+    );
+    let o = s.kubectl(&["get", "rs", "-n", "web"]).await;
+    ok(&o, "get rs");
+    let header: Vec<&str> = o
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(header, ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
+    let rows: Vec<Vec<&str>> = o
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", o.stdout);
+    assert!(
+        rows[0][0].starts_with("api-") && rows[0][1..4] == ["6", "6", "6"],
+        "{rows:?}"
+    );
+    assert!(
+        rows[1][0].starts_with("worker-") && rows[1][1..4] == ["3", "3", "3"],
+        "{rows:?}"
+    );
+}
+
 /// `firedrill sim serve` end to end: the binary prints its URL, writes a kubeconfig, and kubectl
 /// works with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

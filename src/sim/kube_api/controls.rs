@@ -1,5 +1,5 @@
-//! The served API's controls for testing a client against it (firedrill's own tests, or a
-//! `firedrill sim serve` user testing their tooling): a log of every request, injected faults
+//! The served API's controls for testing a client against it (firedrill's own tests, or any Rust
+//! test that embeds the served estate): a log of every request, injected faults
 //! (an error status, or no answer at all), and another writer racing the client on a node.
 //! RBAC ([`KubeApi::deny`]), SelfSubjectAccessReview ([`KubeApi::serve_access_reviews`]) and the
 //! bearer token ([`KubeApi::require_token`]) are in the parent module.

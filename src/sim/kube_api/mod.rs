@@ -7,7 +7,7 @@
 //! pods replaced after their modelled delays.
 //!
 //! It is the project's one fake Kubernetes API: besides the estate, it has the controls a test
-//! of a client needs (firedrill's own, or a `firedrill sim serve` user's): RBAC
+//! of a client needs (firedrill's own, or any Rust test embedding the served estate): RBAC
 //! ([`KubeApi::deny`], answered as 403 and by the access reviews), a bearer token
 //! ([`KubeApi::require_token`], 401), and in [`controls`] a log of every request
 //! ([`KubeApi::requests`], [`KubeApi::mutations`]), injected faults ([`Fault`]: any error
@@ -617,6 +617,21 @@ impl KubeApi {
             Route::AccessReview => {
                 if parts.method != Method::POST {
                     return Err(ApiError::method_not_allowed());
+                }
+                let ct = parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                // kubectl's typed clients send protobuf, which this API does not speak.
+                if !ct.is_empty() && !ct.contains("json") {
+                    return Err(ApiError::new(
+                        415,
+                        "UnsupportedMediaType",
+                        format!(
+                            "the body of the request was in an unknown format - accepted media types include: application/json (got {ct:?})"
+                        ),
+                    ));
                 }
                 let review: Json = serde_json::from_slice(&bytes?).map_err(|e| {
                     ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
