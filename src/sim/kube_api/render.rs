@@ -381,11 +381,21 @@ fn template(w: &WorkloadObj, hash_label: Option<(&str, String)>) -> PodTemplateS
     if let Some((k, v)) = hash_label {
         labels.insert(k.into(), v);
     }
+    pod_template(labels, &w.template_annotations, w.memory_gib, w.grace)
+}
+
+/// The pod template every workload and ReplicaSet renders: one `app` container with the
+/// modelled memory request.
+fn pod_template(
+    labels: BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    memory_gib: f64,
+    grace: Duration,
+) -> PodTemplateSpec {
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels),
-            annotations: (!w.template_annotations.is_empty())
-                .then(|| w.template_annotations.clone()),
+            annotations: (!annotations.is_empty()).then(|| annotations.clone()),
             ..Default::default()
         }),
         spec: Some(PodSpec {
@@ -393,12 +403,12 @@ fn template(w: &WorkloadObj, hash_label: Option<(&str, String)>) -> PodTemplateS
                 name: "app".into(),
                 image: Some(IMAGE.into()),
                 resources: Some(ResourceRequirements {
-                    requests: Some(BTreeMap::from([("memory".to_string(), gib(w.memory_gib))])),
+                    requests: Some(BTreeMap::from([("memory".to_string(), gib(memory_gib))])),
                     ..Default::default()
                 }),
                 ..Default::default()
             }],
-            termination_grace_period_seconds: Some(w.grace.as_secs() as i64),
+            termination_grace_period_seconds: Some(grace.as_secs() as i64),
             ..Default::default()
         }),
     }
@@ -563,30 +573,12 @@ pub fn replicaset(ctx: &Ctx, rv: u64, r: &ReplicaSetObj) -> ReplicaSet {
         spec: Some(ReplicaSetSpec {
             replicas: Some(r.replicas as i32),
             selector: selector(&r.labels),
-            template: Some(PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(r.labels.clone()),
-                    annotations: (!r.template_annotations.is_empty())
-                        .then(|| r.template_annotations.clone()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "app".into(),
-                        image: Some(IMAGE.into()),
-                        resources: Some(ResourceRequirements {
-                            requests: Some(BTreeMap::from([(
-                                "memory".to_string(),
-                                gib(r.memory_gib),
-                            )])),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }],
-                    termination_grace_period_seconds: Some(r.grace.as_secs() as i64),
-                    ..Default::default()
-                }),
-            }),
+            template: Some(pod_template(
+                r.labels.clone(),
+                &r.template_annotations,
+                r.memory_gib,
+                r.grace,
+            )),
             ..Default::default()
         }),
         status: Some(ReplicaSetStatus {

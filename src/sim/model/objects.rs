@@ -393,11 +393,7 @@ impl Estate {
     fn workload_obj(&self, dep: usize) -> WorkloadObj {
         let d = &self.deployments[dep];
         let cname = &self.cluster_p(d.cluster).name;
-        let live: Vec<_> = self
-            .pods
-            .values()
-            .filter(|p| p.dep == dep && p.deleting.is_none())
-            .collect();
+        let live: Vec<_> = self.live_pods(dep).collect();
         WorkloadObj {
             kind: d.p.kind,
             namespace: d.p.namespace.clone(),
@@ -431,11 +427,7 @@ impl Estate {
             return Vec::new();
         }
         let cname = &self.cluster_p(d.cluster).name;
-        let live: Vec<_> = self
-            .pods
-            .values()
-            .filter(|p| p.dep == dep && p.deleting.is_none())
-            .collect();
+        let live: Vec<_> = self.live_pods(dep).collect();
         let mut revisions: Vec<u64> = (d.revision.saturating_sub(10).max(1)..=d.revision).collect();
         for p in self.pods.values().filter(|p| p.dep == dep) {
             if !revisions.contains(&p.revision) {

@@ -218,16 +218,19 @@ impl Estate {
                 .any(|t| t.effect != TaintEffect::PreferNoSchedule)
     }
 
+    /// A workload's live pods: every pod it owns that is not terminating.
+    pub(super) fn live_pods(&self, dep: usize) -> impl Iterator<Item = &Pod> {
+        self.pods
+            .values()
+            .filter(move |p| p.dep == dep && p.deleting.is_none())
+    }
+
     fn pick_node(&self, dep: usize) -> Option<usize> {
         let ci = self.deployments[dep].cluster;
         let cap = self.cluster_p(ci).pods_per_node as usize;
         // Spread counts the workload's live pods (terminating ones are leaving).
         let mut per_zone: BTreeMap<&str, usize> = BTreeMap::new();
-        for p in self
-            .pods
-            .values()
-            .filter(|p| p.dep == dep && p.deleting.is_none())
-        {
+        for p in self.live_pods(dep) {
             if let Some(n) = p.node {
                 *per_zone.entry(self.nodes[n].zone.as_str()).or_default() += 1;
             }
@@ -492,12 +495,7 @@ impl Estate {
 
     pub(super) fn reconcile(&mut self, dep: usize) {
         let ci = self.deployments[dep].cluster;
-        let live = |e: &Estate| {
-            e.pods
-                .values()
-                .filter(|p| p.dep == dep && p.deleting.is_none())
-                .count() as u32
-        };
+        let live = |e: &Estate| e.live_pods(dep).count() as u32;
         let created: Vec<u64> = match self.kind(dep) {
             WorkloadKind::Deployment => {
                 let (have, want) = (live(self), self.deployments[dep].replicas);
