@@ -398,7 +398,10 @@ impl<'a> Scheduler<'a> {
             if let Some(m) = sh.recovery_task.lock().expect("poisoned").take() {
                 m.abort();
             }
-            sh.recovery.lock().expect("poisoned").fault_failed = true;
+            // A cancelled fault step is an abort, which the RTO's detail says on its own.
+            if matches!(r.outcome, StepOutcome::Failed | StepOutcome::TimedOut) {
+                sh.recovery.lock().expect("poisoned").fault_failed = true;
+            }
         }
         match r.outcome {
             StepOutcome::Failed | StepOutcome::TimedOut => {
