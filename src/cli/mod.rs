@@ -326,7 +326,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
 fn load_experiment(path: &Path, vars: &[(String, String)]) -> Result<Experiment, Failure> {
     let bytes = read_file(path)?;
     let file = path.display().to_string();
-    let exp = spec::parse_experiment(&file, &bytes, vars)
+    let exp = spec::parse_experiment_with_env(&file, &bytes, vars, &|k| std::env::var(k).ok())
         .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))?;
     for w in &exp.warnings {
         eprint!("{}", w.render_warning(std::str::from_utf8(&bytes).ok()));

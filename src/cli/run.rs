@@ -80,8 +80,13 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
         .iter()
         .any(|c| env.backend_for(c.name()) != environment::Backend::Sim);
     let virtual_clock = choose_clock(a.clock, &exp, remote)?;
+    missing_secrets(&exp, &env)?;
     let runtime = start_runtime(virtual_clock)?;
-    let (provider, seed) = connect(&runtime, &env, a.seed, &calls)?;
+    let redactor = crate::lang::secrets::Redactor::new(&exp.secrets);
+    let (provider, seed) = connect(&runtime, &env, a.seed, &calls).map_err(|mut f| {
+        redactor.redact_string(&mut f.message);
+        f
+    })?;
     Ok(Prepared {
         exp,
         env,
@@ -107,6 +112,38 @@ fn load(a: &RunArgs) -> Result<(Experiment, Environment), Failure> {
         });
     }
     Ok((exp, env))
+}
+
+/// Every secret must have its value before anything connects: an unset environment variable is
+/// a preflight problem (exit 7), named with the variable to set.
+fn missing_secrets(exp: &Experiment, env: &Environment) -> Result<(), Failure> {
+    let missing: Vec<_> = exp.secrets.iter().filter(|s| s.value.is_none()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut message = format!(
+        "error: preflight found {} problem(s) in environment `{}`; nothing ran\n",
+        missing.len(),
+        env.name
+    );
+    for s in &missing {
+        message.push_str(&format!(
+            "  - secret `{}` ({}:{}:{}): the environment variable {} is not set (or empty)\n",
+            s.name, exp.file, s.loc.line, s.loc.col, s.env
+        ));
+    }
+    message.push_str(&format!(
+        "  = help: export {} before running; secrets are read from the environment at run time and never written to the run's files",
+        missing
+            .iter()
+            .map(|s| format!("{}=...", s.env))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    Err(Failure {
+        code: exit::PREFLIGHT,
+        message,
+    })
 }
 
 /// Whether a drill needs real time (it talks to something outside the simulated estate).
@@ -204,6 +241,7 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
         seed,
         ..
     } = p;
+    let redactor = crate::lang::secrets::Redactor::new(&exp.secrets);
     let mut out = crate::lang::plan::render(exp, plan);
     let backends: Vec<&str> = env.backends().iter().map(|b| b.name()).collect();
     out.push_str(&format!(
@@ -225,7 +263,9 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
                 file: exp.file.clone(),
                 loc: Some(s.action.loc),
                 path: format!("steps[{i}]"),
-                message: format!("step `{}`: {e}", s.id.value),
+                message: redactor
+                    .redact(&format!("step `{}`: {e}", s.id.value))
+                    .into_owned(),
                 help: "fix the step's target so it exists in the environment".into(),
             }),
         }
@@ -237,7 +277,7 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
         ));
     }
     out.push_str("\nDry run: nothing was touched and nothing was written.\n");
-    print!("{out}");
+    print!("{}", redactor.redact(&out));
     Ok(exit::PASS)
 }
 

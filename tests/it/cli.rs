@@ -36,6 +36,7 @@ fn fixtures() -> Vec<PathBuf> {
 struct Test {
     dir: TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 struct Output {
@@ -60,7 +61,14 @@ impl Test {
         Test {
             dir: TempDir::new().expect("temp dir"),
             args: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// Set an environment variable for the binary.
+    fn env(mut self, k: &str, v: &str) -> Test {
+        self.env.push((k.into(), v.into()));
+        self
     }
 
     fn args<I, S>(mut self, args: I) -> Test
@@ -100,6 +108,7 @@ impl Test {
             .env("FIREDRILL_RUNS_DIR", self.runs_dir())
             .env("FIREDRILL_LESSONS_DIR", self.lessons_dir())
             .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run firedrill");
         Output {
@@ -672,4 +681,180 @@ fn a_command_fault_with_no_impact_says_so() {
     let exp = command_fault_drill(t.dir.path(), "  expect_impact: true\n", "0s");
     let out = t.args(["run", exp.to_str().unwrap()]).run().expect_code(4);
     assert!(out.stdout.contains("DEVIATED"), "{}", out.stdout);
+}
+
+/// A drill that uses two secrets everywhere a value can leak: a command's argv and output (also
+/// printed by the child from its own environment), an http URL whose error names it, a header.
+fn secrets_drill(dir: &std::path::Path) -> PathBuf {
+    let yaml = r#"apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata: {name: secrets}
+variables: {host: "127.0.0.1:9"}
+secrets:
+  api_token: {env: FD_TEST_API_TOKEN}
+steady_state:
+  probes:
+    - name: echo-token
+      type: command
+      with: {run: [sh, -c, 'echo "probe sees $0"', "${api_token}"]}
+      tolerance: {path: exit_code, equals: 0}
+  before: [echo-token]
+  after: [echo-token]
+steps:
+  - id: print
+    action: command
+    with:
+      run: [sh, -c, 'echo "token=$0 password=$1"; printenv FD_TEST_API_TOKEN; echo "$1" >&2', "${api_token}", "${env:FD_TEST_DB_PASSWORD}"]
+  - id: call
+    action: http
+    after: [print]
+    with:
+      url: "http://${host}/login/${env:FD_TEST_DB_PASSWORD}?token=${api_token}"
+      headers: {Authorization: "Bearer ${api_token}"}
+      timeout: 2s
+"#;
+    let path = dir.join("secrets.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+const TOKEN: &str = "Tok3n-Alpha-9f8e7d6c";
+const PASSWORD: &str = "p@ss w/rd&Zeta-42";
+
+/// Every file under `dir`, with its text.
+fn files_under(dir: &std::path::Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push((
+                p.clone(),
+                String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn secrets_never_reach_an_artefact() {
+    let t0 = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD);
+    let exp = secrets_drill(t0.dir.path());
+    // The http step fails (nothing listens on port 9): its error names the URL.
+    let t = t0.args(["run", exp.to_str().unwrap()]);
+    let out = t.run();
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    let run_dir = t.run_dirs().pop().expect("a run directory");
+    // The drill did use the values: the command saw them (its output is masked).
+    let journal = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("token=[REDACTED:api_token] password=[REDACTED:env:FD_TEST_DB_PASSWORD]"),
+        "{journal}"
+    );
+    // Re-render the report from the journal, and print the summary as JSON, too.
+    let t = t.args(["report", "latest"]);
+    let rerendered = t.run();
+    let json = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD);
+    let exp2 = secrets_drill(json.dir.path());
+    let json = json.args(["run", "--output", "json", exp2.to_str().unwrap()]);
+    let json_out = json.run();
+    let dry = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD);
+    let exp3 = secrets_drill(dry.dir.path());
+    let dry_out = dry
+        .args(["run", "--dry-run", exp3.to_str().unwrap()])
+        .run()
+        .expect_code(0);
+    let plan_out = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD)
+        .args(["plan", exp3.to_str().unwrap()])
+        .run();
+    let encoded = [
+        "p@ss%20w/rd&Zeta-42",
+        "p%40ss%20w%2Frd%26Zeta-42",
+        "p@ss+w/rd",
+    ];
+    let mut texts: Vec<(String, String)> = vec![
+        ("run stdout".into(), out.stdout.clone()),
+        ("run stderr".into(), out.stderr.clone()),
+        (
+            "report stdout".into(),
+            rerendered.stdout + &rerendered.stderr,
+        ),
+        ("--output json".into(), json_out.stdout + &json_out.stderr),
+        ("--dry-run".into(), dry_out.stdout + &dry_out.stderr),
+        ("plan".into(), plan_out.stdout + &plan_out.stderr),
+    ];
+    for root in [
+        t.runs_dir(),
+        t.lessons_dir(),
+        json.runs_dir(),
+        json.lessons_dir(),
+    ] {
+        for (p, text) in files_under(&root) {
+            texts.push((p.display().to_string(), text));
+        }
+    }
+    assert!(
+        texts.len() >= 10,
+        "journal, summary, report, lessons of two runs: {texts:?}"
+    );
+    for (what, text) in &texts {
+        for needle in [TOKEN, PASSWORD].iter().chain(encoded.iter()) {
+            assert!(
+                !text.contains(needle),
+                "{what} contains a secret ({needle}):\n{text}"
+            );
+        }
+    }
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("[REDACTED:api_token]"), "{report}");
+}
+
+#[test]
+fn a_missing_secret_is_a_preflight_problem_and_validate_warns() {
+    let t = Test::new().env("FD_TEST_API_TOKEN", TOKEN);
+    let exp = secrets_drill(t.dir.path());
+    let t = t.args(["run", exp.to_str().unwrap()]);
+    let out = t.run().expect_code(7);
+    assert!(
+        out.stderr.contains("FD_TEST_DB_PASSWORD is not set"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("export FD_TEST_DB_PASSWORD=..."),
+        "{}",
+        out.stderr
+    );
+    assert!(t.run_dirs().is_empty(), "nothing ran, no run directory");
+    let v = Test::new()
+        .args(["validate", exp.to_str().unwrap()])
+        .run()
+        .expect_code(0);
+    assert!(v.stderr.contains("warning"), "{}", v.stderr);
+    assert!(
+        v.stderr.contains("FD_TEST_API_TOKEN, which is not set"),
+        "{}",
+        v.stderr
+    );
+    // A secret cannot be given on the command line.
+    let cli = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD)
+        .args(["run", exp.to_str().unwrap(), "--var", "api_token=x"])
+        .run()
+        .expect_code(2);
+    assert!(cli.stderr.contains("is a secret"), "{}", cli.stderr);
 }
