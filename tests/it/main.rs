@@ -13,6 +13,7 @@ mod kube_api;
 mod kube_backend;
 mod kube_transport;
 mod kubectl;
+mod lab_http;
 mod layout;
 mod sim_fis;
 mod sim_k8s;
