@@ -177,6 +177,10 @@ struct RunArgs {
     /// No progress lines.
     #[arg(short, long)]
     quiet: bool,
+    /// Take over the environment's lock when the drill holding it is gone (its process died,
+    /// or it ran on another host). Check that run's owed rollbacks first.
+    #[arg(long)]
+    force_unlock: bool,
 }
 
 #[derive(Args)]

@@ -19,7 +19,7 @@ use crate::lang::environment::{self, Environment};
 use crate::lang::plan::Plan;
 use crate::lang::spec::{self, Experiment};
 use crate::report::journal::{self, Journal};
-use crate::report::{lessons, markdown, summary::RunSummary};
+use crate::report::{lessons, lock, markdown, summary::RunSummary};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +34,9 @@ struct Prepared {
     provider: Router,
     /// The simulated estate's seed, as the run reports it.
     seed: u64,
+    /// Whether the drill acts outside this process (a real backend, or `command`/`http`/
+    /// `approval` steps): such drills take the environment's lock.
+    shared_target: bool,
 }
 
 pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
@@ -48,6 +51,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
         runtime,
         provider,
         seed,
+        shared_target,
         ..
     } = p;
     let exp = Arc::new(exp);
@@ -55,8 +59,15 @@ pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
     let env_name = env.name.clone();
     let wall_started = std::time::Instant::now();
 
-    let result: Result<(i32, PathBuf, RunSummary), Failure> =
-        runtime.block_on(drill(&a, exp, provider, env_name, virtual_clock, seed));
+    let result: Result<(i32, PathBuf, RunSummary), Failure> = runtime.block_on(drill(
+        &a,
+        exp,
+        provider,
+        env_name,
+        virtual_clock,
+        seed,
+        shared_target,
+    ));
     let (code, run_dir, summary) = result?;
     if output_json {
         println!(
@@ -80,6 +91,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
         .iter()
         .any(|c| env.backend_for(c.name()) != environment::Backend::Sim);
     let virtual_clock = choose_clock(a.clock, &exp, remote)?;
+    let shared_target = remote || needs_wall_clock(&exp);
     missing_secrets(&exp, &env)?;
     let runtime = start_runtime(virtual_clock)?;
     let redactor = crate::lang::secrets::Redactor::new(&exp.secrets);
@@ -95,6 +107,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
         runtime,
         provider,
         seed,
+        shared_target,
     })
 }
 
@@ -290,6 +303,7 @@ async fn drill(
     env_name: String,
     virtual_clock: bool,
     seed: u64,
+    shared_target: bool,
 ) -> Result<(i32, PathBuf, RunSummary), Failure> {
     let quiet = a.quiet || a.output == OutputArg::Json;
     let rollback = match a.rollback {
@@ -301,6 +315,12 @@ async fn drill(
     let salt = std::process::id() as u64 ^ clock.start_wall.timestamp_subsec_nanos() as u64;
     let run_id = journal::new_run_id(&exp.metadata.name, clock.start_wall, salt);
     let run_dir = a.runs.runs_dir.join(&run_id);
+    // One drill per environment, for drills that act outside this process.
+    let _lock = if shared_target {
+        Some(lock_environment(a, &run_id, &exp.metadata.name, &env_name)?)
+    } else {
+        None
+    };
     let journal = Journal::create(&run_dir)
         .map_err(|e| internal(format!("cannot create the run journal: {e}")))?;
     let memory = MemorySink::default();
@@ -346,6 +366,53 @@ async fn drill(
         )));
     }
     Ok((outcome.exit_code, run_dir, summary))
+}
+
+/// Take the environment's lock, or say who holds it (exit 8).
+fn lock_environment(
+    a: &RunArgs,
+    run_id: &str,
+    experiment: &str,
+    env_name: &str,
+) -> Result<lock::EnvLock, Failure> {
+    let me = lock::Holder::this_process(run_id, experiment, env_name);
+    match lock::acquire(&a.runs.runs_dir, &me, a.force_unlock) {
+        Ok((held, previous)) => {
+            if let Some(p) = previous {
+                eprintln!(
+                    "warning: took over the lock of environment `{env_name}` from {} (--force-unlock)",
+                    p.describe()
+                );
+            }
+            Ok(held)
+        }
+        Err(e) => {
+            let help = match &e {
+                lock::LockError::Held { holder, .. } if holder.liveness() == lock::Liveness::OtherHost => format!(
+                    "wait for that drill to finish; if it is gone, check its owed rollbacks (`firedrill report {}` on that host) and re-run with --force-unlock",
+                    holder.run_id
+                ),
+                lock::LockError::Held { .. } => "wait for that drill to finish (one drill per environment), or stop it with Ctrl-C: it rolls back and releases the lock".into(),
+                lock::LockError::Stale { holder, .. } => format!(
+                    "that drill died without finishing, so it may have left a fault behind: read `firedrill report {}` for the rollbacks it owes, undo them, then re-run with --force-unlock",
+                    holder.run_id
+                ),
+                lock::LockError::Unreadable { path, .. } => format!(
+                    "inspect {}; if no drill is running, re-run with --force-unlock",
+                    path.display()
+                ),
+                lock::LockError::Io { .. } => "check that the runs directory (--runs-dir) is writable".into(),
+            };
+            Err(Failure {
+                code: if matches!(e, lock::LockError::Io { .. }) {
+                    exit::INTERNAL
+                } else {
+                    exit::LOCKED
+                },
+                message: format!("error: {e}; nothing ran\n  = help: {help}"),
+            })
+        }
+    }
 }
 
 /// The run's summary (next to its journal), its lessons-learned record and its report.

@@ -126,7 +126,11 @@ impl Test {
         let Ok(rd) = std::fs::read_dir(self.runs_dir()) else {
             return Vec::new();
         };
-        let mut v: Vec<PathBuf> = rd.map(|e| e.expect("entry").path()).collect();
+        // Run directories hold a journal (`locks/` holds the environment locks).
+        let mut v: Vec<PathBuf> = rd
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.join("journal.jsonl").exists())
+            .collect();
         v.sort();
         v
     }
@@ -857,4 +861,77 @@ fn a_missing_secret_is_a_preflight_problem_and_validate_warns() {
         .run()
         .expect_code(2);
     assert!(cli.stderr.contains("is a secret"), "{}", cli.stderr);
+}
+
+/// A drill with a command step (so it acts outside the process and takes the environment's
+/// lock) that lasts `wait`.
+fn lock_drill(dir: &std::path::Path, wait: &str) -> PathBuf {
+    let yaml = format!(
+        "apiVersion: firedrill.dev/v1\nkind: Experiment\nmetadata: {{name: holds-the-lock}}\nsteps:\n  - id: touch\n    action: command\n    with: {{run: [\"true\"]}}\n  - id: hold\n    action: wait\n    after: [touch]\n    with: {{duration: {wait}}}\n"
+    );
+    let path = dir.join(format!("lock-{wait}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn one_drill_per_environment_and_a_dead_drill_s_lock_is_stale() {
+    let t = Test::new();
+    let long = lock_drill(t.dir.path(), "30s");
+    let short = lock_drill(t.dir.path(), "1ms");
+    let lock = t.runs_dir().join("locks/sim.lock");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["run", long.to_str().unwrap(), "--quiet", "--runs-dir"])
+        .arg(t.runs_dir())
+        .arg("--lessons-dir")
+        .arg(t.lessons_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !lock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first drill never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A second drill against the same environment is refused, naming the holder.
+    let t = t.args(["run", short.to_str().unwrap()]);
+    let out = t.run().expect_code(8);
+    assert!(
+        out.stderr.contains("environment `sim` is in use by run"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("pid {}", first.id())),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing ran"), "{}", out.stderr);
+    // --force-unlock never takes a lock from a drill that is still running.
+    let t = t.args(["run", short.to_str().unwrap(), "--force-unlock"]);
+    t.run().expect_code(8);
+    // kill -9: the lock stays, and is reported stale.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(lock.exists(), "a killed drill cannot release its lock");
+    let t = t.args(["run", short.to_str().unwrap()]);
+    let out = t.run().expect_code(8);
+    assert!(
+        out.stderr.contains("whose process is gone"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--force-unlock"), "{}", out.stderr);
+    let t = t.args(["run", short.to_str().unwrap(), "--force-unlock"]);
+    let out = t.run().expect_code(0);
+    assert!(out.stderr.contains("took over the lock"), "{}", out.stderr);
+    // A finished drill releases it; the next one runs.
+    assert!(!lock.exists(), "released at the end of the drill");
+    t.args(["run", short.to_str().unwrap()])
+        .run()
+        .expect_code(0);
 }

@@ -93,10 +93,9 @@ fn measure(delay_s: f64) -> (u64, u64, u64) {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     let run_dir = std::fs::read_dir(&runs)
         .unwrap()
-        .next()
-        .expect("a run directory")
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("journal.jsonl").exists())
+        .expect("a run directory");
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
             .unwrap();
