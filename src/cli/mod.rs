@@ -13,6 +13,7 @@ mod run;
 mod runs;
 mod sim;
 mod validate;
+mod verify;
 mod vocab;
 
 use crate::exit;
@@ -47,6 +48,8 @@ enum Command {
     Runs(RunsArgs),
     /// Re-render a run's report from its journal alone.
     Report(ReportArgs),
+    /// Check a run's journal: every line's hash chained to the one before (exit 9 if not).
+    Verify(VerifyArgs),
     /// The simulated estate's own tools.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -222,6 +225,15 @@ struct ReportArgs {
     out: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct VerifyArgs {
+    /// Run id, unique prefix, `latest`, or a path to a run directory or journal.
+    #[arg(default_value = "latest")]
+    run: String,
+    #[command(flatten)]
+    runs: RunsDir,
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.trim().to_string(), v.to_string())),
@@ -269,6 +281,7 @@ pub fn main() -> i32 {
         Command::Run(a) => run::run(a),
         Command::Runs(a) => runs::runs(a),
         Command::Report(a) => report::report(a),
+        Command::Verify(a) => verify::verify(a),
         Command::Sim(SimCommand::Serve(a)) => sim::serve(a),
         Command::Vocab => vocab::vocab(),
     };

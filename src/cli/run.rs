@@ -423,7 +423,11 @@ fn write_outputs(
     exp: &Experiment,
     run_id: &str,
 ) -> Result<RunSummary, Failure> {
-    let summary = RunSummary::from_records(records);
+    let mut summary = RunSummary::from_records(records);
+    summary.integrity = Some(
+        journal::verify_journal(&run_dir.join(journal::JOURNAL_FILE))
+            .map_err(|e| internal(e.to_string()))?,
+    );
     journal::write_summary(run_dir, &summary).map_err(|e| internal(e.to_string()))?;
     let record = lessons::LessonsRecord::from_summary(&summary);
     lessons::save(lessons_dir, &record).map_err(|e| internal(e.to_string()))?;

@@ -334,6 +334,7 @@ fn rendered_report_snapshot() {
         (r"\d{4}-\d{2}-\d{2}", "[DATE]"),
         (r"(?m)^\| Duration \| [^|]+ \|$", "| Duration | [DURATION] |"),
         (r"\(`[^`]*experiments/", "(`[DIR]/experiments/"),
+        (r"chain ending `[0-9a-f]{64}`", "chain ending `[SHA256]`"),
     ]}, {
         insta::assert_snapshot!("report_pod_kill", out.stdout);
     });
@@ -934,4 +935,59 @@ fn one_drill_per_environment_and_a_dead_drill_s_lock_is_stale() {
     t.args(["run", short.to_str().unwrap()])
         .run()
         .expect_code(0);
+}
+
+#[test]
+fn verify_detects_a_one_byte_change_and_the_report_says_so() {
+    let t = Test::new();
+    let exp = repo("experiments/pod-kill.yaml");
+    let t = t.args(["run", &exp, "--quiet"]);
+    t.run().expect_code(0);
+    let run_dir = t.run_dirs().pop().unwrap();
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("SHA-256 chain ending `"), "{report}");
+    let t = t.args(["verify", "latest"]);
+    let out = t.run().expect_code(0);
+    assert!(out.stdout.contains("verified:"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("as summary.json names it"),
+        "{}",
+        out.stdout
+    );
+    // One byte: a digit of the 5th record's elapsed time.
+    let path = run_dir.join("journal.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = lines[4].find("\"elapsed_ms\":").unwrap() + "\"elapsed_ms\":".len();
+    let mut bytes = lines[4].clone().into_bytes();
+    bytes[at] = if bytes[at] == b'9' { b'8' } else { b'9' };
+    lines[4] = String::from_utf8(bytes).unwrap();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = t.run().expect_code(9);
+    assert!(
+        out.stdout.contains("DOES NOT VERIFY: line 5 (seq 5)"),
+        "{}",
+        out.stdout
+    );
+    let t = t.args(["report", "latest"]);
+    let out = t.run().expect_code(0);
+    assert!(
+        out.stdout
+            .contains("**Warning: this journal does not verify.** line 5"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("does not verify"), "{}", out.stderr);
+    // Records cut from the end: the chain holds, the summary's final hash does not match.
+    std::fs::write(
+        &path,
+        text.lines().take(6).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    let out = t.args(["verify", "latest"]).run().expect_code(9);
+    assert!(
+        out.stdout.contains("records were removed from the end"),
+        "{}",
+        out.stdout
+    );
 }
