@@ -843,7 +843,9 @@ mod tests {
         assert_eq!(s.owed_rollbacks[0].step, "fail-az");
         assert_eq!(s.owed_rollbacks[1].step, s.rollbacks[0].step);
         assert!(
-            s.owed_rollbacks[1].reason.starts_with("its rollback failed: "),
+            s.owed_rollbacks[1]
+                .reason
+                .starts_with("its rollback failed: "),
             "{}",
             s.owed_rollbacks[1].reason
         );
