@@ -194,7 +194,10 @@ fn check_rejection(file: &str, diags: &[Diagnostic], input: &[u8]) -> Result<(),
     Ok(())
 }
 
-fn fuzz(dir: &str, parse: &dyn Fn(&str, &[u8]) -> Result<(), Vec<Diagnostic>>) {
+/// A front-end entry point: file name and bytes in, accepted or its diagnostics.
+type Parse<'a> = &'a dyn Fn(&str, &[u8]) -> Result<(), Vec<Diagnostic>>;
+
+fn fuzz(dir: &str, parse: Parse) {
     let accepted = std::cell::Cell::new(0u64);
     let rejected = std::cell::Cell::new(0u64);
     for (path, seed) in seeds(dir) {
