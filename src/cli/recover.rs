@@ -243,6 +243,7 @@ fn recover_run(a: &RecoverArgs, run_dir: &Path, plan: RecoverPlan) -> Result<i32
         &a.lessons.lessons_dir,
         &plan.experiment,
         &plan.run_id,
+        true,
     )?;
     println!(
         "  {} rollback(s) ran, {failed} failed; report: {}",

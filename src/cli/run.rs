@@ -60,7 +60,12 @@ pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
         name: env.name.clone(),
         doc: crate::engine::events::EnvironmentDoc {
             file: env.file.clone(),
-            source: env.source.clone(),
+            // The built-in estate is in the binary: its name is enough.
+            source: if env.file == environment::BUILTIN_NAME {
+                String::new()
+            } else {
+                env.source.clone()
+            },
             sets: a.env.sets.clone(),
         },
         shared: shared_target,
@@ -339,9 +344,11 @@ async fn drill(
         sinks.push(Box::new(Progress::new(std::io::stderr().is_terminal())));
     }
     let (int_tx, int_rx) = tokio::sync::watch::channel(0u32);
+    // The listeners are made once: a signal between two waits is never lost.
+    let mut signals = Signals::new();
     tokio::spawn(async move {
         loop {
-            if wait_signal().await.is_err() {
+            if signals.next().await.is_err() {
                 return;
             }
             int_tx.send_modify(|c| *c += 1);
@@ -374,6 +381,7 @@ async fn drill(
         &a.lessons.lessons_dir,
         &exp.metadata.name,
         &run_id,
+        false,
     )?;
     if !errors.is_empty() {
         return Err(internal(format!(
@@ -454,6 +462,7 @@ pub(super) fn write_outputs(
     lessons_dir: &Path,
     experiment: &str,
     run_id: &str,
+    keep_lessons: bool,
 ) -> Result<RunSummary, Failure> {
     let mut summary = RunSummary::from_records(records);
     summary.integrity = Some(
@@ -462,7 +471,14 @@ pub(super) fn write_outputs(
     );
     journal::write_summary(run_dir, &summary).map_err(|e| internal(e.to_string()))?;
     let record = lessons::LessonsRecord::from_summary(&summary);
-    lessons::save(lessons_dir, &record).map_err(|e| internal(e.to_string()))?;
+    match lessons::save(lessons_dir, &record) {
+        // `recover` rewrites a finished run's outputs: its lessons record may hold people's
+        // edits, so it stays.
+        Err(lessons::LessonsError::AlreadyExists { .. }) if keep_lessons => {}
+        r => {
+            r.map_err(|e| internal(e.to_string()))?;
+        }
+    }
     let open = lessons::open_items(lessons_dir, experiment, Some(run_id))
         .map_err(|e| internal(e.to_string()))?;
     std::fs::write(
@@ -538,18 +554,40 @@ fn ask_operator(prompt: &str) -> Result<bool, String> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES"))
 }
 
-#[cfg(unix)]
-async fn wait_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => Ok(()),
-        _ = int.recv() => Ok(()),
-    }
+/// SIGINT and SIGTERM, listened for from the moment the drill starts (registered once, so a
+/// signal between two waits is counted, never lost or left to the default action).
+struct Signals {
+    #[cfg(unix)]
+    listeners: std::io::Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
-#[cfg(not(unix))]
-async fn wait_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                listeners: signal(SignalKind::terminate())
+                    .and_then(|t| signal(SignalKind::interrupt()).map(|i| (t, i))),
+            }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    async fn next(&mut self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            let (term, int) = match &mut self.listeners {
+                Ok(l) => l,
+                Err(e) => return Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            tokio::select! {
+                _ = term.recv() => Ok(()),
+                _ = int.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await
+    }
 }

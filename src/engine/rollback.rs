@@ -79,6 +79,9 @@ async fn run_each(
 ) -> bool {
     let (exp, clock) = (&sh.exp, sh.clock);
     let mut rollback_failed = false;
+    // Whether the first interrupt came before the rollbacks (it is journaled where it came).
+    let mut first_seen = *interrupts.borrow() >= 1;
+    let mut first_rx = interrupts.clone();
     for (k, &i) in to_roll.iter().enumerate() {
         let step = &exp.steps[i];
         let out = run.results[i]
@@ -105,14 +108,30 @@ async fn run_each(
                 }
             }
         };
-        let res = tokio::select! {
-            r = fut => r,
-            _ = wait_count(interrupts, 2) => {
-                sh.emit(Event::Interrupted { signal: "interrupt".into(), count: 2 });
-                run.hard_stop = true;
-                owed.extend(to_roll[k..].iter().map(|&i| (i, "second interrupt: stopped at once".to_string())));
-                break;
+        tokio::pin!(fut);
+        let res = loop {
+            tokio::select! {
+                r = &mut fut => break Some(r),
+                _ = wait_count(interrupts, 2) => break None,
+                // A first interrupt during the rollbacks is journaled; they go on.
+                _ = wait_count(&mut first_rx, 1), if !first_seen => {
+                    first_seen = true;
+                    sh.emit(Event::Interrupted { signal: "interrupt".into(), count: 1 });
+                }
             }
+        };
+        let Some(res) = res else {
+            sh.emit(Event::Interrupted {
+                signal: "interrupt".into(),
+                count: 2,
+            });
+            run.hard_stop = true;
+            owed.extend(
+                to_roll[k..]
+                    .iter()
+                    .map(|&i| (i, "second interrupt: stopped at once".to_string())),
+            );
+            break;
         };
         let ok = res.is_ok();
         rollback_failed |= !ok;

@@ -1192,3 +1192,150 @@ fn recover_runs_every_owed_rollback_once_after_kill_9() {
         "most trials kill the drill before its rollbacks: {killed_before_rollbacks}"
     );
 }
+
+/// A wall-clock drill with a phase long enough to signal in each: a slow before probe, a
+/// fault with a slow rollback, a hold, and a recovery wait that ends at its deadline.
+fn signals_drill(dir: &std::path::Path) -> PathBuf {
+    let yaml = r#"apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata: {name: signals}
+objectives: {rto: 2s}
+steady_state:
+  probes:
+    - name: ok
+      type: command
+      with: {run: [sh, -c, "sleep 0.4; test -f ok"]}
+      tolerance: {path: exit_code, equals: 0}
+  before: [ok]
+steps:
+  - id: break
+    action: command
+    with: {run: [rm, -f, ok]}
+    rollback:
+      action: command
+      with: {run: [sh, -c, "echo start >> rollbacks.log; sleep 1.5; touch ok; echo undone >> rollbacks.log"]}
+  - id: hold
+    action: wait
+    after: [break]
+    with: {duration: 1500ms}
+recovery:
+  fault: break
+  probes: [ok]
+  interval: 500ms
+  deadline: 3s
+"#;
+    let path = dir.join("signals.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    std::fs::write(dir.join("ok"), "").unwrap();
+    path
+}
+
+/// Wait until the newest journal under `runs` contains `needle`.
+fn wait_journal(runs: &std::path::Path, needle: &str) -> PathBuf {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(dir) = std::fs::read_dir(runs).ok().and_then(|rd| {
+            rd.map(|e| e.unwrap().path())
+                .find(|p| p.join("journal.jsonl").exists())
+        }) && std::fs::read_to_string(dir.join("journal.jsonl"))
+            .unwrap_or_default()
+            .contains(needle)
+        {
+            return dir;
+        }
+        assert!(std::time::Instant::now() < deadline, "never saw {needle}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn signals_in_every_phase_roll_back_and_exit_as_documented() {
+    // (signal, when, signals sent, expected exit, rollback undone, rollback owed)
+    let cases: [(&str, &str, u32, i32, bool, bool); 7] = [
+        ("-INT", "\"phase\":\"before\"", 1, 5, false, false),
+        ("-TERM", "\"phase\":\"before\"", 1, 5, false, false),
+        ("-INT", "\"step\":\"hold\"", 1, 5, true, false),
+        ("-TERM", "\"step\":\"hold\"", 1, 5, true, false),
+        // Waiting for recovery after the method ended.
+        (
+            "-INT",
+            "\"type\":\"step_finished\",\"step\":\"hold\"",
+            1,
+            5,
+            true,
+            false,
+        ),
+        // During the rollback (the drill already missed its RTO): the first signal is journaled
+        // and the rollback finishes, the verdict stands; a second stops at once.
+        ("-INT", "\"type\":\"rollback_started\"", 1, 4, true, false),
+        ("-INT", "\"type\":\"rollback_started\"", 2, 6, false, true),
+    ];
+    for (k, (sig, when, count, code, undone, owed)) in cases.iter().enumerate() {
+        let mut t = Test::new();
+        let exp = signals_drill(t.dir.path());
+        let child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["run", exp.to_str().unwrap(), "--quiet", "--runs-dir"])
+            .arg(t.runs_dir())
+            .arg("--lessons-dir")
+            .arg(t.lessons_dir())
+            .current_dir(t.dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let run_dir = wait_journal(&t.runs_dir(), when);
+        for _ in 0..*count {
+            signal(child.id(), sig);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().unwrap();
+        let journal = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+        let case = format!("case {k}: {sig} x{count} at {when}");
+        assert_eq!(out.status.code(), Some(*code), "{case}\n{journal}");
+        assert!(
+            journal.contains("\"type\":\"interrupted\""),
+            "{case}: journaled\n{journal}"
+        );
+        assert!(
+            journal.contains("\"type\":\"run_finished\""),
+            "{case}: finished\n{journal}"
+        );
+        let log = std::fs::read_to_string(t.dir.path().join("rollbacks.log")).unwrap_or_default();
+        assert_eq!(
+            log.contains("undone"),
+            *undone,
+            "{case}: rollback log {log:?}\n{journal}"
+        );
+        assert_eq!(
+            journal.contains("\"type\":\"rollback_owed\""),
+            *owed,
+            "{case}\n{journal}"
+        );
+        if when.contains("before") {
+            assert!(
+                !journal.contains("\"type\":\"step_started\""),
+                "{case}: nothing injected"
+            );
+        }
+        if *owed {
+            // What is owed is what recover runs.
+            t = t.args(["recover", "latest"]);
+            t.run().expect_code(0);
+            let log = std::fs::read_to_string(t.dir.path().join("rollbacks.log")).unwrap();
+            assert!(log.contains("undone"), "{case}: recovered: {log}");
+        }
+        // No process is left holding the environment.
+        assert!(
+            !t.runs_dir().join("locks/sim.lock").exists(),
+            "{case}: lock released"
+        );
+    }
+}
