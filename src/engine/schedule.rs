@@ -268,8 +268,17 @@ struct Scheduler<'a> {
     sh: &'a Arc<Shared>,
     plan: &'a Plan,
     concurrency: usize,
-    /// Parent indices, resolved once; an unknown parent (never after validation) is never ready.
-    parents: Vec<Vec<Option<usize>>>,
+    /// Per step, its children (indices), resolved once.
+    children: Vec<Vec<usize>>,
+    /// Per step, how many parents have not yet finished in a way that lets it start (succeeded,
+    /// or failed with `on_failure: continue`); an unknown parent (never after validation) never
+    /// counts down, so its child never starts.
+    waiting_on: Vec<usize>,
+    /// Steps whose parents are all done, by their position in the plan order (the order they
+    /// start in): scheduling costs O(log n) per step, not a scan of every step.
+    ready: std::collections::BTreeSet<usize>,
+    /// Position of each step in `plan.order`.
+    rank: Vec<usize>,
     set: JoinSet<(usize, StepResult)>,
     interrupts_open: bool,
     run: MethodRun,
@@ -279,21 +288,41 @@ impl<'a> Scheduler<'a> {
     fn new(sh: &'a Arc<Shared>, plan: &'a Plan, concurrency: usize) -> Scheduler<'a> {
         let exp = &sh.exp;
         let n = exp.steps.len();
-        let parents: Vec<Vec<Option<usize>>> = exp
+        let index: std::collections::HashMap<&str, usize> = exp
             .steps
             .iter()
-            .map(|s| {
-                s.after
-                    .iter()
-                    .map(|a| exp.steps.iter().position(|x| x.id.value == a.value))
-                    .collect()
-            })
+            .enumerate()
+            .map(|(i, s)| (s.id.value.as_str(), i))
+            .collect();
+        let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut waiting_on = vec![0usize; n];
+        for (i, s) in exp.steps.iter().enumerate() {
+            waiting_on[i] = s.after.len();
+            for a in &s.after {
+                if let Some(&p) = index.get(a.value.as_str()) {
+                    children[p].push(i);
+                }
+            }
+        }
+        let mut rank = vec![usize::MAX; n];
+        for (pos, &i) in plan.order.iter().enumerate() {
+            rank[i] = pos;
+        }
+        let ready = plan
+            .order
+            .iter()
+            .enumerate()
+            .filter(|&(_, &i)| waiting_on[i] == 0)
+            .map(|(pos, _)| pos)
             .collect();
         Scheduler {
             sh,
             plan,
             concurrency,
-            parents,
+            children,
+            waiting_on,
+            ready,
+            rank,
             set: JoinSet::new(),
             interrupts_open: true,
             run: MethodRun {
@@ -348,24 +377,16 @@ impl<'a> Scheduler<'a> {
 
     /// Start every step whose parents are done, in plan order, up to the concurrency bound.
     fn spawn_ready(&mut self, abort_rx: &watch::Receiver<Option<String>>) {
-        let (sh, exp) = (self.sh, &self.sh.exp);
-        for &i in &self.plan.order {
-            if self.set.len() >= self.concurrency.max(1) {
+        let sh = self.sh;
+        while self.set.len() < self.concurrency.max(1) {
+            let Some(pos) = self.ready.pop_first() else {
                 break;
-            }
+            };
+            let i = self.plan.order[pos];
             if self.run.started[i] {
                 continue;
             }
-            let results = &self.run.results;
-            let ready = self.parents[i].iter().all(|p| {
-                p.is_some_and(|p| {
-                    results[p].as_ref().is_some_and(|r| {
-                        r.outcome == StepOutcome::Succeeded
-                            || exp.steps[p].on_failure == OnFailure::Continue
-                    })
-                })
-            });
-            if ready {
+            {
                 self.run.started[i] = true;
                 let sh2 = sh.clone();
                 let mut rx = abort_rx.clone();
@@ -423,7 +444,19 @@ impl<'a> Scheduler<'a> {
             }
             _ => {}
         }
+        // Its children may start once every parent let them.
+        let lets_children_run =
+            r.outcome == StepOutcome::Succeeded || step.on_failure == OnFailure::Continue;
         self.run.results[i] = Some(r);
+        if lets_children_run {
+            for k in 0..self.children[i].len() {
+                let c = self.children[i][k];
+                self.waiting_on[c] -= 1;
+                if self.waiting_on[c] == 0 && !self.run.started[c] {
+                    self.ready.insert(self.rank[c]);
+                }
+            }
+        }
     }
 
     /// An interrupt during the method: the first aborts (rollbacks run), the second stops at

@@ -80,6 +80,19 @@ pub struct RunSummary {
     /// not by [`RunSummary::from_records`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integrity: Option<Integrity>,
+    /// Step id → index into `steps` (not serialized; rebuilt on demand).
+    #[serde(skip)]
+    step_index: StepIndex,
+}
+
+/// A lookup cache: never part of a summary's value (equal whatever it holds).
+#[derive(Debug, Clone, Default)]
+struct StepIndex(std::collections::HashMap<String, usize>);
+
+impl PartialEq for StepIndex {
+    fn eq(&self, _: &StepIndex) -> bool {
+        true
+    }
 }
 
 /// What [`crate::report::journal::verify_journal`] found.
@@ -340,6 +353,7 @@ impl RunSummary {
             records: 0,
             journal_truncated_tail: false,
             integrity: None,
+            step_index: Default::default(),
         }
     }
 
@@ -365,7 +379,16 @@ impl RunSummary {
     }
 
     fn step_mut(&mut self, id: &str, action: &str) -> &mut StepSummary {
-        let idx = match self.steps.iter().position(|s| s.id == id) {
+        // An index by id, rebuilt when the steps changed: folding is O(1) per event.
+        if self.step_index.0.len() != self.steps.len() {
+            self.step_index.0 = self
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.id.clone(), i))
+                .collect();
+        }
+        let idx = match self.step_index.0.get(id).copied() {
             Some(i) => i,
             None => {
                 // Not in the plan (should not happen): keep it anyway.
