@@ -752,3 +752,202 @@ fn the_cli_exits_7_on_a_promql_error() {
         "{stderr}"
     );
 }
+
+/// An Alertmanager (Debian's `prometheus-alertmanager`) started in a temporary directory by
+/// `scripts/lab/prometheus alertmanager-start`, stopped on drop.
+struct Alertmanager {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Alertmanager {
+    fn start() -> Alertmanager {
+        require("prometheus-alertmanager", "prometheus-alertmanager");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("alertmanager.yml"),
+            "route: {receiver: none}\nreceivers: [{name: none}]\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let out = Command::new(script())
+            .arg("alertmanager-start")
+            .arg(dir.path())
+            .arg(port.to_string())
+            .output()
+            .expect("run scripts/lab/prometheus");
+        assert!(
+            out.status.success(),
+            "scripts/lab/prometheus alertmanager-start failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Alertmanager { dir, url }
+    }
+
+    /// The alerts Alertmanager holds (the test's own reading).
+    fn alerts(&self) -> Json {
+        alerts_at(&self.url)
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = Command::new(script())
+            .arg("alertmanager-stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// (d) `source: alertmanager`: a drill whose fault posts an alert to Alertmanager (as a
+/// Prometheus would); the detection probe reads it from `/api/v2/alerts`, MTTD is its `startsAt`
+/// (read back by the test) minus the fault's start; an alert of another name or labels is
+/// inactive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_source() {
+    let lab = Lab::start(&[]);
+    let am = Alertmanager::start();
+    let env_src = lab.env_yaml(&format!("alertmanager: {{url: '{}'}}\n", am.url));
+    let exp = format!(
+        r#"apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata: {{name: am-detect}}
+objectives: {{rto: 1m, rpo: 1s, mttd: 30s}}
+steady_state:
+  probes:
+    - name: posted
+      type: prometheus.alert
+      with: {{alertname: LabPosted, matchers: {{service: api}}, source: alertmanager}}
+    - name: posted-firing
+      type: prometheus.alert
+      with: {{alertname: LabPosted, matchers: {{service: api}}, source: alertmanager}}
+      tolerance: {{path: firing, equals: false}}
+  before: [posted-firing]
+steps:
+  - id: post
+    action: http
+    with:
+      url: "{url}/api/v2/alerts"
+      method: POST
+      body: [{{labels: {{alertname: LabPosted, service: api}}}}]
+  - id: settle
+    action: wait
+    after: [post]
+    with: {{duration: 3s}}
+  - id: resolve
+    action: http
+    after: [settle]
+    with:
+      url: "{url}/api/v2/alerts"
+      method: POST
+      body: [{{labels: {{alertname: LabPosted, service: api}}, endsAt: "2020-01-01T00:00:00Z"}}]
+recovery:
+  fault: post
+  probes: [posted-firing]
+  detection: posted
+  interval: 1s
+  consecutive: 1
+  expect_impact: 5s
+"#,
+        url = am.url
+    );
+    // The truth: the test's own reading of the alert's startsAt while it is active.
+    let seen = Arc::new(Mutex::new(None::<String>));
+    let watcher = {
+        let (seen, url) = (seen.clone(), am.url.clone());
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                if let Some(s) = alerts_at(&url)[0]["startsAt"].as_str() {
+                    *seen.lock().unwrap() = Some(s.to_string());
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let (outcome, records) = run(&env_src, &exp).await;
+    watcher.join().unwrap();
+    assert_eq!(outcome.verdict, VerdictKind::Pass, "{outcome:?}");
+    let fault = step_started(&records, "post");
+    let starts = seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the alert was seen active");
+    let starts = chrono::DateTime::parse_from_rfc3339(&starts).unwrap();
+    let truth_ms = starts.timestamp_millis() - fault.timestamp_millis();
+    let mttd = measurement(&outcome, "mttd");
+    let measured_ms = mttd.measured_ms.expect("MTTD measured") as i64;
+    println!(
+        "Alertmanager MTTD measured {measured_ms} ms, truth {truth_ms} ms (startsAt - fault start); {}",
+        mttd.detail
+    );
+    assert!(
+        (measured_ms - truth_ms).abs() <= 50,
+        "{measured_ms} vs {truth_ms}"
+    );
+    assert!(
+        mttd.detail.contains("alertmanager server time"),
+        "{}",
+        mttd.detail
+    );
+    let r = router(&env_src).await;
+    let other = r
+        .observe_json(
+            "prometheus.alert",
+            &json!({"alertname": "LabPosted", "matchers": {"service": "db"}, "source": "alertmanager"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(other["state"], json!("inactive"), "{other}");
+    assert!(
+        am.alerts().as_array().unwrap().is_empty(),
+        "resolved by the drill"
+    );
+    let _ = post_json(
+        &format!("{}/api/v2/alerts", am.url),
+        &json!([{"labels": {"alertname": "LabPosted", "service": "api"}}]),
+    );
+    let starts =
+        chrono::DateTime::parse_from_rfc3339(am.alerts()[0]["startsAt"].as_str().unwrap()).unwrap();
+    let mine = r
+        .observe_json(
+            "prometheus.alert",
+            &json!({"alertname": "LabPosted", "source": "alertmanager"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (mine["state"].clone(), mine["alerts"].clone()),
+        (json!("firing"), json!(1))
+    );
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(mine["fired_at"].as_str().unwrap()).unwrap(),
+        starts
+    );
+}
+
+fn alerts_at(url: &str) -> Json {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())",
+        ])
+        .arg(format!("{url}/api/v2/alerts"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(Json::Null)
+}
+
+fn post_json(url: &str, body: &Json) -> std::process::Output {
+    Command::new("python3")
+        .args([
+            "-c",
+            "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), headers={'Content-Type': 'application/json'}), timeout=5)",
+        ])
+        .arg(url)
+        .arg(body.to_string())
+        .output()
+        .unwrap()
+}
