@@ -695,6 +695,90 @@ fn cases() -> Vec<Case> {
             ),
             &["`expect_impact: 0s` gives the fault no time to show"],
         ),
+        case(
+            "prometheus_empty_query",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: ' '}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "the query is empty",
+                "write a PromQL expression",
+            ],
+        ),
+        case(
+            "prometheus_bad_reduce",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: up, reduce: maximum}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "`maximum` is not a valid `reduce`",
+                "choices: `max`, `min`, `sum`, `avg`, `count`, `each`",
+            ],
+        ),
+        case(
+            "prometheus_bad_on_empty",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: up, on_empty: pass}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "`pass` is not a valid `on_empty`",
+                "choices: `fail`, `zero`",
+            ],
+        ),
+        case(
+            "prometheus_unknown_param",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: up, reduse: max}\n",
+            ),
+            &["drill.yaml:18:", "reduse", "did you mean `reduce`?"],
+        ),
+        case(
+            "prometheus_query_missing",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {reduce: max}\n",
+            ),
+            &["drill.yaml:", "query"],
+        ),
+        case(
+            "prometheus_alert_without_alertname",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus.alert\n      with: {matchers: {job: api}}\n",
+            ),
+            &["drill.yaml:", "alertname"],
+        ),
+        case(
+            "prometheus_alert_bad_matchers",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus.alert\n      with: {alertname: ApiDown, matchers: {9x: a, alertstate: firing}}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "`9x` is not a Prometheus label name",
+                "`alertstate` cannot be a matcher: the probe sets it",
+            ],
+        ),
+        case(
+            "prometheus_alert_bad_source",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus.alert\n      with: {alertname: ApiDown, source: grafana}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "`grafana` is not a valid `source`",
+                "choices: `prometheus`, `alertmanager`",
+            ],
+        ),
         Case {
             name: "unknown_var_flag",
             yaml: BASE.as_bytes().to_vec(),
