@@ -1,4 +1,4 @@
-//! One HTTP API server (Prometheus or Alertmanager): the base URL, the bearer token, the
+//! One HTTP API server (Prometheus or Alertmanager), read with GET requests: the base URL, the bearer token, the
 //! per-request timeout, and the mapping of every failure to a [`ProviderError`] whose message
 //! names the server (`host:port`, never the token) and says what to do.
 
@@ -84,14 +84,6 @@ impl Server {
         self.send(self.client.get(url), path).await
     }
 
-    /// POST a JSON body to `path` (tests and labs post alerts to Alertmanager this way).
-    pub async fn post_json(&self, path: &str, body: &Json) -> Result<Json, ProviderError> {
-        let url = self.base.join(path.trim_start_matches('/')).map_err(|e| {
-            ProviderError::invalid_input(format!("{}: bad path {path}: {e}", self.name()))
-        })?;
-        self.send(self.client.post(url).json(body), path).await
-    }
-
     async fn send(&self, req: reqwest::RequestBuilder, path: &str) -> Result<Json, ProviderError> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
@@ -110,7 +102,7 @@ impl Server {
         if status.is_success() {
             return body.ok_or_else(|| {
                 ProviderError::failed(format!(
-                    "{}: GET {path} answered HTTP {status} with a body that is not JSON; is `{}.url` the {} server's base URL?",
+                    "{}: {path} answered HTTP {status} with a body that is not JSON; is `{}.url` the {} server's base URL?",
                     self.name(),
                     self.section,
                     self.kind
@@ -164,7 +156,7 @@ impl Server {
         let name = self.name();
         if e.is_timeout() {
             ProviderError::timed_out(format!(
-                "{name} did not answer GET {path} within {} (`{}.timeout`)",
+                "{name} did not answer {path} within {} (`{}.timeout`)",
                 crate::lang::duration::format(self.timeout),
                 self.section
             ))

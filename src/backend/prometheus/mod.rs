@@ -70,12 +70,11 @@ pub async fn connect(
         match Server::new(kind, section, ss, token) {
             Ok(s) => Some(s),
             Err(m) => {
-                diags.push(env.settings_error(
-                    Backend::Prometheus,
-                    "url",
-                    m,
-                    settings::HELP.into(),
-                ));
+                diags.push(if section == "prometheus" {
+                    env.settings_error(Backend::Prometheus, "url", m, settings::HELP.into())
+                } else {
+                    env.aux_settings_error(section, "url", m, settings::HELP.into())
+                });
                 None
             }
         }
