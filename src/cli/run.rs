@@ -19,7 +19,7 @@ use crate::lang::environment::{self, Environment};
 use crate::lang::plan::Plan;
 use crate::lang::spec::{self, Experiment};
 use crate::report::journal::{self, Journal};
-use crate::report::{lessons, markdown, summary::RunSummary};
+use crate::report::{lessons, lock, markdown, summary::RunSummary};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +34,9 @@ struct Prepared {
     provider: Router,
     /// The simulated estate's seed, as the run reports it.
     seed: u64,
+    /// Whether the drill acts outside this process (a real backend, or `command`/`http`/
+    /// `approval` steps): such drills take the environment's lock.
+    shared_target: bool,
 }
 
 pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
@@ -48,15 +51,24 @@ pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
         runtime,
         provider,
         seed,
+        shared_target,
         ..
     } = p;
     let exp = Arc::new(exp);
     let output_json = a.output == OutputArg::Json;
-    let env_name = env.name.clone();
+    let target = Target {
+        name: env.name.clone(),
+        doc: crate::engine::events::EnvironmentDoc {
+            file: env.file.clone(),
+            source: env.source.clone(),
+            sets: a.env.sets.clone(),
+        },
+        shared: shared_target,
+    };
     let wall_started = std::time::Instant::now();
 
     let result: Result<(i32, PathBuf, RunSummary), Failure> =
-        runtime.block_on(drill(&a, exp, provider, env_name, virtual_clock, seed));
+        runtime.block_on(drill(&a, exp, provider, target, virtual_clock, seed));
     let (code, run_dir, summary) = result?;
     if output_json {
         println!(
@@ -80,8 +92,14 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
         .iter()
         .any(|c| env.backend_for(c.name()) != environment::Backend::Sim);
     let virtual_clock = choose_clock(a.clock, &exp, remote)?;
+    let shared_target = remote || needs_wall_clock(&exp);
+    missing_secrets(&exp, &env)?;
     let runtime = start_runtime(virtual_clock)?;
-    let (provider, seed) = connect(&runtime, &env, a.seed, &calls)?;
+    let redactor = crate::lang::secrets::Redactor::new(&exp.secrets);
+    let (provider, seed) = connect(&runtime, &env, a.seed, &calls).map_err(|mut f| {
+        redactor.redact_string(&mut f.message);
+        f
+    })?;
     Ok(Prepared {
         exp,
         env,
@@ -90,6 +108,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
         runtime,
         provider,
         seed,
+        shared_target,
     })
 }
 
@@ -107,6 +126,38 @@ fn load(a: &RunArgs) -> Result<(Experiment, Environment), Failure> {
         });
     }
     Ok((exp, env))
+}
+
+/// Every secret must have its value before anything connects: an unset environment variable is
+/// a preflight problem (exit 7), named with the variable to set.
+fn missing_secrets(exp: &Experiment, env: &Environment) -> Result<(), Failure> {
+    let missing: Vec<_> = exp.secrets.iter().filter(|s| s.value.is_none()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut message = format!(
+        "error: preflight found {} problem(s) in environment `{}`; nothing ran\n",
+        missing.len(),
+        env.name
+    );
+    for s in &missing {
+        message.push_str(&format!(
+            "  - secret `{}` ({}:{}:{}): the environment variable {} is not set (or empty)\n",
+            s.name, exp.file, s.loc.line, s.loc.col, s.env
+        ));
+    }
+    message.push_str(&format!(
+        "  = help: export {} before running; secrets are read from the environment at run time and never written to the run's files",
+        missing
+            .iter()
+            .map(|s| format!("{}=...", s.env))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    Err(Failure {
+        code: exit::PREFLIGHT,
+        message,
+    })
 }
 
 /// Whether a drill needs real time (it talks to something outside the simulated estate).
@@ -204,6 +255,7 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
         seed,
         ..
     } = p;
+    let redactor = crate::lang::secrets::Redactor::new(&exp.secrets);
     let mut out = crate::lang::plan::render(exp, plan);
     let backends: Vec<&str> = env.backends().iter().map(|b| b.name()).collect();
     out.push_str(&format!(
@@ -225,7 +277,9 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
                 file: exp.file.clone(),
                 loc: Some(s.action.loc),
                 path: format!("steps[{i}]"),
-                message: format!("step `{}`: {e}", s.id.value),
+                message: redactor
+                    .redact(&format!("step `{}`: {e}", s.id.value))
+                    .into_owned(),
                 help: "fix the step's target so it exists in the environment".into(),
             }),
         }
@@ -237,8 +291,16 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
         ));
     }
     out.push_str("\nDry run: nothing was touched and nothing was written.\n");
-    print!("{out}");
+    print!("{}", redactor.redact(&out));
     Ok(exit::PASS)
+}
+
+/// The environment a drill runs against, as the run records it.
+struct Target {
+    name: String,
+    doc: crate::engine::events::EnvironmentDoc,
+    /// Whether the drill acts outside this process (it takes the environment's lock).
+    shared: bool,
 }
 
 /// Run the drill through [`Drill`] with the journal, memory and progress sinks, the interrupt
@@ -247,10 +309,11 @@ async fn drill(
     a: &RunArgs,
     exp: Arc<Experiment>,
     provider: Router,
-    env_name: String,
+    target: Target,
     virtual_clock: bool,
     seed: u64,
 ) -> Result<(i32, PathBuf, RunSummary), Failure> {
+    let env_name = target.name.clone();
     let quiet = a.quiet || a.output == OutputArg::Json;
     let rollback = match a.rollback {
         RollbackArg::Always => RollbackPolicy::Always,
@@ -261,6 +324,12 @@ async fn drill(
     let salt = std::process::id() as u64 ^ clock.start_wall.timestamp_subsec_nanos() as u64;
     let run_id = journal::new_run_id(&exp.metadata.name, clock.start_wall, salt);
     let run_dir = a.runs.runs_dir.join(&run_id);
+    // One drill per environment, for drills that act outside this process.
+    let _lock = if target.shared {
+        Some(lock_environment(a, &run_id, &exp.metadata.name, &env_name)?)
+    } else {
+        None
+    };
     let journal = Journal::create(&run_dir)
         .map_err(|e| internal(format!("cannot create the run journal: {e}")))?;
     let memory = MemorySink::default();
@@ -289,6 +358,7 @@ async fn drill(
         .approve(a.approve)
         .approver(approver)
         .environment(env_name)
+        .environment_doc(Some(target.doc))
         .clock_kind(if virtual_clock { "virtual" } else { "wall" })
         .seed(seed)
         .clock(clock)
@@ -298,7 +368,13 @@ async fn drill(
         .await;
     let errors = emitter.errors();
     let records = memory.0.lock().expect("memory sink").clone();
-    let summary = write_outputs(&records, &run_dir, &a.lessons.lessons_dir, &exp, &run_id)?;
+    let summary = write_outputs(
+        &records,
+        &run_dir,
+        &a.lessons.lessons_dir,
+        &exp.metadata.name,
+        &run_id,
+    )?;
     if !errors.is_empty() {
         return Err(internal(format!(
             "the journal could not be written: {}",
@@ -308,19 +384,86 @@ async fn drill(
     Ok((outcome.exit_code, run_dir, summary))
 }
 
+/// Take the environment's lock, or say who holds it (exit 8).
+fn lock_environment(
+    a: &RunArgs,
+    run_id: &str,
+    experiment: &str,
+    env_name: &str,
+) -> Result<lock::EnvLock, Failure> {
+    let me = lock::Holder::this_process(run_id, experiment, env_name);
+    let mut result = lock::acquire(&a.runs.runs_dir, &me, a.force_unlock);
+    // A dead drill that never wrote its journal never touched anything: take its lock over.
+    if let Err(lock::LockError::Stale { holder, .. }) = &result
+        && !a
+            .runs
+            .runs_dir
+            .join(&holder.run_id)
+            .join(journal::JOURNAL_FILE)
+            .exists()
+    {
+        eprintln!(
+            "warning: environment `{env_name}`: {} died before its run started (no journal); its lock is taken over",
+            holder.describe()
+        );
+        result = lock::acquire(&a.runs.runs_dir, &me, true);
+    }
+    match result {
+        Ok((held, previous)) => {
+            if let Some(p) = previous.filter(|_| a.force_unlock) {
+                eprintln!(
+                    "warning: took over the lock of environment `{env_name}` from {} (--force-unlock)",
+                    p.describe()
+                );
+            }
+            Ok(held)
+        }
+        Err(e) => {
+            let help = match &e {
+                lock::LockError::Held { holder, .. } if holder.liveness() == lock::Liveness::OtherHost => format!(
+                    "wait for that drill to finish; if it is gone, check its owed rollbacks (`firedrill report {}` on that host) and re-run with --force-unlock",
+                    holder.run_id
+                ),
+                lock::LockError::Held { .. } => "wait for that drill to finish (one drill per environment), or stop it with Ctrl-C: it rolls back and releases the lock".into(),
+                lock::LockError::Stale { holder, .. } => format!(
+                    "that drill died without finishing, so it may have left a fault behind: read `firedrill report {}` for the rollbacks it owes, undo them, then re-run with --force-unlock",
+                    holder.run_id
+                ),
+                lock::LockError::Unreadable { path, .. } => format!(
+                    "inspect {}; if no drill is running, re-run with --force-unlock",
+                    path.display()
+                ),
+                lock::LockError::Io { .. } => "check that the runs directory (--runs-dir) is writable".into(),
+            };
+            Err(Failure {
+                code: if matches!(e, lock::LockError::Io { .. }) {
+                    exit::INTERNAL
+                } else {
+                    exit::LOCKED
+                },
+                message: format!("error: {e}; nothing ran\n  = help: {help}"),
+            })
+        }
+    }
+}
+
 /// The run's summary (next to its journal), its lessons-learned record and its report.
-fn write_outputs(
+pub(super) fn write_outputs(
     records: &[Record],
     run_dir: &Path,
     lessons_dir: &Path,
-    exp: &Experiment,
+    experiment: &str,
     run_id: &str,
 ) -> Result<RunSummary, Failure> {
-    let summary = RunSummary::from_records(records);
+    let mut summary = RunSummary::from_records(records);
+    summary.integrity = Some(
+        journal::verify_journal(&run_dir.join(journal::JOURNAL_FILE))
+            .map_err(|e| internal(e.to_string()))?,
+    );
     journal::write_summary(run_dir, &summary).map_err(|e| internal(e.to_string()))?;
     let record = lessons::LessonsRecord::from_summary(&summary);
     lessons::save(lessons_dir, &record).map_err(|e| internal(e.to_string()))?;
-    let open = lessons::open_items(lessons_dir, &exp.metadata.name, Some(run_id))
+    let open = lessons::open_items(lessons_dir, experiment, Some(run_id))
         .map_err(|e| internal(e.to_string()))?;
     std::fs::write(
         run_dir.join("report.md"),

@@ -46,6 +46,7 @@ impl Drill {
                 backend,
                 clock_kind: "virtual".into(),
                 seed: None,
+                environment_doc: None,
             },
         }
     }
@@ -75,6 +76,12 @@ impl Drill {
     /// The environment's name, for the journal.
     pub fn environment(mut self, name: impl Into<String>) -> Drill {
         self.opts.environment = name.into();
+        self
+    }
+    /// The environment's document and `--set` overrides, journaled so that `firedrill recover`
+    /// can reach the environment again after a crash.
+    pub fn environment_doc(mut self, doc: Option<super::events::EnvironmentDoc>) -> Drill {
+        self.opts.environment_doc = doc;
         self
     }
     /// `virtual` or `wall`, for the journal.
@@ -115,7 +122,8 @@ impl Drill {
     /// Run it; also hand back the emitter (its sink errors).
     pub async fn run_with_emitter(self) -> (Outcome, Emitter) {
         let clock = self.clock.unwrap_or_else(RunClock::start_now);
-        let emitter = Emitter::new(clock, self.sinks);
+        let emitter = Emitter::new(clock, self.sinks)
+            .with_redactor(crate::lang::secrets::Redactor::new(&self.exp.secrets));
         let plan = Arc::new(crate::lang::plan::plan(&self.exp));
         // With no interrupt channel, one that never fires (its sender lives as long as the run).
         let (tx, rx) = watch::channel(0u32);

@@ -19,6 +19,7 @@ pub mod fis_template;
 pub mod kubernetes;
 pub mod plan;
 pub mod rules;
+pub mod secrets;
 pub mod spec;
 pub mod tolerance;
 pub mod vocab;

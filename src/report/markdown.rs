@@ -85,6 +85,12 @@ pub fn render_markdown(summary: &RunSummary, open_items: &[OpenActionItem]) -> S
 
 fn header(out: &mut String, s: &RunSummary) {
     let _ = writeln!(out, "# Drill report: {}\n", s.display_title());
+    if let Some(b) = s.integrity.as_ref().and_then(|i| i.broken.as_ref()) {
+        let _ = writeln!(
+            out,
+            "> **Warning: this journal does not verify.** {b}. The figures below come from altered evidence; do not use this report as proof of the drill.\n"
+        );
+    }
     let mut verdict_line = format!("**{}**", s.verdict_label());
     if let Some(v) = &s.verdict {
         let _ = write!(verdict_line, " (exit code {})", v.exit_code);
@@ -134,6 +140,25 @@ fn header(out: &mut String, s: &RunSummary) {
     }
     if let Some(v) = &s.firedrill_version {
         let _ = writeln!(out, "| firedrill | {v} |");
+    }
+    match &s.integrity {
+        Some(i) if i.broken.is_some() => {}
+        Some(i) if i.chained => {
+            let _ = writeln!(
+                out,
+                "| Evidence | `journal.jsonl`: {} records, SHA-256 chain ending `{}` (`firedrill verify {}`) |",
+                i.records,
+                i.final_sha256.as_deref().unwrap_or("-"),
+                s.run_id
+            );
+        }
+        Some(_) => {
+            let _ = writeln!(
+                out,
+                "| Evidence | `journal.jsonl` is not hash-chained (written before firedrill chained journals) |"
+            );
+        }
+        None => {}
     }
     if s.journal_truncated_tail {
         let _ = writeln!(
@@ -620,10 +645,12 @@ fn rollbacks(out: &mut String, s: &RunSummary) {
     if !s.rollbacks.is_empty() {
         out.push_str("| Step | Action | Result | Duration | Error |\n|---|---|---|---|---|\n");
         for r in &s.rollbacks {
-            let result = match r.ok {
-                Some(true) => "ok",
-                Some(false) => "FAILED",
-                None => "did not finish",
+            let result = match (r.ok, r.recovered) {
+                (Some(true), false) => "ok",
+                (Some(true), true) => "ok (by `firedrill recover`)",
+                (Some(false), false) => "FAILED",
+                (Some(false), true) => "FAILED (by `firedrill recover`)",
+                (None, _) => "did not finish",
             };
             let _ = writeln!(
                 out,
@@ -651,8 +678,10 @@ fn rollbacks(out: &mut String, s: &RunSummary) {
                 o.reason
             );
         }
-        out.push_str(
-            ">\n> Revert them by hand, or re-run the rollbacks, before the next drill.\n\n",
+        let _ = writeln!(
+            out,
+            ">\n> Run them with `firedrill recover {}` (`--dry-run` first shows what it would do), or revert them by hand, before the next drill.\n",
+            s.run_id
         );
     }
 }

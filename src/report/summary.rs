@@ -76,6 +76,26 @@ pub struct RunSummary {
     /// cut short.
     #[serde(default)]
     pub journal_truncated_tail: bool,
+    /// The journal's hash chain, as checked when this summary was written (set by the writer,
+    /// not by [`RunSummary::from_records`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Integrity>,
+}
+
+/// What [`crate::report::journal::verify_journal`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integrity {
+    /// Records that verified, in order from the first.
+    pub records: usize,
+    /// False for journals written before lines were chained (nothing to check).
+    pub chained: bool,
+    /// The hash of the last line that verified: naming it elsewhere (a CI log, a ticket) pins
+    /// the whole journal up to it.
+    pub final_sha256: Option<String>,
+    /// Where the chain breaks, if it does.
+    pub broken: Option<String>,
+    /// The last line was cut short (the process died while writing it).
+    pub torn_tail: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,6 +259,9 @@ pub struct RollbackSummary {
     pub ok: Option<bool>,
     pub duration_ms: Option<u64>,
     pub error: Option<String>,
+    /// Run by `firedrill recover` after the drill's process died.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -256,6 +279,19 @@ impl RunSummary {
         s.records = records.len();
         for rec in records {
             s.apply(rec);
+        }
+        // What the journal says is still owed beyond the journaled `RollbackOwed`s: the
+        // rollbacks of a run whose process died, and failed ones (`firedrill recover` runs them).
+        let at_ms = records.last().map(|r| r.elapsed_ms).unwrap_or_default();
+        for o in crate::engine::recover::plan(records).owed {
+            if !s.owed_rollbacks.iter().any(|x| x.step == o.step) {
+                s.owed_rollbacks.push(OwedRollback {
+                    action: o.rollback_action(),
+                    step: o.step,
+                    reason: o.why,
+                    at_ms,
+                });
+            }
         }
         s
     }
@@ -303,6 +339,7 @@ impl RunSummary {
             owed_rollbacks: Vec::new(),
             records: 0,
             journal_truncated_tail: false,
+            integrity: None,
         }
     }
 
@@ -380,6 +417,7 @@ impl RunSummary {
                 fault_step,
                 dry_run,
                 firedrill_version,
+                ..
             } => {
                 self.journal_version = Some(*journal_version);
                 self.run_id = run_id.clone();
@@ -450,6 +488,7 @@ impl RunSummary {
                 step,
                 action,
                 attempt,
+                ..
             } => {
                 let s = self.step_mut(step, action);
                 s.started_at_ms.get_or_insert(at);
@@ -586,7 +625,12 @@ impl RunSummary {
                 loss_ms: *loss_ms,
                 at_ms: at,
             }),
-            Event::RollbackStarted { step, action } => self.rollbacks.push(RollbackSummary {
+            Event::RollbackStarted {
+                step,
+                action,
+                recovered,
+            } => self.rollbacks.push(RollbackSummary {
+                recovered: *recovered,
                 step: step.clone(),
                 action: action.clone(),
                 started_at_ms: at,
@@ -620,6 +664,7 @@ impl RunSummary {
                             ok: None,
                             duration_ms: None,
                             error: None,
+                            recovered: false,
                         });
                         self.rollbacks.last_mut().expect("just pushed")
                     }
@@ -793,8 +838,17 @@ mod tests {
             s.interrupts.iter().map(|i| i.count).collect::<Vec<_>>(),
             [1, 2]
         );
-        assert_eq!(s.owed_rollbacks.len(), 1);
+        // Owed: the one a second interrupt skipped, and the one that failed (`recover` runs both).
+        assert_eq!(s.owed_rollbacks.len(), 2);
         assert_eq!(s.owed_rollbacks[0].step, "fail-az");
+        assert_eq!(s.owed_rollbacks[1].step, s.rollbacks[0].step);
+        assert!(
+            s.owed_rollbacks[1]
+                .reason
+                .starts_with("its rollback failed: "),
+            "{}",
+            s.owed_rollbacks[1].reason
+        );
         assert_eq!(s.rollbacks.len(), 1);
         assert_eq!(s.rollbacks[0].ok, Some(false));
         assert!(s.rollbacks[0].error.as_deref().unwrap().contains("503"));

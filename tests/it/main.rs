@@ -13,6 +13,7 @@ mod kube_api;
 mod kube_backend;
 mod kube_transport;
 mod kubectl;
+mod lab_http;
 mod layout;
 mod prometheus_lab;
 mod sim_fis;
