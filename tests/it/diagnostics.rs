@@ -780,6 +780,24 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "increase_above_on_reduce_each",
+            String::from_utf8(with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: up, reduce: each}\n",
+            ))
+            .unwrap()
+            .replace(
+                "{probe: errors, above: 0.05, for: 5m}",
+                "{probe: errors, increase_above: 2, within: 5m}",
+            )
+            .into_bytes(),
+            &[
+                "`increase_above` follows one value, and probe `errors` has `reduce: each`",
+                "(at `steady_state.during.abort_when[0]`)",
+                "e.g. `max`",
+            ],
+        ),
+        case(
             "secret_bad_env_name",
             with(
                 "variables:\n  zone: us-east-1a\n",
