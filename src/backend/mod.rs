@@ -9,6 +9,7 @@
 
 pub mod aws;
 pub mod k8s;
+pub mod prometheus;
 pub mod router;
 pub mod sim;
 

@@ -30,6 +30,7 @@ pub fn check_settings(env: &Environment) -> Result<(), Vec<Diagnostic>> {
             Backend::Sim => crate::backend::sim::check_settings(env),
             Backend::Kubernetes => crate::backend::k8s::check_settings(env),
             Backend::Aws => crate::backend::aws::check_settings(env),
+            Backend::Prometheus => crate::backend::prometheus::check_settings(env),
         };
         if let Err(d) = r {
             diags.extend(d);
@@ -53,6 +54,9 @@ pub async fn connect(env: &Environment, opts: &ConnectOptions) -> Result<Router,
             Backend::Aws => crate::backend::aws::connect(env, opts)
                 .await
                 .map(|p| Arc::new(p) as Arc<dyn Provider>),
+            Backend::Prometheus => crate::backend::prometheus::connect(env, opts)
+                .await
+                .map(|p| Arc::new(p) as Arc<dyn Provider>),
         };
         match p {
             Ok(p) => providers.push((b, p)),
@@ -67,7 +71,7 @@ pub async fn connect(env: &Environment, opts: &ConnectOptions) -> Result<Router,
 }
 
 /// `sim+kubernetes`-style label of several backends, leaked once per distinct combination (at
-/// most a handful: three backends), since [`Provider::backend`] hands out `&'static str`.
+/// most a handful: four backends), since [`Provider::backend`] hands out `&'static str`.
 fn interned_label(providers: &[(Backend, Arc<dyn Provider>)]) -> &'static str {
     static LABELS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
     let joined = providers
@@ -138,6 +142,11 @@ impl Router {
 
     fn unsupported(&self, name: &str) -> ProviderError {
         let b = self.backend_for(name);
+        if b == Backend::Prometheus && !self.providers.iter().any(|(pb, _)| *pb == b) {
+            return ProviderError::not_found(format!(
+                "`{name}` queries Prometheus, and the environment has no `prometheus:` section: add a `prometheus:` section with its url (e.g. `prometheus: {{url: http://127.0.0.1:9090}}`)"
+            ));
+        }
         match Backend::domain_of(name) {
             Some(d) if d != b => ProviderError::not_found(format!(
                 "backend `{}` does not support `{name}`; add a `{}:` section to the environment so `{name}` runs there",

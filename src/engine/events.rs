@@ -265,7 +265,9 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<Json>,
     },
-    /// The detection probe passed for the first time.
+    /// The detection probe passed for the first time; `after_ms` is since the fault's start. For
+    /// a `prometheus.alert` detection probe it is the alert's own firing moment (read back from
+    /// the server, skew-corrected), which may precede the poll that journaled it.
     Detected {
         probe: String,
         after_ms: u64,

@@ -185,6 +185,24 @@ pub(super) struct RecoveryState {
     pub(super) recovered_after: Option<Duration>,
     pub(super) deadline_exceeded: bool,
     pub(super) failing_at_deadline: Vec<String>,
+    /// The detection probe is a `prometheus.alert` and the alert fired after the fault: its own
+    /// firing moment (`detected_after` is then measured from it, not from the poll).
+    pub(super) alert_detection: Option<AlertDetection>,
+}
+
+/// An alert's firing moment, read back from its server, as MTTD's evidence.
+#[derive(Debug, Default, Clone)]
+pub(super) struct AlertDetection {
+    pub(super) alertname: String,
+    /// The firing moment in server time (RFC 3339).
+    pub(super) fired_at: String,
+    /// Server clock minus firedrill's, and its uncertainty.
+    pub(super) skew_ms: i64,
+    pub(super) skew_uncertainty_ms: u64,
+    /// The rule group's evaluation interval (Prometheus), if known.
+    pub(super) eval_interval_ms: Option<u64>,
+    /// `prometheus` or `alertmanager`.
+    pub(super) source: String,
 }
 
 pub(super) struct Shared {

@@ -8,17 +8,81 @@ use tokio::sync::watch;
 
 impl Shared {
     pub(super) async fn hypothesis(&self, phase: Phase, probes: &[String]) -> bool {
+        self.hypothesis_checked(phase, probes).await.0
+    }
+
+    /// The hypothesis and, before the fault, the detection alert's check: (met, the reasons
+    /// beyond the failing probes' names).
+    async fn hypothesis_checked(&self, phase: Phase, probes: &[String]) -> (bool, Vec<String>) {
         self.emit(Event::PhaseStarted { phase });
         let mut failed = Vec::new();
+        let mut reasons = Vec::new();
         for p in probes {
             let (ok, _, _) = self.probe(p, phase, true).await;
             if !ok {
                 failed.push(p.clone());
             }
         }
+        if phase == Phase::Before
+            && let Some((probe, reason)) = self.detection_alert_active().await
+        {
+            if !failed.contains(&probe) {
+                failed.push(probe);
+            }
+            reasons.push(reason);
+        }
         let met = failed.is_empty();
         self.emit(Event::HypothesisResult { phase, met, failed });
-        met
+        (met, reasons)
+    }
+
+    /// When the detection probe is a `prometheus.alert`: the alert must be inactive before the
+    /// fault, or its firing would be no detection of it (MTTD would be meaningless). `Some((probe,
+    /// reason))` when it is pending or firing, or cannot be read.
+    async fn detection_alert_active(&self) -> Option<(String, String)> {
+        let name = self
+            .exp
+            .recovery
+            .as_ref()?
+            .detection
+            .as_ref()?
+            .value
+            .clone();
+        let def = self.exp.probes.iter().find(|p| p.name.value == name)?;
+        let crate::backend::Probe::PrometheusAlert(q) = &def.call else {
+            return None;
+        };
+        let (_, _, message, raw) = self.probe_raw(&name, Phase::Before, false, None).await;
+        let (reason, value) = match raw {
+            Some(out) => {
+                let state = out.get("state").cloned().unwrap_or_default();
+                match state.as_str() {
+                    Some(s @ ("firing" | "pending")) => (
+                        format!(
+                            "alert `{}` (detection probe `{name}`) is already {s} before the fault: its firing would not detect the fault; resolve it (or wait until it is inactive) first",
+                            q.alertname
+                        ),
+                        state,
+                    ),
+                    _ => return None,
+                }
+            }
+            None => (
+                format!(
+                    "detection probe `{name}` (alert `{}`) cannot be read before the fault: {message}",
+                    q.alertname
+                ),
+                serde_json::Value::Null,
+            ),
+        };
+        self.emit(Event::ProbeChecked {
+            phase: Phase::Before,
+            probe: name.clone(),
+            ok: false,
+            value,
+            message: reason.clone(),
+        });
+        Some((name, reason))
     }
 }
 
@@ -31,12 +95,12 @@ pub(super) async fn before(
 ) -> Option<Outcome> {
     let exp = &sh.exp;
     let before: Vec<String> = exp.before.iter().map(|p| p.value.clone()).collect();
-    let steady = tokio::select! {
-        met = sh.hypothesis(Phase::Before, &before) => met,
+    let (steady, alert_reasons) = tokio::select! {
+        checked = sh.hypothesis_checked(Phase::Before, &before) => checked,
         _ = wait_count(interrupts, 1) => {
             sh.emit(Event::Interrupted { signal: "interrupt".into(), count: 1 });
             sh.abort("interrupted before the fault".into());
-            false
+            (false, Vec::new())
         }
     };
     if steady {
@@ -48,6 +112,7 @@ pub(super) async fn before(
     } else {
         "steady state not met before the fault; nothing was injected".to_string()
     }];
+    reasons.extend(alert_reasons);
     let verdict = if aborted {
         VerdictKind::Aborted
     } else {

@@ -2,7 +2,7 @@
 //! data-loss measurement (RPO) from the newest write that survived the fault.
 
 use super::events::{Event, Measurement, Phase};
-use super::executor::{RecoveryState, Shared};
+use super::executor::{AlertDetection, RecoveryState, Shared};
 use crate::backend::Probe;
 use crate::lang::spec::{DataLoss, ExpectImpact, Objectives, Recovery};
 use serde_json::Value as Json;
@@ -104,13 +104,19 @@ fn rto(
     m
 }
 
-/// MTTD: from the fault to the detection probe's first pass; `None` without an objective or a
-/// detection probe.
+/// MTTD: from the fault to the detection probe's first pass (for a `prometheus.alert`, to the
+/// alert's own firing moment); `None` without an objective or a detection probe.
 fn mttd(rec: &Recovery, o: &Objectives, rec_state: &RecoveryState) -> Option<Measurement> {
-    let res_ms = rec.interval.as_millis() as u64;
+    let fmt = crate::lang::duration::format;
     let deadline = rec.deadline_for(o);
     let mttd = o.mttd.or(rec.detection.as_ref().map(|_| Duration::ZERO))?;
     let objective = o.mttd.map(|_| mttd.as_millis() as u64);
+    let alert = rec_state.alert_detection.as_ref();
+    // An alert's firing moment is known to its rule group's evaluation interval; a poll's to
+    // the poll interval.
+    let res_ms = alert
+        .and_then(|a| a.eval_interval_ms)
+        .unwrap_or(rec.interval.as_millis() as u64);
     Some(Measurement {
         name: "mttd".into(),
         measured_ms: rec_state.detected_after.map(|d| d.as_millis() as u64),
@@ -129,10 +135,11 @@ fn mttd(rec: &Recovery, o: &Objectives, rec_state: &RecoveryState) -> Option<Mea
             (_, None) if rec_state.no_impact.is_some() => {
                 "not measured: no impact observed, so there was nothing to detect".into()
             }
+            (Some(_), Some(d)) if alert.is_some() => alert_detail(alert.expect("checked"), d),
             (Some(p), Some(d)) => format!(
                 "detection probe `{}` first passed {} after the fault",
                 p.value,
-                crate::lang::duration::format(d)
+                fmt(d)
             ),
             (Some(p), None) => format!("detection probe `{}` never passed", p.value),
             (None, _) => "no detection probe configured (`recovery.detection`)".into(),
@@ -140,6 +147,86 @@ fn mttd(rec: &Recovery, o: &Objectives, rec_state: &RecoveryState) -> Option<Mea
         impact_ms: None,
         no_impact: false,
     })
+}
+
+/// "alert `X` fired at <server time> (+Ns after the fault; skew ±...)".
+fn alert_detail(a: &AlertDetection, after: Duration) -> String {
+    let resolution = match a.eval_interval_ms {
+        Some(ms) => format!(
+            "resolution: the rule group's evaluation interval, {}",
+            crate::lang::duration::format(Duration::from_millis(ms))
+        ),
+        None => "resolution: the poll interval".to_string(),
+    };
+    format!(
+        "alert `{}` fired at {} ({} server time; +{} after the fault; server clock {:+}ms from firedrill's, skew ±{}ms; {resolution})",
+        a.alertname,
+        a.fired_at,
+        a.source,
+        crate::lang::duration::format(after),
+        a.skew_ms,
+        a.skew_uncertainty_ms
+    )
+}
+
+impl Shared {
+    /// Whether the detection probe `name` is a `prometheus.alert` (detected by its firing
+    /// moment, not by a passing poll).
+    pub(super) fn detects_by_alert(&self, name: &str) -> bool {
+        self.exp
+            .probes
+            .iter()
+            .any(|p| p.name.value == name && matches!(p.call, Probe::PrometheusAlert(_)))
+    }
+
+    /// For a `prometheus.alert` detection probe: the alert's first firing moment since the fault
+    /// (read from the server, so an alert that fired and resolved between polls counts), as
+    /// (time after the fault's start on firedrill's clock, the evidence). `None` when the probe
+    /// is of another type, has not fired since, or cannot be read.
+    pub(super) async fn alert_fired_since(
+        &self,
+        name: &str,
+        fault_at: Duration,
+    ) -> Option<(Duration, Option<AlertDetection>)> {
+        let def = self.exp.probes.iter().find(|p| p.name.value == name)?;
+        let Probe::PrometheusAlert(q) = &def.call else {
+            return None;
+        };
+        let fault_wall = self.clock.at(fault_at);
+        let mut typed = q.clone();
+        typed.since = Some(fault_wall);
+        let typed = Probe::PrometheusAlert(typed);
+        let (_, _, _, raw) = self
+            .probe_raw(name, Phase::Method, false, Some(&typed))
+            .await;
+        let out = raw?;
+        let fired_text = out.get("fired_since")?.as_str()?.to_string();
+        let fired = chrono::DateTime::parse_from_rfc3339(&fired_text)
+            .ok()?
+            .with_timezone(&chrono::Utc);
+        let skew_ms = out.get("skew_ms").and_then(Json::as_i64).unwrap_or(0);
+        // The firing moment on firedrill's clock.
+        let local = fired - chrono::Duration::milliseconds(skew_ms);
+        let after = (local - fault_wall).to_std().unwrap_or_default();
+        Some((
+            after,
+            Some(AlertDetection {
+                alertname: q.alertname.clone(),
+                fired_at: fired_text,
+                skew_ms,
+                skew_uncertainty_ms: out
+                    .get("skew_uncertainty_ms")
+                    .and_then(Json::as_u64)
+                    .unwrap_or(0),
+                eval_interval_ms: out.get("eval_interval_ms").and_then(Json::as_u64),
+                source: out
+                    .get("source")
+                    .and_then(Json::as_str)
+                    .unwrap_or("prometheus")
+                    .to_string(),
+            }),
+        ))
+    }
 }
 
 /// RPO: the data-loss window between the newest surviving write and the fault.

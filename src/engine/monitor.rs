@@ -5,7 +5,7 @@
 use super::events::{Event, Phase};
 use super::executor::{Shared, wait_abort, wait_count};
 use crate::lang::spec::{AbortRule, ExpectImpact, Recovery};
-use crate::lang::tolerance::as_number;
+use crate::lang::tolerance::{as_number, numbers};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +45,10 @@ pub(super) async fn during_monitor(sh: Arc<Shared>, mut stop: watch::Receiver<bo
                     continue;
                 }
                 let num = as_number(&value);
+                // A list (`reduce: each`) breaches when any of its values does.
                 let breached = match cond.rule {
-                    AbortRule::Above(x) => num.is_some_and(|v| v > x),
-                    AbortRule::Below(x) => num.is_some_and(|v| v < x),
+                    AbortRule::Above(x) => numbers(&value).iter().any(|v| *v > x),
+                    AbortRule::Below(x) => numbers(&value).iter().any(|v| *v < x),
                     AbortRule::Failing => !ok,
                     AbortRule::IncreaseAbove(x) => {
                         let Some(v) = num else { continue };
@@ -204,13 +205,25 @@ pub(super) async fn recovery_monitor(sh: Arc<Shared>) {
             }
         }
         if !detected && let Some(d) = &rec.detection {
-            let (ok, _, _) = sh.probe(&d.value, Phase::Method, false).await;
-            if ok {
+            // A `prometheus.alert` detects with the alert's own firing moment since the fault;
+            // any other probe with its first passing poll.
+            let found = match sh.alert_fired_since(&d.value, fault_at).await {
+                Some(alert) => Some(alert),
+                None if !sh.detects_by_alert(&d.value) => {
+                    let (ok, _, _) = sh.probe(&d.value, Phase::Method, false).await;
+                    ok.then_some((since_fault, None))
+                }
+                None => None,
+            };
+            if let Some((after, alert)) = found {
                 detected = true;
-                sh.recovery.lock().expect("poisoned").detected_after = Some(since_fault);
+                let mut st = sh.recovery.lock().expect("poisoned");
+                st.detected_after = Some(after);
+                st.alert_detection = alert;
+                drop(st);
                 sh.emit(Event::Detected {
                     probe: d.value.clone(),
-                    after_ms: since_fault.as_millis() as u64,
+                    after_ms: after.as_millis() as u64,
                 });
             }
         }

@@ -278,6 +278,104 @@ pub struct AlertRef {
     pub name: String,
 }
 
+/// How a `prometheus` probe folds the series of an instant vector into its `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reduce {
+    Max,
+    Min,
+    Sum,
+    Avg,
+    /// The number of series.
+    Count,
+    /// No folding: `value` is the list of every series' value and a bounds tolerance must hold
+    /// for each of them.
+    Each,
+}
+
+impl Reduce {
+    pub const NAMES: &'static [&'static str] = &["max", "min", "sum", "avg", "count", "each"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reduce::Max => "max",
+            Reduce::Min => "min",
+            Reduce::Sum => "sum",
+            Reduce::Avg => "avg",
+            Reduce::Count => "count",
+            Reduce::Each => "each",
+        }
+    }
+}
+
+/// What a `prometheus` probe does when its query returns no series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnEmpty {
+    /// The probe fails ("no series"): an empty result is never a silent pass.
+    #[default]
+    Fail,
+    /// The value is 0 (for queries like `sum(rate(errors_total[1m]))` whose series only exist
+    /// once something went wrong); the tolerance judges it.
+    Zero,
+}
+
+impl OnEmpty {
+    pub const NAMES: &'static [&'static str] = &["fail", "zero"];
+}
+
+/// `prometheus`: one PromQL instant query.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromQuery {
+    pub query: String,
+    /// Required when the query may return more than one series.
+    #[serde(default)]
+    pub reduce: Option<Reduce>,
+    #[serde(default)]
+    pub on_empty: OnEmpty,
+}
+
+/// Where a `prometheus.alert` probe reads the alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertSource {
+    /// Prometheus: `/api/v1/alerts` and the `ALERTS` series.
+    #[default]
+    Prometheus,
+    /// Alertmanager: `/api/v2/alerts` (the environment's `alertmanager:` section).
+    Alertmanager,
+}
+
+impl AlertSource {
+    pub const NAMES: &'static [&'static str] = &["prometheus", "alertmanager"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertSource::Prometheus => "prometheus",
+            AlertSource::Alertmanager => "alertmanager",
+        }
+    }
+}
+
+/// `prometheus.alert`: the state of one alert (an alerting rule's instances matching the
+/// matchers).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    pub alertname: String,
+    /// Label equality matchers the alert's labels must also carry.
+    #[serde(default)]
+    pub matchers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub source: AlertSource,
+    /// Not a parameter: set by the engine when the probe is the detection probe, so the output's
+    /// `fired_since` is the alert's first firing moment at or after this (server) time, even if
+    /// it fired and resolved between polls.
+    #[serde(skip)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Every probe an experiment may name, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
@@ -293,6 +391,8 @@ pub enum Probe {
     DnsRecord(Record),
     FisExperiment(FisQuery),
     Alert(AlertRef),
+    Prometheus(PromQuery),
+    PrometheusAlert(AlertQuery),
     Http(HttpCall),
     Command(CommandCall),
 }
@@ -468,6 +568,8 @@ impl Probe {
             "dns.record" => Probe::DnsRecord(serde(p)?),
             "fis.experiment" => Probe::FisExperiment(serde(p)?),
             "alert" => Probe::Alert(serde(p)?),
+            "prometheus" => Probe::Prometheus(serde(p)?),
+            "prometheus.alert" => Probe::PrometheusAlert(serde(p)?),
             "http" => Probe::Http(serde(p)?),
             "command" => Probe::Command(serde(p)?),
             other => {
@@ -494,6 +596,8 @@ impl Probe {
             Probe::DnsRecord(_) => "dns.record",
             Probe::FisExperiment(_) => "fis.experiment",
             Probe::Alert(_) => "alert",
+            Probe::Prometheus(_) => "prometheus",
+            Probe::PrometheusAlert(_) => "prometheus.alert",
             Probe::Http(_) => "http",
             Probe::Command(_) => "command",
         }
@@ -530,6 +634,8 @@ mod tests {
             ("value", ParamType::Int) => json!(1),
             ("value", _) => json!("v"),
             ("max_percent", _) => json!(50),
+            ("query", _) => json!("up"),
+            ("matchers", _) => json!({"job": "api"}),
             (_, ParamType::Str) => json!(format!("{name}-x")),
             (_, ParamType::Int) => json!(3),
             (_, ParamType::Num) => json!(1.5),

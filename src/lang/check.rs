@@ -69,6 +69,21 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
                 format!("steady_state.during.abort_when[{i}].probe"),
                 &a.probe,
             );
+            // `increase_above` follows one number; a `reduce: each` probe gives a list (one per
+            // series), which would leave the condition silently unable to fire.
+            if matches!(a.rule, AbortRule::IncreaseAbove(_))
+                && exp.probes.iter().any(|p| {
+                    p.name.value == a.probe.value
+                        && matches!(&p.call, crate::lang::action::Probe::Prometheus(q) if q.reduce == Some(crate::lang::action::Reduce::Each))
+                })
+            {
+                cx.error_at(
+                    &format!("steady_state.during.abort_when[{i}]"),
+                    Some(a.probe.loc),
+                    format!("`increase_above` follows one value, and probe `{}` has `reduce: each` (one value per series)", a.probe.value),
+                    "give the probe a `reduce` that folds the series into one value (e.g. `max`), or use `above`/`below` (they breach when any series does)",
+                );
+            }
             if a.rule != AbortRule::Failing && a.window < d.interval && !a.window.is_zero() {
                 cx.error_at(
                     &format!("steady_state.during.abort_when[{i}]"),

@@ -26,40 +26,65 @@ pub enum Backend {
     Sim,
     Kubernetes,
     Aws,
+    /// Prometheus (and Alertmanager): probes only, never a primary backend.
+    Prometheus,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 3] = [Backend::Sim, Backend::Kubernetes, Backend::Aws];
+    pub const ALL: [Backend; 4] = [
+        Backend::Sim,
+        Backend::Kubernetes,
+        Backend::Aws,
+        Backend::Prometheus,
+    ];
+
+    /// The backends that may be an environment's primary `backend` (those that can act).
+    pub const PRIMARIES: [Backend; 3] = [Backend::Sim, Backend::Kubernetes, Backend::Aws];
 
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sim => "sim",
             Backend::Kubernetes => "kubernetes",
             Backend::Aws => "aws",
+            Backend::Prometheus => "prometheus",
         }
     }
 
     /// The backend whose domain an action or probe name belongs to, if any (`k8s.*` is
-    /// Kubernetes; `db.*`, `dns.*` and `fis.*` are AWS). Other names (service metrics, alerts,
-    /// zone and region outages) belong to whichever backend is primary.
+    /// Kubernetes; `db.*`, `dns.*` and `fis.*` are AWS; `prometheus` and `prometheus.alert` are
+    /// Prometheus). Other names (service metrics, alerts, zone and region outages) belong to
+    /// whichever backend is primary.
     pub fn domain_of(name: &str) -> Option<Backend> {
         let prefix = name.split('.').next().unwrap_or_default();
         match prefix {
             "k8s" => Some(Backend::Kubernetes),
             "db" | "dns" | "fis" => Some(Backend::Aws),
+            "prometheus" => Some(Backend::Prometheus),
             _ => None,
         }
     }
 
+    /// Whether this backend's names go to it even when its section is absent (no other backend
+    /// can serve them): the router then reports the missing section instead of handing the
+    /// name to the primary.
+    fn exclusive(self) -> bool {
+        matches!(self, Backend::Prometheus)
+    }
+
     /// The backend that runs `name`: its domain's backend when that section is present
-    /// (`present`), the primary otherwise. The one routing rule, for environments and routers.
+    /// (`present`), the primary otherwise (Prometheus names stay with Prometheus, present or
+    /// not). The one routing rule, for environments and routers.
     pub fn route(name: &str, primary: Backend, present: impl Fn(Backend) -> bool) -> Backend {
         match Backend::domain_of(name) {
-            Some(b) if present(b) => b,
+            Some(b) if present(b) || b.exclusive() => b,
             _ => primary,
         }
     }
 }
+
+/// Sections read by a backend other than the one they are named after: `alertmanager:` is read
+/// by the Prometheus backend (`prometheus.alert` with `source: alertmanager`).
+pub const AUX_SECTIONS: [(&str, Backend); 1] = [("alertmanager", Backend::Prometheus)];
 
 /// One backend's settings section.
 #[derive(Debug, Clone)]
@@ -82,6 +107,8 @@ pub struct Environment {
     /// Settings sections present in the file, by backend. The primary backend always has one
     /// (empty when the file has none: all defaults).
     pub sections: std::collections::BTreeMap<Backend, Section>,
+    /// Auxiliary sections ([`AUX_SECTIONS`]) present in the file, by name.
+    pub aux_sections: std::collections::BTreeMap<&'static str, Section>,
     pub source: String,
 }
 
@@ -116,10 +143,35 @@ impl Environment {
         message: String,
         help: String,
     ) -> Diagnostic {
-        let section = backend.name();
-        let loc = self
-            .sections
-            .get(&backend)
+        self.section_error(
+            backend.name(),
+            self.sections.get(&backend),
+            path,
+            message,
+            help,
+        )
+    }
+
+    /// Like [`Environment::settings_error`], for an auxiliary section (`alertmanager`).
+    pub fn aux_settings_error(
+        &self,
+        section: &str,
+        path: &str,
+        message: String,
+        help: String,
+    ) -> Diagnostic {
+        self.section_error(section, self.aux_sections.get(section), path, message, help)
+    }
+
+    fn section_error(
+        &self,
+        section: &str,
+        node: Option<&Section>,
+        path: &str,
+        message: String,
+        help: String,
+    ) -> Diagnostic {
+        let loc = node
             .and_then(|s| s.node.as_ref())
             .and_then(|n| locate(n, path));
         Diagnostic {
@@ -148,6 +200,29 @@ impl Environment {
             let path = if path == "." { String::new() } else { path };
             vec![self.settings_error(backend, &path, e.inner().to_string(), help.to_string())]
         })
+    }
+
+    /// Decode an auxiliary section (`alertmanager`) when present, locating the first error.
+    pub fn decode_aux<T: serde::de::DeserializeOwned>(
+        &self,
+        section: &str,
+        help: &str,
+    ) -> Result<Option<T>, Vec<Diagnostic>> {
+        let Some(s) = self.aux_sections.get(section) else {
+            return Ok(None);
+        };
+        serde_path_to_error::deserialize(&s.settings)
+            .map(Some)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                vec![self.aux_settings_error(
+                    section,
+                    &path,
+                    e.inner().to_string(),
+                    help.to_string(),
+                )]
+            })
     }
 }
 
@@ -318,7 +393,7 @@ fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environmen
             return None;
         }
     };
-    let choices: Vec<(&str, Backend)> = Backend::ALL.iter().map(|b| (b.name(), *b)).collect();
+    let choices: Vec<(&str, Backend)> = Backend::PRIMARIES.iter().map(|b| (b.name(), *b)).collect();
     let backend = m.node("backend").and_then(|b| {
         cx.key("backend", |cx| {
             crate::lang::decode::choice(cx, b, "backend", &choices)
@@ -333,29 +408,46 @@ fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environmen
     }
     let protected = m.opt::<bool>(cx, "protected").unwrap_or(false);
     let mut sections = std::collections::BTreeMap::new();
+    let mut aux_sections = std::collections::BTreeMap::new();
+    let mut section = |cx: &mut Cx, name: &'static str| -> Option<Section> {
+        let n = m.node(name)?;
+        let settings = match &n.kind {
+            NodeKind::Null => Json::Object(Default::default()),
+            _ => n.to_json(),
+        };
+        if !settings.is_object() {
+            cx.key(name, |cx| {
+                cx.error(
+                    n.loc,
+                    format!("the `{name}` section must be a mapping of settings"),
+                    format!("write `{name}: {{...}}`"),
+                )
+            });
+            return None;
+        }
+        Some(Section {
+            settings,
+            node: Some(n.clone()),
+        })
+    };
     for b in Backend::ALL {
-        if let Some(n) = m.node(b.name()) {
-            let settings = match &n.kind {
-                NodeKind::Null => Json::Object(Default::default()),
-                _ => n.to_json(),
-            };
-            if !settings.is_object() {
-                cx.key(b.name(), |cx| {
+        if let Some(s) = section(cx, b.name()) {
+            sections.insert(b, s);
+        }
+    }
+    for (name, reader) in AUX_SECTIONS {
+        if let Some(s) = section(cx, name) {
+            if !sections.contains_key(&reader) {
+                let loc = s.node.as_ref().map(|n| n.loc);
+                cx.key(name, |cx| {
                     cx.error(
-                        n.loc,
-                        format!("the `{}` section must be a mapping of settings", b.name()),
-                        format!("write `{}: {{...}}`", b.name()),
+                        loc.unwrap_or(root.loc),
+                        format!("the `{name}` section is read by the `{}` backend, and the environment has no `{}:` section", reader.name(), reader.name()),
+                        format!("add a `{}:` section with its url (e.g. `{}: {{url: http://127.0.0.1:9090}}`)", reader.name(), reader.name()),
                     )
                 });
-                continue;
             }
-            sections.insert(
-                b,
-                Section {
-                    settings,
-                    node: Some(n.clone()),
-                },
-            );
+            aux_sections.insert(name, s);
         }
     }
     m.finish(cx);
@@ -371,6 +463,7 @@ fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environmen
         backend,
         protected,
         sections,
+        aux_sections,
         source: text.to_string(),
     })
 }

@@ -151,9 +151,61 @@ pub fn check(name: &str, p: &Json) -> Vec<ParamProblem> {
             )),
             _ => {}
         },
+        "prometheus"
+            if p.get("query")
+                .and_then(Json::as_str)
+                .is_some_and(|q| q.trim().is_empty()) =>
+        {
+            out.push(ParamProblem::at(
+                "query",
+                "the query is empty",
+                "write a PromQL expression, e.g. `query: up{job=\"api\"}`",
+            ));
+        }
+        "prometheus.alert" => {
+            if let Some(a) = p.get("alertname").and_then(Json::as_str)
+                && a.trim().is_empty()
+            {
+                out.push(ParamProblem::at(
+                    "alertname",
+                    "the alert name is empty",
+                    "name the alerting rule, e.g. `alertname: ApiDown`",
+                ));
+            }
+            if let Some(m) = p.get("matchers").and_then(Json::as_object) {
+                for k in m.keys() {
+                    if !is_label_name(k) {
+                        out.push(ParamProblem::at(
+                            "matchers",
+                            format!("`{k}` is not a Prometheus label name"),
+                            "label names are letters, digits and `_`, not starting with a digit",
+                        ));
+                    } else if k == "alertname" || k == "alertstate" {
+                        out.push(ParamProblem::at(
+                            "matchers",
+                            format!("`{k}` cannot be a matcher: the probe sets it"),
+                            if k == "alertname" {
+                                "give the name as the `alertname` parameter"
+                            } else {
+                                "the state is the probe's output (`state`, `firing`); match on it with a tolerance"
+                            },
+                        ));
+                    }
+                }
+            }
+        }
         _ => {}
     }
     out
+}
+
+/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -163,6 +215,26 @@ mod tests {
 
     fn messages(name: &str, p: Json) -> Vec<String> {
         check(name, &p).into_iter().map(|p| p.message).collect()
+    }
+
+    #[test]
+    fn prometheus_probes_refuse_empty_queries_and_bad_matchers() {
+        assert!(messages("prometheus", json!({"query": "  "}))[0].contains("empty"));
+        assert!(messages("prometheus", json!({"query": "up"})).is_empty());
+        assert!(messages("prometheus.alert", json!({"alertname": ""}))[0].contains("empty"));
+        let m = messages(
+            "prometheus.alert",
+            json!({"alertname": "A", "matchers": {"9x": "a", "alertstate": "firing", "ok_1": "v"}}),
+        );
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(
+            m.iter()
+                .any(|x| x.contains("`9x` is not a Prometheus label name"))
+        );
+        assert!(
+            m.iter()
+                .any(|x| x.contains("`alertstate` cannot be a matcher"))
+        );
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! A tolerance optionally selects a value inside the probe's JSON output with a path
 //! (`ready_ratio`, `body.status`, `items[0].name`) and then checks it: `equals`, `one_of`,
 //! numeric bounds (`min`, `max`, or `range: [lo, hi]`), or `regex`. Pure functions, no IO.
+//!
+//! Bounds on a list (a `prometheus` probe with `reduce: each`) hold when every element is a
+//! number within them; an empty list, or any element that is not a number (`null` for NaN),
+//! fails.
 
 use serde_json::Value as Json;
 
@@ -101,6 +105,15 @@ pub fn select<'a>(value: &'a Json, path: Option<&str>) -> Result<&'a Json, Strin
     Ok(cur)
 }
 
+/// The numbers a value stands for, for abort conditions: a number (see [`as_number`]) or every
+/// numeric element of a list (a `prometheus` probe with `reduce: each`).
+pub fn numbers(v: &Json) -> Vec<f64> {
+    match v {
+        Json::Array(items) => items.iter().filter_map(as_number).collect(),
+        other => as_number(other).into_iter().collect(),
+    }
+}
+
 /// A JSON value as a number, if it is one (numbers, numeric strings, booleans as 0/1).
 pub fn as_number(v: &Json) -> Option<f64> {
     match v {
@@ -174,24 +187,51 @@ impl Tolerance {
                     ),
                 )
             }
-            Check::Bounds { min, max } => match as_number(&value) {
-                None => (false, format!("{} is not a number", show(&value))),
-                Some(x) => {
-                    let lo_ok = min.is_none_or(|m| x >= m);
-                    let hi_ok = max.is_none_or(|m| x <= m);
-                    let range = match (min, max) {
-                        (Some(a), Some(b)) => format!("[{a}, {b}]"),
-                        (Some(a), None) => format!(">= {a}"),
-                        (None, Some(b)) => format!("<= {b}"),
-                        (None, None) => "any".into(),
-                    };
-                    let ok = lo_ok && hi_ok;
-                    (
-                        ok,
-                        format!("{x} {} {range}", if ok { "within" } else { "outside" }),
-                    )
+            Check::Bounds { min, max } => {
+                let within = |x: f64| min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m);
+                let range = match (min, max) {
+                    (Some(a), Some(b)) => format!("[{a}, {b}]"),
+                    (Some(a), None) => format!(">= {a}"),
+                    (None, Some(b)) => format!("<= {b}"),
+                    (None, None) => "any".into(),
+                };
+                match &value {
+                    Json::Array(items) if items.is_empty() => {
+                        (false, "an empty list has no value to check".to_string())
+                    }
+                    Json::Array(items) => {
+                        let bad: Vec<String> = items
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, v)| !as_number(v).is_some_and(within))
+                            .map(|(i, v)| format!("[{i}] = {}", show(v)))
+                            .collect();
+                        if bad.is_empty() {
+                            (true, format!("all {} values within {range}", items.len()))
+                        } else {
+                            (
+                                false,
+                                format!(
+                                    "{} of {} values not within {range}: {}",
+                                    bad.len(),
+                                    items.len(),
+                                    bad.join(", ")
+                                ),
+                            )
+                        }
+                    }
+                    _ => match as_number(&value) {
+                        None => (false, format!("{} is not a number", show(&value))),
+                        Some(x) => {
+                            let ok = within(x);
+                            (
+                                ok,
+                                format!("{x} {} {range}", if ok { "within" } else { "outside" }),
+                            )
+                        }
+                    },
                 }
-            },
+            }
             Check::Regex(re) => {
                 let text = match &value {
                     Json::String(s) => s.clone(),
@@ -332,5 +372,34 @@ mod tests {
         .evaluate(&out);
         assert_eq!(v.message, "0.97 outside >= 0.99");
         assert_eq!(v.value, json!(0.97));
+    }
+
+    /// A `prometheus` probe reports NaN and ±Inf as `value: null` (JSON has no NaN): a bounds
+    /// check fails on it, alone or inside a `reduce: each` list; a list passes only when every
+    /// element is within the bounds.
+    #[test]
+    fn bounds_fail_on_nan_and_hold_for_every_element_of_a_list() {
+        let b = |min, max| Check::Bounds { min, max };
+        let nan = json!({"value": null, "value_text": "NaN"});
+        let v = tol(Some("value"), b(Some(0.0), None)).evaluate(&nan);
+        assert!(!v.ok && v.message.contains("null is not a number"), "{v:?}");
+        let each = json!({"value": [0.1, 0.2, 0.3]});
+        assert!(tol(Some("value"), b(None, Some(0.5))).evaluate(&each).ok);
+        let v = tol(Some("value"), b(None, Some(0.25))).evaluate(&each);
+        assert!(!v.ok, "{v:?}");
+        assert_eq!(v.message, "1 of 3 values not within <= 0.25: [2] = 0.3");
+        let with_nan = json!({"value": [0.1, null]});
+        assert!(
+            !tol(Some("value"), b(None, Some(1.0)))
+                .evaluate(&with_nan)
+                .ok
+        );
+        assert!(
+            !tol(Some("value"), b(None, Some(1.0)))
+                .evaluate(&json!({"value": []}))
+                .ok
+        );
+        assert_eq!(numbers(&json!([1, null, "2"])), vec![1.0, 2.0]);
+        assert_eq!(numbers(&json!(3)), vec![3.0]);
     }
 }

@@ -648,6 +648,50 @@ pub const PROBES: &[ProbeKind] = &[
         output: "state (inactive, pending, firing), firing, since",
     },
     ProbeKind {
+        name: "prometheus",
+        params: &[
+            req(
+                "query",
+                Str,
+                "PromQL instant query, e.g. `sum(rate(http_requests_total{code=~\"5..\"}[1m]))`",
+            ),
+            opt(
+                "reduce",
+                Enum(crate::lang::action::Reduce::NAMES),
+                "how several series fold into `value` (required when the query returns more than one series); `each`: `value` is the list of every series' value and a `min`/`max`/`range` tolerance must hold for each",
+            ),
+            opt(
+                "on_empty",
+                Enum(crate::lang::action::OnEmpty::NAMES),
+                "when the query returns no series: `fail` (default: the probe fails) or `zero` (the value is 0)",
+            ),
+        ],
+        doc: "A PromQL instant query against the environment's `prometheus:` server (preflight runs it once and reports PromQL errors). NaN and ±Inf are `value: null` with `value_text` (`NaN`, `+Inf`, `-Inf`), so numeric tolerances fail on them.",
+        output: "value (number, or a list with `reduce: each`; null for NaN/±Inf), value_text (only for NaN/±Inf), series (labels, value), series_count, result_type (vector or scalar), server",
+    },
+    ProbeKind {
+        name: "prometheus.alert",
+        params: &[
+            req(
+                "alertname",
+                Str,
+                "the alerting rule's name (`alertname` label)",
+            ),
+            opt(
+                "matchers",
+                Labels,
+                "label values the alert must also carry, e.g. `{service: api}`",
+            ),
+            opt(
+                "source",
+                Enum(crate::lang::action::AlertSource::NAMES),
+                "`prometheus` (default: `/api/v1/alerts` and the `ALERTS` series) or `alertmanager` (`/api/v2/alerts`, the `alertmanager:` section)",
+            ),
+        ],
+        doc: "An alert's state. As `recovery.detection`, MTTD is the alert's own firing moment (the first `ALERTS{alertstate=\"firing\"}` sample after the fault, server clock corrected by the skew measured at start) minus the fault's start, resolution the rule group's evaluation interval; an alert that fired and resolved between polls still counts, and an alert already pending or firing before the fault fails the before gate.",
+        output: "state (inactive, pending, firing), firing, active_at, fired_at (RFC 3339 or null), alerts (matching instances), source, server",
+    },
+    ProbeKind {
         name: "http",
         params: HTTP_PARAMS,
         doc: "An HTTP request.",

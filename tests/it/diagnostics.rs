@@ -696,6 +696,108 @@ fn cases() -> Vec<Case> {
             &["`expect_impact: 0s` gives the fault no time to show"],
         ),
         case(
+            "prometheus_empty_query",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: ' '}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "the query is empty",
+                "write a PromQL expression",
+            ],
+        ),
+        case(
+            "prometheus_bad_reduce",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: up, reduce: maximum}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "`maximum` is not a valid `reduce`",
+                "choices: `max`, `min`, `sum`, `avg`, `count`, `each`",
+            ],
+        ),
+        case(
+            "prometheus_bad_on_empty",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: up, on_empty: pass}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "`pass` is not a valid `on_empty`",
+                "choices: `fail`, `zero`",
+            ],
+        ),
+        case(
+            "prometheus_unknown_param",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: up, reduse: max}\n",
+            ),
+            &["drill.yaml:18:", "reduse", "did you mean `reduce`?"],
+        ),
+        case(
+            "prometheus_query_missing",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {reduce: max}\n",
+            ),
+            &["drill.yaml:", "query"],
+        ),
+        case(
+            "prometheus_alert_without_alertname",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus.alert\n      with: {matchers: {job: api}}\n",
+            ),
+            &["drill.yaml:", "alertname"],
+        ),
+        case(
+            "prometheus_alert_bad_matchers",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus.alert\n      with: {alertname: ApiDown, matchers: {9x: a, alertstate: firing}}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "`9x` is not a Prometheus label name",
+                "`alertstate` cannot be a matcher: the probe sets it",
+            ],
+        ),
+        case(
+            "prometheus_alert_bad_source",
+            with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus.alert\n      with: {alertname: ApiDown, source: grafana}\n",
+            ),
+            &[
+                "drill.yaml:18:",
+                "`grafana` is not a valid `source`",
+                "choices: `prometheus`, `alertmanager`",
+            ],
+        ),
+        case(
+            "increase_above_on_reduce_each",
+            String::from_utf8(with(
+                "      type: service.metrics\n      with: {service: api}\n",
+                "      type: prometheus\n      with: {query: up, reduce: each}\n",
+            ))
+            .unwrap()
+            .replace(
+                "{probe: errors, above: 0.05, for: 5m}",
+                "{probe: errors, increase_above: 2, within: 5m}",
+            )
+            .into_bytes(),
+            &[
+                "`increase_above` follows one value, and probe `errors` has `reduce: each`",
+                "(at `steady_state.during.abort_when[0]`)",
+                "e.g. `max`",
+            ],
+        ),
+        case(
             "secret_bad_env_name",
             with(
                 "variables:\n  zone: us-east-1a\n",

@@ -16,6 +16,7 @@ mod kube_transport;
 mod kubectl;
 mod lab_http;
 mod layout;
+mod prometheus_lab;
 mod sim_fis;
 mod sim_k8s;
 mod sim_outcomes;
