@@ -4,9 +4,11 @@
 //! any directory.
 //!
 //! An environment has a primary `backend` and one settings section per backend it uses
-//! (`sim:`, `kubernetes:`, `aws:`). Every action and probe goes to the backend of its domain when
-//! that section is present (`k8s.*` to `kubernetes`; `db.*`, `dns.*`, `fis.*` to `aws`), and to
-//! the primary backend otherwise; see [`Environment::backend_for`].
+//! (`sim:`, `kubernetes:`, `aws:`, `postgres:`). Every action and probe goes to the backend of its
+//! domain when that section is present (`k8s.*` to `kubernetes`; `db.*`, `dns.*`, `fis.*` to
+//! `aws`), and to the primary backend otherwise; `postgres` probes and canaries always go to
+//! PostgreSQL (the optional `postgres:` section holds timeouts); see
+//! [`Environment::backend_for`].
 //!
 //! `--set path=value` overrides a setting before it is read (`--set sim.dns[0].ttl=300s`), which is
 //! how "what if our TTL were 300s?" is asked without copying the file.
@@ -26,35 +28,50 @@ pub enum Backend {
     Sim,
     Kubernetes,
     Aws,
+    /// PostgreSQL servers named by DSN in the calls themselves (`postgres` probes, the
+    /// data-loss canary): never a primary backend; its `postgres:` section is optional.
+    Postgres,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 3] = [Backend::Sim, Backend::Kubernetes, Backend::Aws];
+    pub const ALL: [Backend; 4] = [
+        Backend::Sim,
+        Backend::Kubernetes,
+        Backend::Aws,
+        Backend::Postgres,
+    ];
+    /// The backends that may be an environment's primary `backend`.
+    pub const PRIMARY: [Backend; 3] = [Backend::Sim, Backend::Kubernetes, Backend::Aws];
 
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sim => "sim",
             Backend::Kubernetes => "kubernetes",
             Backend::Aws => "aws",
+            Backend::Postgres => "postgres",
         }
     }
 
     /// The backend whose domain an action or probe name belongs to, if any (`k8s.*` is
-    /// Kubernetes; `db.*`, `dns.*` and `fis.*` are AWS). Other names (service metrics, alerts,
+    /// Kubernetes; `db.*`, `dns.*` and `fis.*` are AWS; `postgres` is PostgreSQL). Other names (service metrics, alerts,
     /// zone and region outages) belong to whichever backend is primary.
     pub fn domain_of(name: &str) -> Option<Backend> {
         let prefix = name.split('.').next().unwrap_or_default();
         match prefix {
             "k8s" => Some(Backend::Kubernetes),
             "db" | "dns" | "fis" => Some(Backend::Aws),
+            "postgres" => Some(Backend::Postgres),
             _ => None,
         }
     }
 
     /// The backend that runs `name`: its domain's backend when that section is present
-    /// (`present`), the primary otherwise. The one routing rule, for environments and routers.
+    /// (`present`), the primary otherwise; PostgreSQL calls always go to PostgreSQL (they name
+    /// their server themselves, so no section is needed). The one routing rule, for
+    /// environments and routers.
     pub fn route(name: &str, primary: Backend, present: impl Fn(Backend) -> bool) -> Backend {
         match Backend::domain_of(name) {
+            Some(Backend::Postgres) => Backend::Postgres,
             Some(b) if present(b) => b,
             _ => primary,
         }
@@ -318,7 +335,7 @@ fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environmen
             return None;
         }
     };
-    let choices: Vec<(&str, Backend)> = Backend::ALL.iter().map(|b| (b.name(), *b)).collect();
+    let choices: Vec<(&str, Backend)> = Backend::PRIMARY.iter().map(|b| (b.name(), *b)).collect();
     let backend = m.node("backend").and_then(|b| {
         cx.key("backend", |cx| {
             crate::lang::decode::choice(cx, b, "backend", &choices)
