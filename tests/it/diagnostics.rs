@@ -701,7 +701,11 @@ fn cases() -> Vec<Case> {
                 "  probes: [ready]\n  interval: 10s\n",
                 "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"mysql://u@h/db\"}\n",
             ),
-            &["a `mysql://` URL is not a PostgreSQL DSN", "(at `recovery.data_loss.canary.write_dsn`)", "postgres://user@host:5432/dbname"],
+            &[
+                "a `mysql://` URL is not a PostgreSQL DSN",
+                "(at `recovery.data_loss.canary.write_dsn`)",
+                "postgres://user@host:5432/dbname",
+            ],
         ),
         case(
             "canary_dsn_without_user",
@@ -709,7 +713,11 @@ fn cases() -> Vec<Case> {
                 "  probes: [ready]\n  interval: 10s\n",
                 "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"host=db1 password=hunter2\"}\n",
             ),
-            &["drill.yaml:44:41:", "names no user", "(at `recovery.data_loss.canary.write_dsn`)"],
+            &[
+                "drill.yaml:44:41:",
+                "names no user",
+                "(at `recovery.data_loss.canary.write_dsn`)",
+            ],
         ),
         case(
             "canary_interval_not_below_rpo",
@@ -717,7 +725,11 @@ fn cases() -> Vec<Case> {
                 "  probes: [ready]\n  interval: 10s\n",
                 "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"postgres://u@db1/app\", interval: 1h}\n",
             ),
-            &["the canary interval 1h is not below the RPO objective 1h", "(at `recovery.data_loss.canary.interval`)", "a tenth of it"],
+            &[
+                "the canary interval 1h is not below the RPO objective 1h",
+                "(at `recovery.data_loss.canary.interval`)",
+                "a tenth of it",
+            ],
         ),
         case(
             "canary_interval_too_short",
@@ -733,7 +745,10 @@ fn cases() -> Vec<Case> {
                 "  probes: [ready]\n  interval: 10s\n",
                 "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"postgres://u@db1/app\", table: \"Canary;drop\"}\n",
             ),
-            &["`Canary;drop` is not a plain table name", "(at `recovery.data_loss.canary.table`)"],
+            &[
+                "`Canary;drop` is not a plain table name",
+                "(at `recovery.data_loss.canary.table`)",
+            ],
         ),
         case(
             "canary_bad_type",
@@ -741,7 +756,10 @@ fn cases() -> Vec<Case> {
                 "  probes: [ready]\n  interval: 10s\n",
                 "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: mysql, write_dsn: \"postgres://u@db1/app\"}\n",
             ),
-            &["`mysql` is not a valid canary type", "(at `recovery.data_loss.canary.type`)"],
+            &[
+                "`mysql` is not a valid canary type",
+                "(at `recovery.data_loss.canary.type`)",
+            ],
         ),
         case(
             "canary_unknown_key",
@@ -749,7 +767,10 @@ fn cases() -> Vec<Case> {
                 "  probes: [ready]\n  interval: 10s\n",
                 "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"postgres://u@db1/app\", intervall: 1s}\n",
             ),
-            &["unknown key `intervall` in the canary", "did you mean `interval`?"],
+            &[
+                "unknown key `intervall` in the canary",
+                "did you mean `interval`?",
+            ],
         ),
         case(
             "canary_and_probe",
@@ -765,7 +786,11 @@ fn cases() -> Vec<Case> {
                 "type: service.metrics\n      with: {service: api}",
                 "type: postgres\n      with: {dsn: \"postgres://u:hunter2@db1:0/app\", query: \"select 1\"}",
             ),
-            &["drill.yaml:18:", "is not a TCP port", "(at `steady_state.probes[1].with.dsn`)"],
+            &[
+                "drill.yaml:18:",
+                "is not a TCP port",
+                "(at `steady_state.probes[1].with.dsn`)",
+            ],
         ),
         case(
             "postgres_probe_empty_query",
@@ -773,7 +798,10 @@ fn cases() -> Vec<Case> {
                 "type: service.metrics\n      with: {service: api}",
                 "type: postgres\n      with: {dsn: \"postgres://u@db1/app\", query: \" ; \"}",
             ),
-            &["the query is empty", "(at `steady_state.probes[1].with.query`)"],
+            &[
+                "the query is empty",
+                "(at `steady_state.probes[1].with.query`)",
+            ],
         ),
         Case {
             name: "unknown_var_flag",

@@ -14,6 +14,7 @@ mod kube_backend;
 mod kube_transport;
 mod kubectl;
 mod layout;
+mod postgres_lab;
 mod sim_fis;
 mod sim_k8s;
 mod sim_outcomes;
