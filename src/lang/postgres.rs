@@ -13,8 +13,8 @@ use std::time::Duration;
 pub enum SslMode {
     /// Plain TCP.
     Disable,
-    /// TLS when the server offers it, plain otherwise (libpq's default). The certificate is
-    /// verified when TLS is used.
+    /// TLS when the server offers it, plain otherwise (libpq's default). Unlike libpq, the
+    /// certificate is verified when TLS is used: one that does not verify fails the connection.
     #[default]
     Prefer,
     /// TLS or nothing; the certificate chain is verified against the system's roots and the

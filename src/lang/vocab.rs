@@ -653,7 +653,7 @@ pub const PROBES: &[ProbeKind] = &[
             req(
                 "dsn",
                 Str,
-                "connection string: `postgres://user:password@host:5432/db?sslmode=require` or `host=... port=... dbname=... user=...`; `sslmode` disable, prefer (default) or require (certificate and host name verified against the system's roots); `connect_timeout` in seconds (default: the environment's, 5s)",
+                "connection string: `postgres://user:password@host:5432/db?sslmode=require` or `host=... port=... dbname=... user=...`; `sslmode` disable, prefer (default) or require; under TLS the certificate and host name are verified against the system's roots; `connect_timeout` in seconds (default: the environment's, 5s)",
             ),
             req(
                 "query",

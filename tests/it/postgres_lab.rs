@@ -610,3 +610,86 @@ async fn bad_servers_and_credentials_are_preflight_problems() {
     .await;
     assert_eq!(rows[0].get::<_, i64>(0), 0, "preflight wrote nothing");
 }
+
+/// TLS goes through rustls on ring: a server with a self-signed certificate is refused under
+/// `require` and `prefer` (the certificate does not verify against the system's roots), with a
+/// message that says so; `disable` still connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_certificates_are_verified() {
+    let lab = Lab::single(None);
+    let dir = lab.dir.path();
+    let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .expect("openssl (installed with postgresql-15) makes a certificate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = Command::new("id").arg("-u").output().expect("id -u").stdout == b"0\n";
+    if root {
+        let st = Command::new("chown")
+            .args(["postgres:"])
+            .arg(&crt)
+            .arg(&key)
+            .status()
+            .expect("chown");
+        assert!(st.success());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod key");
+    // ALTER SYSTEM refuses to run in a transaction block: one statement at a time.
+    for q in [
+        format!("alter system set ssl_cert_file = '{}'", crt.display()),
+        format!("alter system set ssl_key_file = '{}'", key.display()),
+        "alter system set ssl = on".to_string(),
+    ] {
+        exec(lab.primary, &q).await;
+    }
+    let rows = sql(lab.primary, "postgres", "select pg_reload_conf()").await;
+    assert!(rows[0].get::<_, bool>(0));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let provider = router().await;
+    for mode in ["require", "prefer"] {
+        let dsn = format!(
+            "postgres://postgres@127.0.0.1:{}/postgres?sslmode={mode}",
+            lab.primary
+        );
+        let p =
+            firedrill::backend::decode_probe("postgres", &json!({"dsn": dsn, "query": "select 1"}))
+                .unwrap();
+        let e = provider.observe(&p).await.unwrap_err();
+        println!("pg tls, sslmode={mode} against a self-signed certificate: {e}");
+        assert_eq!(e.kind, ErrorKind::Unavailable, "{e}");
+        assert!(
+            e.message.contains("certificate") && e.message.contains("sslmode=disable"),
+            "{e}"
+        );
+    }
+    let p = firedrill::backend::decode_probe(
+        "postgres",
+        &json!({"dsn": Lab::dsn(lab.primary), "query": "select ssl from pg_stat_ssl where pid = pg_backend_pid()"}),
+    )
+    .unwrap();
+    let out = provider
+        .observe(&p)
+        .await
+        .expect("sslmode=disable connects");
+    assert_eq!(out["value"], json!(false), "a plain connection");
+}

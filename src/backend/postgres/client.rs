@@ -182,9 +182,12 @@ pub fn error(server: &str, what: &str, e: &tokio_postgres::Error) -> ProviderErr
         }
         src = s.source();
     }
-    ProviderError::unavailable(format!(
-        "{server}: {what}: {cause}; check that the server is up and reachable from here, and the DSN's host, port and sslmode"
-    ))
+    let todo = if cause.contains("certificate") || cause.contains("TLS") {
+        "the server's TLS certificate must verify against this machine's root certificates for the DSN's host name (even under sslmode=prefer); use such a certificate, or `sslmode=disable` on a network you trust"
+    } else {
+        "check that the server is up and reachable from here, and the DSN's host, port and sslmode"
+    };
+    ProviderError::unavailable(format!("{server}: {what}: {cause}; {todo}"))
 }
 
 /// Run a probe's query in a READ ONLY transaction: `{value, rows, row_count}`.
