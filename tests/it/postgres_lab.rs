@@ -693,3 +693,105 @@ async fn tls_certificates_are_verified() {
         .expect("sslmode=disable connects");
     assert_eq!(out["value"], json!(false), "a plain connection");
 }
+
+/// One server, crashed and started again (`pg_ctl stop -m immediate`, then start): no
+/// acknowledged write is lost, the canary sees the write outage end, RPO is at most one interval
+/// (plus a write's latency), and the run's rows are removed afterwards (no `keep`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_and_restart_loses_no_acknowledged_write_and_the_outage_ends() {
+    let lab = Lab::single(None);
+    let p = Lab::dsn(lab.primary);
+    let sc = script().display().to_string();
+    let dir = lab.path();
+    let yaml = format!(
+        r#"apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata: {{name: pg-restart}}
+objectives: {{rto: 60s, rpo: 5s}}
+steady_state:
+  probes:
+    - name: up
+      type: postgres
+      with: {{dsn: "{p}", query: "select 1"}}
+      tolerance: {{path: value, equals: 1}}
+  before: [up]
+steps:
+  - id: warm
+    action: wait
+    with: {{duration: 1s}}
+  - id: crash
+    action: command
+    after: [warm]
+    with: {{run: ["{sc}", kill-primary, "{dir}"]}}
+  - id: down
+    action: wait
+    after: [crash]
+    with: {{duration: 1s}}
+  - id: restart
+    action: command
+    after: [down]
+    with: {{run: ["{sc}", revive-primary, "{dir}"]}}
+  - id: settle
+    action: wait
+    after: [restart]
+    with: {{duration: 1s}}
+recovery:
+  fault: crash
+  probes: [up]
+  interval: 200ms
+  data_loss:
+    canary: {{type: postgres, write_dsn: "{p}", interval: 200ms}}
+"#
+    );
+    let id = run_id("pg-restart");
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        Drill::new(experiment(&yaml), router().await)
+            .run_id(id.clone())
+            .clock_kind("wall")
+            .run(),
+    )
+    .await
+    .expect("the drill finishes within 60s");
+    let rpo = outcome
+        .measurements
+        .iter()
+        .find(|m| m.name == "rpo")
+        .expect("RPO");
+    let c = rpo
+        .canary
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", rpo.detail));
+    println!(
+        "pg restart: RPO measured {:?} ms (truth: at most one interval, {} ms, plus a write's latency); lost acknowledged {} (truth 0); outage {:?} ms from +{:?} ms, ended {}; {} acknowledged, {} failed",
+        c.rpo_ms,
+        c.interval_ms,
+        c.lost_acknowledged,
+        c.outage_ms,
+        c.outage_from_ms,
+        c.outage_ended,
+        c.acknowledged,
+        c.failed
+    );
+    assert_eq!(c.lost_acknowledged, 0, "{}", rpo.detail);
+    assert!(
+        c.rpo_ms.is_some_and(|r| r <= c.interval_ms + 100),
+        "{}",
+        rpo.detail
+    );
+    assert!(c.failed >= 1 && c.outage_ended, "{}", rpo.detail);
+    // The server was down for the 1 s wait at least.
+    assert!(c.outage_ms.is_some_and(|o| o >= 1000), "{}", rpo.detail);
+    assert_eq!(outcome.exit_code, 0, "{:?}", outcome.reasons);
+    let left = sql(
+        lab.primary,
+        "postgres",
+        &format!("select count(*) from firedrill_canary where run_id = '{id}'"),
+    )
+    .await;
+    assert_eq!(
+        left[0].get::<_, i64>(0),
+        0,
+        "the run's canary rows are removed"
+    );
+}
