@@ -5,6 +5,7 @@ mod aws_fis;
 mod aws_journal;
 mod aws_moto;
 mod aws_samples;
+mod canary;
 mod cli;
 mod diagnostics;
 mod executor;

@@ -609,6 +609,22 @@ async fn bad_servers_and_credentials_are_preflight_problems() {
     )
     .await;
     assert_eq!(rows[0].get::<_, i64>(0), 0, "preflight wrote nothing");
+
+    // A canary pointed at a standby: it could never write there.
+    let pair = Lab::pair();
+    let (code, _, err) = firedrill_run(&canary_drill(
+        &Lab::dsn(pair.primary),
+        &Lab::dsn(pair.standby),
+    ));
+    println!("pg preflight, canary on a standby: exit {code}\n{err}");
+    assert_eq!(code, 7, "{err}");
+    assert!(
+        err.contains(&format!(
+            "127.0.0.1:{}/postgres: is a standby (in recovery)",
+            pair.standby
+        )),
+        "{err}"
+    );
 }
 
 /// TLS goes through rustls on ring: a server with a self-signed certificate is refused under
