@@ -64,6 +64,7 @@ pub(super) struct CanaryRun {
     task: Option<tokio::task::JoinHandle<()>>,
     /// Why the canary could not start (no writes were made).
     start_error: Option<String>,
+    run_id: String,
 }
 
 fn component(io: &dyn CanaryIo) -> String {
@@ -73,9 +74,10 @@ fn component(io: &dyn CanaryIo) -> String {
 /// Clock samples taken at the start; the one with the shortest round trip gives the skew.
 const SKEW_SAMPLES: usize = 3;
 
-/// Start the canary (after the before gate, before the method): measure the clock skew, create
-/// the table if needed, and spawn the writer. A canary that cannot start is kept with its error
-/// so the RPO measurement says why it has no figure.
+/// Start the canary (after the before gate, before the method): create the table if needed,
+/// measure the clock skew, and spawn the writer. A canary that cannot start aborts the run
+/// before anything is injected (a drill meant to measure RPO must not run blind); it is kept
+/// with its error so the journal says why.
 pub(super) async fn start(sh: &Arc<Shared>, spec: &PgCanary, run_id: &str) {
     let (stop, stop_rx) = watch::channel(false);
     let log = Arc::new(Mutex::new(Log::default()));
@@ -83,12 +85,9 @@ pub(super) async fn start(sh: &Arc<Shared>, spec: &PgCanary, run_id: &str) {
         Ok(io) => io,
         Err(e) => {
             // No IO at all: nothing to write, nothing to measure or remove.
-            sh.emit(Event::EnvironmentEvent {
-                at_ms: sh.clock.elapsed_ms(),
-                component: "canary".into(),
-                message: format!("the data-loss canary cannot start: {e}"),
-                detail: None,
-            });
+            sh.abort(format!(
+                "the data-loss canary cannot start ({e}), so nothing was injected"
+            ));
             return;
         }
     };
@@ -99,6 +98,7 @@ pub(super) async fn start(sh: &Arc<Shared>, spec: &PgCanary, run_id: &str) {
         stop,
         task: None,
         start_error: None,
+        run_id: run_id.to_string(),
     };
     let started = async {
         // The table first: that also opens the write connection, so the clock samples below
@@ -130,6 +130,7 @@ pub(super) async fn start(sh: &Arc<Shared>, spec: &PgCanary, run_id: &str) {
                 message: msg.clone(),
                 detail: None,
             });
+            sh.abort(format!("{msg}, so nothing was injected"));
             run.start_error = Some(msg);
         }
         Ok(()) => {
@@ -237,20 +238,28 @@ impl CanaryRun {
         l
     }
 
-    /// Remove this run's rows unless `keep`; journaled either way.
-    async fn clean_up(&self, sh: &Shared) {
-        if self.start_error.is_some() && self.task.is_none() && self.spec.keep {
+    /// Remove this run's rows unless `keep` (or the run was stopped at once: then the journal
+    /// says how to remove them); journaled either way. A canary that never started wrote
+    /// nothing.
+    async fn clean_up(&self, sh: &Shared, at_once: bool) {
+        if self.start_error.is_some() {
             return;
         }
+        let table = self.spec.table.display();
         let message = if self.spec.keep {
-            "canary rows kept (`keep: true`)".to_string()
+            format!("canary rows of run `{}` kept (`keep: true`)", self.run_id)
+        } else if at_once {
+            format!(
+                "canary rows left (the run was stopped at once); remove them with `delete from {table} where run_id = '{}'` on {}",
+                self.run_id,
+                self.io.read_server()
+            )
         } else {
             match self.io.remove().await {
                 Ok(said) => said,
                 Err(e) => format!(
-                    "canary rows of this run could not be removed: {e} ({}); delete them with `delete from {} where run_id = '<run id>'`",
-                    e.kind,
-                    self.spec.table.display()
+                    "canary rows of this run could not be removed: {e} ({}); delete them with `delete from {table} where run_id = '{}'`",
+                    e.kind, self.run_id
                 ),
             }
         };
@@ -289,16 +298,17 @@ pub(super) async fn measure(
             )),
         },
     };
-    run.clean_up(sh).await;
+    run.clean_up(sh, false).await;
     Some(result)
 }
 
-/// Stop and clean up a canary that was never measured (the run was aborted or stopped).
-pub(super) async fn abandon(sh: &Shared) {
+/// Stop and clean up a canary that was never measured (the run was aborted, or stopped at once:
+/// `hard_stop`, then the rows are left and the journal says how to remove them).
+pub(super) async fn abandon(sh: &Shared, hard_stop: bool) {
     let run = sh.canary.lock().expect("canary slot poisoned").take();
     if let Some(mut run) = run {
         let _ = run.stop(sh).await;
-        run.clean_up(sh).await;
+        run.clean_up(sh, hard_stop).await;
     }
 }
 

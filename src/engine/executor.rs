@@ -366,7 +366,7 @@ pub async fn execute(
     let after_met = hypothesis::after(&sh, aborted, method.hard_stop).await;
     let measurements = measure::measure(&sh, aborted, method.hard_stop).await;
     // A canary that was not measured (abort, no fault) still stops and cleans up.
-    super::canary::abandon(&sh).await;
+    super::canary::abandon(&sh, method.hard_stop).await;
     let failed = aborted
         || method.hard_stop
         || !method.continued_failures.is_empty()

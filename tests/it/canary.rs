@@ -19,6 +19,7 @@ struct Seen {
     /// (sequence, run time of the write) of every write attempted.
     writes: Vec<(u64, Duration)>,
     removed: u32,
+    injected: u32,
 }
 
 /// A copy of what the fake saw (no lock held across the test's awaits).
@@ -31,6 +32,7 @@ struct FakeIo {
     /// The server's clock at `start`.
     server_start: chrono::DateTime<chrono::Utc>,
     seen: Arc<Mutex<Seen>>,
+    prepare_fails: bool,
 }
 
 impl FakeIo {
@@ -54,7 +56,15 @@ impl CanaryIo for FakeIo {
         )
     }
     fn prepare(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
-        Box::pin(async { Ok(()) })
+        Box::pin(async move {
+            if self.prepare_fails {
+                Err(ProviderError::denied(
+                    "primary:5432/app: cannot create the canary table: permission denied".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        })
     }
     fn write(
         &self,
@@ -98,6 +108,7 @@ struct Fake {
     start: Instant,
     seen: Arc<Mutex<Seen>>,
     fault_fails: bool,
+    prepare_fails: bool,
 }
 
 impl Provider for Fake {
@@ -106,6 +117,7 @@ impl Provider for Fake {
     }
     fn inject<'a>(&'a self, _: &'a Action) -> BoxFuture<'a, Result<Json, ProviderError>> {
         Box::pin(async move {
+            self.seen.lock().unwrap().injected += 1;
             if self.fault_fails {
                 Err(ProviderError::failed("the fault failed".into()))
             } else {
@@ -134,6 +146,7 @@ impl Provider for Fake {
             start: self.start,
             server_start: "2026-12-02T12:00:02Z".parse().unwrap(),
             seen: self.seen.clone(),
+            prepare_fails: self.prepare_fails,
         }))
     }
 }
@@ -191,6 +204,7 @@ async fn the_canary_measures_rpo_lost_writes_and_the_outage_on_one_clock() {
         start,
         seen: seen.clone(),
         fault_fails: false,
+        prepare_fails: false,
     };
     let outcome = Drill::new(exp(), Arc::new(fake))
         .clock(clock(start))
@@ -282,6 +296,7 @@ async fn an_aborted_run_stops_the_canary_and_removes_its_rows() {
         start,
         seen: seen.clone(),
         fault_fails: true,
+        prepare_fails: false,
     };
     let outcome = Drill::new(exp(), Arc::new(fake))
         .clock(clock(start))
@@ -305,4 +320,32 @@ async fn an_aborted_run_stops_the_canary_and_removes_its_rows() {
     let n = s.writes.len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(seen.lock().unwrap().writes.len(), n, "the writer stopped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_canary_that_cannot_start_aborts_before_the_fault() {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let start = Instant::now();
+    let fake = Fake {
+        start,
+        seen: seen.clone(),
+        fault_fails: false,
+        prepare_fails: true,
+    };
+    let outcome = Drill::new(exp(), Arc::new(fake))
+        .clock(clock(start))
+        .run()
+        .await;
+    assert_eq!(outcome.exit_code, 5, "aborted: {:?}", outcome.reasons);
+    assert!(
+        outcome
+            .reasons
+            .iter()
+            .any(|r| r.contains("the data-loss canary cannot start")
+                && r.contains("nothing was injected")),
+        "{:?}",
+        outcome.reasons
+    );
+    let s = snapshot(&seen);
+    assert_eq!((s.injected, s.writes.len(), s.removed), (0, 0, 0));
 }
