@@ -21,6 +21,12 @@ pub const ROLLBACK_FAILED: i32 = 6;
 /// Preflight failed: a backend is unreachable, access is denied, or a target does not exist.
 /// Nothing ran.
 pub const PREFLIGHT: i32 = 7;
+/// Another drill holds the environment (or left its lock behind when its process died).
+/// Nothing ran.
+pub const LOCKED: i32 = 8;
+/// `firedrill verify`: the journal's hash chain is broken (a line was changed, removed or
+/// inserted), or it no longer ends where its summary says.
+pub const EVIDENCE_BROKEN: i32 = 9;
 
 pub fn for_verdict(v: VerdictKind) -> i32 {
     match v {
@@ -41,4 +47,6 @@ pub const TABLE: &str = "Exit codes:
   4  objective missed or deviated (RTO/RPO/MTTD missed, after-check failed, a step failed with on_failure: continue)
   5  aborted (step failure, abort condition, Ctrl-C/SIGTERM)
   6  rollback failed or still owed
-  7  preflight failed: backend unreachable, access denied or target missing (nothing ran)";
+  7  preflight failed: backend unreachable, access denied or target missing (nothing ran)
+  8  environment locked: another drill holds it, or a dead drill's lock is left (nothing ran)
+  9  verify: the journal does not verify (changed, removed or inserted lines)";

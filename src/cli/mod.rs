@@ -13,6 +13,7 @@ mod run;
 mod runs;
 mod sim;
 mod validate;
+mod verify;
 mod vocab;
 
 use crate::exit;
@@ -47,6 +48,8 @@ enum Command {
     Runs(RunsArgs),
     /// Re-render a run's report from its journal alone.
     Report(ReportArgs),
+    /// Check a run's journal: every line's hash chained to the one before (exit 9 if not).
+    Verify(VerifyArgs),
     /// The simulated estate's own tools.
     #[command(subcommand)]
     Sim(SimCommand),
@@ -177,6 +180,10 @@ struct RunArgs {
     /// No progress lines.
     #[arg(short, long)]
     quiet: bool,
+    /// Take over the environment's lock when the drill holding it is gone (its process died,
+    /// or it ran on another host). Check that run's owed rollbacks first.
+    #[arg(long)]
+    force_unlock: bool,
 }
 
 #[derive(Args)]
@@ -216,6 +223,15 @@ struct ReportArgs {
     /// Write the report to this file instead of stdout.
     #[arg(short = 'o', long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Run id, unique prefix, `latest`, or a path to a run directory or journal.
+    #[arg(default_value = "latest")]
+    run: String,
+    #[command(flatten)]
+    runs: RunsDir,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -265,6 +281,7 @@ pub fn main() -> i32 {
         Command::Run(a) => run::run(a),
         Command::Runs(a) => runs::runs(a),
         Command::Report(a) => report::report(a),
+        Command::Verify(a) => verify::verify(a),
         Command::Sim(SimCommand::Serve(a)) => sim::serve(a),
         Command::Vocab => vocab::vocab(),
     };
@@ -326,7 +343,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
 fn load_experiment(path: &Path, vars: &[(String, String)]) -> Result<Experiment, Failure> {
     let bytes = read_file(path)?;
     let file = path.display().to_string();
-    let exp = spec::parse_experiment(&file, &bytes, vars)
+    let exp = spec::parse_experiment_with_env(&file, &bytes, vars, &|k| std::env::var(k).ok())
         .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))?;
     for w in &exp.warnings {
         eprint!("{}", w.render_warning(std::str::from_utf8(&bytes).ok()));

@@ -18,7 +18,19 @@ pub(super) fn report(a: ReportArgs) -> Result<i32, Failure> {
             "warning: the journal's last line was incomplete (the process died mid-write); it was skipped"
         );
     }
-    let summary = RunSummary::from_records(&read.records);
+    let mut summary = RunSummary::from_records(&read.records);
+    summary.journal_truncated_tail = read.truncated_tail;
+    let integrity =
+        journal::verify_journal(&entry.dir.join("journal.jsonl")).map_err(|e| Failure {
+            code: exit::INVALID_INPUT,
+            message: format!("error: {e}"),
+        })?;
+    if let Some(b) = &integrity.broken {
+        eprintln!(
+            "warning: the journal does not verify ({b}): the report below is rendered from altered evidence"
+        );
+    }
+    summary.integrity = Some(integrity);
     let text = if a.output == OutputArg::Json {
         serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?
     } else {

@@ -19,7 +19,7 @@ use crate::lang::environment::{self, Environment};
 use crate::lang::plan::Plan;
 use crate::lang::spec::{self, Experiment};
 use crate::report::journal::{self, Journal};
-use crate::report::{lessons, markdown, summary::RunSummary};
+use crate::report::{lessons, lock, markdown, summary::RunSummary};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +34,9 @@ struct Prepared {
     provider: Router,
     /// The simulated estate's seed, as the run reports it.
     seed: u64,
+    /// Whether the drill acts outside this process (a real backend, or `command`/`http`/
+    /// `approval` steps): such drills take the environment's lock.
+    shared_target: bool,
 }
 
 pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
@@ -48,6 +51,7 @@ pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
         runtime,
         provider,
         seed,
+        shared_target,
         ..
     } = p;
     let exp = Arc::new(exp);
@@ -55,8 +59,15 @@ pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
     let env_name = env.name.clone();
     let wall_started = std::time::Instant::now();
 
-    let result: Result<(i32, PathBuf, RunSummary), Failure> =
-        runtime.block_on(drill(&a, exp, provider, env_name, virtual_clock, seed));
+    let result: Result<(i32, PathBuf, RunSummary), Failure> = runtime.block_on(drill(
+        &a,
+        exp,
+        provider,
+        env_name,
+        virtual_clock,
+        seed,
+        shared_target,
+    ));
     let (code, run_dir, summary) = result?;
     if output_json {
         println!(
@@ -80,8 +91,14 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
         .iter()
         .any(|c| env.backend_for(c.name()) != environment::Backend::Sim);
     let virtual_clock = choose_clock(a.clock, &exp, remote)?;
+    let shared_target = remote || needs_wall_clock(&exp);
+    missing_secrets(&exp, &env)?;
     let runtime = start_runtime(virtual_clock)?;
-    let (provider, seed) = connect(&runtime, &env, a.seed, &calls)?;
+    let redactor = crate::lang::secrets::Redactor::new(&exp.secrets);
+    let (provider, seed) = connect(&runtime, &env, a.seed, &calls).map_err(|mut f| {
+        redactor.redact_string(&mut f.message);
+        f
+    })?;
     Ok(Prepared {
         exp,
         env,
@@ -90,6 +107,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
         runtime,
         provider,
         seed,
+        shared_target,
     })
 }
 
@@ -107,6 +125,38 @@ fn load(a: &RunArgs) -> Result<(Experiment, Environment), Failure> {
         });
     }
     Ok((exp, env))
+}
+
+/// Every secret must have its value before anything connects: an unset environment variable is
+/// a preflight problem (exit 7), named with the variable to set.
+fn missing_secrets(exp: &Experiment, env: &Environment) -> Result<(), Failure> {
+    let missing: Vec<_> = exp.secrets.iter().filter(|s| s.value.is_none()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut message = format!(
+        "error: preflight found {} problem(s) in environment `{}`; nothing ran\n",
+        missing.len(),
+        env.name
+    );
+    for s in &missing {
+        message.push_str(&format!(
+            "  - secret `{}` ({}:{}:{}): the environment variable {} is not set (or empty)\n",
+            s.name, exp.file, s.loc.line, s.loc.col, s.env
+        ));
+    }
+    message.push_str(&format!(
+        "  = help: export {} before running; secrets are read from the environment at run time and never written to the run's files",
+        missing
+            .iter()
+            .map(|s| format!("{}=...", s.env))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    Err(Failure {
+        code: exit::PREFLIGHT,
+        message,
+    })
 }
 
 /// Whether a drill needs real time (it talks to something outside the simulated estate).
@@ -204,6 +254,7 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
         seed,
         ..
     } = p;
+    let redactor = crate::lang::secrets::Redactor::new(&exp.secrets);
     let mut out = crate::lang::plan::render(exp, plan);
     let backends: Vec<&str> = env.backends().iter().map(|b| b.name()).collect();
     out.push_str(&format!(
@@ -225,7 +276,9 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
                 file: exp.file.clone(),
                 loc: Some(s.action.loc),
                 path: format!("steps[{i}]"),
-                message: format!("step `{}`: {e}", s.id.value),
+                message: redactor
+                    .redact(&format!("step `{}`: {e}", s.id.value))
+                    .into_owned(),
                 help: "fix the step's target so it exists in the environment".into(),
             }),
         }
@@ -237,7 +290,7 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
         ));
     }
     out.push_str("\nDry run: nothing was touched and nothing was written.\n");
-    print!("{out}");
+    print!("{}", redactor.redact(&out));
     Ok(exit::PASS)
 }
 
@@ -250,6 +303,7 @@ async fn drill(
     env_name: String,
     virtual_clock: bool,
     seed: u64,
+    shared_target: bool,
 ) -> Result<(i32, PathBuf, RunSummary), Failure> {
     let quiet = a.quiet || a.output == OutputArg::Json;
     let rollback = match a.rollback {
@@ -261,6 +315,12 @@ async fn drill(
     let salt = std::process::id() as u64 ^ clock.start_wall.timestamp_subsec_nanos() as u64;
     let run_id = journal::new_run_id(&exp.metadata.name, clock.start_wall, salt);
     let run_dir = a.runs.runs_dir.join(&run_id);
+    // One drill per environment, for drills that act outside this process.
+    let _lock = if shared_target {
+        Some(lock_environment(a, &run_id, &exp.metadata.name, &env_name)?)
+    } else {
+        None
+    };
     let journal = Journal::create(&run_dir)
         .map_err(|e| internal(format!("cannot create the run journal: {e}")))?;
     let memory = MemorySink::default();
@@ -308,6 +368,53 @@ async fn drill(
     Ok((outcome.exit_code, run_dir, summary))
 }
 
+/// Take the environment's lock, or say who holds it (exit 8).
+fn lock_environment(
+    a: &RunArgs,
+    run_id: &str,
+    experiment: &str,
+    env_name: &str,
+) -> Result<lock::EnvLock, Failure> {
+    let me = lock::Holder::this_process(run_id, experiment, env_name);
+    match lock::acquire(&a.runs.runs_dir, &me, a.force_unlock) {
+        Ok((held, previous)) => {
+            if let Some(p) = previous {
+                eprintln!(
+                    "warning: took over the lock of environment `{env_name}` from {} (--force-unlock)",
+                    p.describe()
+                );
+            }
+            Ok(held)
+        }
+        Err(e) => {
+            let help = match &e {
+                lock::LockError::Held { holder, .. } if holder.liveness() == lock::Liveness::OtherHost => format!(
+                    "wait for that drill to finish; if it is gone, check its owed rollbacks (`firedrill report {}` on that host) and re-run with --force-unlock",
+                    holder.run_id
+                ),
+                lock::LockError::Held { .. } => "wait for that drill to finish (one drill per environment), or stop it with Ctrl-C: it rolls back and releases the lock".into(),
+                lock::LockError::Stale { holder, .. } => format!(
+                    "that drill died without finishing, so it may have left a fault behind: read `firedrill report {}` for the rollbacks it owes, undo them, then re-run with --force-unlock",
+                    holder.run_id
+                ),
+                lock::LockError::Unreadable { path, .. } => format!(
+                    "inspect {}; if no drill is running, re-run with --force-unlock",
+                    path.display()
+                ),
+                lock::LockError::Io { .. } => "check that the runs directory (--runs-dir) is writable".into(),
+            };
+            Err(Failure {
+                code: if matches!(e, lock::LockError::Io { .. }) {
+                    exit::INTERNAL
+                } else {
+                    exit::LOCKED
+                },
+                message: format!("error: {e}; nothing ran\n  = help: {help}"),
+            })
+        }
+    }
+}
+
 /// The run's summary (next to its journal), its lessons-learned record and its report.
 fn write_outputs(
     records: &[Record],
@@ -316,7 +423,11 @@ fn write_outputs(
     exp: &Experiment,
     run_id: &str,
 ) -> Result<RunSummary, Failure> {
-    let summary = RunSummary::from_records(records);
+    let mut summary = RunSummary::from_records(records);
+    summary.integrity = Some(
+        journal::verify_journal(&run_dir.join(journal::JOURNAL_FILE))
+            .map_err(|e| internal(e.to_string()))?,
+    );
     journal::write_summary(run_dir, &summary).map_err(|e| internal(e.to_string()))?;
     let record = lessons::LessonsRecord::from_summary(&summary);
     lessons::save(lessons_dir, &record).map_err(|e| internal(e.to_string()))?;

@@ -27,16 +27,17 @@ pub(super) fn validate(a: ValidateArgs) -> Result<i32, Failure> {
                 .and_then(|env| crate::backend::router::check_settings(&env))
                 .map(|_| format!("ok: {name} (environment)"))
         } else {
-            spec::parse_experiment(&name, &bytes, &a.vars.vars).map(|e| {
-                for w in &e.warnings {
-                    eprint!("{}", w.render_warning(std::str::from_utf8(&bytes).ok()));
-                }
-                format!(
-                    "ok: {name} ({} steps, {} probes)",
-                    e.steps.len(),
-                    e.probes.len()
-                )
-            })
+            spec::parse_experiment_with_env(&name, &bytes, &a.vars.vars, &|k| std::env::var(k).ok())
+                .map(|e| {
+                    for w in &e.warnings {
+                        eprint!("{}", w.render_warning(std::str::from_utf8(&bytes).ok()));
+                    }
+                    format!(
+                        "ok: {name} ({} steps, {} probes)",
+                        e.steps.len(),
+                        e.probes.len()
+                    )
+                })
         };
         match res {
             Ok(line) => println!("{line}"),

@@ -115,7 +115,8 @@ impl Drill {
     /// Run it; also hand back the emitter (its sink errors).
     pub async fn run_with_emitter(self) -> (Outcome, Emitter) {
         let clock = self.clock.unwrap_or_else(RunClock::start_now);
-        let emitter = Emitter::new(clock, self.sinks);
+        let emitter = Emitter::new(clock, self.sinks)
+            .with_redactor(crate::lang::secrets::Redactor::new(&self.exp.secrets));
         let plan = Arc::new(crate::lang::plan::plan(&self.exp));
         // With no interrupt channel, one that never fires (its sender lives as long as the run).
         let (tx, rx) = watch::channel(0u32);

@@ -22,6 +22,7 @@ use super::verdict::Findings;
 use super::{hypothesis, measure, rollback, schedule, verdict};
 use crate::backend::{Probe, Provider};
 use crate::lang::plan::Plan;
+use crate::lang::secrets::Redactor;
 use crate::lang::spec::Experiment;
 use serde_json::Value as Json;
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,8 @@ struct EmitterInner {
 pub struct Emitter {
     clock: RunClock,
     inner: Arc<Mutex<EmitterInner>>,
+    /// Masks the experiment's secrets in every event before any sink sees it.
+    redactor: Arc<Redactor>,
 }
 
 impl Emitter {
@@ -80,10 +83,34 @@ impl Emitter {
                 sinks,
                 errors: Vec::new(),
             })),
+            redactor: Arc::new(Redactor::default()),
         }
     }
 
+    /// Mask these secrets in every event (the journal, summary, report, lessons and progress
+    /// display are all built from the events).
+    pub fn with_redactor(mut self, redactor: Redactor) -> Emitter {
+        self.redactor = Arc::new(redactor);
+        self
+    }
+
+    /// The secrets' redactor, for what is cut short before it is emitted (command output).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     pub fn emit(&self, event: Event) {
+        let event = match self.redact(event) {
+            Ok(e) => e,
+            Err(e) => {
+                // Never hand an unmasked event on; say what was lost instead.
+                let mut inner = self.inner.lock().expect("emitter poisoned");
+                inner.errors.push(format!(
+                    "an event was dropped: masking its secrets failed: {e}"
+                ));
+                return;
+            }
+        };
         let mut inner = self.inner.lock().expect("emitter poisoned");
         inner.seq += 1;
         let rec = Record {
@@ -99,6 +126,15 @@ impl Emitter {
             }
         }
         inner.errors.extend(errors);
+    }
+
+    fn redact(&self, event: Event) -> Result<Event, serde_json::Error> {
+        if self.redactor.is_empty() {
+            return Ok(event);
+        }
+        let mut v = serde_json::to_value(&event)?;
+        self.redactor.redact_json(&mut v);
+        serde_json::from_value(v)
     }
 
     /// Errors sinks reported (e.g. the journal could not be written).
@@ -225,8 +261,10 @@ impl Shared {
         let typed = with.unwrap_or(&def.call);
         let call = async {
             match typed {
-                Probe::Http(h) => super::generic::http(h, false).await,
-                Probe::Command(c) => super::generic::command(c, false).await,
+                Probe::Http(h) => super::generic::http(h, false, self.emitter.redactor()).await,
+                Probe::Command(c) => {
+                    super::generic::command(c, false, self.emitter.redactor()).await
+                }
                 probe => self.provider.observe(probe).await,
             }
         };

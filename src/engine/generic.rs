@@ -4,6 +4,7 @@
 
 use crate::backend::ProviderError;
 use crate::lang::action::{CommandCall, HttpCall};
+use crate::lang::secrets::Redactor;
 use serde_json::{Value as Json, json};
 use std::sync::Once;
 
@@ -17,7 +18,9 @@ pub fn install_crypto_provider() {
 }
 
 /// Send the request `h` describes; `is_action` applies `expect_status` (default 2xx).
-pub async fn http(h: &HttpCall, is_action: bool) -> Result<Json, ProviderError> {
+/// Secrets in the answer are masked by `redact` before the body is cut to 4 KiB (a cut must
+/// never leave part of a secret behind).
+pub async fn http(h: &HttpCall, is_action: bool, redact: &Redactor) -> Result<Json, ProviderError> {
     install_crypto_provider();
     let url = h.url.as_str();
     let method = h.method.as_str();
@@ -52,6 +55,7 @@ pub async fn http(h: &HttpCall, is_action: bool) -> Result<Json, ProviderError> 
         .await
         .map_err(|e| ProviderError::unavailable(format!("{url}: reading the body: {e}")))?;
     let latency_ms = started.elapsed().as_millis() as u64;
+    let text = redact.redact(&text);
     let body = serde_json::from_str::<Json>(&text)
         .unwrap_or(Json::String(text.chars().take(4096).collect()));
     let out = json!({"status": status, "latency_ms": latency_ms, "body": body});
@@ -76,7 +80,12 @@ fn root_cause(e: &dyn std::error::Error) -> String {
 }
 
 /// Run the command `c` describes; `is_action` applies `expect_exit` (default 0).
-pub async fn command(c: &CommandCall, is_action: bool) -> Result<Json, ProviderError> {
+/// Secrets in its output are masked by `redact` before the output is cut to 4 KiB.
+pub async fn command(
+    c: &CommandCall,
+    is_action: bool,
+    redact: &Redactor,
+) -> Result<Json, ProviderError> {
     let argv = &c.run;
     let Some((prog, args)) = argv.split_first() else {
         return Err(ProviderError::invalid_input(
@@ -113,7 +122,8 @@ pub async fn command(c: &CommandCall, is_action: bool) -> Result<Json, ProviderE
     };
     let code = out.status.code().unwrap_or(-1);
     let trim = |b: &[u8]| {
-        String::from_utf8_lossy(b)
+        redact
+            .redact(&String::from_utf8_lossy(b))
             .chars()
             .take(4096)
             .collect::<String>()
@@ -142,19 +152,31 @@ mod tests {
             crate::lang::action::Action::Command(c) => c,
             _ => unreachable!(),
         };
-        let ok = command(&cmd(json!({"run": ["sh", "-c", "echo hi; exit 3"]})), false)
-            .await
-            .unwrap();
+        let ok = command(
+            &cmd(json!({"run": ["sh", "-c", "echo hi; exit 3"]})),
+            false,
+            &Redactor::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(ok["exit_code"], json!(3));
         assert_eq!(ok["stdout"], json!("hi"));
-        let err = command(&cmd(json!({"run": ["sh", "-c", "exit 3"]})), true)
-            .await
-            .unwrap_err();
+        let err = command(
+            &cmd(json!({"run": ["sh", "-c", "exit 3"]})),
+            true,
+            &Redactor::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(err.message.contains("exited 3 (expected 0)"), "{err}");
         assert_eq!(err.kind, crate::backend::ErrorKind::Failed);
-        let missing = command(&cmd(json!({"run": ["definitely-not-a-program-xyz"]})), true)
-            .await
-            .unwrap_err();
+        let missing = command(
+            &cmd(json!({"run": ["definitely-not-a-program-xyz"]})),
+            true,
+            &Redactor::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(missing.message.contains("cannot run"), "{missing}");
         assert_eq!(missing.kind, crate::backend::ErrorKind::NotFound);
     }
@@ -171,7 +193,7 @@ mod tests {
             crate::lang::action::Action::Http(h) => h,
             _ => unreachable!(),
         };
-        let err = http(&h, false).await.unwrap_err();
+        let err = http(&h, false, &Redactor::default()).await.unwrap_err();
         assert!(err.message.contains("cannot connect"), "{err}");
         assert_eq!(err.kind, crate::backend::ErrorKind::Unavailable);
     }

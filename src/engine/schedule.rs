@@ -102,8 +102,8 @@ impl Shared {
                     )))
                 }
             }
-            Action::Http(h) => super::generic::http(h, true).await,
-            Action::Command(c) => super::generic::command(c, true).await,
+            Action::Http(h) => super::generic::http(h, true, self.emitter.redactor()).await,
+            Action::Command(c) => super::generic::command(c, true, self.emitter.redactor()).await,
             other => self.provider.inject(other).await,
         };
         self.drain_env();

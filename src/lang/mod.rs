@@ -20,6 +20,7 @@ pub mod kubernetes;
 pub mod plan;
 pub mod postgres;
 pub mod rules;
+pub mod secrets;
 pub mod spec;
 pub mod tolerance;
 pub mod vocab;

@@ -9,6 +9,7 @@
 use crate::lang::action::{Action, Probe};
 use crate::lang::decode::{Cx, Decode, OrderedMap, Spanned, choice};
 use crate::lang::diag::{Diagnostic, did_you_mean};
+use crate::lang::secrets::{Redactor, Secret, SecretValue};
 use crate::lang::tolerance::{Check, Tolerance};
 use crate::lang::vocab;
 use crate::lang::yaml::{Loc, Node, NodeKind};
@@ -26,6 +27,8 @@ pub struct Experiment {
     pub objectives: Objectives,
     /// Variables after overrides, in declaration order.
     pub variables: Vec<(String, String)>,
+    /// Secrets (`secrets:` and `${env:NAME}`), in declaration order; never in `variables`.
+    pub secrets: Vec<Secret>,
     pub probes: Vec<ProbeDef>,
     pub before: Vec<Spanned<String>>,
     pub during: Option<During>,
@@ -266,39 +269,142 @@ impl Recovery {
     }
 }
 
-/// The whole front end: text → validated experiment, or every problem found.
+/// The whole front end: text → validated experiment, or every problem found. Secrets read no
+/// environment here (every one is unset); see [`parse_experiment_with_env`].
 pub fn parse_experiment(
     file: &str,
     bytes: &[u8],
     overrides: &[(String, String)],
 ) -> Result<Experiment, Vec<Diagnostic>> {
+    parse_experiment_with_env(file, bytes, overrides, &|_| None)
+}
+
+/// The whole front end, with `env` answering the environment variables secrets are read from
+/// (the CLI passes the process environment; tests pass a table).
+pub fn parse_experiment_with_env(
+    file: &str,
+    bytes: &[u8],
+    overrides: &[(String, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Experiment, Vec<Diagnostic>> {
     let (_, mut root) = crate::lang::yaml::load_document(file, bytes)?;
     let mut cx = Cx::new(file);
-    let variables = expand_variables(&mut cx, &mut root, overrides);
+    let (variables, secrets) = expand_variables(&mut cx, &mut root, overrides, env);
+    let redactor = Redactor::new(&secrets);
     let exp = decode_experiment(&mut cx, &root, variables);
     if let Some(exp) = &exp {
         crate::lang::check::check_experiment(&mut cx, exp);
     }
+    for s in &secrets {
+        let n = s.value.as_ref().map(|v| v.expose().chars().count());
+        match n {
+            None => cx.key("secrets", |cx| {
+                cx.warning(
+                    s.loc,
+                    format!(
+                        "secret `{}` reads the environment variable {}, which is not set here",
+                        s.name, s.env
+                    ),
+                    format!(
+                        "`firedrill run` refuses to start until it is: export {}=... first",
+                        s.env
+                    ),
+                )
+            }),
+            Some(n) if n < crate::lang::secrets::SHORT_SECRET => cx.key("secrets", |cx| {
+                cx.warning(
+                    s.loc,
+                    format!(
+                        "secret `{}` (from {}) is only {n} characters long: masking it in the artefacts also masks any other text that contains it",
+                        s.name, s.env
+                    ),
+                    "use a longer secret, or a `variables:` entry if the value is not secret",
+                )
+            }),
+            Some(_) => {}
+        }
+    }
+    let redact = |mut d: Diagnostic| {
+        redactor.redact_string(&mut d.message);
+        redactor.redact_string(&mut d.help);
+        d
+    };
     match exp {
         Some(mut e) if cx.diags.is_empty() => {
-            e.warnings = std::mem::take(&mut cx.warnings);
+            e.warnings = std::mem::take(&mut cx.warnings)
+                .into_iter()
+                .map(redact)
+                .collect();
+            e.secrets = secrets;
             Ok(e)
         }
         _ => {
-            let mut d = cx.diags;
+            let mut d: Vec<Diagnostic> = cx.diags.into_iter().map(redact).collect();
             d.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((0, 0)));
             Err(d)
         }
     }
 }
 
-/// Read `variables:`, apply `--var` overrides, and substitute `${name}` in every other scalar.
-/// `$${` writes a literal `${`.
+/// Read `secrets:` (each `name: {env: VAR}`) through `env`.
+fn decode_secrets(cx: &mut Cx, root: &Node, env: &dyn Fn(&str) -> Option<String>) -> Vec<Secret> {
+    let mut out = Vec::new();
+    let Some(node) = root.get("secrets") else {
+        return out;
+    };
+    let Some(map) = cx.key("secrets", |cx| OrderedMap::<Node>::decode(cx, node)) else {
+        return out;
+    };
+    for (k, v) in map.0 {
+        cx.key("secrets", |cx| {
+            cx.key(&k.value, |cx| {
+                if !crate::lang::secrets::valid_env_name(&k.value) {
+                    cx.error(
+                        k.loc,
+                        format!("`{}` is not a usable secret name", k.value),
+                        "use letters, digits and `_`, starting with a letter, e.g. `db_password`",
+                    );
+                    return;
+                }
+                let Some(mut m) = cx.map(&v, "a secret") else {
+                    return;
+                };
+                let var = m.req::<Spanned<String>>(cx, "env");
+                m.finish(cx);
+                let Some(var) = var else { return };
+                if !crate::lang::secrets::valid_env_name(&var.value) {
+                    cx.key("env", |cx| {
+                        cx.error(
+                            var.loc,
+                            format!("`{}` is not an environment variable name", var.value),
+                            "name the variable the value is read from, e.g. `env: PGPASSWORD`",
+                        )
+                    });
+                    return;
+                }
+                out.push(Secret {
+                    name: k.value.clone(),
+                    value: env(&var.value)
+                        .filter(|v| !v.is_empty())
+                        .map(SecretValue::new),
+                    env: var.value,
+                    loc: k.loc,
+                });
+            })
+        });
+    }
+    out
+}
+
+/// Read `variables:` and `secrets:`, apply `--var` overrides, and substitute `${name}` (a
+/// variable or a secret) and `${env:NAME}` (a secret read from the environment variable NAME)
+/// in every other scalar. `$${` writes a literal `${`.
 pub fn expand_variables(
     cx: &mut Cx,
     root: &mut Node,
     overrides: &[(String, String)],
-) -> Vec<(String, String)> {
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<(String, String)>, Vec<Secret>) {
     let mut vars: Vec<(String, String)> = Vec::new();
     if let Some(node) = root.get("variables")
         && let Some(map) = cx.key("variables", |cx| OrderedMap::<Node>::decode(cx, node))
@@ -319,9 +425,29 @@ pub fn expand_variables(
             }
         }
     }
+    let mut secrets = decode_secrets(cx, root, env);
+    for s in &secrets {
+        if vars.iter().any(|(n, _)| *n == s.name) {
+            cx.error_at(
+                "secrets",
+                Some(s.loc),
+                format!("`{}` is both a variable and a secret", s.name),
+                "rename one of them: `${name}` must mean one thing",
+            );
+        }
+    }
     for (k, v) in overrides {
         match vars.iter_mut().find(|(name, _)| name == k) {
             Some(slot) => slot.1 = v.clone(),
+            None if secrets.iter().any(|s| s.name == *k) => {
+                let s = secrets.iter().find(|s| s.name == *k).expect("found");
+                cx.error_at(
+                    "secrets",
+                    Some(s.loc),
+                    format!("--var {k}=...: `{k}` is a secret, read from the environment variable {}", s.env),
+                    format!("set it with `export {}=...` instead: a secret on the command line ends up in shell history and process listings", s.env),
+                );
+            }
             None => {
                 let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
                 cx.error_at(
@@ -335,23 +461,70 @@ pub fn expand_variables(
     }
     if let NodeKind::Map(entries) = &mut root.kind {
         for (k, v) in entries.iter_mut() {
-            if k.as_str() == Some("variables") {
+            if matches!(k.as_str(), Some("variables") | Some("secrets")) {
                 continue;
             }
             let key = k.as_str().unwrap_or_default().to_string();
-            cx.key(&key, |cx| substitute(cx, v, &vars));
+            let mut scope = Scope {
+                vars: &vars,
+                secrets: &mut secrets,
+                env,
+            };
+            cx.key(&key, |cx| substitute(cx, v, &mut scope));
         }
     }
-    vars
+    (vars, secrets)
 }
 
-fn substitute(cx: &mut Cx, node: &mut Node, vars: &[(String, String)]) {
+/// What `${...}` can name while substituting.
+struct Scope<'a> {
+    vars: &'a [(String, String)],
+    secrets: &'a mut Vec<Secret>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Scope<'_> {
+    /// The value of `${name}`: `Some((value, is_secret))`, or `None` when it names nothing.
+    fn lookup(&mut self, name: &str, loc: Loc) -> Option<(String, bool)> {
+        if let Some((_, v)) = self.vars.iter().find(|(n, _)| n == name) {
+            return Some((v.clone(), false));
+        }
+        let secret = match name.strip_prefix("env:") {
+            Some(var) => {
+                let key = format!("env:{var}");
+                if !self.secrets.iter().any(|s| s.name == key) {
+                    self.secrets.push(Secret {
+                        name: key.clone(),
+                        env: var.to_string(),
+                        value: (self.env)(var)
+                            .filter(|v| !v.is_empty())
+                            .map(SecretValue::new),
+                        loc,
+                    });
+                }
+                self.secrets.iter().find(|s| s.name == key)
+            }
+            None => self.secrets.iter().find(|s| s.name == name),
+        }?;
+        Some((
+            secret
+                .value
+                .as_ref()
+                .map(|v| v.expose().to_string())
+                .unwrap_or_else(|| crate::lang::secrets::UNSET_PLACEHOLDER.to_string()),
+            true,
+        ))
+    }
+}
+
+fn substitute(cx: &mut Cx, node: &mut Node, scope: &mut Scope) {
     match &mut node.kind {
         NodeKind::Scalar { value, plain } if value.contains('$') => {
             let mut out = String::new();
             let mut rest = value.as_str();
             let whole =
                 value.starts_with("${") && value.ends_with('}') && value.matches("${").count() == 1;
+            let mut any_secret = false;
             while let Some(i) = rest.find('$') {
                 out.push_str(&rest[..i]);
                 let after = &rest[i..];
@@ -368,19 +541,40 @@ fn substitute(cx: &mut Cx, node: &mut Node, vars: &[(String, String)]) {
                         return;
                     };
                     let name = &r[..end];
-                    match vars.iter().find(|(n, _)| n == name) {
-                        Some((_, v)) => out.push_str(v),
-                        None => {
-                            let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
-                            cx.error(
-                                node.loc,
-                                format!("unknown variable `${{{name}}}`"),
-                                did_you_mean(
-                                    name,
-                                    &names,
-                                    "declare it under `variables:`; declared",
-                                ),
-                            );
+                    if let Some(var) = name.strip_prefix("env:")
+                        && !crate::lang::secrets::valid_env_name(var)
+                    {
+                        cx.error(
+                            node.loc,
+                            format!("`${{{name}}}`: `{var}` is not an environment variable name"),
+                            "write `${env:NAME}` with letters, digits and `_`, e.g. `${env:API_TOKEN}`",
+                        );
+                    } else {
+                        match scope.lookup(name, node.loc) {
+                            Some((v, secret)) => {
+                                out.push_str(&v);
+                                any_secret |= secret;
+                            }
+                            None => {
+                                let mut names: Vec<&str> =
+                                    scope.vars.iter().map(|(n, _)| n.as_str()).collect();
+                                names.extend(
+                                    scope
+                                        .secrets
+                                        .iter()
+                                        .filter(|s| !s.name.starts_with("env:"))
+                                        .map(|s| s.name.as_str()),
+                                );
+                                cx.error(
+                                    node.loc,
+                                    format!("unknown variable `${{{name}}}`"),
+                                    did_you_mean(
+                                        name,
+                                        &names,
+                                        "declare it under `variables:` (or `secrets:`, or read it with `${env:NAME}`); declared",
+                                    ),
+                                );
+                            }
                         }
                     }
                     rest = &r[end + 1..];
@@ -390,19 +584,20 @@ fn substitute(cx: &mut Cx, node: &mut Node, vars: &[(String, String)]) {
                 }
             }
             out.push_str(rest);
-            // A scalar that was only a variable reference keeps YAML typing (numbers, booleans).
-            *plain = *plain || whole;
+            // A scalar that was only a variable reference keeps YAML typing (numbers, booleans);
+            // a secret is always a string.
+            *plain = (*plain || whole) && !any_secret;
             *value = out;
         }
         NodeKind::Seq(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                cx.idx(i, |cx| substitute(cx, item, vars));
+                cx.idx(i, |cx| substitute(cx, item, scope));
             }
         }
         NodeKind::Map(entries) => {
             for (k, v) in entries.iter_mut() {
                 let key = k.as_str().unwrap_or_default().to_string();
-                cx.key(&key, |cx| substitute(cx, v, vars));
+                cx.key(&key, |cx| substitute(cx, v, scope));
             }
         }
         _ => {}
@@ -462,6 +657,7 @@ fn decode_experiment(
         }),
     };
     m.node("variables"); // expanded already
+    m.node("secrets"); // read already
     let (probes, declared_probes, before, during, after) = match m.node("steady_state") {
         Some(n) => cx
             .key("steady_state", |cx| decode_steady_state(cx, n))
@@ -492,6 +688,7 @@ fn decode_experiment(
             mttd: None,
         }),
         variables,
+        secrets: Vec::new(),
         probes,
         before,
         during,

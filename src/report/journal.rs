@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::engine::events::{Record, VerdictKind};
-use crate::report::summary::RunSummary;
+use crate::report::summary::{Integrity, RunSummary};
+use serde_json::Value as Json;
 
 /// Default runs directory, relative to the working directory.
 pub const DEFAULT_RUNS_DIR: &str = ".firedrill/runs";
@@ -115,11 +116,26 @@ pub enum JournalError {
     NotARun { path: PathBuf },
 }
 
-/// An open journal, appending one line per event.
+/// The hash chained before a journal's first line.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The chain: `sha256(previous hash (hex) + "\n" + the line without its hash)`, hex.
+pub fn chain_hash(prev: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An open journal, appending one line per event. Each line ends with `"hash":"<sha256>"`,
+/// chained to the line before ([`chain_hash`]); [`verify_journal`] checks the chain.
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
     file: File,
+    prev: String,
 }
 
 impl Journal {
@@ -145,26 +161,41 @@ impl Journal {
                     }
                 }
             })?;
-        Ok(Journal { path, file })
+        Ok(Journal {
+            path,
+            file,
+            prev: GENESIS.to_string(),
+        })
+    }
+
+    /// The hash of the last line written (the genesis hash before the first).
+    pub fn last_hash(&self) -> &str {
+        &self.prev
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Append one record as one line, with a single unbuffered write.
+    /// Append one record as one line, chained to the last, with a single unbuffered write.
     pub fn append(&mut self, rec: &Record) -> Result<(), JournalError> {
         let mut line = serde_json::to_vec(rec).map_err(|source| JournalError::Serialize {
             path: self.path.clone(),
             source,
         })?;
-        line.push(b'\n');
+        let hash = chain_hash(&self.prev, &line);
+        // `{...}` → `{...,"hash":"<hex>"}`: the hash is the last key, so the line without it is
+        // exactly the bytes hashed.
+        line.pop();
+        line.extend_from_slice(format!(",\"hash\":\"{hash}\"}}\n").as_bytes());
         self.file
             .write_all(&line)
             .map_err(|source| JournalError::Append {
                 path: self.path.clone(),
                 source,
-            })
+            })?;
+        self.prev = hash;
+        Ok(())
     }
 
     /// Flush the journal to stable storage (end of run).
@@ -214,6 +245,87 @@ pub fn read_journal(path: &Path) -> Result<JournalRead, JournalError> {
         records,
         truncated_tail,
     })
+}
+
+/// Check a journal's hash chain: every line's hash must be the hash of its own bytes chained to
+/// the line before. The first line that does not verify is named (a change to a line breaks
+/// it; a removed or inserted line breaks the next one). A torn last line (the process died
+/// mid-write) is reported, not counted as a break. Journals written before lines were chained
+/// have no hashes: `chained` is false.
+pub fn verify_journal(path: &Path) -> Result<Integrity, JournalError> {
+    let bytes = fs::read(path).map_err(|source| JournalError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let ends_with_newline = bytes.ends_with(b"\n");
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    // `split` yields an empty piece after a final newline.
+    let n = if ends_with_newline {
+        lines.len() - 1
+    } else {
+        lines.len()
+    };
+    let mut out = Integrity {
+        records: 0,
+        chained: true,
+        final_sha256: None,
+        broken: None,
+        torn_tail: false,
+    };
+    let mut prev = GENESIS.to_string();
+    const SUFFIX_LEN: usize = ",\"hash\":\"\"}".len() + 64;
+    for (i, line) in lines[..n].iter().enumerate() {
+        let last = i + 1 == n;
+        let parsed = std::str::from_utf8(line)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Json>(t).ok());
+        let Some(parsed) = parsed else {
+            if last && !ends_with_newline {
+                out.torn_tail = true;
+                break;
+            }
+            out.broken = Some(format!("line {}: not a JSON record", i + 1));
+            break;
+        };
+        let Some(hash) = parsed.get("hash").and_then(Json::as_str) else {
+            if i == 0 {
+                out.chained = false;
+                out.records = n;
+                return Ok(out);
+            }
+            out.broken = Some(format!(
+                "line {}: it has no hash (a line was inserted or rewritten)",
+                i + 1
+            ));
+            break;
+        };
+        let suffix = format!(",\"hash\":\"{hash}\"}}");
+        if line.len() < SUFFIX_LEN || !line.ends_with(suffix.as_bytes()) {
+            out.broken = Some(format!(
+                "line {}: its hash is not the line's last key (the line was rewritten)",
+                i + 1
+            ));
+            break;
+        }
+        let mut body = line[..line.len() - suffix.len()].to_vec();
+        body.push(b'}');
+        let want = chain_hash(&prev, &body);
+        if want != hash {
+            out.broken = Some(format!(
+                "line {} (seq {}): its hash does not match its content and the line before it (changed, removed or inserted after it was written)",
+                i + 1,
+                parsed
+                    .get("seq")
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ));
+            break;
+        }
+        out.records += 1;
+        prev = hash.to_string();
+        out.final_sha256 = Some(prev.clone());
+    }
+    Ok(out)
 }
 
 /// Write `summary.json` (pretty) into `run_dir`, atomically (temp file + rename).
@@ -459,6 +571,60 @@ mod tests {
             write_summary(&dir, &RunSummary::from_records(records)).unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn the_chain_verifies_and_every_one_byte_change_is_caught() {
+        let tmp = tempfile::tempdir().unwrap();
+        let records = fixtures::pass_run();
+        let dir = write_run(tmp.path(), "r1", &records, false);
+        let path = dir.join(JOURNAL_FILE);
+        let good = verify_journal(&path).unwrap();
+        assert!(
+            good.chained && good.broken.is_none() && !good.torn_tail,
+            "{good:?}"
+        );
+        assert_eq!(good.records, records.len());
+        let pinned = good.final_sha256.clone().unwrap();
+        let original = fs::read(&path).unwrap();
+        // Change each byte (a sample of every 7th, plus the first and last few) to another.
+        let positions: Vec<usize> = (0..original.len())
+            .filter(|i| i % 7 == 0 || *i < 8 || *i + 8 >= original.len())
+            .collect();
+        assert!(positions.len() > 100);
+        for &at in &positions {
+            let mut bytes = original.clone();
+            bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+            fs::write(&path, &bytes).unwrap();
+            let v = verify_journal(&path).unwrap();
+            let caught = v.broken.is_some() || v.final_sha256.as_deref() != Some(&pinned);
+            assert!(caught, "a change at byte {at} went unnoticed: {v:?}");
+        }
+        // A removed line breaks the chain at the next one; cutting the end changes the final hash.
+        let text = String::from_utf8(original.clone()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.remove(2);
+        fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let v = verify_journal(&path).unwrap();
+        assert!(v.broken.as_deref().unwrap().starts_with("line 3 "), "{v:?}");
+        assert_eq!(v.records, 2);
+        let cut: Vec<&str> = text.lines().take(4).collect();
+        fs::write(&path, cut.join("\n") + "\n").unwrap();
+        let v = verify_journal(&path).unwrap();
+        assert!(v.broken.is_none());
+        assert_ne!(v.final_sha256.as_deref(), Some(pinned.as_str()));
+        // A torn last line (died mid-write) is reported, not a break.
+        fs::write(&path, &original[..original.len() - 10]).unwrap();
+        let v = verify_journal(&path).unwrap();
+        assert!(v.torn_tail && v.broken.is_none(), "{v:?}");
+        assert_eq!(v.records, records.len() - 1);
+        // A journal from before chaining has nothing to check.
+        let old: String = records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap() + "\n")
+            .collect();
+        fs::write(&path, old).unwrap();
+        assert!(!verify_journal(&path).unwrap().chained);
     }
 
     #[test]

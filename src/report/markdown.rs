@@ -85,6 +85,12 @@ pub fn render_markdown(summary: &RunSummary, open_items: &[OpenActionItem]) -> S
 
 fn header(out: &mut String, s: &RunSummary) {
     let _ = writeln!(out, "# Drill report: {}\n", s.display_title());
+    if let Some(b) = s.integrity.as_ref().and_then(|i| i.broken.as_ref()) {
+        let _ = writeln!(
+            out,
+            "> **Warning: this journal does not verify.** {b}. The figures below come from altered evidence; do not use this report as proof of the drill.\n"
+        );
+    }
     let mut verdict_line = format!("**{}**", s.verdict_label());
     if let Some(v) = &s.verdict {
         let _ = write!(verdict_line, " (exit code {})", v.exit_code);
@@ -134,6 +140,25 @@ fn header(out: &mut String, s: &RunSummary) {
     }
     if let Some(v) = &s.firedrill_version {
         let _ = writeln!(out, "| firedrill | {v} |");
+    }
+    match &s.integrity {
+        Some(i) if i.broken.is_some() => {}
+        Some(i) if i.chained => {
+            let _ = writeln!(
+                out,
+                "| Evidence | `journal.jsonl`: {} records, SHA-256 chain ending `{}` (`firedrill verify {}`) |",
+                i.records,
+                i.final_sha256.as_deref().unwrap_or("-"),
+                s.run_id
+            );
+        }
+        Some(_) => {
+            let _ = writeln!(
+                out,
+                "| Evidence | `journal.jsonl` is not hash-chained (written before firedrill chained journals) |"
+            );
+        }
+        None => {}
     }
     if s.journal_truncated_tail {
         let _ = writeln!(

@@ -5,6 +5,7 @@
 pub(crate) mod fixtures;
 pub mod journal;
 pub mod lessons;
+pub mod lock;
 pub mod markdown;
 pub mod summary;
 

@@ -76,6 +76,26 @@ pub struct RunSummary {
     /// cut short.
     #[serde(default)]
     pub journal_truncated_tail: bool,
+    /// The journal's hash chain, as checked when this summary was written (set by the writer,
+    /// not by [`RunSummary::from_records`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Integrity>,
+}
+
+/// What [`crate::report::journal::verify_journal`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Integrity {
+    /// Records that verified, in order from the first.
+    pub records: usize,
+    /// False for journals written before lines were chained (nothing to check).
+    pub chained: bool,
+    /// The hash of the last line that verified: naming it elsewhere (a CI log, a ticket) pins
+    /// the whole journal up to it.
+    pub final_sha256: Option<String>,
+    /// Where the chain breaks, if it does.
+    pub broken: Option<String>,
+    /// The last line was cut short (the process died while writing it).
+    pub torn_tail: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -303,6 +323,7 @@ impl RunSummary {
             owed_rollbacks: Vec::new(),
             records: 0,
             journal_truncated_tail: false,
+            integrity: None,
         }
     }
 

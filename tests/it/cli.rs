@@ -36,6 +36,7 @@ fn fixtures() -> Vec<PathBuf> {
 struct Test {
     dir: TempDir,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 struct Output {
@@ -60,7 +61,14 @@ impl Test {
         Test {
             dir: TempDir::new().expect("temp dir"),
             args: Vec::new(),
+            env: Vec::new(),
         }
+    }
+
+    /// Set an environment variable for the binary.
+    fn env(mut self, k: &str, v: &str) -> Test {
+        self.env.push((k.into(), v.into()));
+        self
     }
 
     fn args<I, S>(mut self, args: I) -> Test
@@ -100,6 +108,7 @@ impl Test {
             .env("FIREDRILL_RUNS_DIR", self.runs_dir())
             .env("FIREDRILL_LESSONS_DIR", self.lessons_dir())
             .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run firedrill");
         Output {
@@ -117,7 +126,11 @@ impl Test {
         let Ok(rd) = std::fs::read_dir(self.runs_dir()) else {
             return Vec::new();
         };
-        let mut v: Vec<PathBuf> = rd.map(|e| e.expect("entry").path()).collect();
+        // Run directories hold a journal (`locks/` holds the environment locks).
+        let mut v: Vec<PathBuf> = rd
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.join("journal.jsonl").exists())
+            .collect();
         v.sort();
         v
     }
@@ -321,6 +334,7 @@ fn rendered_report_snapshot() {
         (r"\d{4}-\d{2}-\d{2}", "[DATE]"),
         (r"(?m)^\| Duration \| [^|]+ \|$", "| Duration | [DURATION] |"),
         (r"\(`[^`]*experiments/", "(`[DIR]/experiments/"),
+        (r"chain ending `[0-9a-f]{64}`", "chain ending `[SHA256]`"),
     ]}, {
         insta::assert_snapshot!("report_pod_kill", out.stdout);
     });
@@ -672,4 +686,308 @@ fn a_command_fault_with_no_impact_says_so() {
     let exp = command_fault_drill(t.dir.path(), "  expect_impact: true\n", "0s");
     let out = t.args(["run", exp.to_str().unwrap()]).run().expect_code(4);
     assert!(out.stdout.contains("DEVIATED"), "{}", out.stdout);
+}
+
+/// A drill that uses two secrets everywhere a value can leak: a command's argv and output (also
+/// printed by the child from its own environment), an http URL whose error names it, a header.
+fn secrets_drill(dir: &std::path::Path) -> PathBuf {
+    let yaml = r#"apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata: {name: secrets}
+variables: {host: "127.0.0.1:9"}
+secrets:
+  api_token: {env: FD_TEST_API_TOKEN}
+steady_state:
+  probes:
+    - name: echo-token
+      type: command
+      with: {run: [sh, -c, 'echo "probe sees $0"', "${api_token}"]}
+      tolerance: {path: exit_code, equals: 0}
+  before: [echo-token]
+  after: [echo-token]
+steps:
+  - id: print
+    action: command
+    with:
+      run: [sh, -c, 'echo "token=$0 password=$1"; printenv FD_TEST_API_TOKEN; echo "$1" >&2', "${api_token}", "${env:FD_TEST_DB_PASSWORD}"]
+  - id: call
+    action: http
+    after: [print]
+    with:
+      url: "http://${host}/login/${env:FD_TEST_DB_PASSWORD}?token=${api_token}"
+      headers: {Authorization: "Bearer ${api_token}"}
+      timeout: 2s
+"#;
+    let path = dir.join("secrets.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+const TOKEN: &str = "Tok3n-Alpha-9f8e7d6c";
+const PASSWORD: &str = "p@ss w/rd&Zeta-42";
+
+/// Every file under `dir`, with its text.
+fn files_under(dir: &std::path::Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push((
+                p.clone(),
+                String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into(),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn secrets_never_reach_an_artefact() {
+    let t0 = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD);
+    let exp = secrets_drill(t0.dir.path());
+    // The http step fails (nothing listens on port 9): its error names the URL.
+    let t = t0.args(["run", exp.to_str().unwrap()]);
+    let out = t.run();
+    assert_ne!(out.code, 2, "{}", out.stderr);
+    let run_dir = t.run_dirs().pop().expect("a run directory");
+    // The drill did use the values: the command saw them (its output is masked).
+    let journal = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("token=[REDACTED:api_token] password=[REDACTED:env:FD_TEST_DB_PASSWORD]"),
+        "{journal}"
+    );
+    // Re-render the report from the journal, and print the summary as JSON, too.
+    let t = t.args(["report", "latest"]);
+    let rerendered = t.run();
+    let json = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD);
+    let exp2 = secrets_drill(json.dir.path());
+    let json = json.args(["run", "--output", "json", exp2.to_str().unwrap()]);
+    let json_out = json.run();
+    let dry = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD);
+    let exp3 = secrets_drill(dry.dir.path());
+    let dry_out = dry
+        .args(["run", "--dry-run", exp3.to_str().unwrap()])
+        .run()
+        .expect_code(0);
+    let plan_out = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD)
+        .args(["plan", exp3.to_str().unwrap()])
+        .run();
+    let encoded = [
+        "p@ss%20w/rd&Zeta-42",
+        "p%40ss%20w%2Frd%26Zeta-42",
+        "p@ss+w/rd",
+    ];
+    let mut texts: Vec<(String, String)> = vec![
+        ("run stdout".into(), out.stdout.clone()),
+        ("run stderr".into(), out.stderr.clone()),
+        (
+            "report stdout".into(),
+            rerendered.stdout + &rerendered.stderr,
+        ),
+        ("--output json".into(), json_out.stdout + &json_out.stderr),
+        ("--dry-run".into(), dry_out.stdout + &dry_out.stderr),
+        ("plan".into(), plan_out.stdout + &plan_out.stderr),
+    ];
+    for root in [
+        t.runs_dir(),
+        t.lessons_dir(),
+        json.runs_dir(),
+        json.lessons_dir(),
+    ] {
+        for (p, text) in files_under(&root) {
+            texts.push((p.display().to_string(), text));
+        }
+    }
+    assert!(
+        texts.len() >= 10,
+        "journal, summary, report, lessons of two runs: {texts:?}"
+    );
+    for (what, text) in &texts {
+        for needle in [TOKEN, PASSWORD].iter().chain(encoded.iter()) {
+            assert!(
+                !text.contains(needle),
+                "{what} contains a secret ({needle}):\n{text}"
+            );
+        }
+    }
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("[REDACTED:api_token]"), "{report}");
+}
+
+#[test]
+fn a_missing_secret_is_a_preflight_problem_and_validate_warns() {
+    let t = Test::new().env("FD_TEST_API_TOKEN", TOKEN);
+    let exp = secrets_drill(t.dir.path());
+    let t = t.args(["run", exp.to_str().unwrap()]);
+    let out = t.run().expect_code(7);
+    assert!(
+        out.stderr.contains("FD_TEST_DB_PASSWORD is not set"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("export FD_TEST_DB_PASSWORD=..."),
+        "{}",
+        out.stderr
+    );
+    assert!(t.run_dirs().is_empty(), "nothing ran, no run directory");
+    let v = Test::new()
+        .args(["validate", exp.to_str().unwrap()])
+        .run()
+        .expect_code(0);
+    assert!(v.stderr.contains("warning"), "{}", v.stderr);
+    assert!(
+        v.stderr.contains("FD_TEST_API_TOKEN, which is not set"),
+        "{}",
+        v.stderr
+    );
+    // A secret cannot be given on the command line.
+    let cli = Test::new()
+        .env("FD_TEST_API_TOKEN", TOKEN)
+        .env("FD_TEST_DB_PASSWORD", PASSWORD)
+        .args(["run", exp.to_str().unwrap(), "--var", "api_token=x"])
+        .run()
+        .expect_code(2);
+    assert!(cli.stderr.contains("is a secret"), "{}", cli.stderr);
+}
+
+/// A drill with a command step (so it acts outside the process and takes the environment's
+/// lock) that lasts `wait`.
+fn lock_drill(dir: &std::path::Path, wait: &str) -> PathBuf {
+    let yaml = format!(
+        "apiVersion: firedrill.dev/v1\nkind: Experiment\nmetadata: {{name: holds-the-lock}}\nsteps:\n  - id: touch\n    action: command\n    with: {{run: [\"true\"]}}\n  - id: hold\n    action: wait\n    after: [touch]\n    with: {{duration: {wait}}}\n"
+    );
+    let path = dir.join(format!("lock-{wait}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn one_drill_per_environment_and_a_dead_drill_s_lock_is_stale() {
+    let t = Test::new();
+    let long = lock_drill(t.dir.path(), "30s");
+    let short = lock_drill(t.dir.path(), "1ms");
+    let lock = t.runs_dir().join("locks/sim.lock");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["run", long.to_str().unwrap(), "--quiet", "--runs-dir"])
+        .arg(t.runs_dir())
+        .arg("--lessons-dir")
+        .arg(t.lessons_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !lock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first drill never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A second drill against the same environment is refused, naming the holder.
+    let t = t.args(["run", short.to_str().unwrap()]);
+    let out = t.run().expect_code(8);
+    assert!(
+        out.stderr.contains("environment `sim` is in use by run"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("pid {}", first.id())),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing ran"), "{}", out.stderr);
+    // --force-unlock never takes a lock from a drill that is still running.
+    let t = t.args(["run", short.to_str().unwrap(), "--force-unlock"]);
+    t.run().expect_code(8);
+    // kill -9: the lock stays, and is reported stale.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(lock.exists(), "a killed drill cannot release its lock");
+    let t = t.args(["run", short.to_str().unwrap()]);
+    let out = t.run().expect_code(8);
+    assert!(
+        out.stderr.contains("whose process is gone"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--force-unlock"), "{}", out.stderr);
+    let t = t.args(["run", short.to_str().unwrap(), "--force-unlock"]);
+    let out = t.run().expect_code(0);
+    assert!(out.stderr.contains("took over the lock"), "{}", out.stderr);
+    // A finished drill releases it; the next one runs.
+    assert!(!lock.exists(), "released at the end of the drill");
+    t.args(["run", short.to_str().unwrap()])
+        .run()
+        .expect_code(0);
+}
+
+#[test]
+fn verify_detects_a_one_byte_change_and_the_report_says_so() {
+    let t = Test::new();
+    let exp = repo("experiments/pod-kill.yaml");
+    let t = t.args(["run", &exp, "--quiet"]);
+    t.run().expect_code(0);
+    let run_dir = t.run_dirs().pop().unwrap();
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("SHA-256 chain ending `"), "{report}");
+    let t = t.args(["verify", "latest"]);
+    let out = t.run().expect_code(0);
+    assert!(out.stdout.contains("verified:"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("as summary.json names it"),
+        "{}",
+        out.stdout
+    );
+    // One byte: a digit of the 5th record's elapsed time.
+    let path = run_dir.join("journal.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = lines[4].find("\"elapsed_ms\":").unwrap() + "\"elapsed_ms\":".len();
+    let mut bytes = lines[4].clone().into_bytes();
+    bytes[at] = if bytes[at] == b'9' { b'8' } else { b'9' };
+    lines[4] = String::from_utf8(bytes).unwrap();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let out = t.run().expect_code(9);
+    assert!(
+        out.stdout.contains("DOES NOT VERIFY: line 5 (seq 5)"),
+        "{}",
+        out.stdout
+    );
+    let t = t.args(["report", "latest"]);
+    let out = t.run().expect_code(0);
+    assert!(
+        out.stdout
+            .contains("**Warning: this journal does not verify.** line 5"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("does not verify"), "{}", out.stderr);
+    // Records cut from the end: the chain holds, the summary's final hash does not match.
+    std::fs::write(
+        &path,
+        text.lines().take(6).collect::<Vec<_>>().join("\n") + "\n",
+    )
+    .unwrap();
+    let out = t.args(["verify", "latest"]).run().expect_code(9);
+    assert!(
+        out.stdout.contains("records were removed from the end"),
+        "{}",
+        out.stdout
+    );
 }

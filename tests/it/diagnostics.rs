@@ -803,6 +803,56 @@ fn cases() -> Vec<Case> {
                 "(at `steady_state.probes[1].with.query`)",
             ],
         ),
+        case(
+            "secret_bad_env_name",
+            with(
+                "variables:\n  zone: us-east-1a\n",
+                "variables:\n  zone: us-east-1a\nsecrets:\n  token: {env: API-TOKEN}\n",
+            ),
+            &[
+                "drill.yaml:11:16: `API-TOKEN` is not an environment variable name",
+                "(at `secrets.token.env`)",
+                "`env: PGPASSWORD`",
+            ],
+        ),
+        case(
+            "secret_unknown_key",
+            with(
+                "variables:\n  zone: us-east-1a\n",
+                "variables:\n  zone: us-east-1a\nsecrets:\n  token: {env: TOKEN, file: /x}\n",
+            ),
+            &["unknown key `file`", "(at `secrets.token"],
+        ),
+        case(
+            "secret_is_also_a_variable",
+            with(
+                "variables:\n  zone: us-east-1a\n",
+                "variables:\n  zone: us-east-1a\nsecrets:\n  zone: {env: ZONE}\n",
+            ),
+            &["`zone` is both a variable and a secret", "(at `secrets`)"],
+        ),
+        case(
+            "inline_env_bad_name",
+            with("with: {zone: us-east-1a}", "with: {zone: \"${env:1ZONE}\"}"),
+            &[
+                "`${env:1ZONE}`: `1ZONE` is not an environment variable name",
+                "`${env:API_TOKEN}`",
+            ],
+        ),
+        case(
+            "unknown_reference_suggests_a_secret",
+            String::from_utf8(with(
+                "variables:\n  zone: us-east-1a\n",
+                "variables:\n  zone: us-east-1a\nsecrets:\n  api_token: {env: API_TOKEN}\n",
+            ))
+            .unwrap()
+            .replace("with: {zone: us-east-1a}", "with: {zone: \"${api_tokn}\"}")
+            .into_bytes(),
+            &[
+                "unknown variable `${api_tokn}`",
+                "did you mean `api_token`?",
+            ],
+        ),
         Case {
             name: "unknown_var_flag",
             yaml: BASE.as_bytes().to_vec(),
@@ -931,4 +981,49 @@ fn command_and_http_steps_can_be_the_fault() {
     );
     let (n, text) = render(&http, &[]);
     assert_eq!(n, 0, "{text}");
+}
+
+/// Secrets come from the environment lookup handed in, always as strings, never in `variables`
+/// and never in the experiment's `Debug`; short ones and unset ones are warnings.
+#[test]
+fn secrets_are_read_through_the_lookup_as_strings() {
+    let yaml = String::from_utf8(with(
+        "variables:\n  zone: us-east-1a\n",
+        "variables:\n  zone: us-east-1a\nsecrets:\n  pin: {env: FD_PIN}\n",
+    ))
+    .unwrap()
+    .replace(
+        "with: {duration: 1m}",
+        "with: {duration: 1m}\n  - id: show\n    action: command\n    after: [observe]\n    with:\n      run:\n        - echo\n        - ${pin}\n        - \"${env:FD_OTHER}\"",
+    );
+    let env = |k: &str| match k {
+        "FD_PIN" => Some("000123".to_string()),
+        "FD_OTHER" => Some("abc".to_string()),
+        _ => None,
+    };
+    let exp =
+        firedrill::lang::spec::parse_experiment_with_env(FILE, yaml.as_bytes(), &[], &env).unwrap();
+    let show = exp.steps.iter().find(|s| s.id.value == "show").unwrap();
+    assert_eq!(
+        show.with["run"],
+        serde_json::json!(["echo", "000123", "abc"]),
+        "a secret stays a string (no YAML typing of `000123`)"
+    );
+    assert_eq!(exp.secrets.len(), 2);
+    assert!(exp.variables.iter().all(|(k, _)| k == "zone"));
+    let dbg = format!("{:?}", exp.secrets);
+    assert!(!dbg.contains("000123") && !dbg.contains("abc"), "{dbg}");
+    let warnings: Vec<&str> = exp.warnings.iter().map(|w| w.message.as_str()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("`env:FD_OTHER` (from FD_OTHER) is only 3 characters long"));
+    // Without the environment: both unset, each a warning naming its variable.
+    let exp = parse_experiment(FILE, yaml.as_bytes(), &[]).unwrap();
+    assert!(exp.secrets.iter().all(|s| s.value.is_none()));
+    let warnings: Vec<String> = exp.warnings.iter().map(|w| w.message.clone()).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("FD_PIN, which is not set")),
+        "{warnings:?}"
+    );
 }
