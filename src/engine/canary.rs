@@ -75,7 +75,7 @@ fn component(io: &dyn CanaryIo) -> String {
 const SKEW_SAMPLES: usize = 3;
 
 /// Start the canary (after the before gate, before the method): create the table if needed,
-/// measure the clock skew, and spawn the writer. A canary that cannot start aborts the run
+/// measure the clock skew, write canary #1, and spawn the writer for the rest. A canary that cannot start aborts the run
 /// before anything is injected (a drill meant to measure RPO must not run blind); it is kept
 /// with its error so the journal says why.
 pub(super) async fn start(sh: &Arc<Shared>, spec: &PgCanary, run_id: &str) {
@@ -119,6 +119,14 @@ pub(super) async fn start(sh: &Arc<Shared>, spec: &PgCanary, run_id: &str) {
             l.skew_ms = skew.num_milliseconds();
             l.skew_rtt_ms = rtt.num_milliseconds().max(0) as u64;
         }
+        // Canary #1 is acknowledged before the method starts, so a write exists before any
+        // fault, even one that is the method's first step.
+        let committed = io.write(1).await?;
+        log.lock().expect("canary log poisoned").acked.push(Ack {
+            seq: 1,
+            committed,
+            acked_ms: sh.clock.elapsed_ms(),
+        });
         Ok::<(), crate::backend::ProviderError>(())
     };
     match started.await {
@@ -170,9 +178,10 @@ async fn writer(
     log: Arc<Mutex<Log>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(interval);
+    // #1 was written by `start`.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut seq = 0u64;
+    let mut seq = 1u64;
     let mut failing = false;
     loop {
         tokio::select! {

@@ -791,8 +791,8 @@ recovery:
     let run_dir = std::fs::read_dir(work.path().join("runs"))
         .expect("a run directory")
         .map(|e| e.unwrap().path())
-        .find(|p| p.is_dir())
-        .expect("a run directory");
+        .find(|p| p.join("summary.json").exists())
+        .expect("a run directory (with summary.json; runs/ also holds locks/)");
     let summary: Json = serde_json::from_str(
         &std::fs::read_to_string(run_dir.join("summary.json")).expect("summary.json"),
     )
@@ -853,4 +853,90 @@ recovery:
         0,
         "the run's canary rows are removed"
     );
+}
+
+/// A password from the environment (`secrets:`) in both DSN forms reaches the server (the drill
+/// passes against a scram-protected server) and no artefact or output of the run: journal,
+/// summary, report, lessons, stdout, stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dsn_password_from_a_secret_reaches_the_server_and_no_artefact() {
+    const PASSWORD: &str = "s3cret/horse@battery";
+    let lab = Lab::single(Some(PASSWORD));
+    let port = lab.primary;
+    let yaml = format!(
+        r#"apiVersion: firedrill.dev/v1
+kind: Experiment
+metadata: {{name: pg-secret}}
+objectives: {{rto: 1m, rpo: 10s}}
+secrets:
+  pg: {{env: FIREDRILL_TEST_PG_PASSWORD}}
+steady_state:
+  probes:
+    - name: up
+      type: postgres
+      with: {{dsn: "host=127.0.0.1 port={port} dbname=postgres user=postgres password='${{pg}}' sslmode=disable", query: "select current_user"}}
+      tolerance: {{path: value, equals: postgres}}
+  before: [up]
+steps:
+  - id: fault
+    action: command
+    with: {{run: ["true"]}}
+  - id: settle
+    action: wait
+    after: [fault]
+    with: {{duration: 600ms}}
+recovery:
+  fault: fault
+  probes: [up]
+  interval: 200ms
+  data_loss:
+    canary: {{type: postgres, write_dsn: "postgres://postgres:${{env:FIREDRILL_TEST_PG_PASSWORD_URL}}@127.0.0.1:{port}/postgres?sslmode=disable", interval: 200ms}}
+"#
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let file = work.path().join("secret.yaml");
+    std::fs::write(&file, &yaml).expect("write the experiment");
+    let encoded: String = url::form_urlencoded::byte_serialize(PASSWORD.as_bytes()).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .arg("run")
+        .arg(&file)
+        .arg("--runs-dir")
+        .arg(work.path().join("runs"))
+        .arg("--lessons-dir")
+        .arg(work.path().join("lessons"))
+        .env("FIREDRILL_TEST_PG_PASSWORD", PASSWORD)
+        .env("FIREDRILL_TEST_PG_PASSWORD_URL", &encoded)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run firedrill");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("pg secret: exit {:?}\n{stdout}{stderr}", out.status.code());
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let mut texts = vec![
+        ("stdout".to_string(), stdout),
+        ("stderr".to_string(), stderr),
+    ];
+    let mut stack = vec![work.path().join("runs"), work.path().join("lessons")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten() {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(t) = std::fs::read_to_string(&p) {
+                texts.push((p.display().to_string(), t));
+            }
+        }
+    }
+    assert!(
+        texts.len() >= 5,
+        "journal, summary, report, lessons: {:?}",
+        texts.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+    for (name, t) in &texts {
+        assert!(
+            !t.contains(PASSWORD) && !t.contains(&encoded) && !t.contains("s3cret"),
+            "{name} contains the password"
+        );
+    }
 }
