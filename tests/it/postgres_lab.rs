@@ -778,6 +778,16 @@ recovery:
             .output()
             .expect("run firedrill")
     };
+    let dry = firedrill(&["--dry-run"]);
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(dry.status.code(), Some(0), "{dry_out}");
+    assert!(
+        dry_out.contains(&format!(
+            "(data-loss canary)       from the first step until RPO is measured: a row every 200ms into `firedrill_canary` on 127.0.0.1:{}/postgres",
+            lab.primary
+        )),
+        "{dry_out}"
+    );
     let refused = firedrill(&["--clock", "virtual"]);
     assert_eq!(
         refused.status.code(),
