@@ -680,7 +680,19 @@ async fn tls_certificates_are_verified() {
     }
     let rows = sql(lab.primary, "postgres", "select pg_reload_conf()").await;
     assert!(rows[0].get::<_, bool>(0));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections see `ssl = on` once the postmaster has read the file again.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let on = sql(lab.primary, "postgres", "show ssl").await[0].get::<_, String>(0) == "on";
+        if on {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "ssl did not turn on within 10s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let provider = router().await;
     for mode in ["require", "prefer"] {
         let dsn = format!(
