@@ -20,6 +20,8 @@ struct Seen {
     writes: Vec<(u64, Duration)>,
     removed: u32,
     injected: u32,
+    /// Reads of the survivors so far (the first two fail: the standby is still starting).
+    reads: u32,
 }
 
 /// A copy of what the fake saw (no lock held across the test's awaits).
@@ -85,7 +87,13 @@ impl CanaryIo for FakeIo {
     }
     fn surviving(&self) -> BoxFuture<'_, Result<Vec<u64>, ProviderError>> {
         Box::pin(async move {
-            let seen = self.seen.lock().unwrap();
+            let mut seen = self.seen.lock().unwrap();
+            seen.reads += 1;
+            if seen.reads <= 2 {
+                return Err(ProviderError::unavailable(
+                    "standby:5432/app: the database system is starting up".into(),
+                ));
+            }
             Ok(seen
                 .writes
                 .iter()
@@ -261,6 +269,10 @@ async fn the_canary_measures_rpo_lost_writes_and_the_outage_on_one_clock() {
         "{last:?}"
     );
     assert_eq!(s.removed, 1, "the run's rows are removed (no keep)");
+    assert_eq!(
+        s.reads, 3,
+        "the survivors' read is retried while the read server starts"
+    );
     let n = seen.lock().unwrap().writes.len();
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
