@@ -56,6 +56,7 @@ fn drill(file: &str, bytes: &[u8]) -> (Duration, String) {
             backend: provider.backend().to_string(),
             clock_kind: "virtual".into(),
             seed: Some(seed),
+            environment_doc: None,
         };
         let outcome = executor::execute(
             Arc::new(exp),

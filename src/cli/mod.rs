@@ -8,6 +8,7 @@
 
 mod plan;
 mod progress;
+mod recover;
 mod report;
 mod run;
 mod runs;
@@ -48,6 +49,8 @@ enum Command {
     Runs(RunsArgs),
     /// Re-render a run's report from its journal alone.
     Report(ReportArgs),
+    /// Run the rollbacks a run still owes (its process died, or a rollback failed), once each.
+    Recover(RecoverArgs),
     /// Check a run's journal: every line's hash chained to the one before (exit 9 if not).
     Verify(VerifyArgs),
     /// The simulated estate's own tools.
@@ -226,6 +229,23 @@ struct ReportArgs {
 }
 
 #[derive(Args)]
+struct RecoverArgs {
+    /// Run id, unique prefix, `latest`, or a path to a run directory or journal.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    run: Option<String>,
+    /// Every run in the runs directory that owes rollbacks.
+    #[arg(long)]
+    all: bool,
+    /// Show what would run; run nothing, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    runs: RunsDir,
+    #[command(flatten)]
+    lessons: LessonsDir,
+}
+
+#[derive(Args)]
 struct VerifyArgs {
     /// Run id, unique prefix, `latest`, or a path to a run directory or journal.
     #[arg(default_value = "latest")]
@@ -282,6 +302,7 @@ pub fn main() -> i32 {
         Command::Runs(a) => runs::runs(a),
         Command::Report(a) => report::report(a),
         Command::Verify(a) => verify::verify(a),
+        Command::Recover(a) => recover::recover(a),
         Command::Sim(SimCommand::Serve(a)) => sim::serve(a),
         Command::Vocab => vocab::vocab(),
     };

@@ -56,6 +56,7 @@ impl Progress {
                 step,
                 action,
                 attempt,
+                ..
             } => format!(
                 "step {step} ({action}) started{}",
                 if *attempt > 1 {

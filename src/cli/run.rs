@@ -56,18 +56,19 @@ pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
     } = p;
     let exp = Arc::new(exp);
     let output_json = a.output == OutputArg::Json;
-    let env_name = env.name.clone();
+    let target = Target {
+        name: env.name.clone(),
+        doc: crate::engine::events::EnvironmentDoc {
+            file: env.file.clone(),
+            source: env.source.clone(),
+            sets: a.env.sets.clone(),
+        },
+        shared: shared_target,
+    };
     let wall_started = std::time::Instant::now();
 
-    let result: Result<(i32, PathBuf, RunSummary), Failure> = runtime.block_on(drill(
-        &a,
-        exp,
-        provider,
-        env_name,
-        virtual_clock,
-        seed,
-        shared_target,
-    ));
+    let result: Result<(i32, PathBuf, RunSummary), Failure> =
+        runtime.block_on(drill(&a, exp, provider, target, virtual_clock, seed));
     let (code, run_dir, summary) = result?;
     if output_json {
         println!(
@@ -307,17 +308,25 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
     Ok(exit::PASS)
 }
 
+/// The environment a drill runs against, as the run records it.
+struct Target {
+    name: String,
+    doc: crate::engine::events::EnvironmentDoc,
+    /// Whether the drill acts outside this process (it takes the environment's lock).
+    shared: bool,
+}
+
 /// Run the drill through [`Drill`] with the journal, memory and progress sinks, the interrupt
 /// watcher and the operator's approvals, then write its summary, report and lessons record.
 async fn drill(
     a: &RunArgs,
     exp: Arc<Experiment>,
     provider: Router,
-    env_name: String,
+    target: Target,
     virtual_clock: bool,
     seed: u64,
-    shared_target: bool,
 ) -> Result<(i32, PathBuf, RunSummary), Failure> {
+    let env_name = target.name.clone();
     let quiet = a.quiet || a.output == OutputArg::Json;
     let rollback = match a.rollback {
         RollbackArg::Always => RollbackPolicy::Always,
@@ -329,7 +338,7 @@ async fn drill(
     let run_id = journal::new_run_id(&exp.metadata.name, clock.start_wall, salt);
     let run_dir = a.runs.runs_dir.join(&run_id);
     // One drill per environment, for drills that act outside this process.
-    let _lock = if shared_target {
+    let _lock = if target.shared {
         Some(lock_environment(a, &run_id, &exp.metadata.name, &env_name)?)
     } else {
         None
@@ -362,6 +371,7 @@ async fn drill(
         .approve(a.approve)
         .approver(approver)
         .environment(env_name)
+        .environment_doc(Some(target.doc))
         .clock_kind(if virtual_clock { "virtual" } else { "wall" })
         .seed(seed)
         .clock(clock)
@@ -371,7 +381,13 @@ async fn drill(
         .await;
     let errors = emitter.errors();
     let records = memory.0.lock().expect("memory sink").clone();
-    let summary = write_outputs(&records, &run_dir, &a.lessons.lessons_dir, &exp, &run_id)?;
+    let summary = write_outputs(
+        &records,
+        &run_dir,
+        &a.lessons.lessons_dir,
+        &exp.metadata.name,
+        &run_id,
+    )?;
     if !errors.is_empty() {
         return Err(internal(format!(
             "the journal could not be written: {}",
@@ -389,9 +405,25 @@ fn lock_environment(
     env_name: &str,
 ) -> Result<lock::EnvLock, Failure> {
     let me = lock::Holder::this_process(run_id, experiment, env_name);
-    match lock::acquire(&a.runs.runs_dir, &me, a.force_unlock) {
+    let mut result = lock::acquire(&a.runs.runs_dir, &me, a.force_unlock);
+    // A dead drill that never wrote its journal never touched anything: take its lock over.
+    if let Err(lock::LockError::Stale { holder, .. }) = &result
+        && !a
+            .runs
+            .runs_dir
+            .join(&holder.run_id)
+            .join(journal::JOURNAL_FILE)
+            .exists()
+    {
+        eprintln!(
+            "warning: environment `{env_name}`: {} died before its run started (no journal); its lock is taken over",
+            holder.describe()
+        );
+        result = lock::acquire(&a.runs.runs_dir, &me, true);
+    }
+    match result {
         Ok((held, previous)) => {
-            if let Some(p) = previous {
+            if let Some(p) = previous.filter(|_| a.force_unlock) {
                 eprintln!(
                     "warning: took over the lock of environment `{env_name}` from {} (--force-unlock)",
                     p.describe()
@@ -429,11 +461,11 @@ fn lock_environment(
 }
 
 /// The run's summary (next to its journal), its lessons-learned record and its report.
-fn write_outputs(
+pub(super) fn write_outputs(
     records: &[Record],
     run_dir: &Path,
     lessons_dir: &Path,
-    exp: &Experiment,
+    experiment: &str,
     run_id: &str,
 ) -> Result<RunSummary, Failure> {
     let mut summary = RunSummary::from_records(records);
@@ -444,7 +476,7 @@ fn write_outputs(
     journal::write_summary(run_dir, &summary).map_err(|e| internal(e.to_string()))?;
     let record = lessons::LessonsRecord::from_summary(&summary);
     lessons::save(lessons_dir, &record).map_err(|e| internal(e.to_string()))?;
-    let open = lessons::open_items(lessons_dir, &exp.metadata.name, Some(run_id))
+    let open = lessons::open_items(lessons_dir, experiment, Some(run_id))
         .map_err(|e| internal(e.to_string()))?;
     std::fs::write(
         run_dir.join("report.md"),

@@ -34,6 +34,18 @@ pub(super) fn runs(a: RunsArgs) -> Result<i32, Failure> {
             started,
             r.status()
         );
+        let owed = journal::read_journal(&r.dir.join(journal::JOURNAL_FILE))
+            .map(|j| crate::engine::recover::plan(&j.records).owed)
+            .unwrap_or_default();
+        if !owed.is_empty() {
+            let steps: Vec<&str> = owed.iter().map(|o| o.step.as_str()).collect();
+            println!(
+                "  owes {} rollback(s) ({}): run `firedrill recover {}`",
+                owed.len(),
+                steps.join(", "),
+                r.id
+            );
+        }
     }
     Ok(exit::PASS)
 }

@@ -46,6 +46,7 @@ impl Drill {
                 backend,
                 clock_kind: "virtual".into(),
                 seed: None,
+                environment_doc: None,
             },
         }
     }
@@ -75,6 +76,12 @@ impl Drill {
     /// The environment's name, for the journal.
     pub fn environment(mut self, name: impl Into<String>) -> Drill {
         self.opts.environment = name.into();
+        self
+    }
+    /// The environment's document and `--set` overrides, journaled so that `firedrill recover`
+    /// can reach the environment again after a crash.
+    pub fn environment_doc(mut self, doc: Option<super::events::EnvironmentDoc>) -> Drill {
+        self.opts.environment_doc = doc;
         self
     }
     /// `virtual` or `wall`, for the journal.

@@ -14,6 +14,33 @@ use serde_json::Value as Json;
 /// The journal schema version; bumped on incompatible changes.
 pub const JOURNAL_VERSION: u32 = 1;
 
+/// The environment a run used, as `firedrill recover` needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentDoc {
+    /// The file as the user named it.
+    pub file: String,
+    pub source: String,
+    #[serde(default)]
+    pub sets: Vec<(String, String)>,
+}
+
+/// A secret by name and environment variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub name: String,
+    pub env: String,
+}
+
+/// How a started step is undone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RollbackRef {
+    /// The step's action reverted with its output.
+    Revert,
+    /// An explicit action (`rollback: {action, with}`), with its resolved parameters.
+    Action { action: String, with: Json },
+}
+
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -193,6 +220,14 @@ pub enum Event {
         fault_step: Option<String>,
         dry_run: bool,
         firedrill_version: String,
+        /// What `firedrill recover` needs to reach the environment again: its document (the
+        /// file's text; absent for the built-in estate) and the `--set` overrides applied.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        environment_doc: Option<EnvironmentDoc>,
+        /// The secrets the drill used, by name and environment variable (never their values):
+        /// `recover` reads them again from the environment.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        secrets: Vec<SecretRef>,
     },
     PhaseStarted {
         phase: Phase,
@@ -214,6 +249,12 @@ pub enum Event {
         step: String,
         action: String,
         attempt: u32,
+        /// The step's resolved parameters (first attempt only; secrets masked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<Json>,
+        /// How the step is undone (first attempt only; absent when it has no rollback).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rollback: Option<RollbackRef>,
     },
     StepRetrying {
         step: String,
@@ -303,6 +344,9 @@ pub enum Event {
     RollbackStarted {
         step: String,
         action: String,
+        /// Run by `firedrill recover` after the drill's process died.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        recovered: bool,
     },
     RollbackFinished {
         step: String,

@@ -158,6 +158,8 @@ pub struct RunOptions {
     pub backend: String,
     pub clock_kind: String,
     pub seed: Option<u64>,
+    /// The environment's document, journaled for `firedrill recover`.
+    pub environment_doc: Option<super::events::EnvironmentDoc>,
 }
 
 /// What a run ended with.
@@ -354,6 +356,15 @@ fn run_started(exp: &Experiment, plan: &Plan, opts: &RunOptions) -> Event {
         fault_step: exp.recovery.as_ref().map(|r| r.fault.value.clone()),
         dry_run: false,
         firedrill_version: env!("CARGO_PKG_VERSION").to_string(),
+        environment_doc: opts.environment_doc.clone(),
+        secrets: exp
+            .secrets
+            .iter()
+            .map(|s| super::events::SecretRef {
+                name: s.name.clone(),
+                env: s.env.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -92,6 +92,7 @@ async fn run_each(
         sh.emit(Event::RollbackStarted {
             step: step.id.value.clone(),
             action: action_name,
+            recovered: false,
         });
         let t0 = clock.elapsed();
         let fut = async {

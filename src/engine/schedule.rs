@@ -127,6 +127,12 @@ impl Shared {
                 step: step.id.value.clone(),
                 action: step.action.value.clone(),
                 attempt,
+                with: (attempt == 1).then(|| step.with.clone()),
+                rollback: if attempt == 1 {
+                    rollback_ref(step)
+                } else {
+                    None
+                },
             });
             if is_fault && attempt == 1 {
                 // Recovery is timed from the moment the fault starts: its impact may show
@@ -468,4 +474,19 @@ impl<'a> Scheduler<'a> {
             }
         }
     }
+}
+
+/// How a step is undone, for the journal (so `firedrill recover` can undo it after a crash).
+fn rollback_ref(step: &crate::lang::spec::Step) -> Option<super::events::RollbackRef> {
+    use crate::lang::spec::RollbackSpec;
+    if !step.has_rollback() {
+        return None;
+    }
+    Some(match &step.rollback {
+        RollbackSpec::Action { call, with } => super::events::RollbackRef::Action {
+            action: call.name().to_string(),
+            with: with.clone(),
+        },
+        _ => super::events::RollbackRef::Revert,
+    })
 }

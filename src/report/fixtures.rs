@@ -76,6 +76,8 @@ impl Builder {
                 step: id.into(),
                 action: action.into(),
                 attempt: 1,
+                with: None,
+                rollback: None,
             },
         );
         if id == "fail-az" {
@@ -113,6 +115,7 @@ impl Builder {
             Event::RollbackStarted {
                 step: step.into(),
                 action: action.into(),
+                recovered: false,
             },
         )
         .at(
@@ -158,6 +161,8 @@ impl Builder {
                     step: "snapshot-db".into(),
                     action: "db.snapshot".into(),
                     attempt: 1,
+                    with: None,
+                    rollback: None,
                 },
             )
             .at(
@@ -175,6 +180,8 @@ impl Builder {
                     step: "snapshot-db".into(),
                     action: "db.snapshot".into(),
                     attempt: 2,
+                    with: None,
+                    rollback: None,
                 },
             )
             .at(
@@ -405,6 +412,8 @@ pub fn run_started(run_id: &str) -> Event {
         critical_path: vec!["snapshot-db".into(), "fail-az".into(), "promote-dr".into()],
         fault_step: Some("fail-az".into()),
         dry_run: false,
+        environment_doc: None,
+        secrets: Vec::new(),
         firedrill_version: "0.1.0".into(),
     }
 }
@@ -440,6 +449,8 @@ pub fn aborted_run() -> Vec<Record> {
                 step: "promote-dr".into(),
                 action: "dns.failover".into(),
                 attempt: 1,
+                with: None,
+                rollback: None,
             },
         )
         .at(
@@ -471,6 +482,7 @@ pub fn aborted_run() -> Vec<Record> {
             Event::RollbackStarted {
                 step: "promote-dr".into(),
                 action: "dns.failback".into(),
+                recovered: false,
             },
         )
         .at(
@@ -529,6 +541,8 @@ pub fn partial_run() -> Vec<Record> {
             step: "promote-dr".into(),
             action: "dns.failover".into(),
             attempt: 1,
+            with: None,
+            rollback: None,
         },
     );
     b.build()

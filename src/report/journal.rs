@@ -168,6 +168,47 @@ impl Journal {
         })
     }
 
+    /// Open an existing run's journal to append to it (`firedrill recover`): the chain goes on
+    /// from its last complete line. A torn last line (the process died mid-write) is cut off
+    /// first, so the next line starts on a line of its own. Returns the journal and the last
+    /// line's sequence number.
+    pub fn reopen(run_dir: &Path) -> Result<(Journal, u64), JournalError> {
+        let path = run_dir.join(JOURNAL_FILE);
+        let read_err = |source| JournalError::Read {
+            path: path.clone(),
+            source,
+        };
+        let bytes = fs::read(&path).map_err(read_err)?;
+        let complete = match bytes.iter().rposition(|b| *b == b'\n') {
+            Some(i) => i + 1,
+            None => 0,
+        };
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(read_err)?;
+        if complete < bytes.len() {
+            file.set_len(complete as u64).map_err(read_err)?;
+        }
+        let last = bytes[..complete]
+            .split(|b| *b == b'\n')
+            .rev()
+            .find(|l| !l.is_empty())
+            .and_then(|l| serde_json::from_slice::<Json>(l).ok());
+        let prev = last
+            .as_ref()
+            .and_then(|j| j.get("hash"))
+            .and_then(Json::as_str)
+            .unwrap_or(GENESIS)
+            .to_string();
+        let seq = last
+            .as_ref()
+            .and_then(|j| j.get("seq"))
+            .and_then(Json::as_u64)
+            .unwrap_or(0);
+        Ok((Journal { path, file, prev }, seq))
+    }
+
     /// The hash of the last line written (the genesis hash before the first).
     pub fn last_hash(&self) -> &str {
         &self.prev

@@ -703,10 +703,12 @@ fn rollbacks(out: &mut String, s: &RunSummary) {
     if !s.rollbacks.is_empty() {
         out.push_str("| Step | Action | Result | Duration | Error |\n|---|---|---|---|---|\n");
         for r in &s.rollbacks {
-            let result = match r.ok {
-                Some(true) => "ok",
-                Some(false) => "FAILED",
-                None => "did not finish",
+            let result = match (r.ok, r.recovered) {
+                (Some(true), false) => "ok",
+                (Some(true), true) => "ok (by `firedrill recover`)",
+                (Some(false), false) => "FAILED",
+                (Some(false), true) => "FAILED (by `firedrill recover`)",
+                (None, _) => "did not finish",
             };
             let _ = writeln!(
                 out,
@@ -734,8 +736,10 @@ fn rollbacks(out: &mut String, s: &RunSummary) {
                 o.reason
             );
         }
-        out.push_str(
-            ">\n> Revert them by hand, or re-run the rollbacks, before the next drill.\n\n",
+        let _ = writeln!(
+            out,
+            ">\n> Run them with `firedrill recover {}` (`--dry-run` first shows what it would do), or revert them by hand, before the next drill.\n",
+            s.run_id
         );
     }
 }

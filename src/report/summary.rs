@@ -259,6 +259,9 @@ pub struct RollbackSummary {
     pub ok: Option<bool>,
     pub duration_ms: Option<u64>,
     pub error: Option<String>,
+    /// Run by `firedrill recover` after the drill's process died.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -276,6 +279,19 @@ impl RunSummary {
         s.records = records.len();
         for rec in records {
             s.apply(rec);
+        }
+        // What the journal says is still owed beyond the journaled `RollbackOwed`s: the
+        // rollbacks of a run whose process died, and failed ones (`firedrill recover` runs them).
+        let at_ms = records.last().map(|r| r.elapsed_ms).unwrap_or_default();
+        for o in crate::engine::recover::plan(records).owed {
+            if !s.owed_rollbacks.iter().any(|x| x.step == o.step) {
+                s.owed_rollbacks.push(OwedRollback {
+                    action: o.rollback_action(),
+                    step: o.step,
+                    reason: o.why,
+                    at_ms,
+                });
+            }
         }
         s
     }
@@ -401,6 +417,7 @@ impl RunSummary {
                 fault_step,
                 dry_run,
                 firedrill_version,
+                ..
             } => {
                 self.journal_version = Some(*journal_version);
                 self.run_id = run_id.clone();
@@ -471,6 +488,7 @@ impl RunSummary {
                 step,
                 action,
                 attempt,
+                ..
             } => {
                 let s = self.step_mut(step, action);
                 s.started_at_ms.get_or_insert(at);
@@ -607,7 +625,12 @@ impl RunSummary {
                 loss_ms: *loss_ms,
                 at_ms: at,
             }),
-            Event::RollbackStarted { step, action } => self.rollbacks.push(RollbackSummary {
+            Event::RollbackStarted {
+                step,
+                action,
+                recovered,
+            } => self.rollbacks.push(RollbackSummary {
+                recovered: *recovered,
                 step: step.clone(),
                 action: action.clone(),
                 started_at_ms: at,
@@ -641,6 +664,7 @@ impl RunSummary {
                             ok: None,
                             duration_ms: None,
                             error: None,
+                            recovered: false,
                         });
                         self.rollbacks.last_mut().expect("just pushed")
                     }
@@ -814,8 +838,17 @@ mod tests {
             s.interrupts.iter().map(|i| i.count).collect::<Vec<_>>(),
             [1, 2]
         );
-        assert_eq!(s.owed_rollbacks.len(), 1);
+        // Owed: the one a second interrupt skipped, and the one that failed (`recover` runs both).
+        assert_eq!(s.owed_rollbacks.len(), 2);
         assert_eq!(s.owed_rollbacks[0].step, "fail-az");
+        assert_eq!(s.owed_rollbacks[1].step, s.rollbacks[0].step);
+        assert!(
+            s.owed_rollbacks[1]
+                .reason
+                .starts_with("its rollback failed: "),
+            "{}",
+            s.owed_rollbacks[1].reason
+        );
         assert_eq!(s.rollbacks.len(), 1);
         assert_eq!(s.rollbacks[0].ok, Some(false));
         assert!(s.rollbacks[0].error.as_deref().unwrap().contains("503"));

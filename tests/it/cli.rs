@@ -991,3 +991,204 @@ fn verify_detects_a_one_byte_change_and_the_report_says_so() {
         out.stdout
     );
 }
+
+/// Two steps that each leave a "fault" (a file) and undo it in their rollback; the rollback
+/// logs every attempt and every effective undo.
+fn recover_drill(dir: &std::path::Path) -> PathBuf {
+    let undo = |s: &str| {
+        format!(
+            "{{action: command, with: {{run: [sh, -c, 'echo {s} >> attempts.log; sleep 0.1; if [ -e fault-{s} ]; then rm fault-{s}; echo {s} >> undone.log; fi']}}}}"
+        )
+    };
+    let yaml = format!(
+        "apiVersion: firedrill.dev/v1\nkind: Experiment\nmetadata: {{name: leaves-faults}}\nsteps:\n  - id: a\n    action: command\n    with: {{run: [touch, fault-a]}}\n    rollback: {}\n  - id: gap\n    action: wait\n    after: [a]\n    with: {{duration: 150ms}}\n  - id: b\n    action: command\n    after: [gap]\n    with: {{run: [touch, fault-b]}}\n    rollback: {}\n  - id: hold\n    action: wait\n    after: [b]\n    with: {{duration: 300ms}}\n",
+        undo("a"),
+        undo("b")
+    );
+    let path = dir.join("leaves-faults.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn lines_of(path: &std::path::Path, what: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == what)
+        .count()
+}
+
+#[test]
+fn recover_runs_every_owed_rollback_once_after_kill_9() {
+    let mut killed_before_rollbacks = 0;
+    for trial in 0..20u64 {
+        let mut t = Test::new();
+        let exp = recover_drill(t.dir.path());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+            .args(["run", exp.to_str().unwrap(), "--quiet", "--runs-dir"])
+            .arg(t.runs_dir())
+            .arg("--lessons-dir")
+            .arg(t.lessons_dir())
+            .current_dir(t.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill -9 at moments spread over the drill (it lasts ~0.5 s, rollbacks at its end).
+        let lock = t.runs_dir().join("locks/sim.lock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !lock.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(trial * 37));
+        let _ = child.kill();
+        child.wait().unwrap();
+        let Some(run_dir) = t.run_dirs().pop() else {
+            // Killed between taking the lock and creating the journal: nothing ran; the next
+            // drill takes the dead lock over (its run never started).
+            assert!(!t.dir.path().join("fault-a").exists());
+            let t = t.args(["run", exp.to_str().unwrap(), "--quiet"]);
+            let out = t.run().expect_code(0);
+            assert!(
+                out.stderr.contains("died before its run started"),
+                "{}",
+                out.stderr
+            );
+            continue;
+        };
+        let before = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+        if !before.contains("rollback_started") {
+            killed_before_rollbacks += 1;
+        }
+        let ran_before = before.matches("\"type\":\"rollback_finished\"").count();
+        if trial == 10 {
+            let journal_before = std::fs::read(run_dir.join("journal.jsonl")).unwrap();
+            let t2 = Test {
+                dir: TempDir::new().unwrap(),
+                args: vec![],
+                env: vec![],
+            }
+            .args([
+                "recover",
+                "--dry-run",
+                run_dir.to_str().unwrap(),
+                "--runs-dir",
+                t.runs_dir().to_str().unwrap(),
+            ]);
+            let dry = t2.run().expect_code(0);
+            assert!(
+                dry.stdout.contains("(rollback of step `b`)"),
+                "{}",
+                dry.stdout
+            );
+            assert!(
+                dry.stdout.contains("the drill's process died"),
+                "{}",
+                dry.stdout
+            );
+            assert!(
+                dry.stdout.contains("dry run: nothing was run"),
+                "{}",
+                dry.stdout
+            );
+            assert_eq!(
+                std::fs::read(run_dir.join("journal.jsonl")).unwrap(),
+                journal_before
+            );
+            t = t.args(["runs"]);
+            let listed = t.run().expect_code(0);
+            assert!(
+                listed
+                    .stdout
+                    .contains("owes 2 rollback(s) (b, a): run `firedrill recover"),
+                "{}",
+                listed.stdout
+            );
+            t = t.args(["report", "latest"]);
+            let report = t.run().expect_code(0);
+            assert!(
+                report.stdout.contains("Run them with `firedrill recover"),
+                "{}",
+                report.stdout
+            );
+        }
+        let t = t.args(["recover", "--all"]);
+        let out = t.run();
+        assert!(
+            [0].contains(&out.code),
+            "trial {trial}: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        // No fault is left; each started step was undone exactly once; every attempt is
+        // journaled (a finished rollback never ran again).
+        let journal = std::fs::read_to_string(run_dir.join("journal.jsonl")).unwrap();
+        for s in ["a", "b"] {
+            let started = journal.contains(&format!("\"type\":\"step_started\",\"step\":\"{s}\""));
+            assert!(
+                !t.dir.path().join(format!("fault-{s}")).exists(),
+                "trial {trial}: fault-{s} left\n{journal}"
+            );
+            let undone = lines_of(&t.dir.path().join("undone.log"), s);
+            let attempts = lines_of(&t.dir.path().join("attempts.log"), s);
+            let journaled = journal
+                .matches(&format!("\"type\":\"rollback_started\",\"step\":\"{s}\""))
+                .count();
+            let finished_ok = journal
+                .lines()
+                .filter(|l| {
+                    l.contains("\"type\":\"rollback_finished\"")
+                        && l.contains(&format!("\"step\":\"{s}\""))
+                        && l.contains("\"ok\":true")
+                })
+                .count();
+            if started {
+                assert_eq!(
+                    undone, 1,
+                    "trial {trial}: step {s} undone {undone} times\n{journal}"
+                );
+                assert_eq!(finished_ok, 1, "trial {trial}: {s}\n{journal}");
+            } else {
+                assert_eq!(
+                    (undone, attempts),
+                    (0, 0),
+                    "trial {trial}: {s} never started"
+                );
+            }
+            assert!(
+                attempts <= journaled,
+                "trial {trial}: {s}: {attempts} attempts, {journaled} journaled\n{journal}"
+            );
+        }
+        if journal.contains("\"type\":\"step_started\"") {
+            assert!(
+                journal.contains("\"type\":\"run_finished\""),
+                "trial {trial}: the run is finished\n{journal}"
+            );
+        }
+        println!(
+            "recover trial {trial}: steps started {}, rollbacks finished by the drill {ran_before}, by recover {}",
+            journal.matches("\"type\":\"step_started\"").count(),
+            journal.matches("\"recovered\":true").count()
+        );
+        // A second recover runs nothing.
+        let attempts =
+            std::fs::read_to_string(t.dir.path().join("attempts.log")).unwrap_or_default();
+        let again = t.run().expect_code(0);
+        assert!(
+            again.stdout.contains("nothing to recover"),
+            "{}",
+            again.stdout
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.dir.path().join("attempts.log")).unwrap_or_default(),
+            attempts
+        );
+        // And the chain still verifies across the appended records.
+        t.args(["verify", "latest"]).run().expect_code(0);
+    }
+    assert!(
+        killed_before_rollbacks >= 5,
+        "most trials kill the drill before its rollbacks: {killed_before_rollbacks}"
+    );
+}

@@ -10,6 +10,7 @@ mod cli;
 mod diagnostics;
 mod executor;
 mod fis_corpus;
+mod fuzz;
 mod kube_api;
 mod kube_backend;
 mod kube_transport;
