@@ -390,8 +390,14 @@ pub fn figures(
             .num_milliseconds()
             .max(0) as u64
     });
-    // The first outage: the first failed write to the first acknowledged write after it.
-    let first_fail = log.failed.iter().min_by_key(|f| f.seq);
+    // The fault's outage: the first write failing from the fault's start on, to the first
+    // acknowledged write after it (failures before the fault are counted, not the outage).
+    let fault_ms = fault_at.as_millis() as u64;
+    let first_fail = log
+        .failed
+        .iter()
+        .filter(|f| f.at_ms >= fault_ms)
+        .min_by_key(|f| f.seq);
     let (outage_from_ms, outage_ms, outage_ended) = match first_fail {
         None => (None, None, true),
         Some(f) => match log
@@ -495,6 +501,9 @@ mod tests {
                 });
             }
         }
+        // A blip before the fault: counted as failed, not the fault's outage.
+        log.acked.retain(|a| a.seq != 3);
+        log.failed.insert(0, Failure { seq: 3, at_ms: 600 });
         let surviving: BTreeSet<u64> = (1..=10).chain(25..=30).collect();
         let spec = PgCanary {
             write: crate::lang::postgres::Dsn::parse("postgres://u@p/app").unwrap(),
@@ -514,7 +523,7 @@ mod tests {
         assert_eq!(f.newest_surviving_seq, Some(10));
         // #10 committed at +2.005s on the run clock: 3.1 - 2.005.
         assert_eq!(f.rpo_ms, Some(1095));
-        assert_eq!((f.acknowledged, f.failed, f.surviving), (21, 9, 16));
+        assert_eq!((f.acknowledged, f.failed, f.surviving), (20, 10, 16));
         assert_eq!(f.lost_ranges, "11-15");
         assert_eq!(f.lost_acknowledged, 5);
         assert_eq!(
@@ -553,6 +562,9 @@ mod tests {
             &spec,
             &Names,
         );
-        assert_eq!((none.rpo_ms, none.lost_ranges.as_str()), (None, "1-15"));
+        assert_eq!(
+            (none.rpo_ms, none.lost_ranges.as_str()),
+            (None, "1-2, 4-15")
+        );
     }
 }

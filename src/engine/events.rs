@@ -170,9 +170,10 @@ pub struct CanaryFigures {
     /// Server clock minus firedrill's (milliseconds), and the round trip it was measured over.
     pub skew_ms: i64,
     pub skew_rtt_ms: u64,
-    /// The first write outage the canary saw: from the first failed write (run clock) to the
-    /// first acknowledged write after it, or to the canary's stop when none was (`outage_ended`
-    /// false).
+    /// The fault's write outage as the canary saw it: from the first write failing at or after
+    /// the fault's start (run clock) to the first acknowledged write after it, or to the
+    /// canary's stop when none was (`outage_ended` false). Failures before the fault are only
+    /// counted in `failed`.
     pub outage_from_ms: Option<u64>,
     pub outage_ms: Option<u64>,
     pub outage_ended: bool,
