@@ -5,7 +5,8 @@
 //! the real binary. Servers come from `scripts/lab/postgres-pair` (the same script a person
 //! uses by hand), in temporary directories, stopped on drop.
 //!
-//! Each test prints what it measured against the truth: `cargo test --test it postgres_lab --
+//! The tests hold `support::WALL_LAB` (one wall-clock lab test at a time). Each test prints what
+//! it measured against the truth: `cargo test --test it postgres_lab --
 //! --nocapture`.
 
 use firedrill::backend::{ErrorKind, Provider};
@@ -179,6 +180,7 @@ fn ranges(s: &str) -> Vec<u64> {
 /// before the cut, and the lost writes are those committed after the cut.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_canary_measures_the_rpo_of_a_lost_primary_against_the_truth() {
+    let _lab = crate::support::WALL_LAB.lock().await;
     let lab = Lab::pair();
     let (p, s) = (Lab::dsn(lab.primary), Lab::dsn(lab.standby));
     let sc = script().display().to_string();
@@ -333,6 +335,7 @@ recovery:
 /// is a failing check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_probes_give_typed_values_and_fail_as_checks() {
+    let _lab = crate::support::WALL_LAB.lock().await;
     let lab = Lab::single(None);
     let dsn = Lab::dsn(lab.primary);
     let server = format!("127.0.0.1:{}/postgres", lab.primary);
@@ -537,6 +540,7 @@ recovery:
 /// 7) naming the server and what to do; nothing runs, no password printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_servers_and_credentials_are_preflight_problems() {
+    let _lab = crate::support::WALL_LAB.lock().await;
     let locked = Lab::single(Some("right-horse"));
     let open = Lab::single(None);
     let closed = free_port();
@@ -632,6 +636,7 @@ async fn bad_servers_and_credentials_are_preflight_problems() {
 /// message that says so; `disable` still connects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_certificates_are_verified() {
+    let _lab = crate::support::WALL_LAB.lock().await;
     let lab = Lab::single(None);
     let dir = lab.dir.path();
     let (crt, key) = (dir.join("server.crt"), dir.join("server.key"));
@@ -728,6 +733,7 @@ async fn tls_certificates_are_verified() {
 /// and the run's rows are removed afterwards (no `keep`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_and_restart_loses_no_acknowledged_write_and_the_outage_ends() {
+    let _lab = crate::support::WALL_LAB.lock().await;
     let lab = Lab::single(None);
     let p = Lab::dsn(lab.primary);
     let sc = script().display().to_string();
@@ -882,6 +888,7 @@ recovery:
 /// summary, report, lessons, stdout, stderr.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dsn_password_from_a_secret_reaches_the_server_and_no_artefact() {
+    let _lab = crate::support::WALL_LAB.lock().await;
     const PASSWORD: &str = "s3cret/horse@battery";
     let lab = Lab::single(Some(PASSWORD));
     let port = lab.primary;
