@@ -9,6 +9,7 @@
 
 pub mod aws;
 pub mod k8s;
+pub mod postgres;
 pub mod prometheus;
 pub mod router;
 pub mod sim;
@@ -167,11 +168,37 @@ pub struct Call {
     pub typed: Typed,
 }
 
-/// An action or a probe, decoded.
+/// An action, a probe or the data-loss canary, decoded.
 #[derive(Debug, Clone)]
 pub enum Typed {
     Action(Action),
     Probe(Probe),
+    /// `recovery.data_loss.canary` (preflight: may the canary connect, create and write?).
+    Canary(crate::lang::postgres::PgCanary),
+}
+
+/// The data-loss canary's IO, on the backend of its type (PostgreSQL): the engine's canary
+/// writer drives it (`engine::canary`). Every call is bounded by the backend's timeouts; errors
+/// name servers as `host:port/dbname`.
+pub trait CanaryIo: Send + Sync {
+    /// `host:port/dbname` of the write server.
+    fn write_server(&self) -> String;
+    /// `host:port/dbname` of the read server.
+    fn read_server(&self) -> String;
+    /// The write server's clock now (`clock_timestamp()`), for the clock skew.
+    fn server_time(&self) -> BoxFuture<'_, Result<chrono::DateTime<chrono::Utc>, ProviderError>>;
+    /// Create the canary table on the write server if it does not exist.
+    fn prepare(&self) -> BoxFuture<'_, Result<(), ProviderError>>;
+    /// Write canary `seq` on the write server; the commit time by the server's clock.
+    fn write(
+        &self,
+        seq: u64,
+    ) -> BoxFuture<'_, Result<chrono::DateTime<chrono::Utc>, ProviderError>>;
+    /// The sequence numbers of this run's canaries the read server has.
+    fn surviving(&self) -> BoxFuture<'_, Result<Vec<u64>, ProviderError>>;
+    /// Delete this run's canaries (read server, and the write server when it is another one
+    /// and reachable); how many rows were removed, and on which servers.
+    fn remove(&self) -> BoxFuture<'_, Result<String, ProviderError>>;
 }
 
 /// A preflight finding: which call, and what is wrong with it.
@@ -229,6 +256,15 @@ pub trait Provider: Send + Sync {
     /// Environment events since the last call (for the journal's timeline).
     fn drain_events(&self) -> Vec<EnvironmentEvent> {
         Vec::new()
+    }
+
+    /// The IO of a data-loss canary for run `run_id` (builds clients; contacts nothing).
+    fn canary(
+        &self,
+        _spec: &crate::lang::postgres::PgCanary,
+        _run_id: &str,
+    ) -> Result<std::sync::Arc<dyn CanaryIo>, ProviderError> {
+        Err(ProviderError::unsupported(self.backend(), "canary"))
     }
 }
 
@@ -299,6 +335,7 @@ impl Call {
         match &self.typed {
             Typed::Action(a) => a.name(),
             Typed::Probe(p) => p.name(),
+            Typed::Canary(_) => "postgres",
         }
     }
 

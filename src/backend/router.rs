@@ -31,6 +31,7 @@ pub fn check_settings(env: &Environment) -> Result<(), Vec<Diagnostic>> {
             Backend::Kubernetes => crate::backend::k8s::check_settings(env),
             Backend::Aws => crate::backend::aws::check_settings(env),
             Backend::Prometheus => crate::backend::prometheus::check_settings(env),
+            Backend::Postgres => crate::backend::postgres::check_settings(env),
         };
         if let Err(d) = r {
             diags.extend(d);
@@ -57,17 +58,32 @@ pub async fn connect(env: &Environment, opts: &ConnectOptions) -> Result<Router,
             Backend::Prometheus => crate::backend::prometheus::connect(env, opts)
                 .await
                 .map(|p| Arc::new(p) as Arc<dyn Provider>),
+            Backend::Postgres => {
+                crate::backend::postgres::connect(env).map(|p| Arc::new(p) as Arc<dyn Provider>)
+            }
         };
         match p {
             Ok(p) => providers.push((b, p)),
             Err(d) => diags.extend(d),
         }
     }
-    if diags.is_empty() {
-        Ok(Router::new(env, providers))
-    } else {
-        Err(diags)
+    if !diags.is_empty() {
+        return Err(diags);
     }
+    let mut router = Router::new(env, providers);
+    // PostgreSQL calls name their servers themselves: the backend serves every environment,
+    // with the section's timeouts when there is one and the defaults otherwise.
+    if !router
+        .providers
+        .iter()
+        .any(|(b, _)| *b == Backend::Postgres)
+    {
+        router.providers.push((
+            Backend::Postgres,
+            Arc::new(crate::backend::postgres::PgProvider::new(Default::default())),
+        ));
+    }
+    Ok(router)
 }
 
 /// `sim+kubernetes`-style label of several backends, leaked once per distinct combination (at
@@ -230,6 +246,14 @@ impl Provider for Router {
         }
     }
 
+    fn canary(
+        &self,
+        spec: &crate::lang::postgres::PgCanary,
+        run_id: &str,
+    ) -> Result<Arc<dyn crate::backend::CanaryIo>, ProviderError> {
+        self.provider_for("postgres")?.canary(spec, run_id)
+    }
+
     fn drain_events(&self) -> Vec<EnvironmentEvent> {
         let mut all: Vec<EnvironmentEvent> = self
             .providers
@@ -271,6 +295,14 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
             });
         }
     }
+    if let Some(crate::lang::spec::DataLoss::Canary { canary, .. }) =
+        exp.recovery.as_ref().and_then(|r| r.data_loss.as_ref())
+    {
+        out.push(Call {
+            owner: "the data-loss canary (recovery.data_loss.canary)".into(),
+            typed: Typed::Canary((**canary).clone()),
+        });
+    }
     out
 }
 
@@ -302,5 +334,21 @@ mod tests {
         assert_eq!(e.backend_for("service.metrics"), Backend::Kubernetes);
         assert_eq!(e.backend_for("db.cluster"), Backend::Kubernetes);
         assert_eq!(e.backends(), vec![Backend::Kubernetes]);
+    }
+
+    #[test]
+    fn postgres_calls_go_to_postgres_without_a_section() {
+        let e = env(
+            "apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {name: k}\nbackend: sim\n",
+        );
+        assert_eq!(e.backend_for("postgres"), Backend::Postgres);
+        assert_eq!(e.backends(), vec![Backend::Sim]);
+        let bad = crate::lang::environment::parse_environment(
+            "env.yaml",
+            b"apiVersion: firedrill.dev/v1\nkind: Environment\nmetadata: {name: k}\nbackend: postgres\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(bad[0].message.contains("not a valid backend"), "{bad:?}");
     }
 }

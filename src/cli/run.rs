@@ -289,6 +289,19 @@ fn dry_run(p: &Prepared, experiment: &Path) -> Result<i32, Failure> {
             }),
         }
     }
+    if let Some(crate::lang::spec::DataLoss::Canary { canary: c, .. }) =
+        exp.recovery.as_ref().and_then(|r| r.data_loss.as_ref())
+    {
+        out.push_str(&format!(
+            "  {:<24} from the first step until RPO is measured: a row every {} into `{}` on {} (created if missing), read back on {}; this run's rows {} afterwards\n",
+            "(data-loss canary)",
+            crate::lang::duration::format(c.interval),
+            c.table.display(),
+            c.write.server(),
+            c.read.server(),
+            if c.keep { "kept" } else { "removed" }
+        ));
+    }
     if !problems.is_empty() {
         return Err(invalid(
             &problems,

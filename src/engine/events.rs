@@ -138,6 +138,45 @@ pub struct Measurement {
     /// `met` says whether that is acceptable (false under `recovery.expect_impact`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_impact: bool,
+    /// RPO measured by the data-loss canary: what it wrote, what survived, what was lost.
+    /// Absent for other figures and in journals written before canaries existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryFigures>,
+}
+
+/// The data-loss canary's figures (`recovery.data_loss.canary`). Times on the run clock; the
+/// server's commit times are mapped onto it by the skew measured when the canary started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryFigures {
+    /// `host:port/dbname` the canaries were written to and read back from.
+    pub write_server: String,
+    pub read_server: String,
+    pub table: String,
+    pub interval_ms: u64,
+    /// Writes the write server acknowledged, and writes that failed or timed out.
+    pub acknowledged: u64,
+    pub failed: u64,
+    /// This run's canaries found on the read server after recovery.
+    pub surviving: u64,
+    /// Acknowledged writes missing on the read server, and their sequence numbers as ranges
+    /// (`41-57, 60`).
+    pub lost_acknowledged: u64,
+    pub lost_ranges: String,
+    /// The newest surviving acknowledged canary committed at or before the fault.
+    pub newest_surviving_seq: Option<u64>,
+    pub newest_surviving_at: Option<DateTime<Utc>>,
+    /// Fault time minus `newest_surviving_at`.
+    pub rpo_ms: Option<u64>,
+    /// Server clock minus firedrill's (milliseconds), and the round trip it was measured over.
+    pub skew_ms: i64,
+    pub skew_rtt_ms: u64,
+    /// The fault's write outage as the canary saw it: from the first write failing at or after
+    /// the fault's start (run clock) to the first acknowledged write after it, or to the
+    /// canary's stop when none was (`outage_ended` false). Failures before the fault are only
+    /// counted in `failed`.
+    pub outage_from_ms: Option<u64>,
+    pub outage_ms: Option<u64>,
+    pub outage_ended: bool,
 }
 
 impl Measurement {

@@ -219,6 +219,8 @@ pub(super) struct Shared {
     pub(super) method_done: watch::Sender<bool>,
     pub(super) approve: bool,
     pub(super) approver: Option<Approver>,
+    /// The data-loss canary, from the start of the method until RPO is measured.
+    pub(super) canary: Mutex<Option<super::canary::CanaryRun>>,
 }
 
 impl Shared {
@@ -412,17 +414,26 @@ pub async fn execute(
         method_done: watch::channel(false).0,
         approve: opts.approve,
         approver: opts.approver.clone(),
+        canary: Mutex::new(None),
     });
     sh.emit(run_started(&exp, &plan, &opts));
 
     if let Some(outcome) = hypothesis::before(&sh, &abort_rx, &mut interrupts).await {
         return outcome;
     }
+    // The canary writes from before the fault (the before gate passed) until RPO is measured.
+    if let Some(crate::lang::spec::DataLoss::Canary { canary: spec, .. }) =
+        exp.recovery.as_ref().and_then(|r| r.data_loss.as_ref())
+    {
+        super::canary::start(&sh, spec, &opts.run_id).await;
+    }
     let mut method =
         schedule::method(&sh, &plan, opts.concurrency, &mut abort_rx, &mut interrupts).await;
     let aborted = abort_rx.borrow().is_some();
     let after_met = hypothesis::after(&sh, aborted, method.hard_stop).await;
     let measurements = measure::measure(&sh, aborted, method.hard_stop).await;
+    // A canary that was not measured (abort, no fault) still stops and cleans up.
+    super::canary::abandon(&sh, method.hard_stop).await;
     let failed = aborted
         || method.hard_stop
         || !method.continued_failures.is_empty()

@@ -56,6 +56,7 @@ fn rto(
         detail: String::new(),
         impact_ms,
         no_impact: false,
+        canary: None,
     };
     let impact = rec_state
         .impact_after
@@ -146,6 +147,7 @@ fn mttd(rec: &Recovery, o: &Objectives, rec_state: &RecoveryState) -> Option<Mea
         },
         impact_ms: None,
         no_impact: false,
+        canary: None,
     })
 }
 
@@ -231,16 +233,20 @@ impl Shared {
 
 /// RPO: the data-loss window between the newest surviving write and the fault.
 async fn rpo(sh: &Shared, dl: &DataLoss, o: &Objectives, fault_at: Duration) -> Measurement {
+    let (probe, field) = match dl {
+        DataLoss::Probe { probe, field } => (probe, field),
+        DataLoss::Canary { canary, .. } => return canary_rpo(sh, canary, o, fault_at).await,
+    };
     let clock = sh.clock;
     let newest = sh
-        .surviving_write(&dl.probe.value, &dl.field, clock.at(fault_at))
+        .surviving_write(&probe.value, field, clock.at(fault_at))
         .await;
     let fault_wall = clock.at(fault_at);
     let loss = newest
         .as_ref()
         .map(|t| (fault_wall - *t).to_std().unwrap_or_default());
     sh.emit(Event::DataLossMeasured {
-        probe: dl.probe.value.clone(),
+        probe: probe.value.clone(),
         newest_write: newest,
         loss_ms: loss.map(|l| l.as_millis() as u64),
     });
@@ -258,14 +264,102 @@ async fn rpo(sh: &Shared, dl: &DataLoss, o: &Objectives, fault_at: Duration) -> 
                 crate::lang::duration::format(fault_at),
                 crate::lang::duration::format(l)
             ),
-            _ => format!(
-                "probe `{}` gave no timestamp at `{}`",
-                dl.probe.value, dl.field
-            ),
+            _ => format!("probe `{}` gave no timestamp at `{field}`", probe.value),
         },
         impact_ms: None,
         no_impact: false,
+        canary: None,
     }
+}
+
+/// RPO by the data-loss canary: stop the writer, read the survivors, compare.
+async fn canary_rpo(
+    sh: &Shared,
+    spec: &crate::lang::postgres::PgCanary,
+    o: &Objectives,
+    fault_at: Duration,
+) -> Measurement {
+    let fmt = crate::lang::duration::format;
+    let ms = |m: u64| fmt(Duration::from_millis(m));
+    let result = super::canary::measure(sh, fault_at)
+        .await
+        .unwrap_or_else(|| {
+            Err("the canary never started (the run stopped before the method)".into())
+        });
+    let mut m = Measurement {
+        name: "rpo".into(),
+        measured_ms: None,
+        objective_ms: Some(o.rpo.as_millis() as u64),
+        resolution_ms: spec.interval.as_millis() as u64,
+        deadline_ms: None,
+        met: false,
+        detail: String::new(),
+        impact_ms: None,
+        no_impact: false,
+        canary: None,
+    };
+    let probe = format!("canary {}", spec.write.server());
+    match result {
+        Err(e) => {
+            m.detail = format!("not measured: {e}");
+            sh.emit(Event::DataLossMeasured {
+                probe,
+                newest_write: None,
+                loss_ms: None,
+            });
+        }
+        Ok(f) => {
+            m.measured_ms = f.rpo_ms;
+            m.met = f.rpo_ms.is_some_and(|r| r <= o.rpo.as_millis() as u64);
+            let newest = match (f.newest_surviving_seq, f.newest_surviving_at, f.rpo_ms) {
+                (Some(seq), Some(at), Some(rpo)) => format!(
+                    "newest surviving acknowledged canary #{seq} committed at +{}, fault at +{}: {} of writes lost",
+                    fmt(sh.clock.offset_of(at)),
+                    fmt(fault_at),
+                    ms(rpo)
+                ),
+                _ => format!(
+                    "no acknowledged canary written before the fault (+{}) survived on {}",
+                    fmt(fault_at),
+                    f.read_server
+                ),
+            };
+            let lost = if f.lost_acknowledged == 0 {
+                "no acknowledged write lost".to_string()
+            } else {
+                format!(
+                    "{} acknowledged lost (#{})",
+                    f.lost_acknowledged, f.lost_ranges
+                )
+            };
+            let outage = match (f.outage_from_ms, f.outage_ms, f.outage_ended) {
+                (Some(from), Some(d), true) => {
+                    format!("; write outage from +{} for {}", ms(from), ms(d))
+                }
+                (Some(from), Some(d), false) => format!(
+                    "; writes failing from +{} until the canary stopped ({})",
+                    ms(from),
+                    ms(d)
+                ),
+                _ => "; no write failed".into(),
+            };
+            m.detail = format!(
+                "{newest}; {} acknowledged, {} failed, {lost}{outage}; server clock {} firedrill's by {} ms (round trip {} ms)",
+                f.acknowledged,
+                f.failed,
+                if f.skew_ms >= 0 { "ahead of" } else { "behind" },
+                f.skew_ms.abs(),
+                f.skew_rtt_ms
+            );
+            sh.emit(Event::DataLossMeasured {
+                probe,
+                newest_write: f.newest_surviving_at,
+                loss_ms: f.rpo_ms,
+            });
+            m.canary = Some(f);
+        }
+    }
+    m
 }
 
 impl Shared {

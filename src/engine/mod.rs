@@ -5,6 +5,7 @@
 //! `schedule` (the step DAG), `monitor` (during-hypothesis and recovery), `measure` (RTO, MTTD,
 //! RPO), `rollback`, `verdict`.
 
+pub mod canary;
 pub mod clock;
 pub mod drill;
 pub mod events;

@@ -395,6 +395,7 @@ pub enum Probe {
     PrometheusAlert(AlertQuery),
     Http(HttpCall),
     Command(CommandCall),
+    Postgres(super::postgres::PgQuery),
 }
 
 fn serde<T: DeserializeOwned>(p: &Json) -> Result<T, Vec<ParamProblem>> {
@@ -539,6 +540,16 @@ impl Action {
     }
 }
 
+/// `postgres`: the DSN parsed (the rules checked it already), the query as written.
+fn pg_query(p: &Json) -> Result<super::postgres::PgQuery, Vec<ParamProblem>> {
+    let dsn = super::postgres::Dsn::parse(&str_of(p, "dsn").unwrap_or_default())
+        .map_err(|e| vec![ParamProblem::at("dsn", e, super::rules::DSN_HELP)])?;
+    Ok(super::postgres::PgQuery {
+        dsn,
+        query: str_of(p, "query").unwrap_or_default(),
+    })
+}
+
 impl Probe {
     /// Decode the checked parameters of probe `name`.
     pub fn decode(name: &str, p: &Json) -> Result<Probe, Vec<ParamProblem>> {
@@ -572,6 +583,7 @@ impl Probe {
             "prometheus.alert" => Probe::PrometheusAlert(serde(p)?),
             "http" => Probe::Http(serde(p)?),
             "command" => Probe::Command(serde(p)?),
+            "postgres" => Probe::Postgres(pg_query(p)?),
             other => {
                 return Err(vec![ParamProblem::whole(
                     format!("unknown probe type `{other}`"),
@@ -600,6 +612,7 @@ impl Probe {
             Probe::PrometheusAlert(_) => "prometheus.alert",
             Probe::Http(_) => "http",
             Probe::Command(_) => "command",
+            Probe::Postgres(_) => "postgres",
         }
     }
 
@@ -625,6 +638,7 @@ mod tests {
     fn sample(name: &str, ty: ParamType) -> Json {
         match (name, ty) {
             ("url", _) => json!("http://127.0.0.1:8080/health"),
+            ("dsn", _) => json!("postgres://drill@127.0.0.1:5432/app"),
             ("run", _) => json!(["true"]),
             ("key", _) => json!("example.com/maint"),
             ("field_selector", _) => json!("spec.nodeName=n1"),

@@ -151,8 +151,27 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
         if let Some(d) = &r.detection {
             probe_ref(cx, "recovery.detection".into(), d);
         }
-        if let Some(dl) = &r.data_loss {
-            probe_ref(cx, "recovery.data_loss.probe".into(), &dl.probe);
+        match &r.data_loss {
+            Some(crate::lang::spec::DataLoss::Probe { probe, .. }) => {
+                probe_ref(cx, "recovery.data_loss.probe".into(), probe);
+            }
+            Some(crate::lang::spec::DataLoss::Canary {
+                canary,
+                interval_loc,
+            }) if canary.interval >= exp.objectives.rpo => {
+                let fmt = crate::lang::duration::format;
+                cx.error_at(
+                    "recovery.data_loss.canary.interval",
+                    Some(*interval_loc),
+                    format!(
+                        "the canary interval {} is not below the RPO objective {}: the canary could not tell a met objective from a missed one",
+                        fmt(canary.interval),
+                        fmt(exp.objectives.rpo)
+                    ),
+                    "write canaries more often than the RPO, e.g. a tenth of it (the RPO's resolution is the interval)",
+                );
+            }
+            _ => {}
         }
         let deadline = r.deadline_for(&exp.objectives);
         if let crate::lang::spec::ExpectImpact::Within(w) = r.expect_impact

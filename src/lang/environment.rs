@@ -4,9 +4,11 @@
 //! any directory.
 //!
 //! An environment has a primary `backend` and one settings section per backend it uses
-//! (`sim:`, `kubernetes:`, `aws:`). Every action and probe goes to the backend of its domain when
-//! that section is present (`k8s.*` to `kubernetes`; `db.*`, `dns.*`, `fis.*` to `aws`), and to
-//! the primary backend otherwise; see [`Environment::backend_for`].
+//! (`sim:`, `kubernetes:`, `aws:`, `postgres:`). Every action and probe goes to the backend of its
+//! domain when that section is present (`k8s.*` to `kubernetes`; `db.*`, `dns.*`, `fis.*` to
+//! `aws`), and to the primary backend otherwise; `postgres` probes and canaries always go to
+//! PostgreSQL (the optional `postgres:` section holds timeouts); see
+//! [`Environment::backend_for`].
 //!
 //! `--set path=value` overrides a setting before it is read (`--set sim.dns[0].ttl=300s`), which is
 //! how "what if our TTL were 300s?" is asked without copying the file.
@@ -28,14 +30,18 @@ pub enum Backend {
     Aws,
     /// Prometheus (and Alertmanager): probes only, never a primary backend.
     Prometheus,
+    /// PostgreSQL servers named by DSN in the calls themselves (`postgres` probes, the
+    /// data-loss canary): never a primary backend; its `postgres:` section is optional.
+    Postgres,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 4] = [
+    pub const ALL: [Backend; 5] = [
         Backend::Sim,
         Backend::Kubernetes,
         Backend::Aws,
         Backend::Prometheus,
+        Backend::Postgres,
     ];
 
     /// The backends that may be an environment's primary `backend` (those that can act).
@@ -47,19 +53,21 @@ impl Backend {
             Backend::Kubernetes => "kubernetes",
             Backend::Aws => "aws",
             Backend::Prometheus => "prometheus",
+            Backend::Postgres => "postgres",
         }
     }
 
     /// The backend whose domain an action or probe name belongs to, if any (`k8s.*` is
     /// Kubernetes; `db.*`, `dns.*` and `fis.*` are AWS; `prometheus` and `prometheus.alert` are
-    /// Prometheus). Other names (service metrics, alerts, zone and region outages) belong to
-    /// whichever backend is primary.
+    /// Prometheus; `postgres` is PostgreSQL). Other names (service metrics, alerts, zone and
+    /// region outages) belong to whichever backend is primary.
     pub fn domain_of(name: &str) -> Option<Backend> {
         let prefix = name.split('.').next().unwrap_or_default();
         match prefix {
             "k8s" => Some(Backend::Kubernetes),
             "db" | "dns" | "fis" => Some(Backend::Aws),
             "prometheus" => Some(Backend::Prometheus),
+            "postgres" => Some(Backend::Postgres),
             _ => None,
         }
     }
@@ -68,12 +76,14 @@ impl Backend {
     /// can serve them): the router then reports the missing section instead of handing the
     /// name to the primary.
     fn exclusive(self) -> bool {
-        matches!(self, Backend::Prometheus)
+        matches!(self, Backend::Prometheus | Backend::Postgres)
     }
 
     /// The backend that runs `name`: its domain's backend when that section is present
-    /// (`present`), the primary otherwise (Prometheus names stay with Prometheus, present or
-    /// not). The one routing rule, for environments and routers.
+    /// (`present`), the primary otherwise. Prometheus and PostgreSQL names stay with their
+    /// backend, present or not (PostgreSQL calls name their server themselves, so no section is
+    /// needed; a Prometheus call without its section is a preflight problem). The one routing
+    /// rule, for environments and routers.
     pub fn route(name: &str, primary: Backend, present: impl Fn(Backend) -> bool) -> Backend {
         match Backend::domain_of(name) {
             Some(b) if present(b) || b.exclusive() => b,

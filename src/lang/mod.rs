@@ -18,6 +18,7 @@ pub mod fis_catalog;
 pub mod fis_template;
 pub mod kubernetes;
 pub mod plan;
+pub mod postgres;
 pub mod rules;
 pub mod secrets;
 pub mod spec;

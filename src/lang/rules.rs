@@ -35,6 +35,9 @@ pub fn check_url(s: &str) -> Result<(), String> {
     }
 }
 
+/// What to write instead of a DSN that does not parse.
+pub const DSN_HELP: &str = "write `postgres://user@host:5432/dbname` (add `?sslmode=require` for TLS) or `host=... port=... dbname=... user=...`";
+
 /// Every rule `name`'s parameters break (`p` is the type-checked `with:` block).
 pub fn check(name: &str, p: &Json) -> Vec<ParamProblem> {
     let mut out = Vec::new();
@@ -59,6 +62,23 @@ pub fn check(name: &str, p: &Json) -> Vec<ParamProblem> {
                 ));
             }
             positive(&mut out, p, "timeout", "10s");
+        }
+        "postgres" => {
+            if let Some(d) = p.get("dsn").and_then(Json::as_str)
+                && let Err(e) = super::postgres::Dsn::parse(d)
+            {
+                out.push(ParamProblem::at("dsn", e, DSN_HELP));
+            }
+            if p.get("query")
+                .and_then(Json::as_str)
+                .is_some_and(|q| q.trim().trim_end_matches(';').trim().is_empty())
+            {
+                out.push(ParamProblem::at(
+                    "query",
+                    "the query is empty",
+                    "write the SQL whose first column is the value, e.g. `query: select not pg_is_in_recovery()`",
+                ));
+            }
         }
         "command" => {
             let argv: Vec<&str> = p

@@ -245,11 +245,22 @@ impl Decode for ExpectImpact {
     }
 }
 
+/// `recovery.data_loss`: how the newest write surviving the fault is found.
 #[derive(Debug, Clone)]
-pub struct DataLoss {
-    pub probe: Spanned<String>,
-    /// Path to the newest surviving write's timestamp in the probe's output.
-    pub field: String,
+pub enum DataLoss {
+    /// `{probe, field}`: a probe reports the newest surviving write's time.
+    Probe {
+        probe: Spanned<String>,
+        /// Path to the newest surviving write's timestamp in the probe's output.
+        field: String,
+    },
+    /// `canary: {type: postgres, ...}`: firedrill writes a canary row every interval from
+    /// before the fault and reads back the newest survivor after recovery.
+    Canary {
+        canary: Box<crate::lang::postgres::PgCanary>,
+        /// Where `interval` is written (or the `canary:` key), for the rule against the RPO.
+        interval_loc: Loc,
+    },
 }
 
 impl Recovery {
@@ -1340,6 +1351,21 @@ impl Decode for Recovery {
 impl Decode for DataLoss {
     fn decode(cx: &mut Cx, n: &Node) -> Option<Self> {
         let mut m = cx.map(n, "the data-loss measurement")?;
+        if m.has("canary") {
+            if m.has("probe") || m.has("field") {
+                cx.error(
+                    n.loc,
+                    "`recovery.data_loss` has both `canary` and `probe`/`field`",
+                    "measure data loss one way: either `canary: {type: postgres, write_dsn: ...}` or `probe:` with `field:`",
+                );
+            }
+            let c = m
+                .node("canary")
+                .and_then(|c| cx.key("canary", |cx| canary(cx, c)));
+            let _ = (m.node("probe"), m.node("field"));
+            m.finish(cx);
+            return c;
+        }
         let probe = m.req(cx, "probe");
         let field = m.req::<Spanned<String>>(cx, "field");
         if let Some(f) = &field
@@ -1354,11 +1380,96 @@ impl Decode for DataLoss {
             });
         }
         m.finish(cx);
-        Some(DataLoss {
+        Some(DataLoss::Probe {
             probe: probe?,
             field: field?.value,
         })
     }
+}
+
+/// `canary: {type: postgres, write_dsn, read_dsn?, interval?, table?, keep?}`.
+fn canary(cx: &mut Cx, n: &Node) -> Option<DataLoss> {
+    use crate::lang::postgres::{self as pg, Dsn, TableName};
+    let mut m = cx.map(n, "the canary")?;
+    let ty = m.node("type");
+    match ty {
+        None => cx.error(
+            n.loc,
+            "the canary is missing required key `type`",
+            "add `type: postgres` (the only canary type so far)",
+        ),
+        Some(t) => {
+            cx.key("type", |cx| {
+                crate::lang::decode::choice(cx, t, "canary type", &[("postgres", ())])
+            });
+        }
+    }
+    let dsn = |cx: &mut Cx, s: Option<Spanned<String>>, key: &str| -> Option<Dsn> {
+        let s = s?;
+        match Dsn::parse(&s.value) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                cx.key(key, |cx| cx.error(s.loc, e, crate::lang::rules::DSN_HELP));
+                None
+            }
+        }
+    };
+    let write_raw = m.req::<Spanned<String>>(cx, "write_dsn");
+    let write = dsn(cx, write_raw, "write_dsn");
+    let read_raw = m.opt::<Spanned<String>>(cx, "read_dsn");
+    let has_read = read_raw.is_some();
+    let read = dsn(cx, read_raw, "read_dsn");
+    let interval = m.opt::<Spanned<Duration>>(cx, "interval");
+    if let Some(i) = &interval
+        && i.value < pg::CANARY_MIN_INTERVAL
+    {
+        cx.key("interval", |cx| {
+            cx.error(
+                i.loc,
+                format!(
+                    "canary interval {} is below 100ms",
+                    crate::lang::duration::format(i.value)
+                ),
+                "write at most ten canaries a second, e.g. `interval: 200ms` (the RPO's resolution is the interval)",
+            )
+        });
+    }
+    let table = match m.opt::<Spanned<String>>(cx, "table") {
+        None => Some(TableName::parse(pg::CANARY_TABLE).expect("the default is valid")),
+        Some(t) => match TableName::parse(&t.value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                cx.key("table", |cx| {
+                    cx.error(
+                        t.loc,
+                        e,
+                        format!(
+                            "name the canary table like `{}` or `ops.canary`",
+                            pg::CANARY_TABLE
+                        ),
+                    )
+                });
+                None
+            }
+        },
+    };
+    let keep = m.opt::<bool>(cx, "keep").unwrap_or(false);
+    m.finish(cx);
+    let write = write?;
+    let read = if has_read { read? } else { write.clone() };
+    Some(DataLoss::Canary {
+        canary: Box::new(pg::PgCanary {
+            write,
+            read,
+            interval: interval
+                .as_ref()
+                .map(|i| i.value)
+                .unwrap_or(pg::CANARY_INTERVAL),
+            table: table?,
+            keep,
+        }),
+        interval_loc: interval.map(|i| i.loc).unwrap_or(n.loc),
+    })
 }
 
 /// The location to report for "the whole file".

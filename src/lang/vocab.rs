@@ -692,6 +692,23 @@ pub const PROBES: &[ProbeKind] = &[
         output: "state (inactive, pending, firing), firing, active_at, fired_at (RFC 3339 or null), alerts (matching instances), source, server",
     },
     ProbeKind {
+        name: "postgres",
+        params: &[
+            req(
+                "dsn",
+                Str,
+                "connection string: `postgres://user:password@host:5432/db?sslmode=require` or `host=... port=... dbname=... user=...`; `sslmode` disable, prefer (default) or require; under TLS the certificate and host name are verified against the system's roots; `connect_timeout` in seconds (default: the environment's, 5s)",
+            ),
+            req(
+                "query",
+                Str,
+                "SQL run in a READ ONLY transaction, e.g. `select not pg_is_in_recovery()`",
+            ),
+        ],
+        doc: "A PostgreSQL query (one connection per poll, every step timed out). Values are typed: integers, floats, numeric, bool, text, json, timestamptz as RFC 3339, null; cast other types to text.",
+        output: "value (first column of the first row, null without rows), rows (up to 100, column: value), row_count",
+    },
+    ProbeKind {
         name: "http",
         params: HTTP_PARAMS,
         doc: "An HTTP request.",

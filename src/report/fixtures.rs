@@ -342,6 +342,7 @@ impl Builder {
                         ),
                         impact_ms: Some(10_000),
                         no_impact: false,
+                        canary: None,
                     },
                     Measurement {
                         name: "rpo".into(),
@@ -353,6 +354,7 @@ impl Builder {
                         detail: "newest surviving write 20s before the fault".into(),
                         impact_ms: None,
                         no_impact: false,
+                        canary: None,
                     },
                     Measurement {
                         name: "mttd".into(),
@@ -364,6 +366,7 @@ impl Builder {
                         detail: "alerts-firing passed at +1m17s".into(),
                         impact_ms: None,
                         no_impact: false,
+                        canary: None,
                     },
                 ],
                 reasons,

@@ -217,6 +217,11 @@ fn verdict(out: &mut String, s: &RunSummary) {
             }
         }
         out.push('\n');
+        for m in &s.measurements {
+            if let Some(c) = &m.canary {
+                canary(out, c);
+            }
+        }
     }
     if let Some(v) = &s.verdict
         && !v.reasons.is_empty()
@@ -227,6 +232,59 @@ fn verdict(out: &mut String, s: &RunSummary) {
         }
         out.push('\n');
     }
+}
+
+/// The data-loss canary's figures, under the verdict table.
+fn canary(out: &mut String, c: &crate::engine::events::CanaryFigures) {
+    let _ = writeln!(
+        out,
+        "Data-loss canary: written to `{}` on {} every {}, read back on {}.\n",
+        c.table,
+        c.write_server,
+        human(c.interval_ms),
+        c.read_server
+    );
+    out.push_str("| Canary | Value |\n|---|---|\n");
+    let _ = writeln!(out, "| Acknowledged writes | {} |", c.acknowledged);
+    let _ = writeln!(out, "| Failed writes | {} |", c.failed);
+    let _ = writeln!(out, "| Surviving after recovery | {} |", c.surviving);
+    let _ = writeln!(
+        out,
+        "| Acknowledged but lost | {}{} |",
+        c.lost_acknowledged,
+        if c.lost_ranges.is_empty() {
+            String::new()
+        } else {
+            format!(" (#{})", c.lost_ranges)
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| Newest surviving acknowledged | {} |",
+        match c.newest_surviving_seq {
+            Some(seq) => format!("#{seq}"),
+            None => "none".into(),
+        }
+    );
+    let outage = match (c.outage_from_ms, c.outage_ms) {
+        (Some(from), Some(d)) => format!(
+            "{} from +{}{}",
+            human(d),
+            human(from),
+            if c.outage_ended {
+                ""
+            } else {
+                " (still failing when the canary stopped)"
+            }
+        ),
+        _ => "none".into(),
+    };
+    let _ = writeln!(out, "| Write outage | {outage} |");
+    let _ = writeln!(
+        out,
+        "| Server clock skew | {:+} ms (round trip {} ms) |\n",
+        c.skew_ms, c.skew_rtt_ms
+    );
 }
 
 fn gantt(out: &mut String, s: &RunSummary) {
@@ -871,6 +929,45 @@ mod tests {
         assert!(
             sections.windows(2).all(|w| w[0] < w[1]),
             "sections in order"
+        );
+    }
+
+    #[test]
+    fn canary_figures_are_listed_under_the_verdict() {
+        let mut s = RunSummary::from_records(&fixtures::pass_run());
+        let rpo = s.measurements.iter_mut().find(|m| m.name == "rpo").unwrap();
+        rpo.canary = Some(crate::engine::events::CanaryFigures {
+            write_server: "127.0.0.1:5432/app".into(),
+            read_server: "127.0.0.1:5433/app".into(),
+            table: "firedrill_canary".into(),
+            interval_ms: 200,
+            acknowledged: 40,
+            failed: 12,
+            surviving: 31,
+            lost_acknowledged: 9,
+            lost_ranges: "17-25".into(),
+            newest_surviving_seq: Some(16),
+            newest_surviving_at: None,
+            rpo_ms: Some(1800),
+            skew_ms: -3,
+            skew_rtt_ms: 1,
+            outage_from_ms: Some(5000),
+            outage_ms: Some(2400),
+            outage_ended: false,
+        });
+        let md = render_markdown(&s, &[]);
+        assert!(md.contains("Data-loss canary: written to `firedrill_canary` on 127.0.0.1:5432/app every 200ms, read back on 127.0.0.1:5433/app."), "{md}");
+        assert!(
+            md.contains("| Acknowledged but lost | 9 (#17-25) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Write outage | 2.4s from +5s (still failing when the canary stopped) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| Server clock skew | -3 ms (round trip 1 ms) |"),
+            "{md}"
         );
     }
 

@@ -798,6 +798,114 @@ fn cases() -> Vec<Case> {
             ],
         ),
         case(
+            "canary_bad_dsn",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"mysql://u@h/db\"}\n",
+            ),
+            &[
+                "a `mysql://` URL is not a PostgreSQL DSN",
+                "(at `recovery.data_loss.canary.write_dsn`)",
+                "postgres://user@host:5432/dbname",
+            ],
+        ),
+        case(
+            "canary_dsn_without_user",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"host=db1 password=hunter2\"}\n",
+            ),
+            &[
+                "drill.yaml:44:41:",
+                "names no user",
+                "(at `recovery.data_loss.canary.write_dsn`)",
+            ],
+        ),
+        case(
+            "canary_interval_not_below_rpo",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"postgres://u@db1/app\", interval: 1h}\n",
+            ),
+            &[
+                "the canary interval 1h is not below the RPO objective 1h",
+                "(at `recovery.data_loss.canary.interval`)",
+                "a tenth of it",
+            ],
+        ),
+        case(
+            "canary_interval_too_short",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"postgres://u@db1/app\", interval: 50ms}\n",
+            ),
+            &["canary interval 50ms is below 100ms", "`interval: 200ms`"],
+        ),
+        case(
+            "canary_bad_table",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"postgres://u@db1/app\", table: \"Canary;drop\"}\n",
+            ),
+            &[
+                "`Canary;drop` is not a plain table name",
+                "(at `recovery.data_loss.canary.table`)",
+            ],
+        ),
+        case(
+            "canary_bad_type",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: mysql, write_dsn: \"postgres://u@db1/app\"}\n",
+            ),
+            &[
+                "`mysql` is not a valid canary type",
+                "(at `recovery.data_loss.canary.type`)",
+            ],
+        ),
+        case(
+            "canary_unknown_key",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  data_loss:\n    canary: {type: postgres, write_dsn: \"postgres://u@db1/app\", intervall: 1s}\n",
+            ),
+            &[
+                "unknown key `intervall` in the canary",
+                "did you mean `interval`?",
+            ],
+        ),
+        case(
+            "canary_and_probe",
+            with(
+                "  probes: [ready]\n  interval: 10s\n",
+                "  probes: [ready]\n  interval: 10s\n  data_loss:\n    probe: ready\n    field: x\n    canary: {type: postgres, write_dsn: \"postgres://u@db1/app\"}\n",
+            ),
+            &["`recovery.data_loss` has both `canary` and `probe`/`field`"],
+        ),
+        case(
+            "postgres_probe_bad_dsn",
+            with(
+                "type: service.metrics\n      with: {service: api}",
+                "type: postgres\n      with: {dsn: \"postgres://u:hunter2@db1:0/app\", query: \"select 1\"}",
+            ),
+            &[
+                "drill.yaml:18:",
+                "is not a TCP port",
+                "(at `steady_state.probes[1].with.dsn`)",
+            ],
+        ),
+        case(
+            "postgres_probe_empty_query",
+            with(
+                "type: service.metrics\n      with: {service: api}",
+                "type: postgres\n      with: {dsn: \"postgres://u@db1/app\", query: \" ; \"}",
+            ),
+            &[
+                "the query is empty",
+                "(at `steady_state.probes[1].with.query`)",
+            ],
+        ),
+        case(
             "secret_bad_env_name",
             with(
                 "variables:\n  zone: us-east-1a\n",

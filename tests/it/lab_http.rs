@@ -144,6 +144,7 @@ fn measure(delay_s: f64) -> (u64, u64, u64) {
 
 #[test]
 fn a_killed_service_s_rto_is_its_outage_within_one_interval() {
+    let _lab = crate::support::WALL_LAB.blocking_lock();
     for delay in [2.0, 4.5] {
         let (measured, outage, impact) = measure(delay);
         assert!(

@@ -18,6 +18,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Paths the front end must never name: async runtimes, HTTP, Kubernetes, AWS, and IO.
 const FORBIDDEN: &[&str] = &[
     "tokio",
+    "tokio_postgres",
+    "tokio_postgres_rustls",
     "reqwest",
     "hyper",
     "hyper_util",

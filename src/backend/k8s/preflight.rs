@@ -156,6 +156,7 @@ impl KubeProvider {
                 self.check_cluster(p.cluster())?;
                 self.preflight_probe(p).await
             }
+            Typed::Canary(_) => Err(ProviderError::unsupported("kubernetes", "canary")),
         }
     }
 

@@ -336,6 +336,7 @@ impl PrometheusProvider {
             other => Err(unsupported(match other {
                 Typed::Action(a) => a.name(),
                 Typed::Probe(p) => p.name(),
+                Typed::Canary(_) => "canary",
             })),
         }
     }

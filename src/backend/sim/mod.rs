@@ -426,6 +426,7 @@ impl SimProvider {
             let r = match &c.typed {
                 Typed::Action(a) => scratch.describe_now(a).map(|_| ()),
                 Typed::Probe(p) => scratch.observe(p).await.map(|_| ()),
+                Typed::Canary(_) => Err(ProviderError::unsupported("sim", "canary")),
             };
             if let Err(error) = r {
                 problems.push(PreflightProblem {

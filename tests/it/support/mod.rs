@@ -43,6 +43,11 @@ pub fn moto_url() -> String {
     }
 }
 
+/// Tests that measure real local servers on wall time (the PostgreSQL lab, the HTTP service lab)
+/// run one at a time, so their timings do not compete for the CPU (CI has 2 cores): starting
+/// PostgreSQL clusters next to a test that times a kill to within 300 ms made that test miss.
+pub static WALL_LAB: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One moto server serves every AWS test of the binary: whoever resets it holds this.
 pub static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
