@@ -1021,6 +1021,7 @@ fn lines_of(path: &std::path::Path, what: &str) -> usize {
 #[test]
 fn recover_runs_every_owed_rollback_once_after_kill_9() {
     let mut killed_before_rollbacks = 0;
+    let mut dry_run_checked = false;
     for trial in 0..20u64 {
         let mut t = Test::new();
         let exp = recover_drill(t.dir.path());
@@ -1061,7 +1062,9 @@ fn recover_runs_every_owed_rollback_once_after_kill_9() {
             killed_before_rollbacks += 1;
         }
         let ran_before = before.matches("\"type\":\"rollback_finished\"").count();
-        if trial == 10 {
+        let both_started = before.contains("\"type\":\"step_started\",\"step\":\"b\"");
+        if both_started && !before.contains("rollback_started") && !dry_run_checked {
+            dry_run_checked = true;
             let journal_before = std::fs::read(run_dir.join("journal.jsonl")).unwrap();
             let t2 = Test {
                 dir: TempDir::new().unwrap(),
@@ -1187,6 +1190,10 @@ fn recover_runs_every_owed_rollback_once_after_kill_9() {
         // And the chain still verifies across the appended records.
         t.args(["verify", "latest"]).run().expect_code(0);
     }
+    assert!(
+        dry_run_checked,
+        "some trial killed the drill with both steps started"
+    );
     assert!(
         killed_before_rollbacks >= 5,
         "most trials kill the drill before its rollbacks: {killed_before_rollbacks}"
