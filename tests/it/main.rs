@@ -15,6 +15,7 @@ mod kube_api;
 mod kube_backend;
 mod kube_transport;
 mod kubectl;
+mod lab_drill;
 mod lab_http;
 mod layout;
 mod postgres_lab;
