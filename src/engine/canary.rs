@@ -299,7 +299,7 @@ pub(super) async fn measure(
                 fault_at,
                 sh.clock.start_wall,
                 &run.spec,
-                &*run.io,
+                [run.io.write_server(), run.io.read_server()],
             )),
             Err(e) => Err(format!(
                 "the surviving canaries could not be read on {}: {e}",
@@ -369,7 +369,7 @@ pub fn figures(
     fault_at: Duration,
     start_wall: DateTime<Utc>,
     spec: &PgCanary,
-    io: &dyn CanaryIo,
+    [write_server, read_server]: [String; 2],
 ) -> CanaryFigures {
     let skew = chrono::Duration::milliseconds(log.skew_ms);
     let fault_wall = start_wall + chrono::Duration::from_std(fault_at).unwrap_or_default();
@@ -419,8 +419,8 @@ pub fn figures(
         },
     };
     CanaryFigures {
-        write_server: io.write_server(),
-        read_server: io.read_server(),
+        write_server,
+        read_server,
         table: spec.table.display(),
         interval_ms: spec.interval.as_millis() as u64,
         acknowledged: log.acked.len() as u64,
@@ -442,32 +442,6 @@ pub fn figures(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{BoxFuture, ProviderError};
-
-    struct Names;
-    impl CanaryIo for Names {
-        fn write_server(&self) -> String {
-            "p:5432/app".into()
-        }
-        fn read_server(&self) -> String {
-            "s:5432/app".into()
-        }
-        fn server_time(&self) -> BoxFuture<'_, Result<DateTime<Utc>, ProviderError>> {
-            unimplemented!("not called by figures")
-        }
-        fn prepare(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
-            unimplemented!("not called by figures")
-        }
-        fn write(&self, _: u64) -> BoxFuture<'_, Result<DateTime<Utc>, ProviderError>> {
-            unimplemented!("not called by figures")
-        }
-        fn surviving(&self) -> BoxFuture<'_, Result<Vec<u64>, ProviderError>> {
-            unimplemented!("not called by figures")
-        }
-        fn remove(&self) -> BoxFuture<'_, Result<String, ProviderError>> {
-            unimplemented!("not called by figures")
-        }
-    }
 
     #[test]
     fn ranges_compress_runs() {
@@ -512,14 +486,17 @@ mod tests {
             table: crate::lang::postgres::TableName::parse("firedrill_canary").unwrap(),
             keep: false,
         };
-        let f = figures(
-            &log,
-            &surviving,
-            Duration::from_millis(3100),
-            start,
-            &spec,
-            &Names,
-        );
+        let fig = |log: &Log, surviving: &BTreeSet<u64>| {
+            figures(
+                log,
+                surviving,
+                Duration::from_millis(3100),
+                start,
+                &spec,
+                ["p:5432/app".into(), "s:5432/app".into()],
+            )
+        };
+        let f = fig(&log, &surviving);
         assert_eq!(f.newest_surviving_seq, Some(10));
         // #10 committed at +2.005s on the run clock: 3.1 - 2.005.
         assert_eq!(f.rpo_ms, Some(1095));
@@ -533,35 +510,14 @@ mod tests {
         // Without the skew correction the newest write would look 1.5 s younger.
         let mut unskewed = log.clone();
         unskewed.skew_ms = 0;
-        let g = figures(
-            &unskewed,
-            &surviving,
-            Duration::from_millis(3100),
-            start,
-            &spec,
-            &Names,
-        );
+        let g = fig(&unskewed, &surviving);
         assert_ne!(g.rpo_ms, f.rpo_ms);
         // Nothing after the first failure acknowledged: the outage lasts to the stop.
         log.acked.retain(|a| a.seq < 16);
-        let h = figures(
-            &log,
-            &surviving,
-            Duration::from_millis(3100),
-            start,
-            &spec,
-            &Names,
-        );
+        let h = fig(&log, &surviving);
         assert_eq!((h.outage_ms, h.outage_ended), (Some(2800), false));
         // No surviving acknowledged write before the fault: no RPO.
-        let none = figures(
-            &log,
-            &BTreeSet::new(),
-            Duration::from_millis(3100),
-            start,
-            &spec,
-            &Names,
-        );
+        let none = fig(&log, &BTreeSet::new());
         assert_eq!(
             (none.rpo_ms, none.lost_ranges.as_str()),
             (None, "1-2, 4-15")
