@@ -212,6 +212,26 @@ impl Environment {
         })
     }
 
+    /// Decode a backend's section with serde, then check its own rules (`problems`: the path in
+    /// the section and the message); every problem located in the file.
+    pub fn decode_checked<T: serde::de::DeserializeOwned>(
+        &self,
+        backend: Backend,
+        help: &str,
+        problems: impl Fn(&T) -> Vec<(&'static str, String)>,
+    ) -> Result<T, Vec<Diagnostic>> {
+        let s: T = self.decode_settings(backend, help)?;
+        let found = problems(&s);
+        if found.is_empty() {
+            Ok(s)
+        } else {
+            Err(found
+                .into_iter()
+                .map(|(path, msg)| self.settings_error(backend, path, msg, help.into()))
+                .collect())
+        }
+    }
+
     /// Decode an auxiliary section (`alertmanager`) when present, locating the first error.
     pub fn decode_aux<T: serde::de::DeserializeOwned>(
         &self,

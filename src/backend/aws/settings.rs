@@ -209,16 +209,7 @@ fn is_role_arn(s: &str) -> bool {
 
 /// Decode and check the `aws:` section; every problem located in the file.
 pub fn decode(env: &Environment) -> Result<AwsSettings, Vec<crate::lang::diag::Diagnostic>> {
-    let s: AwsSettings = env.decode_settings(Backend::Aws, HELP)?;
-    let problems = s.problems();
-    if problems.is_empty() {
-        Ok(s)
-    } else {
-        Err(problems
-            .into_iter()
-            .map(|(path, msg)| env.settings_error(Backend::Aws, path, msg, HELP.into()))
-            .collect())
-    }
+    env.decode_checked(Backend::Aws, HELP, AwsSettings::problems)
 }
 
 #[cfg(test)]

@@ -64,16 +64,7 @@ impl PgSettings {
 
 /// Decode and check the `postgres:` section (all defaults when absent); every problem located.
 pub fn decode(env: &Environment) -> Result<PgSettings, Vec<crate::lang::diag::Diagnostic>> {
-    let s: PgSettings = env.decode_settings(Backend::Postgres, HELP)?;
-    let problems = s.problems();
-    if problems.is_empty() {
-        Ok(s)
-    } else {
-        Err(problems
-            .into_iter()
-            .map(|(path, msg)| env.settings_error(Backend::Postgres, path, msg, HELP.into()))
-            .collect())
-    }
+    env.decode_checked(Backend::Postgres, HELP, PgSettings::problems)
 }
 
 #[cfg(test)]

@@ -106,13 +106,8 @@ pub struct Settings {
 /// Decode and check the `prometheus:` and `alertmanager:` sections; every problem located.
 pub fn decode(env: &Environment) -> Result<Settings, Vec<Diagnostic>> {
     let mut diags = Vec::new();
-    let prometheus = match env.decode_settings::<ServerSettings>(Backend::Prometheus, HELP) {
-        Ok(s) => {
-            for (path, msg) in s.problems() {
-                diags.push(env.settings_error(Backend::Prometheus, path, msg, HELP.into()));
-            }
-            Some(s)
-        }
+    let prometheus = match env.decode_checked(Backend::Prometheus, HELP, ServerSettings::problems) {
+        Ok(s) => Some(s),
         Err(d) => {
             diags.extend(d);
             None
