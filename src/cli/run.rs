@@ -140,29 +140,40 @@ fn missing_secrets(exp: &Experiment, env: &Environment) -> Result<(), Failure> {
     if missing.is_empty() {
         return Ok(());
     }
-    let mut message = format!(
-        "error: preflight found {} problem(s) in environment `{}`; nothing ran\n",
-        missing.len(),
-        env.name
-    );
-    for s in &missing {
-        message.push_str(&format!(
-            "  - secret `{}` ({}:{}:{}): the environment variable {} is not set (or empty)\n",
-            s.name, exp.file, s.loc.line, s.loc.col, s.env
-        ));
-    }
-    message.push_str(&format!(
-        "  = help: export {} before running; secrets are read from the environment at run time and never written to the run's files",
+    let lines = missing
+        .iter()
+        .map(|s| {
+            format!(
+                "secret `{}` ({}:{}:{}): the environment variable {} is not set (or empty)",
+                s.name, exp.file, s.loc.line, s.loc.col, s.env
+            )
+        })
+        .collect();
+    let help = format!(
+        "export {} before running; secrets are read from the environment at run time and never written to the run's files",
         missing
             .iter()
             .map(|s| format!("{}=...", s.env))
             .collect::<Vec<_>>()
             .join(" ")
-    ));
-    Err(Failure {
+    );
+    Err(preflight_failure(&env.name, lines, &help))
+}
+
+/// Preflight found problems (exit 7): each on a line, then what to do.
+fn preflight_failure(env: &str, lines: Vec<String>, help: &str) -> Failure {
+    let mut message = format!(
+        "error: preflight found {} problem(s) in environment `{env}`; nothing ran\n",
+        lines.len()
+    );
+    for l in lines {
+        message.push_str(&format!("  - {l}\n"));
+    }
+    message.push_str(&format!("  = help: {help}"));
+    Failure {
         code: exit::PREFLIGHT,
         message,
-    })
+    }
 }
 
 /// Whether a drill needs real time (it talks to something outside the simulated estate).
@@ -228,22 +239,15 @@ fn connect(
     };
     let problems = runtime.block_on(provider.preflight(calls));
     if !problems.is_empty() {
-        let mut message = format!(
-            "error: preflight found {} problem(s) in environment `{}`; nothing ran\n",
-            problems.len(),
-            env.name
-        );
-        for p in &problems {
-            message.push_str(&format!(
-                "  - {}: {} ({})\n",
-                p.owner, p.error, p.error.kind
-            ));
-        }
-        message.push_str("  = help: fix the targets or the environment's access, then re-run (`--dry-run` repeats this check)");
-        return Err(Failure {
-            code: exit::PREFLIGHT,
-            message,
-        });
+        let lines = problems
+            .iter()
+            .map(|p| format!("{}: {} ({})", p.owner, p.error, p.error.kind))
+            .collect();
+        return Err(preflight_failure(
+            &env.name,
+            lines,
+            "fix the targets or the environment's access, then re-run (`--dry-run` repeats this check)",
+        ));
     }
     Ok((provider, seed))
 }
