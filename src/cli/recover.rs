@@ -8,6 +8,7 @@ use crate::engine::events::{Event, Record, VerdictKind};
 use crate::engine::recover::{self, Owed, RecoverPlan};
 use crate::exit;
 use crate::lang::environment::{self, Backend, Environment};
+use crate::report::summary::RunSummary;
 use crate::report::{journal, lock};
 use std::path::Path;
 
@@ -238,7 +239,7 @@ fn recover_run(a: &RecoverArgs, run_dir: &Path, plan: RecoverPlan) -> Result<i32
     let read = journal::read_journal(&run_dir.join(journal::JOURNAL_FILE))
         .map_err(|e| internal(e.to_string()))?;
     super::run::write_outputs(
-        &read.records,
+        RunSummary::from_records(&read.records),
         run_dir,
         &a.lessons.lessons_dir,
         &plan.experiment,

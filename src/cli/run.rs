@@ -11,15 +11,15 @@ use crate::backend::router::Router;
 use crate::backend::{Call, Provider};
 use crate::engine::clock::RunClock;
 use crate::engine::drill::Drill;
-use crate::engine::events::Record;
-use crate::engine::executor::{self, MemorySink, RollbackPolicy, Sink};
+use crate::engine::executor::{self, RollbackPolicy, Sink};
 use crate::exit;
 use crate::lang::diag::Diagnostic;
 use crate::lang::environment::{self, Environment};
 use crate::lang::plan::Plan;
 use crate::lang::spec::{self, Experiment};
 use crate::report::journal::{self, Journal};
-use crate::report::{lessons, lock, markdown, summary::RunSummary};
+use crate::report::summary::{RunSummary, SummarySink};
+use crate::report::{lessons, lock, markdown};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -354,9 +354,10 @@ async fn drill(
     };
     let journal = Journal::create(&run_dir)
         .map_err(|e| internal(format!("cannot create the run journal: {e}")))?;
-    let memory = MemorySink::default();
+    // The summary is folded as the drill goes: nothing here keeps the records.
+    let folded = SummarySink::default();
     let mut sinks: Vec<Box<dyn Sink>> =
-        vec![Box::new(JournalSink(journal)), Box::new(memory.clone())];
+        vec![Box::new(JournalSink(journal)), Box::new(folded.clone())];
     if !quiet {
         sinks.push(Box::new(Progress::new(std::io::stderr().is_terminal())));
     }
@@ -391,9 +392,8 @@ async fn drill(
         .run_with_emitter()
         .await;
     let errors = emitter.errors();
-    let records = memory.0.lock().expect("memory sink").clone();
     let summary = write_outputs(
-        &records,
+        folded.take(),
         &run_dir,
         &a.lessons.lessons_dir,
         &exp.metadata.name,
@@ -474,14 +474,13 @@ fn lock_environment(
 
 /// The run's summary (next to its journal), its lessons-learned record and its report.
 pub(super) fn write_outputs(
-    records: &[Record],
+    mut summary: RunSummary,
     run_dir: &Path,
     lessons_dir: &Path,
     experiment: &str,
     run_id: &str,
     keep_lessons: bool,
 ) -> Result<RunSummary, Failure> {
-    let mut summary = RunSummary::from_records(records);
     summary.integrity = Some(
         journal::verify_journal(&run_dir.join(journal::JOURNAL_FILE))
             .map_err(|e| internal(e.to_string()))?,

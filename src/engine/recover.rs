@@ -86,22 +86,37 @@ pub struct RecoverPlan {
 
 /// Work out, from a run's records alone, which rollbacks it owes.
 pub fn plan(records: &[Record]) -> RecoverPlan {
-    let mut p = RecoverPlan::default();
-    // Step id → (start order, wave, action, with, rollback, output).
-    struct Started {
-        order: usize,
-        action: String,
-        with: Option<Json>,
-        rollback: Option<RollbackRef>,
-        output: Json,
-    }
-    let mut waves: HashMap<String, u32> = HashMap::new();
-    let mut has_rollback: HashMap<String, bool> = HashMap::new();
-    let mut started: HashMap<String, Started> = HashMap::new();
-    let mut done: HashMap<String, bool> = HashMap::new();
-    let mut last_error: HashMap<String, String> = HashMap::new();
-    let mut owed_reason: HashMap<String, String> = HashMap::new();
-    for r in records {
+    let mut p = Planner::default();
+    records.iter().for_each(|r| p.push(r));
+    p.finish()
+}
+
+/// [`plan`] one record at a time: what it keeps is per step (never per record), so a summary
+/// folded while the drill runs holds no more than the plan.
+#[derive(Debug, Default)]
+pub struct Planner {
+    p: RecoverPlan,
+    waves: HashMap<String, u32>,
+    has_rollback: HashMap<String, bool>,
+    started: HashMap<String, Started>,
+    done: HashMap<String, bool>,
+    last_error: HashMap<String, String>,
+    owed_reason: HashMap<String, String>,
+}
+
+/// A started step: its start order, action, resolved parameters, rollback and output.
+#[derive(Debug)]
+struct Started {
+    order: usize,
+    action: String,
+    with: Option<Json>,
+    rollback: Option<RollbackRef>,
+    output: Json,
+}
+
+impl Planner {
+    pub fn push(&mut self, r: &Record) {
+        let p = &mut self.p;
         p.last_seq = p.last_seq.max(r.seq);
         p.last_at = Some(r.at);
         match &r.event {
@@ -121,8 +136,8 @@ pub fn plan(records: &[Record]) -> RecoverPlan {
                 p.secrets = secrets.clone();
                 p.started = Some(r.at);
                 for s in steps {
-                    waves.insert(s.id.clone(), s.wave as u32);
-                    has_rollback.insert(s.id.clone(), s.has_rollback);
+                    self.waves.insert(s.id.clone(), s.wave as u32);
+                    self.has_rollback.insert(s.id.clone(), s.has_rollback);
                 }
             }
             Event::StepStarted {
@@ -132,8 +147,12 @@ pub fn plan(records: &[Record]) -> RecoverPlan {
                 rollback,
                 ..
             } => {
-                let n = started.len();
-                let e = started.entry(step.clone()).or_insert(Started {
+                // A step without a rollback never owes one: nothing of it is kept.
+                if self.has_rollback.get(step) == Some(&false) {
+                    return;
+                }
+                let n = self.started.len();
+                let e = self.started.entry(step.clone()).or_insert(Started {
                     order: n,
                     action: action.clone(),
                     with: None,
@@ -146,68 +165,83 @@ pub fn plan(records: &[Record]) -> RecoverPlan {
                 }
             }
             Event::StepFinished { step, output, .. } => {
-                if let Some(s) = started.get_mut(step) {
+                if let Some(s) = self.started.get_mut(step) {
                     s.output = output.clone();
                 }
             }
             Event::RollbackStarted { step, .. } => {
-                done.entry(step.clone()).or_insert(false);
+                self.done.entry(step.clone()).or_insert(false);
             }
             Event::RollbackFinished {
                 step, ok, error, ..
             } => {
-                done.insert(step.clone(), *ok);
+                self.done.insert(step.clone(), *ok);
                 if let Some(e) = error {
-                    last_error.insert(step.clone(), e.clone());
+                    self.last_error.insert(step.clone(), e.clone());
                 }
             }
             Event::RollbackOwed { step, reason, .. } => {
-                owed_reason.insert(step.clone(), reason.clone());
+                self.owed_reason.insert(step.clone(), reason.clone());
             }
             Event::RunFinished { .. } => p.finished = true,
             _ => {}
         }
     }
-    let mut owed: Vec<(u32, usize, Owed)> = Vec::new();
-    for (id, s) in started {
-        if !has_rollback.get(&id).copied().unwrap_or(false) || done.get(&id) == Some(&true) {
-            continue;
-        }
-        let why = match (done.get(&id), last_error.get(&id), owed_reason.get(&id)) {
-            (_, _, Some(reason)) => format!("owed: {reason}"),
-            (Some(false), Some(e), _) => format!("its rollback failed: {e}"),
-            (Some(false), None, _) => {
-                "its rollback started but never finished (the process died during it)".into()
+
+    /// The plan for the records pushed so far (the planner stays usable).
+    pub fn snapshot(&self) -> RecoverPlan {
+        let mut p = self.p.clone();
+        let mut owed: Vec<(u32, usize, Owed)> = Vec::new();
+        for (id, s) in &self.started {
+            if !self.has_rollback.get(id).copied().unwrap_or(false)
+                || self.done.get(id) == Some(&true)
+            {
+                continue;
             }
-            _ if p.finished => "the drill finished without rolling it back".into(),
-            _ => "the drill's process died before rolling it back".into(),
-        };
-        let undo = match (&s.with, &s.rollback) {
-            (Some(with), Some(RollbackRef::Revert)) => Undo::Revert {
-                with: with.clone(),
-                output: s.output.clone(),
-            },
-            (_, Some(RollbackRef::Action { action, with })) => Undo::Action {
-                action: action.clone(),
-                with: with.clone(),
-            },
-            _ => Undo::Unknown,
-        };
-        owed.push((
-            waves.get(&id).copied().unwrap_or(0),
-            s.order,
-            Owed {
-                step: id,
-                action: s.action,
-                undo,
-                why,
-            },
-        ));
+            let why = match (
+                self.done.get(id),
+                self.last_error.get(id),
+                self.owed_reason.get(id),
+            ) {
+                (_, _, Some(reason)) => format!("owed: {reason}"),
+                (Some(false), Some(e), _) => format!("its rollback failed: {e}"),
+                (Some(false), None, _) => {
+                    "its rollback started but never finished (the process died during it)".into()
+                }
+                _ if p.finished => "the drill finished without rolling it back".into(),
+                _ => "the drill's process died before rolling it back".into(),
+            };
+            let undo = match (&s.with, &s.rollback) {
+                (Some(with), Some(RollbackRef::Revert)) => Undo::Revert {
+                    with: with.clone(),
+                    output: s.output.clone(),
+                },
+                (_, Some(RollbackRef::Action { action, with })) => Undo::Action {
+                    action: action.clone(),
+                    with: with.clone(),
+                },
+                _ => Undo::Unknown,
+            };
+            owed.push((
+                self.waves.get(id).copied().unwrap_or(0),
+                s.order,
+                Owed {
+                    step: id.clone(),
+                    action: s.action.clone(),
+                    undo,
+                    why,
+                },
+            ));
+        }
+        // Reverse dependency order: later waves first, later starts first within a wave.
+        owed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+        p.owed = owed.into_iter().map(|(_, _, o)| o).collect();
+        p
     }
-    // Reverse dependency order: later waves first, later starts first within a wave.
-    owed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-    p.owed = owed.into_iter().map(|(_, _, o)| o).collect();
-    p
+
+    pub fn finish(self) -> RecoverPlan {
+        self.snapshot()
+    }
 }
 
 /// Put secrets back into journaled (masked) parameters: `[REDACTED:name]` → the value of the

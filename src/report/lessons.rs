@@ -237,34 +237,22 @@ fn is_impact_probe(name: &str) -> bool {
 fn impact(s: &RunSummary) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(during) = s.phase(Phase::Method) {
-        let mut names: Vec<&str> = Vec::new();
-        for p in &during.probes {
-            if is_impact_probe(&p.name) && !names.contains(&p.name.as_str()) {
-                names.push(&p.name);
-            }
-        }
-        for name in names {
-            let checks: Vec<_> = during.probes.iter().filter(|p| p.name == name).collect();
-            let failing: Vec<_> = checks.iter().filter(|p| !p.ok).collect();
-            let nums: Vec<f64> = checks.iter().filter_map(|p| p.value.as_f64()).collect();
-            let range = if nums.is_empty() {
-                String::new()
-            } else {
-                let lo = nums.iter().copied().fold(f64::INFINITY, f64::min);
-                let hi = nums.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                format!(" measured between {lo} and {hi};")
+        for c in during.probes.iter().filter(|c| is_impact_probe(&c.name)) {
+            let range = match (c.min, c.max) {
+                (Some(lo), Some(hi)) => format!(" measured between {lo} and {hi};"),
+                _ => String::new(),
             };
-            let out = match (failing.first(), failing.last()) {
+            let out = match (&c.first_failure, &c.last_failure) {
                 (Some(first), Some(last)) => format!(
                     "{} of {} checks out of tolerance, from {} to {}",
-                    failing.len(),
-                    checks.len(),
+                    c.failed,
+                    c.checks,
                     offset(first.at_ms),
                     offset(last.at_ms)
                 ),
-                _ => format!("all {} checks within tolerance", checks.len()),
+                _ => format!("all {} checks within tolerance", c.checks),
             };
-            parts.push(format!("`{name}`{range} {out}."));
+            parts.push(format!("`{}`{range} {out}.", c.name));
         }
     }
     for d in &s.data_loss {
@@ -695,19 +683,13 @@ fn findings(s: &RunSummary) -> Vec<String> {
             o.step, o.action, o.reason
         ));
     }
-    let mut probes: Vec<&str> = Vec::new();
     for d in &s.deviations {
-        if !probes.contains(&d.probe.as_str()) {
-            probes.push(&d.probe);
-        }
-    }
-    for p in probes {
-        let devs: Vec<_> = s.deviations.iter().filter(|d| d.probe == p).collect();
         out.push(format!(
-            "Investigate {} steady-state deviation(s) of `{p}` during the drill ({} to {})",
-            devs.len(),
-            offset(devs[0].at_ms),
-            offset(devs[devs.len() - 1].at_ms)
+            "Investigate {} steady-state deviation(s) of `{}` during the drill ({} to {})",
+            d.count,
+            d.probe,
+            offset(d.first_at_ms),
+            offset(d.last_at_ms)
         ));
     }
     if let Some(h) = s.phase(Phase::After).and_then(|p| p.hypothesis.as_ref())

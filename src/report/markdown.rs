@@ -12,7 +12,7 @@ use crate::lang::duration::format;
 use crate::report::lessons::{
     ActionStatus, LessonsRecord, OpenActionItem, offset, short_json, truncate,
 };
-use crate::report::summary::{PhaseSummary, ProbeResult, RunSummary};
+use crate::report::summary::RunSummary;
 
 /// Longest output / value shown inline, in characters.
 const MAX_INLINE: usize = 300;
@@ -381,24 +381,6 @@ fn gantt(out: &mut String, s: &RunSummary) {
     out.push_str("```\n\n");
 }
 
-/// Latest check per probe, with how many checks and failures it had, in first-seen order.
-fn probe_rows(p: &PhaseSummary) -> Vec<(&ProbeResult, usize, usize)> {
-    let mut names: Vec<&str> = Vec::new();
-    for r in &p.probes {
-        if !names.contains(&r.name.as_str()) {
-            names.push(&r.name);
-        }
-    }
-    names
-        .into_iter()
-        .map(|n| {
-            let checks: Vec<_> = p.probes.iter().filter(|r| r.name == n).collect();
-            let fails = checks.iter().filter(|r| !r.ok).count();
-            (checks[checks.len() - 1], checks.len(), fails)
-        })
-        .collect()
-}
-
 fn probe_table(out: &mut String, s: &RunSummary, phase: Phase, label: &str) {
     let _ = writeln!(out, "### {label}\n");
     let Some(p) = s.phase(phase) else {
@@ -428,16 +410,17 @@ fn probe_table(out: &mut String, s: &RunSummary, phase: Phase, label: &str) {
     }
     out.push_str("| Probe | Result | Value | Message | Last checked | Checks |\n");
     out.push_str("|---|---|---|---|---|---|\n");
-    for (r, checks, fails) in probe_rows(p) {
-        let counts = if fails > 0 {
-            format!("{checks} ({fails} failed)")
+    for c in &p.probes {
+        let counts = if c.failed > 0 {
+            format!("{} ({} failed)", c.checks, c.failed)
         } else {
-            checks.to_string()
+            c.checks.to_string()
         };
+        let r = &c.last;
         let _ = writeln!(
             out,
             "| `{}` | {} | `{}` | {} | {} | {counts} |",
-            r.name,
+            c.name,
             if r.ok { "ok" } else { "FAIL" },
             cell(&short_json(&r.value, 80)),
             cell(&r.message),
@@ -447,28 +430,6 @@ fn probe_table(out: &mut String, s: &RunSummary, phase: Phase, label: &str) {
     out.push('\n');
 }
 
-/// The worst value among deviations: farthest from the probe's before-phase value when that is
-/// numeric, else the last one.
-fn worst_value<'a>(s: &RunSummary, probe: &str, values: &[&'a Json]) -> &'a Json {
-    let baseline = s
-        .phase(Phase::Before)
-        .and_then(|p| p.probes.iter().rev().find(|r| r.name == probe))
-        .and_then(|r| r.value.as_f64());
-    if let Some(b) = baseline {
-        let best = values
-            .iter()
-            .filter_map(|v| v.as_f64().map(|x| ((x - b).abs(), *v)))
-            .fold(None::<(f64, &Json)>, |acc, (d, v)| match acc {
-                Some((ad, _)) if ad >= d => acc,
-                _ => Some((d, v)),
-            });
-        if let Some((_, v)) = best {
-            return v;
-        }
-    }
-    values[values.len() - 1]
-}
-
 fn steady_state(out: &mut String, s: &RunSummary) {
     out.push_str("## Steady state\n\n");
     probe_table(out, s, Phase::Before, "Before the fault");
@@ -476,27 +437,19 @@ fn steady_state(out: &mut String, s: &RunSummary) {
     if s.deviations.is_empty() {
         out.push_str("Deviations: none.\n\n");
     } else {
-        let _ = writeln!(out, "Deviations: {}.\n", s.deviations.len());
+        let _ = writeln!(out, "Deviations: {}.\n", s.deviation_count());
         out.push_str("| Probe | Count | First | Last | Worst value | Last message |\n");
         out.push_str("|---|---|---|---|---|---|\n");
-        let mut names: Vec<&str> = Vec::new();
         for d in &s.deviations {
-            if !names.contains(&d.probe.as_str()) {
-                names.push(&d.probe);
-            }
-        }
-        for n in names {
-            let devs: Vec<_> = s.deviations.iter().filter(|d| d.probe == n).collect();
-            let values: Vec<&Json> = devs.iter().map(|d| &d.value).collect();
-            let last = devs[devs.len() - 1];
             let _ = writeln!(
                 out,
-                "| `{n}` | {} | {} | {} | `{}` | {} |",
-                devs.len(),
-                offset(devs[0].at_ms),
-                offset(last.at_ms),
-                cell(&short_json(worst_value(s, n, &values), 80)),
-                cell(&last.message)
+                "| `{}` | {} | {} | {} | `{}` | {} |",
+                d.probe,
+                d.count,
+                offset(d.first_at_ms),
+                offset(d.last_at_ms),
+                cell(&short_json(&d.worst_value, 80)),
+                cell(&d.last_message)
             );
         }
         out.push('\n');

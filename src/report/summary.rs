@@ -122,18 +122,81 @@ pub struct VerdictSummary {
 pub struct PhaseSummary {
     pub phase: Phase,
     pub started_at_ms: Option<u64>,
-    /// Every probe evaluation of the phase, in order.
-    pub probes: Vec<ProbeResult>,
+    /// Per probe, its checks in the phase folded (in first-checked order): a summary's size
+    /// never grows with the number of checks.
+    pub probes: Vec<ProbeChecks>,
     pub hypothesis: Option<HypothesisOutcome>,
 }
 
+/// One probe's checks in a phase, aggregated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProbeResult {
+pub struct ProbeChecks {
     pub name: String,
+    pub checks: u64,
+    pub failed: u64,
+    /// The first and the newest check.
+    pub first: ProbeCheck,
+    pub last: ProbeCheck,
+    pub first_failure: Option<ProbeCheck>,
+    pub last_failure: Option<ProbeCheck>,
+    /// The newest check that passed.
+    pub last_pass: Option<ProbeCheck>,
+    /// The range of its numeric values (`None` when none was a number).
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// The most consecutive failed checks, and the failed checks at the end (0 when the last
+    /// check passed).
+    pub longest_failing_streak: u64,
+    pub failing_streak: u64,
+}
+
+/// One probe check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeCheck {
     pub ok: bool,
     pub value: Json,
     pub message: String,
     pub at_ms: u64,
+}
+
+impl ProbeChecks {
+    fn new(name: &str, check: ProbeCheck) -> ProbeChecks {
+        ProbeChecks {
+            name: name.to_string(),
+            checks: 0,
+            failed: 0,
+            first: check.clone(),
+            last: check,
+            first_failure: None,
+            last_failure: None,
+            last_pass: None,
+            min: None,
+            max: None,
+            longest_failing_streak: 0,
+            failing_streak: 0,
+        }
+    }
+
+    fn add(&mut self, check: ProbeCheck) {
+        self.checks += 1;
+        if let Some(x) = check.value.as_f64() {
+            self.min = Some(self.min.map_or(x, |m| m.min(x)));
+            self.max = Some(self.max.map_or(x, |m| m.max(x)));
+        }
+        if check.ok {
+            self.failing_streak = 0;
+            self.last_pass = Some(check.clone());
+        } else {
+            self.failed += 1;
+            self.failing_streak += 1;
+            self.longest_failing_streak = self.longest_failing_streak.max(self.failing_streak);
+            if self.first_failure.is_none() {
+                self.first_failure = Some(check.clone());
+            }
+            self.last_failure = Some(check.clone());
+        }
+        self.last = check;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,12 +296,22 @@ pub struct DataLoss {
     pub at_ms: u64,
 }
 
+/// One probe's steady-state deviations during the method, aggregated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deviation {
     pub probe: String,
-    pub value: Json,
-    pub message: String,
-    pub at_ms: u64,
+    pub count: u64,
+    pub first_at_ms: u64,
+    pub last_at_ms: u64,
+    /// The value farthest from the probe's steady value (its newest passing check before the
+    /// deviation, from the before phase or the method) when both are numbers; else the newest.
+    pub worst_value: Json,
+    pub worst_at_ms: u64,
+    pub last_value: Json,
+    pub last_message: String,
+    /// The steady value `worst_value` is measured from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,25 +361,9 @@ pub struct OwedRollback {
 impl RunSummary {
     /// Fold a run's records (in journal order) into its summary.
     pub fn from_records(records: &[Record]) -> RunSummary {
-        let mut s = RunSummary::empty();
-        s.records = records.len();
-        for rec in records {
-            s.apply(rec);
-        }
-        // What the journal says is still owed beyond the journaled `RollbackOwed`s: the
-        // rollbacks of a run whose process died, and failed ones (`firedrill recover` runs them).
-        let at_ms = records.last().map(|r| r.elapsed_ms).unwrap_or_default();
-        for o in crate::engine::recover::plan(records).owed {
-            if !s.owed_rollbacks.iter().any(|x| x.step == o.step) {
-                s.owed_rollbacks.push(OwedRollback {
-                    action: o.rollback_action(),
-                    step: o.step,
-                    reason: o.why,
-                    at_ms,
-                });
-            }
-        }
-        s
+        let mut b = SummaryBuilder::default();
+        records.iter().for_each(|r| b.push(r));
+        b.finish()
     }
 
     fn empty() -> RunSummary {
@@ -493,13 +550,23 @@ impl RunSummary {
                 ok,
                 value,
                 message,
-            } => self.phase_mut(*phase).probes.push(ProbeResult {
-                name: probe.clone(),
-                ok: *ok,
-                value: value.clone(),
-                message: message.clone(),
-                at_ms: at,
-            }),
+            } => {
+                let check = ProbeCheck {
+                    ok: *ok,
+                    value: value.clone(),
+                    message: message.clone(),
+                    at_ms: at,
+                };
+                let probes = &mut self.phase_mut(*phase).probes;
+                match probes.iter_mut().find(|p| p.name == *probe) {
+                    Some(p) => p.add(check),
+                    None => {
+                        let mut p = ProbeChecks::new(probe, check.clone());
+                        p.add(check);
+                        probes.push(p);
+                    }
+                }
+            }
             Event::HypothesisResult { phase, met, failed } => {
                 self.phase_mut(*phase).hypothesis = Some(HypothesisOutcome {
                     met: *met,
@@ -558,12 +625,43 @@ impl RunSummary {
                 probe,
                 value,
                 message,
-            } => self.deviations.push(Deviation {
-                probe: probe.clone(),
-                value: value.clone(),
-                message: message.clone(),
-                at_ms: at,
-            }),
+            } => {
+                let baseline = self.steady_value(probe);
+                let distance = |v: &Json| match (baseline, v.as_f64()) {
+                    (Some(b), Some(x)) => Some((x - b).abs()),
+                    _ => None,
+                };
+                match self.deviations.iter_mut().find(|d| d.probe == *probe) {
+                    Some(d) => {
+                        d.count += 1;
+                        d.last_at_ms = at;
+                        d.last_value = value.clone();
+                        d.last_message = message.clone();
+                        let worse = match (distance(value), distance(&d.worst_value)) {
+                            (Some(new), Some(old)) => new > old,
+                            (Some(_), None) => true,
+                            (None, Some(_)) => false,
+                            (None, None) => true,
+                        };
+                        if worse {
+                            d.worst_value = value.clone();
+                            d.worst_at_ms = at;
+                        }
+                        d.baseline = d.baseline.or(baseline);
+                    }
+                    None => self.deviations.push(Deviation {
+                        probe: probe.clone(),
+                        count: 1,
+                        first_at_ms: at,
+                        last_at_ms: at,
+                        worst_value: value.clone(),
+                        worst_at_ms: at,
+                        last_value: value.clone(),
+                        last_message: message.clone(),
+                        baseline,
+                    }),
+                }
+            }
             Event::AbortTriggered { reason } => self.aborts.push(Abort {
                 reason: reason.clone(),
                 at_ms: at,
@@ -723,6 +821,20 @@ impl RunSummary {
         }
     }
 
+    /// A probe's steady value: its newest passing numeric check of the method, else of the
+    /// before phase.
+    fn steady_value(&self, probe: &str) -> Option<f64> {
+        [Phase::Method, Phase::Before].iter().find_map(|ph| {
+            let p = self.phase(*ph)?.probes.iter().find(|p| p.name == probe)?;
+            p.last_pass.as_ref()?.value.as_f64()
+        })
+    }
+
+    /// The number of deviation events, over every probe.
+    pub fn deviation_count(&self) -> u64 {
+        self.deviations.iter().map(|d| d.count).sum()
+    }
+
     /// Whether the journal reached `RunFinished`.
     pub fn is_finished(&self) -> bool {
         self.verdict.is_some()
@@ -755,6 +867,83 @@ impl RunSummary {
     }
 }
 
+/// Folds records into a [`RunSummary`] one at a time, as they happen: what it keeps grows with
+/// the steps, probes and environment events of a run, never with its probe checks.
+#[derive(Debug)]
+pub struct SummaryBuilder {
+    s: RunSummary,
+    planner: crate::engine::recover::Planner,
+}
+
+impl Default for SummaryBuilder {
+    fn default() -> SummaryBuilder {
+        SummaryBuilder {
+            s: RunSummary::empty(),
+            planner: Default::default(),
+        }
+    }
+}
+
+impl SummaryBuilder {
+    pub fn push(&mut self, rec: &Record) {
+        self.s.records += 1;
+        self.s.apply(rec);
+        self.planner.push(rec);
+    }
+
+    /// The summary of the records pushed so far.
+    pub fn summary(&self) -> RunSummary {
+        let mut s = self.s.clone();
+        SummaryBuilder::owed_from(&self.planner, &mut s);
+        s
+    }
+
+    pub fn finish(self) -> RunSummary {
+        let mut s = self.s;
+        SummaryBuilder::owed_from(&self.planner, &mut s);
+        s
+    }
+
+    /// What the journal says is still owed beyond the journaled `RollbackOwed`s: the rollbacks
+    /// of a run whose process died, and failed ones (`firedrill recover` runs them).
+    fn owed_from(planner: &crate::engine::recover::Planner, s: &mut RunSummary) {
+        let at_ms = s.duration_ms;
+        for o in planner.snapshot().owed {
+            if !s.owed_rollbacks.iter().any(|x| x.step == o.step) {
+                s.owed_rollbacks.push(OwedRollback {
+                    action: o.rollback_action(),
+                    step: o.step,
+                    reason: o.why,
+                    at_ms,
+                });
+            }
+        }
+    }
+}
+
+/// A sink folding the run into its summary while it runs (shared: the caller keeps a handle).
+#[derive(Debug, Clone, Default)]
+pub struct SummarySink(pub std::sync::Arc<std::sync::Mutex<SummaryBuilder>>);
+
+impl SummarySink {
+    /// The summary so far.
+    pub fn summary(&self) -> RunSummary {
+        self.0.lock().expect("summary sink").summary()
+    }
+
+    /// The summary, leaving the sink empty (no copy: for the end of a run).
+    pub fn take(&self) -> RunSummary {
+        std::mem::take(&mut *self.0.lock().expect("summary sink")).finish()
+    }
+}
+
+impl crate::engine::executor::Sink for SummarySink {
+    fn record(&mut self, rec: &Record) -> Result<(), String> {
+        self.0.lock().expect("summary sink").push(rec);
+        Ok(())
+    }
+}
+
 /// Upper-case label of a verdict.
 pub fn verdict_label(kind: VerdictKind) -> &'static str {
     match kind {
@@ -770,6 +959,7 @@ pub fn verdict_label(kind: VerdictKind) -> &'static str {
 mod tests {
     use super::*;
     use crate::report::fixtures::{self, RUN_ID};
+    use serde_json::json;
 
     #[test]
     fn pass_run_is_folded_completely() {
@@ -799,7 +989,24 @@ mod tests {
         let before = s.phase(Phase::Before).unwrap();
         assert_eq!(before.probes.len(), 2);
         assert!(before.hypothesis.as_ref().unwrap().met);
-        assert_eq!(s.phase(Phase::Method).unwrap().probes.len(), 3);
+        // The method's three checks of one probe, folded.
+        let method = &s.phase(Phase::Method).unwrap().probes;
+        assert_eq!(method.len(), 1);
+        let a = &method[0];
+        assert_eq!(
+            (
+                a.name.as_str(),
+                a.checks,
+                a.failed,
+                a.longest_failing_streak,
+                a.failing_streak
+            ),
+            ("availability", 3, 2, 2, 0)
+        );
+        assert_eq!((a.min, a.max), (Some(0.62), Some(0.998)));
+        assert_eq!(a.first_failure.as_ref().unwrap().at_ms, 62_000);
+        assert_eq!(a.last_failure.as_ref().unwrap().at_ms, 92_000);
+        assert!(a.last.ok && a.last_pass == Some(a.last.clone()));
 
         let snap = &s.steps[0];
         assert_eq!(snap.id, "snapshot-db");
@@ -828,7 +1035,19 @@ mod tests {
         assert_eq!(s.recovered.as_ref().unwrap().after_ms, 215_000);
         assert!(s.deadline_exceeded.is_none());
         assert_eq!(s.data_loss[0].loss_ms, Some(20_000));
-        assert_eq!(s.deviations.len(), 2);
+        // Two deviations of one probe; the worst is the farthest from its steady value (0.999
+        // before the fault), not the newest.
+        assert_eq!((s.deviations.len(), s.deviation_count()), (1, 2));
+        let d = &s.deviations[0];
+        assert_eq!((d.first_at_ms, d.last_at_ms), (62_000, 92_000));
+        assert_eq!(
+            (d.worst_value.clone(), d.worst_at_ms),
+            (json!(0.62), 62_000)
+        );
+        assert_eq!(
+            (d.last_value.clone(), d.baseline),
+            (json!(0.71), Some(0.999))
+        );
         assert_eq!(s.environment_events.len(), 4);
         assert_eq!(s.rollbacks.len(), 2);
         assert!(s.rollbacks.iter().all(|r| r.ok == Some(true)));
@@ -893,7 +1112,7 @@ mod tests {
         assert_eq!(promote.started_at_ms, Some(95_000));
         assert_eq!(promote.outcome, None);
         assert_eq!(s.fault_at_ms, Some(32_000));
-        assert_eq!(s.deviations.len(), 2);
+        assert_eq!(s.deviation_count(), 2);
 
         // Even with no RunStarted at all, folding does not panic.
         let tail = &fixtures::partial_run()[5..];
