@@ -121,12 +121,28 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// The chain: `sha256(previous hash (hex) + "\n" + the line without its hash)`, hex.
 pub fn chain_hash(prev: &str, body: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
+    let mut h = chain_hasher(prev);
+    sha2::Digest::update(&mut h, body);
+    hex(&sha2::Digest::finalize(h))
+}
+
+/// A hasher fed with the chain's prefix: the previous hash and a newline.
+fn chain_hasher(prev: &str) -> sha2::Sha256 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
     h.update(prev.as_bytes());
     h.update(b"\n");
-    h.update(body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    h
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
 }
 
 /// An open journal, appending one line per event. Each line ends with `"hash":"<sha256>"`,
@@ -294,18 +310,13 @@ pub fn read_journal(path: &Path) -> Result<JournalRead, JournalError> {
 /// mid-write) is reported, not counted as a break. Journals written before lines were chained
 /// have no hashes: `chained` is false.
 pub fn verify_journal(path: &Path) -> Result<Integrity, JournalError> {
-    let bytes = fs::read(path).map_err(|source| JournalError::Read {
+    use std::io::BufRead;
+    let read_err = |source| JournalError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
-    let ends_with_newline = bytes.ends_with(b"\n");
-    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
-    // `split` yields an empty piece after a final newline.
-    let n = if ends_with_newline {
-        lines.len() - 1
-    } else {
-        lines.len()
     };
+    // Line by line: what this holds never grows with the journal.
+    let mut reader = io::BufReader::with_capacity(1 << 16, File::open(path).map_err(read_err)?);
     let mut out = Integrity {
         records: 0,
         chained: true,
@@ -314,77 +325,126 @@ pub fn verify_journal(path: &Path) -> Result<Integrity, JournalError> {
         torn_tail: false,
     };
     let mut prev = GENESIS.to_string();
-    const SUFFIX_LEN: usize = ",\"hash\":\"\"}".len() + 64;
-    for (i, line) in lines[..n].iter().enumerate() {
-        let last = i + 1 == n;
-        let parsed = std::str::from_utf8(line)
+    let mut line = Vec::new();
+    let mut i = 0usize;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(read_err)? == 0 {
+            break;
+        }
+        i += 1;
+        // Only the last line can lack its newline.
+        let torn = line.last() != Some(&b'\n');
+        if !torn {
+            line.pop();
+        }
+        // The common case without parsing: the line ends with its hash, which chains.
+        if let Some((body_end, hash)) = hash_suffix(&line) {
+            let mut h = chain_hasher(&prev);
+            sha2::Digest::update(&mut h, &line[..body_end]);
+            sha2::Digest::update(&mut h, b"}");
+            if hex(&sha2::Digest::finalize(h)) == hash {
+                out.records += 1;
+                prev = hash.to_string();
+                continue;
+            }
+        }
+        // Something is wrong with this line: say what.
+        let parsed = std::str::from_utf8(&line)
             .ok()
             .and_then(|t| serde_json::from_str::<Json>(t).ok());
         let Some(parsed) = parsed else {
-            if last && !ends_with_newline {
+            if torn {
                 out.torn_tail = true;
                 break;
             }
-            out.broken = Some(format!("line {}: not a JSON record", i + 1));
+            out.broken = Some(format!("line {i}: not a JSON record"));
             break;
         };
         let Some(hash) = parsed.get("hash").and_then(Json::as_str) else {
-            if i == 0 {
+            if i == 1 {
+                // Written before lines were chained: count the lines, check nothing.
                 out.chained = false;
-                out.records = n;
+                out.records = 1 + count_lines(&mut reader).map_err(read_err)?;
                 return Ok(out);
             }
             out.broken = Some(format!(
-                "line {}: it has no hash (a line was inserted or rewritten)",
-                i + 1
+                "line {i}: it has no hash (a line was inserted or rewritten)"
             ));
             break;
         };
-        let suffix = format!(",\"hash\":\"{hash}\"}}");
-        if line.len() < SUFFIX_LEN || !line.ends_with(suffix.as_bytes()) {
-            out.broken = Some(format!(
-                "line {}: its hash is not the line's last key (the line was rewritten)",
-                i + 1
-            ));
-            break;
-        }
-        let mut body = line[..line.len() - suffix.len()].to_vec();
-        body.push(b'}');
-        let want = chain_hash(&prev, &body);
-        if want != hash {
-            out.broken = Some(format!(
-                "line {} (seq {}): its hash does not match its content and the line before it (changed, removed or inserted after it was written)",
-                i + 1,
+        out.broken = Some(if hash_suffix(&line).is_none_or(|(_, h)| h != hash) {
+            format!("line {i}: its hash is not the line's last key (the line was rewritten)")
+        } else {
+            format!(
+                "line {i} (seq {}): its hash does not match its content and the line before it (changed, removed or inserted after it was written)",
                 parsed
                     .get("seq")
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "?".into())
-            ));
-            break;
-        }
-        out.records += 1;
-        prev = hash.to_string();
-        out.final_sha256 = Some(prev.clone());
+            )
+        });
+        break;
+    }
+    if out.records > 0 {
+        out.final_sha256 = Some(prev);
     }
     Ok(out)
+}
+
+/// A line's `,"hash":"<64 hex>"}` ending: (where the body ends, the hash).
+fn hash_suffix(line: &[u8]) -> Option<(usize, &str)> {
+    const PREFIX: &[u8] = b",\"hash\":\"";
+    let n = line.len();
+    let tail_len = PREFIX.len() + 64 + 2;
+    if n < tail_len + 1 || !line.ends_with(b"\"}") {
+        return None;
+    }
+    let start = n - tail_len;
+    if &line[start..start + PREFIX.len()] != PREFIX {
+        return None;
+    }
+    let hash = std::str::from_utf8(&line[start + PREFIX.len()..n - 2]).ok()?;
+    hash.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        .then_some((start, hash))
+}
+
+/// The non-empty lines left in a reader.
+fn count_lines(reader: &mut impl io::BufRead) -> io::Result<usize> {
+    let mut n = 0;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(n);
+        }
+        if !line.trim_ascii().is_empty() {
+            n += 1;
+        }
+    }
 }
 
 /// Write `summary.json` (pretty) into `run_dir`, atomically (temp file + rename).
 pub fn write_summary(run_dir: &Path, summary: &RunSummary) -> Result<PathBuf, JournalError> {
     let path = run_dir.join(SUMMARY_FILE);
-    let mut text =
-        serde_json::to_string_pretty(summary).map_err(|source| JournalError::SerializeSummary {
-            path: path.clone(),
-            source,
-        })?;
-    text.push('\n');
     let tmp = run_dir.join(format!("{SUMMARY_FILE}.tmp"));
-    fs::write(&tmp, text)
-        .and_then(|()| fs::rename(&tmp, &path))
-        .map_err(|source| JournalError::WriteSummary {
+    let write_err = |source| JournalError::WriteSummary {
+        path: path.clone(),
+        source,
+    };
+    // Streamed to the file: no copy of the text in memory.
+    let mut w = io::BufWriter::new(File::create(&tmp).map_err(write_err)?);
+    serde_json::to_writer_pretty(&mut w, summary).map_err(|source| {
+        JournalError::SerializeSummary {
             path: path.clone(),
             source,
-        })?;
+        }
+    })?;
+    w.write_all(b"\n")
+        .and_then(|()| w.flush())
+        .and_then(|()| fs::rename(&tmp, &path))
+        .map_err(write_err)?;
     Ok(path)
 }
 
