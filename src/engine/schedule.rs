@@ -404,15 +404,21 @@ impl<'a> Scheduler<'a> {
 
     /// A step finished: journal it, start the recovery monitor after the fault, abort or note a
     /// failure as its `on_failure` says.
-    fn finished(&mut self, i: usize, r: StepResult) {
+    fn finished(&mut self, i: usize, mut r: StepResult) {
         let (sh, exp) = (self.sh, &self.sh.exp);
         let step = &exp.steps[i];
+        // Only a rollback reads the output later: a step without one gives it to the journal.
+        let output = if step.has_rollback() {
+            r.output.clone()
+        } else {
+            std::mem::take(&mut r.output)
+        };
         sh.emit(Event::StepFinished {
             step: step.id.value.clone(),
             outcome: r.outcome,
             attempts: r.attempts,
             duration_ms: r.duration_ms,
-            output: r.output.clone(),
+            output,
             error: r.error.clone(),
             error_kind: r.error_kind,
         });

@@ -384,7 +384,23 @@ impl StepParams {
 /// A stable digest of a step's parameters (FNV-1a, hex): tagged on what the step creates, so a
 /// rollback that lost the step's output (an abort cancelled it mid-poll) still finds them.
 pub fn params_digest(p: &Json) -> String {
-    let text = serde_json::to_string(p).unwrap_or_default();
+    // Keys sorted at every level: the digest does not depend on the order they were written.
+    fn sorted(v: &Json) -> Json {
+        match v {
+            Json::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Json::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            Json::Array(a) => Json::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    let text = serde_json::to_string(&sorted(p)).unwrap_or_default();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);

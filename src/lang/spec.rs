@@ -292,6 +292,8 @@ pub fn parse_experiment_with_env(
     let (variables, secrets) = expand_variables(&mut cx, &mut root, overrides, env);
     let redactor = Redactor::new(&secrets);
     let exp = decode_experiment(&mut cx, &root, variables);
+    // The tree is not needed past decoding: the checks below run on the typed experiment.
+    drop(root);
     if let Some(exp) = &exp {
         crate::lang::check::check_experiment(&mut cx, exp);
     }
@@ -821,11 +823,14 @@ fn decode_partial<T: Decode>(cx: &mut Cx, n: &Node, key: &str) -> (Vec<T>, Vec<S
         .iter()
         .filter_map(|i| i.get(key).and_then(Node::as_str).map(str::to_string))
         .collect();
-    let decoded = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, item)| cx.idx(i, |cx| T::decode(cx, item)))
-        .collect();
+    // Sized up front: a filtered iterator would grow the list by doubling.
+    let mut decoded = Vec::with_capacity(items.len());
+    decoded.extend(
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| cx.idx(i, |cx| T::decode(cx, item))),
+    );
     (decoded, declared)
 }
 

@@ -270,10 +270,11 @@ pub fn load(text: &str, limits: &Limits) -> Result<Node, LoadError> {
                 {
                     NodeKind::Null
                 } else {
-                    NodeKind::Scalar {
-                        value: value.into_owned(),
-                        plain,
-                    }
+                    // The parser's buffer may have room to spare: keep only the text (a
+                    // document's tree is held whole while it is decoded).
+                    let mut value = value.into_owned();
+                    value.shrink_to_fit();
+                    NodeKind::Scalar { value, plain }
                 };
                 b.value(Node { kind, loc }, anchor)?;
             }
@@ -364,7 +365,12 @@ impl Builder {
     }
 
     fn close(&mut self) -> Result<(), LoadError> {
-        if let Some((node, anchor, _)) = self.stack.pop() {
+        if let Some((mut node, anchor, _)) = self.stack.pop() {
+            match &mut node.kind {
+                NodeKind::Seq(items) => items.shrink_to_fit(),
+                NodeKind::Map(entries) => entries.shrink_to_fit(),
+                _ => {}
+            }
             self.value(node, anchor)?;
         }
         Ok(())
