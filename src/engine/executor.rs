@@ -328,6 +328,10 @@ pub(super) async fn wait_count(rx: &mut watch::Receiver<u32>, n: u32) {
 
 /// Static description of the plan for the journal.
 pub fn planned_steps(exp: &Experiment, plan: &Plan) -> Vec<PlannedStep> {
+    let mut critical = vec![false; exp.steps.len()];
+    for &i in &plan.critical_path {
+        critical[i] = true;
+    }
     exp.steps
         .iter()
         .enumerate()
@@ -336,7 +340,7 @@ pub fn planned_steps(exp: &Experiment, plan: &Plan) -> Vec<PlannedStep> {
             action: s.action.value.clone(),
             after: s.after.iter().map(|a| a.value.clone()).collect(),
             wave: plan.wave_of[i],
-            critical: plan.critical_path.contains(&i),
+            critical: critical[i],
             has_rollback: s.has_rollback(),
             description: s.description.clone(),
         })

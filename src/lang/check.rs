@@ -37,10 +37,13 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
         }
     }
     let step_ids: Vec<&str> = exp.declared_steps.iter().map(String::as_str).collect();
+    // Lookups by name in a set: a check is linear in the steps, whatever their number.
+    let declared_steps: std::collections::HashSet<&str> = step_ids.iter().copied().collect();
+    let declared_probes: std::collections::HashSet<&str> = probe_names.iter().copied().collect();
     let duplicate_ids = ids.len() < exp.steps.len();
 
     let probe_ref = |cx: &mut Cx, path: String, r: &Spanned<String>| {
-        if !probe_names.contains(&r.value.as_str()) {
+        if !declared_probes.contains(r.value.as_str()) {
             cx.error_at(
                 &path,
                 Some(r.loc),
@@ -97,7 +100,7 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
     for (i, s) in exp.steps.iter().enumerate() {
         if matches!(s.action.value.as_str(), "assert" | "wait_until")
             && let Some(p) = s.with.get("probe").and_then(|p| p.as_str())
-            && !probe_names.contains(&p)
+            && !declared_probes.contains(p)
         {
             cx.error_at(
                 &format!("steps[{i}].with.probe"),
@@ -114,7 +117,7 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
                     format!("step `{}` runs after itself", a.value),
                     "remove it from its own `after` list",
                 );
-            } else if !step_ids.contains(&a.value.as_str()) {
+            } else if !declared_steps.contains(a.value.as_str()) {
                 cx.error_at(
                     &format!("steps[{i}].after[{j}]"),
                     Some(a.loc),
@@ -125,7 +128,7 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
         }
     }
     if let Some(r) = &exp.recovery {
-        if !step_ids.contains(&r.fault.value.as_str()) {
+        if !declared_steps.contains(r.fault.value.as_str()) {
             cx.error_at(
                 "recovery.fault",
                 Some(r.fault.loc),

@@ -95,9 +95,15 @@ pub fn mermaid(exp: &Experiment, plan: &Plan) -> String {
         );
         let _ = writeln!(out, "  s{i}[\"{}\"]", label.replace('"', "'"));
     }
+    let index: std::collections::HashMap<&str, usize> = exp
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (x.id.value.as_str(), i))
+        .collect();
     for (i, s) in exp.steps.iter().enumerate() {
         for a in &s.after {
-            if let Some(p) = exp.steps.iter().position(|x| x.id.value == a.value) {
+            if let Some(&p) = index.get(a.value.as_str()) {
                 let _ = writeln!(out, "  s{p} --> s{i}");
             }
         }

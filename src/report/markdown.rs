@@ -499,12 +499,14 @@ fn steps(out: &mut String, s: &RunSummary) {
     }
     out.push_str("| Step | Action | After | Started | Duration | Attempts | Outcome |\n");
     out.push_str("|---|---|---|---|---|---|---|\n");
+    let critical: std::collections::HashSet<&str> =
+        s.critical_path.iter().map(String::as_str).collect();
     for st in &s.steps {
         let mut id = format!("`{}`", st.id);
         if s.fault_step.as_deref() == Some(st.id.as_str()) {
             id.push_str(" (fault)");
         }
-        if s.critical_path.contains(&st.id) {
+        if critical.contains(st.id.as_str()) {
             id.push_str(" *");
         }
         let after = if st.after.is_empty() {

@@ -1129,3 +1129,78 @@ mod tests {
         assert_eq!(back, s);
     }
 }
+
+#[cfg(test)]
+mod bounded {
+    use super::*;
+    use crate::report::fixtures;
+    use serde_json::json;
+
+    /// A passing run with `n` extra failing-then-passing checks and deviations of one probe.
+    fn with_checks(n: u64) -> Vec<Record> {
+        let mut recs = fixtures::pass_run();
+        let last = recs.pop().expect("RunFinished");
+        let mut seq = last.seq;
+        for k in 0..n {
+            let ok = k % 10 != 0;
+            let value = if ok {
+                0.999
+            } else {
+                0.5 + (k % 7) as f64 / 100.0
+            };
+            for event in [
+                Some(Event::ProbeChecked {
+                    phase: Phase::Method,
+                    probe: "availability".into(),
+                    ok,
+                    value: json!(value),
+                    message: format!("availability = {value}"),
+                }),
+                (!ok).then(|| Event::Deviation {
+                    probe: "availability".into(),
+                    value: json!(value),
+                    message: format!("availability = {value}, below 0.99"),
+                }),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                seq += 1;
+                recs.push(Record {
+                    seq,
+                    at: last.at,
+                    elapsed_ms: last.elapsed_ms,
+                    event,
+                });
+            }
+        }
+        recs.push(Record {
+            seq: seq + 1,
+            ..last
+        });
+        recs
+    }
+
+    #[test]
+    fn a_summary_does_not_grow_with_probe_checks() {
+        let small = RunSummary::from_records(&with_checks(10));
+        let large = RunSummary::from_records(&with_checks(10_000));
+        let size = |s: &RunSummary| serde_json::to_string(s).unwrap().len();
+        // The figures change (counts have more digits), the shape does not.
+        assert!(
+            size(&large) <= size(&small) + 64,
+            "{} vs {} bytes",
+            size(&large),
+            size(&small)
+        );
+        let a = &large.phase(Phase::Method).unwrap().probes[0];
+        assert_eq!((a.checks, a.failed), (3 + 10_000, 2 + 1_000));
+        assert_eq!(
+            a.longest_failing_streak, 2,
+            "the fixture's two, then single failures"
+        );
+        assert_eq!(large.deviation_count(), 2 + 1_000);
+        // The worst is the farthest from the steady 0.999: the fixture's 0.5 + 0/100.
+        assert_eq!(large.deviations[0].worst_value, json!(0.5));
+    }
+}
