@@ -275,7 +275,7 @@ pub fn calls_of(exp: &crate::lang::spec::Experiment) -> Vec<Call> {
         if !builtin(&s.action.value) {
             out.push(Call {
                 owner: format!("step `{}` (steps[{i}])", s.id.value),
-                typed: Typed::Action(s.call.clone()),
+                typed: Typed::Action((*s.call).clone()),
             });
         }
         if let crate::lang::spec::RollbackSpec::Action { call, .. } = &s.rollback

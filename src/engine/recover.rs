@@ -96,8 +96,8 @@ pub fn plan(records: &[Record]) -> RecoverPlan {
 #[derive(Debug, Default)]
 pub struct Planner {
     p: RecoverPlan,
+    /// The wave of each planned step that has a rollback (the only steps that can owe one).
     waves: HashMap<String, u32>,
-    has_rollback: HashMap<String, bool>,
     started: HashMap<String, Started>,
     done: HashMap<String, bool>,
     last_error: HashMap<String, String>,
@@ -135,9 +135,8 @@ impl Planner {
                 p.environment_doc = environment_doc.clone();
                 p.secrets = secrets.clone();
                 p.started = Some(r.at);
-                for s in steps {
+                for s in steps.iter().filter(|s| s.has_rollback) {
                     self.waves.insert(s.id.clone(), s.wave as u32);
-                    self.has_rollback.insert(s.id.clone(), s.has_rollback);
                 }
             }
             Event::StepStarted {
@@ -148,7 +147,7 @@ impl Planner {
                 ..
             } => {
                 // A step without a rollback never owes one: nothing of it is kept.
-                if self.has_rollback.get(step) == Some(&false) {
+                if !self.waves.contains_key(step) {
                     return;
                 }
                 let n = self.started.len();
@@ -193,9 +192,7 @@ impl Planner {
         let mut p = self.p.clone();
         let mut owed: Vec<(u32, usize, Owed)> = Vec::new();
         for (id, s) in &self.started {
-            if !self.has_rollback.get(id).copied().unwrap_or(false)
-                || self.done.get(id) == Some(&true)
-            {
+            if self.done.get(id) == Some(&true) {
                 continue;
             }
             let why = match (

@@ -127,7 +127,7 @@ impl Shared {
                 step: step.id.value.clone(),
                 action: step.action.value.clone(),
                 attempt,
-                with: (attempt == 1).then(|| step.with.clone()),
+                with: (attempt == 1).then(|| step.with.json()),
                 rollback: if attempt == 1 {
                     rollback_ref(step)
                 } else {
@@ -217,7 +217,7 @@ impl Shared {
 /// would fail over twice).
 fn retryable(step: &Step, e: &ProviderError) -> bool {
     if e.kind == ErrorKind::TimedOut {
-        return match &step.call {
+        return match &*step.call {
             Action::Assert(_) | Action::WaitUntil(_) | Action::Wait(_) => true,
             Action::Http(h) => matches!(h.method.as_str(), "GET" | "HEAD"),
             _ => false,

@@ -99,7 +99,8 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
     }
     for (i, s) in exp.steps.iter().enumerate() {
         if matches!(s.action.value.as_str(), "assert" | "wait_until")
-            && let Some(p) = s.with.get("probe").and_then(|p| p.as_str())
+            && let with = s.with.json()
+            && let Some(p) = with.get("probe").and_then(|p| p.as_str())
             && !declared_probes.contains(p)
         {
             cx.error_at(

@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod check;
+pub mod compact;
 pub mod decode;
 pub mod diag;
 pub mod duration;

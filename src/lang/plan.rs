@@ -24,7 +24,7 @@ pub struct Plan {
 /// Estimated duration of a step for the critical path.
 pub fn estimate(exp: &Experiment, i: usize) -> Duration {
     let s = &exp.steps[i];
-    match &s.call {
+    match &*s.call {
         crate::lang::action::Action::Wait(w) => w.duration,
         crate::lang::action::Action::WaitUntil(w) => w.deadline,
         _ => s.timeout.unwrap_or_default(),

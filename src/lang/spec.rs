@@ -7,6 +7,7 @@
 //! Invariant: pure and synchronous; no IO beyond the caller handing in the text.
 
 use crate::lang::action::{Action, Probe};
+use crate::lang::compact::CompactJson;
 use crate::lang::decode::{Cx, Decode, OrderedMap, Spanned, choice};
 use crate::lang::diag::{Diagnostic, did_you_mean};
 use crate::lang::secrets::{Redactor, Secret, SecretValue};
@@ -149,10 +150,11 @@ pub enum RollbackSpec {
 pub struct Step {
     pub id: Spanned<String>,
     pub action: Spanned<String>,
-    /// The checked parameters, as written (journaled).
-    pub with: Json,
-    /// The parameters decoded: what the executor and backends read.
-    pub call: Action,
+    /// The checked parameters, as written (journaled), kept as compact JSON text.
+    pub with: CompactJson,
+    /// The parameters decoded: what the executor and backends read (boxed: the typed action is
+    /// large, and an experiment may hold thousands of steps).
+    pub call: Box<Action>,
     pub after: Vec<Spanned<String>>,
     pub timeout: Option<Duration>,
     pub retry: Retry,
@@ -1143,8 +1145,8 @@ impl Decode for Step {
         Some(Step {
             id: id?,
             action: action?,
-            with,
-            call,
+            with: CompactJson::new(&with),
+            call: Box::new(call),
             after: after?,
             timeout: timeout.map(|t| t.value),
             retry,

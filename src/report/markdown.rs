@@ -532,7 +532,7 @@ fn steps(out: &mut String, s: &RunSummary) {
     let detailed: Vec<_> = s
         .steps
         .iter()
-        .filter(|st| st.error.is_some() || interesting(&st.output) || !st.retries.is_empty())
+        .filter(|st| st.error.is_some() || interesting(&st.output.json()) || !st.retries.is_empty())
         .collect();
     if detailed.is_empty() {
         return;
@@ -560,7 +560,7 @@ fn steps(out: &mut String, s: &RunSummary) {
                 human(r.backoff_ms)
             );
         }
-        if interesting(&st.output) {
+        if interesting(&st.output.json()) {
             let _ = writeln!(
                 out,
                 "  - output: `{}`",
@@ -977,7 +977,7 @@ mod tests {
     #[test]
     fn long_output_is_truncated() {
         let mut s = RunSummary::from_records(&fixtures::pass_run());
-        s.steps[0].output = serde_json::json!({"blob": "x".repeat(1000)});
+        s.steps[0].output = serde_json::json!({"blob": "x".repeat(1000)}).into();
         let md = render_markdown(&s, &[]);
         let line = md
             .lines()

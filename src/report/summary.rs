@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 use crate::engine::events::{
     Event, Measurement, ObjectivesInfo, Phase, Record, StepOutcome, VerdictKind,
 };
+use crate::lang::compact::CompactJson;
 
 /// Everything a report needs about one run, folded from its journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,7 +224,8 @@ pub struct StepSummary {
     pub attempts: u32,
     /// `None` while running (or never started) when the journal ends.
     pub outcome: Option<StepOutcome>,
-    pub output: Json,
+    /// Kept as compact text: a summary may hold thousands of steps.
+    pub output: CompactJson,
     pub error: Option<String>,
     /// The kind of `error` (denied, not found, timed out...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -462,7 +464,7 @@ impl RunSummary {
                     duration_ms: None,
                     attempts: 0,
                     outcome: None,
-                    output: Json::Null,
+                    output: CompactJson::default(),
                     error: None,
                     error_kind: None,
                     retries: Vec::new(),
@@ -533,7 +535,7 @@ impl RunSummary {
                         duration_ms: None,
                         attempts: 0,
                         outcome: None,
-                        output: Json::Null,
+                        output: CompactJson::default(),
                         error: None,
                         error_kind: None,
                         retries: Vec::new(),
@@ -613,7 +615,7 @@ impl RunSummary {
                 if *outcome != StepOutcome::Skipped && s.started_at_ms.is_none() {
                     s.started_at_ms = Some(at.saturating_sub(*duration_ms));
                 }
-                s.output = output.clone();
+                s.output = CompactJson::new(output);
                 s.error = error.clone();
                 s.error_kind = *error_kind;
             }
@@ -1016,7 +1018,7 @@ mod tests {
         assert_eq!(snap.retries.len(), 1);
         assert_eq!(snap.retries[0].at_ms, 12_000);
         assert_eq!(snap.outcome, Some(StepOutcome::Succeeded));
-        assert_eq!(snap.output["snapshot_id"], "snap-0a1b2c");
+        assert_eq!(snap.output.json()["snapshot_id"], "snap-0a1b2c");
         assert_eq!(s.steps[1].after, ["snapshot-db"]);
 
         assert_eq!(s.fault_step.as_deref(), Some("fail-az"));

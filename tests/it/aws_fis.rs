@@ -208,7 +208,7 @@ fn sample_params(wait: bool) -> Json {
         .iter()
         .find(|s| s.action.value == "fis.experiment")
         .unwrap();
-    let mut p = step.with.clone();
+    let mut p = step.with.json();
     p["wait"] = json!(wait);
     p
 }

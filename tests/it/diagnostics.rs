@@ -1107,7 +1107,7 @@ fn secrets_are_read_through_the_lookup_as_strings() {
         firedrill::lang::spec::parse_experiment_with_env(FILE, yaml.as_bytes(), &[], &env).unwrap();
     let show = exp.steps.iter().find(|s| s.id.value == "show").unwrap();
     assert_eq!(
-        show.with["run"],
+        show.with.json()["run"],
         serde_json::json!(["echo", "000123", "abc"]),
         "a secret stays a string (no YAML typing of `000123`)"
     );
