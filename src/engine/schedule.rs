@@ -288,12 +288,7 @@ impl<'a> Scheduler<'a> {
     fn new(sh: &'a Arc<Shared>, plan: &'a Plan, concurrency: usize) -> Scheduler<'a> {
         let exp = &sh.exp;
         let n = exp.steps.len();
-        let index: std::collections::HashMap<&str, usize> = exp
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.value.as_str(), i))
-            .collect();
+        let index = exp.step_index();
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut waiting_on = vec![0usize; n];
         for (i, s) in exp.steps.iter().enumerate() {

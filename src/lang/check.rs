@@ -225,12 +225,7 @@ pub fn check_experiment(cx: &mut Cx, exp: &Experiment) {
 pub fn step_graph(exp: &Experiment) -> (DiGraph<usize, ()>, Vec<NodeIndex>) {
     let mut g = DiGraph::new();
     let nodes: Vec<NodeIndex> = (0..exp.steps.len()).map(|i| g.add_node(i)).collect();
-    let index: HashMap<&str, usize> = exp
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.value.as_str(), i))
-        .collect();
+    let index = exp.step_index();
     for (i, s) in exp.steps.iter().enumerate() {
         for a in &s.after {
             if let Some(&p) = index.get(a.value.as_str())

@@ -95,12 +95,7 @@ pub fn mermaid(exp: &Experiment, plan: &Plan) -> String {
         );
         let _ = writeln!(out, "  s{i}[\"{}\"]", label.replace('"', "'"));
     }
-    let index: std::collections::HashMap<&str, usize> = exp
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(i, x)| (x.id.value.as_str(), i))
-        .collect();
+    let index = exp.step_index();
     for (i, s) in exp.steps.iter().enumerate() {
         for a in &s.after {
             if let Some(&p) = index.get(a.value.as_str()) {

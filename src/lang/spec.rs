@@ -97,6 +97,17 @@ pub struct AbortCondition {
     pub window: Duration,
 }
 
+impl Experiment {
+    /// Step id → its index in `steps` (with repeated ids, which validation refuses, the last).
+    pub fn step_index(&self) -> std::collections::HashMap<&str, usize> {
+        self.steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.value.as_str(), i))
+            .collect()
+    }
+}
+
 impl AbortCondition {
     pub fn describe(&self) -> String {
         let w = crate::lang::duration::format(self.window);
