@@ -187,18 +187,18 @@ impl Planner {
         }
     }
 
-    /// The plan for the records pushed so far (the planner stays usable).
-    pub fn snapshot(&self) -> RecoverPlan {
-        let mut p = self.p.clone();
+    /// The plan for the records pushed.
+    pub fn finish(self) -> RecoverPlan {
+        let mut p = self.p;
         let mut owed: Vec<(u32, usize, Owed)> = Vec::new();
-        for (id, s) in &self.started {
-            if self.done.get(id) == Some(&true) {
+        for (id, s) in self.started {
+            if self.done.get(&id) == Some(&true) {
                 continue;
             }
             let why = match (
-                self.done.get(id),
-                self.last_error.get(id),
-                self.owed_reason.get(id),
+                self.done.get(&id),
+                self.last_error.get(&id),
+                self.owed_reason.get(&id),
             ) {
                 (_, _, Some(reason)) => format!("owed: {reason}"),
                 (Some(false), Some(e), _) => format!("its rollback failed: {e}"),
@@ -208,23 +208,20 @@ impl Planner {
                 _ if p.finished => "the drill finished without rolling it back".into(),
                 _ => "the drill's process died before rolling it back".into(),
             };
-            let undo = match (&s.with, &s.rollback) {
+            let undo = match (s.with, s.rollback) {
                 (Some(with), Some(RollbackRef::Revert)) => Undo::Revert {
-                    with: with.clone(),
-                    output: s.output.clone(),
+                    with,
+                    output: s.output,
                 },
-                (_, Some(RollbackRef::Action { action, with })) => Undo::Action {
-                    action: action.clone(),
-                    with: with.clone(),
-                },
+                (_, Some(RollbackRef::Action { action, with })) => Undo::Action { action, with },
                 _ => Undo::Unknown,
             };
             owed.push((
-                self.waves.get(id).copied().unwrap_or(0),
+                self.waves.get(&id).copied().unwrap_or(0),
                 s.order,
                 Owed {
-                    step: id.clone(),
-                    action: s.action.clone(),
+                    step: id,
+                    action: s.action,
                     undo,
                     why,
                 },
@@ -234,10 +231,6 @@ impl Planner {
         owed.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
         p.owed = owed.into_iter().map(|(_, _, o)| o).collect();
         p
-    }
-
-    pub fn finish(self) -> RecoverPlan {
-        self.snapshot()
     }
 }
 

@@ -529,16 +529,21 @@ fn steps(out: &mut String, s: &RunSummary) {
         out.push_str("\n`*` on the critical path.\n");
     }
     out.push('\n');
+    // Each output read back once: (step, its output when worth showing).
     let detailed: Vec<_> = s
         .steps
         .iter()
-        .filter(|st| st.error.is_some() || interesting(&st.output.json()) || !st.retries.is_empty())
+        .filter_map(|st| {
+            let output = Some(st.output.json()).filter(interesting);
+            (st.error.is_some() || output.is_some() || !st.retries.is_empty())
+                .then_some((st, output))
+        })
         .collect();
     if detailed.is_empty() {
         return;
     }
     out.push_str("Details:\n\n");
-    for st in detailed {
+    for (st, output) in detailed {
         let _ = writeln!(out, "- `{}`", st.id);
         if let Some(e) = &st.error {
             match st.error_kind {
@@ -560,11 +565,11 @@ fn steps(out: &mut String, s: &RunSummary) {
                 human(r.backoff_ms)
             );
         }
-        if interesting(&st.output.json()) {
+        if let Some(o) = output {
             let _ = writeln!(
                 out,
                 "  - output: `{}`",
-                truncate(&st.output.to_string(), MAX_INLINE)
+                truncate(&o.to_string(), MAX_INLINE)
             );
         }
     }

@@ -893,24 +893,13 @@ impl SummaryBuilder {
         self.planner.push(rec);
     }
 
-    /// The summary of the records pushed so far.
-    pub fn summary(&self) -> RunSummary {
-        let mut s = self.s.clone();
-        SummaryBuilder::owed_from(&self.planner, &mut s);
-        s
-    }
-
+    /// The summary, with what the journal says is still owed beyond the journaled
+    /// `RollbackOwed`s: the rollbacks of a run whose process died, and failed ones (`firedrill
+    /// recover` runs them).
     pub fn finish(self) -> RunSummary {
         let mut s = self.s;
-        SummaryBuilder::owed_from(&self.planner, &mut s);
-        s
-    }
-
-    /// What the journal says is still owed beyond the journaled `RollbackOwed`s: the rollbacks
-    /// of a run whose process died, and failed ones (`firedrill recover` runs them).
-    fn owed_from(planner: &crate::engine::recover::Planner, s: &mut RunSummary) {
         let at_ms = s.duration_ms;
-        for o in planner.snapshot().owed {
+        for o in self.planner.finish().owed {
             if !s.owed_rollbacks.iter().any(|x| x.step == o.step) {
                 s.owed_rollbacks.push(OwedRollback {
                     action: o.rollback_action(),
@@ -920,6 +909,7 @@ impl SummaryBuilder {
                 });
             }
         }
+        s
     }
 }
 
@@ -928,11 +918,6 @@ impl SummaryBuilder {
 pub struct SummarySink(pub std::sync::Arc<std::sync::Mutex<SummaryBuilder>>);
 
 impl SummarySink {
-    /// The summary so far.
-    pub fn summary(&self) -> RunSummary {
-        self.0.lock().expect("summary sink").summary()
-    }
-
     /// The summary, leaving the sink empty (no copy: for the end of a run).
     pub fn take(&self) -> RunSummary {
         std::mem::take(&mut *self.0.lock().expect("summary sink")).finish()
