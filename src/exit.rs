@@ -27,6 +27,8 @@ pub const LOCKED: i32 = 8;
 /// `firedrill verify`: the journal's hash chain is broken (a line was changed, removed or
 /// inserted), or it no longer ends where its summary says.
 pub const EVIDENCE_BROKEN: i32 = 9;
+/// `firedrill evidence`: a checklist control is stale, failing or has never been run.
+pub const EVIDENCE_STALE: i32 = 10;
 
 pub fn for_verdict(v: VerdictKind) -> i32 {
     match v {
@@ -49,4 +51,8 @@ pub const TABLE: &str = "Exit codes:
   6  rollback failed or still owed
   7  preflight failed: backend unreachable, access denied or target missing (nothing ran)
   8  environment locked: another drill holds it, or a dead drill's lock is left (nothing ran)
-  9  verify: the journal does not verify (changed, removed or inserted lines)";
+  9  verify: the journal does not verify (changed, removed or inserted lines)
+ 10  evidence: a checklist control is stale, failing or never run
+
+A game day (`gameday run`) exits 0 on GO; on NO-GO with its most serious drill outcome (6, 5,
+1, 8, 7, 2, 3, 4 in that order), or 4 when every drill passed but a go/no-go criterion did not hold.";

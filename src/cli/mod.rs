@@ -1,4 +1,5 @@
-//! The command line: `validate`, `plan`, `run`, `runs`, `report`, `sim serve`, `vocab`. Parses
+//! The command line: `validate`, `plan`, `run`, `runs`, `report`, `recover`, `verify`,
+//! `gameday run`, `evidence`, `schedule next`, `sim serve`, `vocab`. Parses
 //! flags, loads inputs, wires the executor to its consumers (journal, progress display, report,
 //! lessons), and maps every outcome to one documented exit code (see [`crate::exit`]).
 //!
@@ -6,12 +7,15 @@
 //! `Failure`); each verb has its own module, and `progress` holds the progress display and the
 //! journal sink.
 
+mod evidence;
+mod gameday;
 mod plan;
 mod progress;
 mod recover;
 mod report;
 mod run;
 mod runs;
+mod schedule;
 mod sim;
 mod validate;
 mod verify;
@@ -49,6 +53,15 @@ enum Command {
     Runs(RunsArgs),
     /// Re-render a run's report from its journal alone.
     Report(ReportArgs),
+    /// Game days: playbooks of drills with a go/no-go decision.
+    #[command(subcommand)]
+    Gameday(GamedayCommand),
+    /// Each checklist control a playbook names, with its newest counting run and whether that
+    /// evidence is fresh (exit 10 when one is stale, failing or never run).
+    Evidence(EvidenceArgs),
+    /// A playbook's schedule.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
     /// Run the rollbacks a run still owes (its process died, or a rollback failed), once each.
     Recover(RecoverArgs),
     /// Check a run's journal: every line's hash chained to the one before (exit 9 if not).
@@ -58,6 +71,67 @@ enum Command {
     Sim(SimCommand),
     /// Print every action and probe with its parameters (the format reference, as markdown).
     Vocab,
+}
+
+#[derive(Subcommand)]
+enum GamedayCommand {
+    /// Run a playbook's drills in order and decide GO or NO-GO; writes
+    /// `<runs>/gamedays/<id>/` (gameday.md, gameday.json, junit.xml) besides each drill's run.
+    #[command(after_help = exit::TABLE)]
+    Run(GamedayRunArgs),
+}
+
+#[derive(Args)]
+struct GamedayRunArgs {
+    playbook: PathBuf,
+    /// Pass the playbook's approval gates and every drill's approval steps (otherwise they
+    /// prompt on a terminal, and fail closed unattended).
+    #[arg(long)]
+    approve: bool,
+    /// Confirm drills against a protected environment by naming it.
+    #[arg(long, value_name = "ENVIRONMENT")]
+    confirm: Option<String>,
+    #[command(flatten)]
+    runs: RunsDir,
+    #[command(flatten)]
+    lessons: LessonsDir,
+    /// `json` prints the game-day record, `junit` JUnit XML (a suite per drill).
+    #[arg(long, value_enum, default_value = "text")]
+    output: ReportOutput,
+    /// No progress lines from the drills.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct EvidenceArgs {
+    /// Playbooks whose `controls:` to check.
+    #[arg(required = true)]
+    playbooks: Vec<PathBuf>,
+    /// Evaluate as of this time (RFC 3339) instead of now: "what could we show on that day?"
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    #[command(flatten)]
+    runs: RunsDir,
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputArg,
+}
+
+#[derive(Subcommand)]
+enum ScheduleCommand {
+    /// The next scheduled game days (skipped ones say why).
+    Next(ScheduleNextArgs),
+}
+
+#[derive(Args)]
+struct ScheduleNextArgs {
+    playbook: PathBuf,
+    /// How many.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    count: u32,
+    /// From this time (RFC 3339) instead of now.
+    #[arg(long, value_name = "TIME")]
+    after: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -145,6 +219,17 @@ enum OutputArg {
     Json,
 }
 
+/// Output of `run`, `report` and `gameday run`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportOutput {
+    Text,
+    /// The machine-readable summary.
+    Json,
+    /// JUnit XML for CI: a test suite per drill, a test case per hypothesis phase, objective
+    /// and the rollbacks.
+    Junit,
+}
+
 #[derive(Args)]
 struct RunArgs {
     experiment: PathBuf,
@@ -177,9 +262,9 @@ struct RunArgs {
     runs: RunsDir,
     #[command(flatten)]
     lessons: LessonsDir,
-    /// `json` prints the machine-readable summary on stdout.
+    /// `json` prints the machine-readable summary on stdout, `junit` JUnit XML for CI.
     #[arg(long, value_enum, default_value = "text")]
-    output: OutputArg,
+    output: ReportOutput,
     /// No progress lines.
     #[arg(short, long)]
     quiet: bool,
@@ -220,9 +305,9 @@ struct ReportArgs {
     runs: RunsDir,
     #[command(flatten)]
     lessons: LessonsDir,
-    /// `json` prints the summary instead of markdown.
+    /// `json` prints the summary instead of markdown, `junit` JUnit XML.
     #[arg(long, value_enum, default_value = "text")]
-    output: OutputArg,
+    output: ReportOutput,
     /// Write the report to this file instead of stdout.
     #[arg(short = 'o', long)]
     out: Option<PathBuf>,
@@ -303,6 +388,9 @@ pub fn main() -> i32 {
         Command::Report(a) => report::report(a),
         Command::Verify(a) => verify::verify(a),
         Command::Recover(a) => recover::recover(a),
+        Command::Gameday(GamedayCommand::Run(a)) => gameday::run(a),
+        Command::Evidence(a) => evidence::evidence(a),
+        Command::Schedule(ScheduleCommand::Next(a)) => schedule::next(a),
         Command::Sim(SimCommand::Serve(a)) => sim::serve(a),
         Command::Vocab => vocab::vocab(),
     };

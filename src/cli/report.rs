@@ -1,6 +1,6 @@
 //! `firedrill report`: re-render a run's report from its journal alone.
 
-use super::{Failure, OutputArg, ReportArgs, internal};
+use super::{Failure, ReportArgs, ReportOutput, internal};
 use crate::exit;
 use crate::report::{journal, lessons, markdown, summary::RunSummary};
 
@@ -31,8 +31,10 @@ pub(super) fn report(a: ReportArgs) -> Result<i32, Failure> {
         );
     }
     summary.integrity = Some(integrity);
-    let text = if a.output == OutputArg::Json {
+    let text = if a.output == ReportOutput::Json {
         serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?
+    } else if a.output == ReportOutput::Junit {
+        crate::report::junit::render_run(&summary)
     } else {
         let open = lessons::open_items(
             &a.lessons.lessons_dir,

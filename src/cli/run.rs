@@ -4,7 +4,7 @@
 
 use super::progress::{JournalSink, Progress};
 use super::{
-    ClockArg, Failure, OutputArg, RollbackArg, RunArgs, internal, invalid, load_environment,
+    ClockArg, Failure, ReportOutput, RollbackArg, RunArgs, internal, invalid, load_environment,
     load_experiment, read_file,
 };
 use crate::backend::router::Router;
@@ -40,10 +40,27 @@ struct Prepared {
 }
 
 pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
-    let p = prepare(&a)?;
     if a.dry_run {
+        let p = prepare(&a)?;
         return dry_run(&p, &a.experiment);
     }
+    let wall_started = std::time::Instant::now();
+    let (code, run_dir, summary) = execute(&a)?;
+    match a.output {
+        ReportOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?
+        ),
+        ReportOutput::Junit => print!("{}", crate::report::junit::render_run(&summary)),
+        ReportOutput::Text => print_verdict(&summary, &run_dir, wall_started.elapsed()),
+    }
+    Ok(code)
+}
+
+/// Run one drill (not a dry run) and write its outputs: the drill's exit code, its run
+/// directory and its summary. `gameday run` calls this once per drill.
+pub(super) fn execute(a: &RunArgs) -> Result<(i32, PathBuf, RunSummary), Failure> {
+    let p = prepare(a)?;
     let Prepared {
         exp,
         env,
@@ -55,7 +72,6 @@ pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
         ..
     } = p;
     let exp = Arc::new(exp);
-    let output_json = a.output == OutputArg::Json;
     let target = Target {
         name: env.name.clone(),
         doc: crate::engine::events::EnvironmentDoc {
@@ -70,20 +86,13 @@ pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
         },
         shared: shared_target,
     };
-    let wall_started = std::time::Instant::now();
+    runtime.block_on(drill(a, exp, provider, target, virtual_clock, seed))
+}
 
-    let result: Result<(i32, PathBuf, RunSummary), Failure> =
-        runtime.block_on(drill(&a, exp, provider, target, virtual_clock, seed));
-    let (code, run_dir, summary) = result?;
-    if output_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).map_err(|e| internal(e.to_string()))?
-        );
-    } else {
-        print_verdict(&summary, &run_dir, wall_started.elapsed());
-    }
-    Ok(code)
+/// Load, validate, connect and preflight a drill, then let it go: what `gameday run` checks of
+/// every drill before the first one starts.
+pub(super) fn preflight_only(a: &RunArgs) -> Result<(), Failure> {
+    prepare(a).map(drop)
 }
 
 /// Load and validate the experiment and environment, choose the clock, start the runtime,
@@ -336,7 +345,7 @@ async fn drill(
     seed: u64,
 ) -> Result<(i32, PathBuf, RunSummary), Failure> {
     let env_name = target.name.clone();
-    let quiet = a.quiet || a.output == OutputArg::Json;
+    let quiet = a.quiet || a.output != ReportOutput::Text;
     let rollback = match a.rollback {
         RollbackArg::Always => RollbackPolicy::Always,
         RollbackArg::OnFailure => RollbackPolicy::OnFailure,
@@ -559,7 +568,7 @@ fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
     );
 }
 
-fn ask_operator(prompt: &str) -> Result<bool, String> {
+pub(super) fn ask_operator(prompt: &str) -> Result<bool, String> {
     let mut err = std::io::stderr().lock();
     write!(err, "\n{prompt}\nApprove? [y/N] ").map_err(|e| e.to_string())?;
     err.flush().map_err(|e| e.to_string())?;

@@ -21,6 +21,8 @@ pub enum DurationError {
         "`{0}` is longer than the 30-day limit; a drill step or objective that long is almost certainly a typo"
     )]
     TooLong(String),
+    #[error("`{0}` is longer than the {1}-day limit")]
+    TooLongFor(String, u64),
 }
 
 /// Longest duration accepted anywhere in a document.
@@ -28,6 +30,14 @@ pub const MAX: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Parse a human duration. A bare `0` is accepted as zero.
 pub fn parse(input: &str) -> Result<Duration, DurationError> {
+    parse_up_to(input, MAX)
+}
+
+/// Longest age of evidence or schedule deadline accepted (`max_age: 365d` for a yearly control).
+pub const MAX_AGE: Duration = Duration::from_secs(2 * 366 * 24 * 3600);
+
+/// Parse a human duration no longer than `limit` (evidence ages run to months).
+pub fn parse_up_to(input: &str, limit: Duration) -> Result<Duration, DurationError> {
     let s = input.trim();
     if s.is_empty() {
         return Err(DurationError::Empty);
@@ -67,8 +77,12 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
             _ => return Err(invalid()),
         };
         total_ms += value * factor;
-        if !total_ms.is_finite() || total_ms > MAX.as_millis() as f64 {
-            return Err(DurationError::TooLong(s.to_string()));
+        if !total_ms.is_finite() || total_ms > limit.as_millis() as f64 {
+            return Err(if limit == MAX {
+                DurationError::TooLong(s.to_string())
+            } else {
+                DurationError::TooLongFor(s.to_string(), limit.as_secs() / 86_400)
+            });
         }
     }
     Ok(Duration::from_millis(total_ms.round() as u64))

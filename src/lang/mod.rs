@@ -19,6 +19,7 @@ pub mod fis_catalog;
 pub mod fis_template;
 pub mod kubernetes;
 pub mod plan;
+pub mod playbook;
 pub mod postgres;
 pub mod rules;
 pub mod secrets;

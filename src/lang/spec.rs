@@ -653,9 +653,16 @@ fn decode_experiment(
             )
         });
     }
-    let metadata = m
-        .node("metadata")
-        .and_then(|n| cx.key("metadata", |cx| decode_metadata(cx, n)));
+    let metadata = m.node("metadata").and_then(|n| {
+        cx.key("metadata", |cx| {
+            decode_metadata(
+                cx,
+                n,
+                "experiment name",
+                " (it names run directories and lessons records)",
+            )
+        })
+    });
     if !m.has("metadata") {
         cx.error(
             root.loc,
@@ -716,15 +723,10 @@ fn decode_experiment(
     })
 }
 
-fn decode_metadata(cx: &mut Cx, n: &Node) -> Option<Metadata> {
+/// `metadata:` of an experiment or a playbook (`what` names the name, `why` says what it names).
+pub(crate) fn decode_metadata(cx: &mut Cx, n: &Node, what: &str, why: &str) -> Option<Metadata> {
     let mut m = cx.map(n, "metadata")?;
-    let name = req_name(
-        cx,
-        &mut m,
-        "name",
-        "experiment name",
-        " (it names run directories and lessons records)",
-    );
+    let name = req_name(cx, &mut m, "name", what, why);
     let md = Metadata {
         name: name.map(|n| n.value).unwrap_or_default(),
         title: m.opt(cx, "title"),

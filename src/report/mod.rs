@@ -1,9 +1,12 @@
 //! Outputs rendered from a run's event stream: the [`summary::RunSummary`] (JSON), the markdown
 //! post-drill report, and the structured lessons-learned record.
 
+pub mod evidence;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod gameday;
 pub mod journal;
+pub mod junit;
 pub mod lessons;
 pub mod lock;
 pub mod markdown;

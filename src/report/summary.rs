@@ -33,6 +33,10 @@ pub struct RunSummary {
     pub clock: String,
     pub seed: Option<u64>,
     pub variables: Vec<(String, String)>,
+    /// The `--set` overrides applied to the environment: a run with any is a what-if, not
+    /// evidence of the environment as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environment_sets: Vec<(String, String)>,
     pub objectives: Option<ObjectivesInfo>,
     pub journal_version: Option<u32>,
     pub firedrill_version: Option<String>,
@@ -382,6 +386,7 @@ impl RunSummary {
             clock: String::new(),
             seed: None,
             variables: Vec::new(),
+            environment_sets: Vec::new(),
             objectives: None,
             journal_version: None,
             firedrill_version: None,
@@ -499,8 +504,13 @@ impl RunSummary {
                 fault_step,
                 dry_run,
                 firedrill_version,
+                environment_doc,
                 ..
             } => {
+                self.environment_sets = environment_doc
+                    .as_ref()
+                    .map(|d| d.sets.clone())
+                    .unwrap_or_default();
                 self.journal_version = Some(*journal_version);
                 self.run_id = run_id.clone();
                 self.experiment = experiment.clone();
