@@ -110,7 +110,7 @@ fn cases(s: &RunSummary) -> Vec<Case> {
             Some(v) => human(v),
             None if m.no_impact => "no impact".into(),
             None => format!(
-                "not reached by {}",
+                "not reached by the {} deadline",
                 m.deadline_ms.map(human).unwrap_or_default()
             ),
         };

@@ -138,7 +138,9 @@ impl Test {
 
 #[test]
 fn help_for_every_subcommand() {
-    for sub in ["validate", "plan", "run", "runs", "report"] {
+    for sub in [
+        "validate", "plan", "run", "runs", "report", "gameday", "evidence", "schedule",
+    ] {
         let out = Test::new().args([sub, "--help"]).run().expect_code(0);
         assert!(
             out.stdout.contains("Usage: firedrill"),

@@ -258,3 +258,10 @@ fn fuzz_environments_never_panic_and_every_rejection_is_a_diagnostic() {
         firedrill::lang::environment::parse_environment(file, input, &[]).map(|_| ())
     });
 }
+
+#[test]
+fn fuzz_playbooks_never_panic_and_every_rejection_is_a_diagnostic() {
+    fuzz("playbooks", &|file: &str, input: &[u8]| {
+        firedrill::lang::playbook::parse_playbook(file, input).map(|_| ())
+    });
+}

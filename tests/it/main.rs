@@ -11,6 +11,7 @@ mod diagnostics;
 mod executor;
 mod fis_corpus;
 mod fuzz;
+mod gameday;
 mod kube_api;
 mod kube_backend;
 mod kube_transport;
