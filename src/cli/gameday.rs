@@ -165,6 +165,12 @@ fn run_args(
 pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
     let source = String::from_utf8_lossy(&read_file(&a.playbook)?).into_owned();
     let pb = load_playbook(&a.playbook)?;
+    if a.if_due
+        && let Some(why) = not_due(&pb, &a.runs.runs_dir, chrono::Utc::now())?
+    {
+        println!("{}: not due: {why}; nothing ran", pb.metadata.name);
+        return Ok(exit::PASS);
+    }
     let drills = load_drills(&pb, &source)?;
     let text = a.output == ReportOutput::Text;
     // Every drill is preflighted before the first starts: a target missing in drill five stops
@@ -367,6 +373,46 @@ pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
         ReportOutput::Text => print_decision(&g, &dir),
     }
     Ok(code)
+}
+
+/// `--if-due`: why the game day is not due at `now`, if it is not.
+fn not_due(
+    pb: &Playbook,
+    runs_dir: &Path,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<String>, Failure> {
+    let Some(s) = &pb.schedule else {
+        return Err(Failure {
+            code: exit::INVALID_INPUT,
+            message: format!(
+                "error: {}: --if-due needs the playbook's `schedule:`, and it has none\n  = help: add a schedule, or drop --if-due",
+                pb.file
+            ),
+        });
+    };
+    if crate::engine::timetable::paused_path(runs_dir, &pb.metadata.name).exists() {
+        return Ok(Some(
+            "the schedule is paused (`firedrill schedule resume`)".into(),
+        ));
+    }
+    let Some(prev) = s.previous(now) else {
+        return Ok(Some(format!(
+            "`{}` has no scheduled time before now",
+            s.cron
+        )));
+    };
+    let late = now - prev;
+    let deadline = chrono::Duration::from_std(s.starting_deadline).unwrap_or(chrono::Duration::MAX);
+    if late > deadline {
+        return Ok(Some(format!(
+            "its newest scheduled time ({}) was {} ago, past the starting deadline of {}",
+            prev.format("%Y-%m-%d %H:%M UTC"),
+            crate::lang::duration::format(late.to_std().unwrap_or_default()),
+            crate::lang::duration::format(s.starting_deadline)
+        )));
+    }
+    Ok(s.refusal(prev)
+        .map(|why| format!("{} is {why}", prev.format("%Y-%m-%d %H:%M UTC"))))
 }
 
 fn stops(s: &playbook::StopOn, v: crate::engine::events::VerdictKind) -> bool {

@@ -101,6 +101,12 @@ struct GamedayRunArgs {
     /// No progress lines from the drills.
     #[arg(short, long)]
     quiet: bool,
+    /// Run only if the playbook's schedule is due now: its newest scheduled time is within the
+    /// starting deadline, inside its windows, not in a blackout, not paused. Otherwise say why
+    /// and exit 0. For schedulers that cannot express the cron (a Kubernetes CronJob has no `#`
+    /// or `L`: `schedule export` gives it a wider schedule and this flag).
+    #[arg(long)]
+    if_due: bool,
 }
 
 #[derive(Args)]
@@ -121,6 +127,75 @@ struct EvidenceArgs {
 enum ScheduleCommand {
     /// The next scheduled game days (skipped ones say why).
     Next(ScheduleNextArgs),
+    /// Serve playbooks' schedules in the foreground (for a systemd unit or a container): start
+    /// each game day when due, record missed and skipped times, never overlap under `forbid`;
+    /// state in <runs>/schedules/; SIGTERM stops the running game days (they roll back).
+    Run(ScheduleRunArgs),
+    /// Pause a playbook's schedule: its times are recorded as skipped.
+    Pause(SchedulePauseArgs),
+    /// Resume a paused schedule.
+    Resume(SchedulePauseArgs),
+    /// A schedule's state: paused, running, next, recent history.
+    Status(SchedulePauseArgs),
+    /// Write a Kubernetes CronJob that runs the game day on its schedule.
+    Export(ScheduleExportArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    /// A batch/v1 CronJob.
+    Cronjob,
+}
+
+#[derive(Args)]
+struct ScheduleExportArgs {
+    playbook: PathBuf,
+    #[arg(long, value_enum, default_value = "cronjob")]
+    format: ExportFormat,
+    /// The container image (see the repository's Dockerfile).
+    #[arg(long, default_value = "ghcr.io/firedrill/firedrill:0.1.0")]
+    image: String,
+    #[arg(long, default_value = "firedrill")]
+    namespace: String,
+    /// The service account the drills act as (its RBAC is the drills' blast radius).
+    #[arg(long, default_value = "firedrill")]
+    service_account: String,
+    /// PersistentVolumeClaim holding the runs directory (the evidence).
+    #[arg(long, default_value = "firedrill-runs")]
+    runs_claim: String,
+    /// The playbook's path inside the image (default: as given here).
+    #[arg(long, value_name = "PATH")]
+    playbook_path: Option<String>,
+    /// Seconds between SIGTERM and SIGKILL: time for the drills' rollbacks.
+    #[arg(long, default_value_t = 900)]
+    grace_seconds: u32,
+    /// Pass the playbook's approval gates in the job.
+    #[arg(long)]
+    approve: bool,
+    /// Write to this file instead of stdout.
+    #[arg(short = 'o', long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ScheduleRunArgs {
+    /// Playbook files, or directories of them.
+    #[arg(required = true)]
+    playbooks: Vec<PathBuf>,
+    /// Pass the game days' approval gates (unattended, they fail closed otherwise).
+    #[arg(long)]
+    approve: bool,
+    #[command(flatten)]
+    runs: RunsDir,
+    #[command(flatten)]
+    lessons: LessonsDir,
+}
+
+#[derive(Args)]
+struct SchedulePauseArgs {
+    playbook: PathBuf,
+    #[command(flatten)]
+    runs: RunsDir,
 }
 
 #[derive(Args)]
@@ -391,6 +466,11 @@ pub fn main() -> i32 {
         Command::Gameday(GamedayCommand::Run(a)) => gameday::run(a),
         Command::Evidence(a) => evidence::evidence(a),
         Command::Schedule(ScheduleCommand::Next(a)) => schedule::next(a),
+        Command::Schedule(ScheduleCommand::Run(a)) => schedule::run(a),
+        Command::Schedule(ScheduleCommand::Pause(a)) => schedule::pause(a, true),
+        Command::Schedule(ScheduleCommand::Resume(a)) => schedule::pause(a, false),
+        Command::Schedule(ScheduleCommand::Status(a)) => schedule::status(a),
+        Command::Schedule(ScheduleCommand::Export(a)) => schedule::export(a),
         Command::Sim(SimCommand::Serve(a)) => sim::serve(a),
         Command::Vocab => vocab::vocab(),
     };

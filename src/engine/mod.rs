@@ -17,4 +17,5 @@ mod monitor;
 pub mod recover;
 mod rollback;
 mod schedule;
+pub mod timetable;
 mod verdict;

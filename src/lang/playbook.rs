@@ -283,6 +283,70 @@ impl Schedule {
     }
 }
 
+/// The nearest Kubernetes CronJob schedule that fires at every time of `cron` (Kubernetes cron
+/// has no `#`, `L` or `W`): `TUE#1` becomes `TUE` (2), `5L` becomes 5, a day-of-month `L` becomes
+/// `28-31`, `15W` becomes `13-17`. Returns the schedule and whether it is wider than `cron`
+/// (then the job must run `gameday run --if-due`, which skips the times that are not due).
+pub fn kubernetes_cron(cron: &str) -> (String, bool) {
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    if fields.len() != 5 {
+        // Nicknames (`@daily`, ...) mean the same to Kubernetes.
+        return (cron.trim().to_string(), false);
+    }
+    let mut widened = false;
+    let dom = fields[2]
+        .split(',')
+        .map(|t| {
+            let up = t.to_ascii_uppercase();
+            if up == "L" || up.starts_with("L-") {
+                widened = true;
+                "28-31".to_string()
+            } else if up == "LW" {
+                widened = true;
+                "26-31".to_string()
+            } else if let Some(n) = up.strip_suffix('W').and_then(|n| n.parse::<u32>().ok()) {
+                widened = true;
+                format!("{}-{}", n.saturating_sub(2).max(1), (n + 2).min(31))
+            } else {
+                t.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let dow = fields[4]
+        .split(',')
+        .map(|t| {
+            if let Some((day, _)) = t.split_once('#') {
+                widened = true;
+                day.to_string()
+            } else if t.eq_ignore_ascii_case("L") {
+                widened = true;
+                "*".to_string()
+            } else if t.len() > 1 && t.to_ascii_uppercase().ends_with('L') {
+                widened = true;
+                t[..t.len() - 1].to_string()
+            } else {
+                t.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let dom = if dom.split(',').any(|t| t == "*") {
+        "*".to_string()
+    } else {
+        dom
+    };
+    let dow = if dow.split(',').any(|t| t == "*") {
+        "*".to_string()
+    } else {
+        dow
+    };
+    (
+        format!("{} {} {dom} {} {dow}", fields[0], fields[1], fields[3]),
+        widened,
+    )
+}
+
 /// Default starting deadline: a game day more than this late is recorded as missed.
 pub const DEFAULT_STARTING_DEADLINE: Duration = Duration::from_secs(3600);
 
@@ -1338,6 +1402,38 @@ mod tests {
         assert!(msgs.iter().any(|m| m.contains("contradict")), "{msgs:?}");
         let e = errors(&format!("{HEAD}drils: []\n"));
         assert!(e.iter().any(|(_, m)| m.contains("unknown key `drils`")));
+    }
+
+    #[test]
+    fn kubernetes_schedules_widen_what_kubernetes_cannot_say() {
+        assert_eq!(
+            kubernetes_cron("0 14 * * TUE#1"),
+            ("0 14 * * TUE".into(), true)
+        );
+        assert_eq!(kubernetes_cron("0 3 L * *"), ("0 3 28-31 * *".into(), true));
+        assert_eq!(
+            kubernetes_cron("0 3 15W * *"),
+            ("0 3 13-17 * *".into(), true)
+        );
+        assert_eq!(kubernetes_cron("30 2 * * 5L"), ("30 2 * * 5".into(), true));
+        assert_eq!(
+            kubernetes_cron("*/15 9-17 * * MON-FRI"),
+            ("*/15 9-17 * * MON-FRI".into(), false)
+        );
+        assert_eq!(kubernetes_cron("@daily"), ("@daily".into(), false));
+        // The wider schedule fires at every time of the original.
+        let parser = croner::parser::CronParser::builder().build();
+        for c in ["0 14 * * TUE#1", "0 3 L * *", "0 3 15W * *", "30 2 * * 5L"] {
+            let orig = parser.parse(c).unwrap();
+            let wide = parser.parse(&kubernetes_cron(c).0).unwrap();
+            let from = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+            for t in orig.iter_after(from).take(40) {
+                assert!(
+                    wide.is_time_matching(&t).unwrap(),
+                    "{c}: {t} not in the wider schedule"
+                );
+            }
+        }
     }
 
     #[test]

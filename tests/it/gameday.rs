@@ -6,6 +6,7 @@
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 use tempfile::TempDir;
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
@@ -538,4 +539,201 @@ fn schedule_next_lists_times_in_the_zone_and_the_skipped_ones() {
         "{}",
         out.stdout
     );
+}
+
+#[test]
+fn the_cronjob_export_is_a_valid_cronjob_and_if_due_skips_what_is_not_due() {
+    let lab = Lab::new();
+    let out = lab
+        .firedrill(&[
+            "schedule",
+            "export",
+            PLAYBOOK,
+            "--approve",
+            "--namespace",
+            "chaos",
+        ])
+        .expect(0);
+    assert!(
+        out.stderr.contains("the CronJob fires on `0 14 * * TUE`"),
+        "{}",
+        out.stderr
+    );
+    for want in [
+        "schedule: \"0 14 * * TUE\"",
+        "timeZone: \"UTC\"",
+        "concurrencyPolicy: Forbid",
+        "startingDeadlineSeconds: 7200",
+        "firedrill.dev/cron: \"0 14 * * TUE#1\"",
+        "args: [\"gameday\", \"run\", \"playbooks/quarterly-dr-game-day.yaml\", \"--if-due\", \"--approve\"]",
+        "claimName: \"firedrill-runs\"",
+        "serviceAccountName: \"firedrill\"",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "missing {want:?} in\n{}",
+            out.stdout
+        );
+    }
+    let file = lab.write("cronjob.yaml", &out.stdout);
+    // Kubernetes 1.31's published schemas, strictly (no unknown field anywhere).
+    let validate = std::env::var("FIREDRILL_KUBE_VALIDATE").unwrap_or_else(|_| {
+        panic!("FIREDRILL_KUBE_VALIDATE is not set: run the tests with ./scripts/test, which installs kubernetes-validate (PyPI) into .venv")
+    });
+    let v = Command::new(&validate)
+        .args(["-k", "1.31.0", "--strict", &file])
+        .output()
+        .expect("run kubernetes-validate");
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+    // A field Kubernetes does not have fails the same check (the check can fail).
+    let bad = lab.write(
+        "bad.yaml",
+        &out.stdout
+            .replace("backoffLimit: 0", "backoffLimit: 0\n      retries: 3"),
+    );
+    let v = Command::new(&validate)
+        .args(["-k", "1.31.0", "--strict", &bad])
+        .output()
+        .unwrap();
+    assert!(!v.status.success());
+    // The real kubectl reads it as a batch/v1 CronJob without a server.
+    let k = Command::new("kubectl")
+        .args([
+            "annotate",
+            "--local",
+            "-f",
+            &file,
+            "checked=yes",
+            "-o",
+            "jsonpath={.kind} {.spec.jobTemplate.spec.template.spec.containers[0].args}",
+        ])
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .expect("kubectl (Debian's kubernetes-client; ./scripts/test installs it)");
+    assert!(k.status.success(), "{}", String::from_utf8_lossy(&k.stderr));
+    assert!(
+        String::from_utf8_lossy(&k.stdout).starts_with("CronJob [\"gameday\",\"run\""),
+        "{}",
+        String::from_utf8_lossy(&k.stdout)
+    );
+
+    // --if-due: a schedule whose newest time is far outside its deadline does not run; one due
+    // now (every minute, 1h deadline) runs.
+    let play = |cron: &str| {
+        format!(
+            "apiVersion: firedrill.dev/v1\nkind: Playbook\nmetadata: {{name: due}}\nschedule: {{cron: \"{cron}\", starting_deadline: 1h}}\ndrills:\n  - experiment: {}\n",
+            experiment("pod-kill.yaml")
+        )
+    };
+    let leap = lab.write("leap.yaml", &play("0 0 29 2 *"));
+    let out = lab
+        .firedrill(&["gameday", "run", &leap, "--if-due"])
+        .expect(0);
+    assert!(
+        out.stdout.contains("not due: its newest scheduled time"),
+        "{}",
+        out.stdout
+    );
+    assert!(!lab.runs().exists(), "nothing ran");
+    let every = lab.write("every.yaml", &play("* * * * *"));
+    let out = lab
+        .firedrill(&["gameday", "run", &every, "--if-due", "-q"])
+        .expect(0);
+    assert!(out.stdout.contains(": GO"), "{}", out.stdout);
+    // Paused: not due.
+    lab.firedrill(&["schedule", "pause", &every]).expect(0);
+    let out = lab
+        .firedrill(&["gameday", "run", &every, "--if-due"])
+        .expect(0);
+    assert!(
+        out.stdout.contains("not due: the schedule is paused"),
+        "{}",
+        out.stdout
+    );
+    lab.firedrill(&["schedule", "resume", &every]).expect(0);
+    let status = lab.firedrill(&["schedule", "status", &every]).expect(0);
+    assert!(
+        status.stdout.starts_with("due: active"),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn the_scheduler_process_starts_a_due_game_day_and_stops_on_sigterm() {
+    // The real binary on wall time: an every-minute schedule with a drill of real waits is
+    // started at the next minute; SIGTERM stops the scheduler and the running game day, whose
+    // drill rolls back; the state says what happened.
+    let lab = Lab::new();
+    let exp = lab.write(
+        "slow.yaml",
+        "apiVersion: firedrill.dev/v1\nkind: Experiment\nmetadata: {name: slow}\nsteps:\n  - id: fault\n    action: command\n    with: {run: [touch, fault]}\n    rollback: {action: command, with: {run: [rm, -f, fault]}}\n  - id: hold\n    action: command\n    after: [fault]\n    with: {run: [sleep, \"300\"], timeout: 10m}\n",
+    );
+    let pb = lab.write(
+        "sched.yaml",
+        &format!("apiVersion: firedrill.dev/v1\nkind: Playbook\nmetadata: {{name: every-minute}}\nschedule: {{cron: \"* * * * *\"}}\ndrills:\n  - experiment: {exp}\n"),
+    );
+    // The scheduler last served it two minutes ago: this minute's time is due at once (within
+    // the starting deadline), so the test does not wait for the next minute.
+    let parsed =
+        firedrill::lang::playbook::parse_playbook(&pb, std::fs::read(&pb).unwrap().as_slice())
+            .unwrap();
+    let two_ago = chrono::Utc::now() - chrono::Duration::minutes(2);
+    let state = firedrill::engine::timetable::State::new(
+        "every-minute",
+        parsed.schedule.as_ref().unwrap(),
+        two_ago,
+    );
+    firedrill::engine::timetable::save(
+        &firedrill::engine::timetable::state_path(&lab.runs(), "every-minute"),
+        &state,
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_firedrill"))
+        .args(["schedule", "run", &pb])
+        .stdout(std::process::Stdio::null())
+        .current_dir(lab.dir.path())
+        .env("FIREDRILL_RUNS_DIR", lab.runs())
+        .env("FIREDRILL_LESSONS_DIR", lab.dir.path().join("lessons"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fault = lab.dir.path().join("fault");
+    let deadline = std::time::Instant::now() + Duration::from_secs(75);
+    while !fault.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no game day started within 75s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!fault.exists(), "the running drill rolled back\n{stderr}");
+    let state: Json = serde_json::from_slice(
+        &std::fs::read(lab.runs().join("schedules/every-minute.json")).unwrap(),
+    )
+    .unwrap();
+    let whats: Vec<&str> = state["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(whats, ["missed", "started", "stopped"], "{state}");
+    assert_eq!(
+        state["history"][2]["exit_code"], 5,
+        "the interrupted game day exits as an aborted drill"
+    );
+    assert!(state["running"].as_array().unwrap().is_empty());
 }

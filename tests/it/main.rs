@@ -25,3 +25,4 @@ mod sim_fis;
 mod sim_k8s;
 mod sim_outcomes;
 mod support;
+mod timetable;
