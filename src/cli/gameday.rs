@@ -132,6 +132,7 @@ fn run_args(
     i: usize,
     d: &LoadedDrill,
     output: ReportOutput,
+    gameday_id: Option<&str>,
 ) -> RunArgs {
     let pd = &pb.drills[i];
     RunArgs {
@@ -159,6 +160,8 @@ fn run_args(
         output,
         quiet: a.quiet,
         force_unlock: false,
+        notify: pb.notify.clone(),
+        gameday_id: gameday_id.map(str::to_string),
     }
 }
 
@@ -177,7 +180,7 @@ pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
     // the game day before drill one injects anything.
     let mut problems = Vec::new();
     for &i in &pb.order {
-        let args = run_args(&a, &pb, i, &drills[i], ReportOutput::Json);
+        let args = run_args(&a, &pb, i, &drills[i], ReportOutput::Json, None);
         if let Err(f) = super::run::preflight_only(&args) {
             problems.push((
                 f.code,
@@ -240,6 +243,7 @@ pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
         decision: None,
         controls: Vec::new(),
         score: None,
+        notifications: None,
         exit_code: None,
     };
     save(&dir, &g)?;
@@ -251,6 +255,34 @@ pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
             dir.display()
         );
     }
+    // The playbook's sinks hear of the game day itself (its drills' events reach them through
+    // each drill's own notifier). Their variables were checked by every drill's preflight.
+    let notifier = crate::engine::notify::resolve(&pb.notify, &|k| std::env::var(k).ok())
+        .ok()
+        .and_then(crate::engine::notify::Notifier::start);
+    let notify = |kind, title: String| {
+        if let Some(n) = &notifier {
+            n.send(crate::engine::notify::Notification {
+                kind,
+                title,
+                run_id: None,
+                gameday_id: Some(id.clone()),
+                experiment: None,
+                environment: None,
+                verdict: None,
+                at: chrono::Utc::now(),
+                id: String::new(),
+            });
+        }
+    };
+    notify(
+        crate::lang::notify::EventKind::GamedayStarted,
+        format!(
+            "game day `{}` started: {} drill(s)",
+            pb.metadata.name,
+            pb.drills.len()
+        ),
+    );
     let mut runs: Vec<Option<RunSummary>> = vec![None; pb.drills.len()];
     let mut stopped: Option<String> = None;
     for &i in &pb.order {
@@ -286,7 +318,7 @@ pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
                 drills[i].experiment_path.display()
             );
         }
-        let args = run_args(&a, &pb, i, &drills[i], ReportOutput::Json);
+        let args = run_args(&a, &pb, i, &drills[i], ReportOutput::Json, Some(&id));
         let drill_started = chrono::Utc::now();
         match super::run::execute(&args) {
             Ok((code, _dir, summary)) => {
@@ -351,6 +383,29 @@ pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
     g.score = Some(gameday::score(&g.drills));
     g.exit_code = Some(code);
     let history = history(&a.runs.runs_dir, &pb.metadata.name, &id);
+    if let Some(d) = &g.decision {
+        notify(
+            crate::lang::notify::EventKind::GamedayFinished,
+            format!(
+                "game day `{}`: {} (resilience score {}/100){}",
+                pb.metadata.name,
+                if d.go { "GO" } else { "NO-GO" },
+                g.score.as_ref().map(|s| s.value).unwrap_or(0),
+                d.reasons
+                    .first()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    if let Some(n) = notifier.and_then(|n| std::sync::Arc::try_unwrap(n).ok()) {
+        let (deliveries, dropped) = n.finish();
+        let _ = std::fs::write(
+            dir.join(crate::engine::notify::DELIVERIES_FILE),
+            crate::engine::notify::to_jsonl(&deliveries),
+        );
+        g.notifications = crate::engine::notify::describe(&deliveries, dropped);
+    }
     save(&dir, &g)?;
     let junit = crate::report::junit::render_gameday(&g, &runs);
     std::fs::write(dir.join("junit.xml"), &junit).map_err(|e| {

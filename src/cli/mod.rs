@@ -347,6 +347,12 @@ struct RunArgs {
     /// or it ran on another host). Check that run's owed rollbacks first.
     #[arg(long)]
     force_unlock: bool,
+    /// Notification sinks besides the environment's (a game day's playbook sinks).
+    #[arg(skip)]
+    notify: Vec<crate::lang::notify::NotifySink>,
+    /// The game day this drill belongs to (named in its notifications).
+    #[arg(skip)]
+    gameday_id: Option<String>,
 }
 
 #[derive(Args)]

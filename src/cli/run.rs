@@ -37,6 +37,8 @@ struct Prepared {
     /// Whether the drill acts outside this process (a real backend, or `command`/`http`/
     /// `approval` steps): such drills take the environment's lock.
     shared_target: bool,
+    /// Notification sinks (the environment's and the game day's), their secrets read.
+    notify: Vec<crate::engine::notify::Resolved>,
 }
 
 pub(super) fn run(a: RunArgs) -> Result<i32, Failure> {
@@ -69,6 +71,7 @@ pub(super) fn execute(a: &RunArgs) -> Result<(i32, PathBuf, RunSummary), Failure
         provider,
         seed,
         shared_target,
+        notify,
         ..
     } = p;
     let exp = Arc::new(exp);
@@ -86,7 +89,32 @@ pub(super) fn execute(a: &RunArgs) -> Result<(i32, PathBuf, RunSummary), Failure
         },
         shared: shared_target,
     };
-    runtime.block_on(drill(a, exp, provider, target, virtual_clock, seed))
+    let notifier = crate::engine::notify::Notifier::start(notify);
+    let result = runtime.block_on(drill(
+        a,
+        exp,
+        provider,
+        target,
+        virtual_clock,
+        seed,
+        notifier.clone(),
+    ));
+    // Deliveries are best effort and never change the verdict; they are kept beside the journal.
+    if let Some(n) = notifier.and_then(|n| Arc::try_unwrap(n).ok()) {
+        let (deliveries, dropped) = n.finish();
+        if let Ok((_, run_dir, _)) = &result {
+            let _ = std::fs::write(
+                run_dir.join(crate::engine::notify::DELIVERIES_FILE),
+                crate::engine::notify::to_jsonl(&deliveries),
+            );
+        }
+        if let Some(line) = crate::engine::notify::describe(&deliveries, dropped)
+            && a.output == ReportOutput::Text
+        {
+            eprintln!("{line}");
+        }
+    }
+    result
 }
 
 /// Load, validate, connect and preflight a drill, then let it go: what `gameday run` checks of
@@ -108,6 +136,15 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
     let virtual_clock = choose_clock(a.clock, &exp, remote)?;
     let shared_target = remote || needs_wall_clock(&exp);
     missing_secrets(&exp, &env)?;
+    let mut sinks = env.notify.clone();
+    sinks.extend(a.notify.iter().cloned());
+    let notify = crate::engine::notify::resolve(&sinks, &|k| std::env::var(k).ok()).map_err(|problems| {
+        preflight_failure(
+            &env.name,
+            problems,
+            "export the variables the `notify:` sinks name (their secrets are read from the environment, never from files)",
+        )
+    })?;
     let runtime = start_runtime(virtual_clock)?;
     let redactor = crate::lang::secrets::Redactor::new(&exp.secrets);
     let (provider, seed) = connect(&runtime, &env, a.seed, &calls).map_err(|mut f| {
@@ -123,6 +160,7 @@ fn prepare(a: &RunArgs) -> Result<Prepared, Failure> {
         provider,
         seed,
         shared_target,
+        notify,
     })
 }
 
@@ -343,6 +381,7 @@ async fn drill(
     target: Target,
     virtual_clock: bool,
     seed: u64,
+    notifier: Option<Arc<crate::engine::notify::Notifier>>,
 ) -> Result<(i32, PathBuf, RunSummary), Failure> {
     let env_name = target.name.clone();
     let quiet = a.quiet || a.output != ReportOutput::Text;
@@ -369,6 +408,12 @@ async fn drill(
         vec![Box::new(JournalSink(journal)), Box::new(folded.clone())];
     if !quiet {
         sinks.push(Box::new(Progress::new(std::io::stderr().is_terminal())));
+    }
+    if let Some(n) = notifier {
+        sinks.push(Box::new(crate::engine::notify::DrillEvents::new(
+            n,
+            a.gameday_id.clone(),
+        )));
     }
     let (int_tx, int_rx) = tokio::sync::watch::channel(0u32);
     // The listeners are made once: a signal between two waits is never lost.

@@ -14,6 +14,7 @@ pub mod generic;
 mod hypothesis;
 mod measure;
 mod monitor;
+pub mod notify;
 pub mod recover;
 mod rollback;
 mod schedule;

@@ -119,6 +119,8 @@ pub struct Environment {
     pub sections: std::collections::BTreeMap<Backend, Section>,
     /// Auxiliary sections ([`AUX_SECTIONS`]) present in the file, by name.
     pub aux_sections: std::collections::BTreeMap<&'static str, Section>,
+    /// Where every drill against this environment is notified (`notify:`).
+    pub notify: Vec<crate::lang::notify::NotifySink>,
     pub source: String,
 }
 
@@ -437,6 +439,12 @@ fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environmen
         );
     }
     let protected = m.opt::<bool>(cx, "protected").unwrap_or(false);
+    let notify = match m.node("notify") {
+        Some(n) => cx
+            .key("notify", |cx| crate::lang::notify::decode_sinks(cx, n))
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let mut sections = std::collections::BTreeMap::new();
     let mut aux_sections = std::collections::BTreeMap::new();
     let mut section = |cx: &mut Cx, name: &'static str| -> Option<Section> {
@@ -494,6 +502,7 @@ fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environmen
         protected,
         sections,
         aux_sections,
+        notify,
         source: text.to_string(),
     })
 }

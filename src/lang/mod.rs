@@ -18,6 +18,7 @@ pub mod environment;
 pub mod fis_catalog;
 pub mod fis_template;
 pub mod kubernetes;
+pub mod notify;
 pub mod plan;
 pub mod playbook;
 pub mod postgres;

@@ -31,6 +31,8 @@ pub struct Playbook {
     pub go_no_go: GoNoGo,
     pub controls: Vec<Control>,
     pub schedule: Option<Schedule>,
+    /// Where the game day and its drills are notified (besides the environments' sinks).
+    pub notify: Vec<crate::lang::notify::NotifySink>,
 }
 
 /// One drill of a game day.
@@ -449,6 +451,12 @@ fn decode_playbook(cx: &mut Cx, root: &Node) -> Option<Playbook> {
     let schedule = m
         .node("schedule")
         .and_then(|n| cx.key("schedule", |cx| decode_schedule(cx, n)));
+    let notify = match m.node("notify") {
+        Some(n) => cx
+            .key("notify", |cx| crate::lang::notify::decode_sinks(cx, n))
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     m.finish(cx);
     let raw = raw?;
     let index: HashMap<&str, usize> = raw
@@ -555,6 +563,7 @@ fn decode_playbook(cx: &mut Cx, root: &Node) -> Option<Playbook> {
         go_no_go,
         controls,
         schedule,
+        notify,
     })
 }
 

@@ -39,6 +39,9 @@ pub struct GameDaySummary {
     pub controls: Vec<ControlStatus>,
     pub score: Option<Score>,
     pub exit_code: Option<i32>,
+    /// How the notifications went (best effort: never part of the decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -391,6 +394,9 @@ pub fn render_markdown(g: &GameDaySummary, history: &[GameDaySummary]) -> String
     }
     if g.pre_approved {
         out.push_str("- Approval gates: pre-approved with `--approve`\n");
+    }
+    if let Some(n) = &g.notifications {
+        let _ = writeln!(out, "- {}{}", n[..1].to_uppercase(), &n[1..]);
     }
     out.push_str("\n## Decision\n\n");
     match &g.decision {

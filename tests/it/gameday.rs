@@ -86,8 +86,8 @@ fn experiment(name: &str) -> String {
 
 /// junitparser's reading of a JUnit file: per suite, its counts and its cases' results.
 fn junitparser(xml: &Path) -> Json {
-    let python = std::env::var("FIREDRILL_JUNIT_PYTHON").unwrap_or_else(|_| {
-        panic!("FIREDRILL_JUNIT_PYTHON is not set: the JUnit tests read the output with junitparser (PyPI). Run the tests with ./scripts/test, which installs it into .venv and sets it")
+    let python = std::env::var("FIREDRILL_VENV_PYTHON").unwrap_or_else(|_| {
+        panic!("FIREDRILL_VENV_PYTHON is not set: the JUnit tests read the output with junitparser (PyPI). Run the tests with ./scripts/test, which installs it into .venv and sets it")
     });
     let script = r#"
 import json, sys
