@@ -42,7 +42,10 @@ pub(super) fn report(a: ReportArgs) -> Result<i32, Failure> {
             Some(&summary.run_id),
         )
         .map_err(|e| internal(e.to_string()))?;
-        markdown::render_markdown(&summary, &open)
+        let mut text = markdown::render_markdown(&summary, &open);
+        text.push('\n');
+        text.push_str(&super::run::trend_section(&summary, &entry.dir));
+        text
     };
     match a.out {
         Some(p) => std::fs::write(&p, text)

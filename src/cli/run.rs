@@ -551,12 +551,25 @@ pub(super) fn write_outputs(
     }
     let open = lessons::open_items(lessons_dir, experiment, Some(run_id))
         .map_err(|e| internal(e.to_string()))?;
-    std::fs::write(
-        run_dir.join("report.md"),
-        markdown::render_markdown(&summary, &open),
-    )
-    .map_err(|e| internal(format!("cannot write the report: {e}")))?;
+    let mut report = markdown::render_markdown(&summary, &open);
+    report.push('\n');
+    report.push_str(&trend_section(&summary, run_dir));
+    std::fs::write(run_dir.join("report.md"), report)
+        .map_err(|e| internal(format!("cannot write the report: {e}")))?;
     Ok(summary)
+}
+
+/// The report's trend section: this run against the experiment's earlier runs.
+pub(super) fn trend_section(summary: &RunSummary, run_dir: &Path) -> String {
+    let root = run_dir.parent().unwrap_or(Path::new("."));
+    let history = journal::experiment_history(
+        root,
+        &summary.experiment,
+        &summary.run_id,
+        summary.started,
+        crate::report::trend::WINDOW,
+    );
+    crate::report::trend::markdown(&crate::report::trend::Point::of(summary), &history)
 }
 
 fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
@@ -597,6 +610,35 @@ fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
         for r in &v.reasons {
             let _ = writeln!(out, "  - {r}");
         }
+    }
+    let root = run_dir.parent().unwrap_or(Path::new("."));
+    let history = journal::experiment_history(
+        root,
+        &s.experiment,
+        &s.run_id,
+        s.started,
+        crate::report::trend::WINDOW,
+    );
+    let real = history.iter().filter(|p| !p.what_if).count();
+    if real > 0 {
+        let this = crate::report::trend::Point::of(s);
+        let lines: Vec<String> = s
+            .measurements
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {}",
+                    m.name.to_uppercase(),
+                    crate::report::trend::sparkline(&m.name, &this, &history)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  trend over the last {} run(s) and this one: {}",
+            real,
+            lines.join("  ")
+        );
     }
     let span = crate::lang::duration::format(std::time::Duration::from_millis(s.duration_ms));
     let _ = writeln!(

@@ -606,6 +606,38 @@ pub fn list_runs(root: &Path) -> Result<Vec<RunEntry>, JournalError> {
     Ok(runs)
 }
 
+/// The runs of `experiment` started before `before` (at most `max`, oldest first), as trend
+/// points; `exclude` is the run the trend is for. Unreadable runs are skipped.
+pub fn experiment_history(
+    root: &Path,
+    experiment: &str,
+    exclude: &str,
+    before: Option<DateTime<Utc>>,
+    max: usize,
+) -> Vec<crate::report::trend::Point> {
+    let Ok(runs) = list_runs(root) else {
+        return Vec::new();
+    };
+    let mut mine: Vec<&RunEntry> = runs
+        .iter()
+        .filter(|r| r.experiment == experiment && r.id != exclude && r.problem.is_none())
+        .filter(|r| match (before, r.started) {
+            (Some(b), Some(s)) => s < b,
+            _ => true,
+        })
+        .collect();
+    // Newest first by start time (ids started in the same second sort by their salt).
+    mine.sort_by_key(|r| std::cmp::Reverse(r.started));
+    let mut out: Vec<crate::report::trend::Point> = mine
+        .into_iter()
+        .take(max)
+        .filter_map(|r| load_summary(&r.dir).ok())
+        .map(|s| crate::report::trend::Point::of(&s))
+        .collect();
+    out.reverse();
+    out
+}
+
 /// Find one run: `spec` is a full run id, a unique prefix of one, `latest`, or a path to a run
 /// directory or to a journal file.
 pub fn resolve_run(root: &Path, spec: &str) -> Result<RunEntry, JournalError> {

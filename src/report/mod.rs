@@ -11,6 +11,7 @@ pub mod lessons;
 pub mod lock;
 pub mod markdown;
 pub mod summary;
+pub mod trend;
 
 pub use lessons::{ActionItem, ActionStatus, LessonsRecord, OpenActionItem};
 pub use markdown::render_markdown;

@@ -356,6 +356,25 @@ fn junit_of_a_game_day_and_of_a_missed_drill_reads_in_junitparser() {
             "junit",
         ])
         .expect(4);
+    // Its report's trend compares it with the game day's region-failover run, marked what-if.
+    let latest = std::fs::read_dir(lab.runs())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("journal.jsonl").exists())
+        .filter_map(|p| {
+            let s: Json =
+                serde_json::from_slice(&std::fs::read(p.join("summary.json")).ok()?).ok()?;
+            (s["experiment"] == "region-failover" && !s["environment_sets"].is_null()).then_some(p)
+        })
+        .next()
+        .expect("the what-if run");
+    let report = std::fs::read_to_string(latest.join("report.md")).unwrap();
+    assert!(
+        report.contains("This run against the 1 run(s) before it"),
+        "{report}"
+    );
+    assert!(report.contains("(what-if) (this run) |"), "{report}");
+    assert!(report.contains("| PASS | 2m30s | 1s | 30s |"), "{report}");
     let xml = lab.write("missed.xml", &out.stdout);
     let parsed = junitparser(Path::new(&xml));
     let suite = &parsed["suites"][0];
