@@ -57,6 +57,7 @@ fn drill(file: &str, bytes: &[u8]) -> (Duration, String) {
             clock_kind: "virtual".into(),
             seed: Some(seed),
             environment_doc: None,
+            overrides: Default::default(),
         };
         let outcome = executor::execute(
             Arc::new(exp),

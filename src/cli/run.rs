@@ -438,6 +438,10 @@ async fn drill(
         .approver(approver)
         .environment(env_name)
         .environment_doc(Some(target.doc))
+        .overrides(crate::engine::events::Overrides {
+            vars: a.vars.vars.clone(),
+            seed: a.seed,
+        })
         .clock_kind(if virtual_clock { "virtual" } else { "wall" })
         .seed(seed)
         .clock(clock)

@@ -47,6 +47,7 @@ impl Drill {
                 clock_kind: "virtual".into(),
                 seed: None,
                 environment_doc: None,
+                overrides: Default::default(),
             },
         }
     }
@@ -82,6 +83,11 @@ impl Drill {
     /// can reach the environment again after a crash.
     pub fn environment_doc(mut self, doc: Option<super::events::EnvironmentDoc>) -> Drill {
         self.opts.environment_doc = doc;
+        self
+    }
+    /// `--var` and `--seed` given for this run, for the journal.
+    pub fn overrides(mut self, o: super::events::Overrides) -> Drill {
+        self.opts.overrides = o;
         self
     }
     /// `virtual` or `wall`, for the journal.

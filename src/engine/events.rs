@@ -24,6 +24,22 @@ pub struct EnvironmentDoc {
     pub sets: Vec<(String, String)>,
 }
 
+/// What the operator overrode for this run (`--var`, `--seed`); the environment's `--set`
+/// overrides are in [`EnvironmentDoc::sets`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overrides {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl Overrides {
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty() && self.seed.is_none()
+    }
+}
+
 /// A secret by name and environment variable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretRef {
@@ -229,6 +245,9 @@ pub enum Event {
         /// `recover` reads them again from the environment.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         secrets: Vec<SecretRef>,
+        /// `--var` and `--seed` given for this run.
+        #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+        overrides: Overrides,
     },
     PhaseStarted {
         phase: Phase,

@@ -160,6 +160,8 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// The environment's document, journaled for `firedrill recover`.
     pub environment_doc: Option<super::events::EnvironmentDoc>,
+    /// `--var` and `--seed` given for this run, journaled.
+    pub overrides: super::events::Overrides,
 }
 
 /// What a run ended with.
@@ -379,6 +381,7 @@ fn run_started(exp: &Experiment, plan: &Plan, opts: &RunOptions) -> Event {
         dry_run: false,
         firedrill_version: env!("CARGO_PKG_VERSION").to_string(),
         environment_doc: opts.environment_doc.clone(),
+        overrides: opts.overrides.clone(),
         secrets: exp
             .secrets
             .iter()

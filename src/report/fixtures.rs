@@ -414,6 +414,7 @@ pub fn run_started(run_id: &str) -> Event {
         dry_run: false,
         environment_doc: None,
         secrets: Vec::new(),
+        overrides: Default::default(),
         firedrill_version: "0.1.0".into(),
     }
 }

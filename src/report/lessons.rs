@@ -26,6 +26,10 @@ pub const ACTION_ITEM_DAYS: u64 = 14;
 pub struct LessonsRecord {
     pub run_id: String,
     pub experiment: String,
+    /// The run changed its environment (`--set`): its action items answer "what if?" and are
+    /// not listed as the experiment's open items.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub what_if: bool,
     pub title: String,
     pub owner: Option<String>,
     /// Day of the drill (UTC).
@@ -147,6 +151,7 @@ impl LessonsRecord {
         let mut rec = LessonsRecord {
             run_id: s.run_id.clone(),
             experiment: s.experiment.clone(),
+            what_if: s.is_what_if(),
             title: s.display_title().to_string(),
             owner: s.owner.clone(),
             date,
@@ -803,6 +808,8 @@ pub fn open_items(
     Ok(load_all(dir, experiment)?
         .into_iter()
         .filter(|r| Some(r.run_id.as_str()) != exclude_run)
+        // A what-if run's items are about a changed environment, not the experiment's own.
+        .filter(|r| !r.what_if)
         .flat_map(|r| {
             let run_id = r.run_id;
             r.action_items

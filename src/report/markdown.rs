@@ -57,14 +57,6 @@ fn mermaid_text(s: &str) -> String {
         .collect()
 }
 
-fn secs_floor(ms: u64) -> u64 {
-    ms / 1000
-}
-
-fn secs_ceil(ms: u64) -> u64 {
-    ms.div_ceil(1000)
-}
-
 /// Render the full report. `open_items` are the still-open action items of earlier drills of the
 /// same experiment (see `lessons::open_items`).
 pub fn render_markdown(summary: &RunSummary, open_items: &[OpenActionItem]) -> String {
@@ -103,6 +95,18 @@ fn header(out: &mut String, s: &RunSummary) {
         verdict_line.push_str(" - dry run: nothing was injected");
     }
     let _ = writeln!(out, "Verdict: {verdict_line}\n");
+    if s.is_what_if() {
+        let sets: Vec<String> = s
+            .environment_sets
+            .iter()
+            .map(|(k, v)| format!("`--set {k}={v}`"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "> **What-if run:** the environment was changed for this run ({}). It answers \"what if?\"; it is not evidence of the environment as it is, and its action items are kept apart from the experiment's.\n",
+            sets.join(", ")
+        );
+    }
     if let Some(d) = &s.description {
         let _ = writeln!(out, "{d}\n");
     }
@@ -128,6 +132,23 @@ fn header(out: &mut String, s: &RunSummary) {
         s.backend,
         s.clock
     );
+    let mut overrides: Vec<String> = s
+        .environment_sets
+        .iter()
+        .map(|(k, v)| format!("`--set {k}={v}`"))
+        .collect();
+    overrides.extend(
+        s.overrides
+            .vars
+            .iter()
+            .map(|(k, v)| format!("`--var {k}={v}`")),
+    );
+    if let Some(seed) = s.overrides.seed {
+        overrides.push(format!("`--seed {seed}`"));
+    }
+    if !overrides.is_empty() {
+        let _ = writeln!(out, "| Overrides | {} |", cell(&overrides.join(", ")));
+    }
     let _ = writeln!(out, "| Started | {started} |");
     let _ = writeln!(out, "| Duration | {duration} |");
     let _ = writeln!(
@@ -287,10 +308,95 @@ fn canary(out: &mut String, c: &crate::engine::events::CanaryFigures) {
     );
 }
 
+/// A run offset as a Mermaid gantt date: from `1970-01-01 00:00:00`, read as local time by
+/// Mermaid, so the axis reads the offset in every time zone (an epoch number would be shown in
+/// the viewer's zone, and Mermaid 11 reads bare numbers differently as starts and ends).
+pub(crate) fn gantt_time(ms: u64) -> String {
+    let days = ms / 86_400_000;
+    let rest = ms % 86_400_000;
+    let s = rest / 1000;
+    format!(
+        "1970-01-{:02} {:02}:{:02}:{:02}.{:03}",
+        1 + days.min(30),
+        s / 3600,
+        (s / 60) % 60,
+        s % 60,
+        rest % 1000
+    )
+}
+
+/// Axis ticks for a span: the smallest interval giving at most 10 ticks.
+fn tick_interval(span_ms: u64) -> &'static str {
+    const STEPS: [(u64, &str); 18] = [
+        (1_000, "1second"),
+        (2_000, "2second"),
+        (5_000, "5second"),
+        (10_000, "10second"),
+        (15_000, "15second"),
+        (30_000, "30second"),
+        (60_000, "1minute"),
+        (120_000, "2minute"),
+        (300_000, "5minute"),
+        (600_000, "10minute"),
+        (900_000, "15minute"),
+        (1_800_000, "30minute"),
+        (3_600_000, "1hour"),
+        (7_200_000, "2hour"),
+        (10_800_000, "3hour"),
+        (21_600_000, "6hour"),
+        (43_200_000, "12hour"),
+        (86_400_000, "1day"),
+    ];
+    STEPS
+        .iter()
+        .find(|(ms, _)| span_ms / ms <= 10)
+        .map(|s| s.1)
+        .unwrap_or("1day")
+}
+
+/// One gantt line: a bar from `start` to `end`, or a milestone (a diamond) when the span is too
+/// short to see (under 1% of the chart, or under a second).
+fn gantt_task(
+    out: &mut String,
+    text: &str,
+    tag: &str,
+    id: &str,
+    start: u64,
+    end: u64,
+    chart_ms: u64,
+) {
+    let visible = end.saturating_sub(start) >= 1000 && end.saturating_sub(start) * 100 >= chart_ms;
+    if visible {
+        let _ = writeln!(
+            out,
+            "    {text} :{tag}{id}, {}, {}",
+            gantt_time(start),
+            gantt_time(end)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "    {text} :{tag}milestone, {id}, {}, {}",
+            gantt_time(start),
+            gantt_time(start)
+        );
+    }
+}
+
 fn gantt(out: &mut String, s: &RunSummary) {
     out.push_str("## Timeline\n\n");
-    out.push_str("Offsets from the start of the run (run clock).\n\n");
-    out.push_str("```mermaid\ngantt\n    dateFormat X\n    axisFormat %H:%M:%S\n");
+    out.push_str("Offsets from the start of the run (run clock, hours:minutes:seconds); diamonds mark moments and steps too short to draw as bars.\n\n");
+    let chart_ms = s.duration_ms.max(1000);
+    let _ = writeln!(
+        out,
+        "```mermaid\ngantt\n    dateFormat YYYY-MM-DD HH:mm:ss.SSS\n    axisFormat {}\n    tickInterval {}\n    todayMarker off",
+        if chart_ms >= 86_400_000 {
+            "%d %H:%M"
+        } else {
+            "%H:%M:%S"
+        },
+        tick_interval(chart_ms)
+    );
     let started: Vec<_> = s
         .steps
         .iter()
@@ -307,14 +413,15 @@ fn gantt(out: &mut String, s: &RunSummary) {
                 None => "active, ",
                 _ => "",
             };
-            let _ = writeln!(
+            let text = format!("{} ({})", mermaid_text(&st.id), mermaid_text(&st.action));
+            gantt_task(
                 out,
-                "    {} ({}) :{tag}step_{}, {}, {}",
-                mermaid_text(&st.id),
-                mermaid_text(&st.action),
-                mermaid_id(&st.id),
-                secs_floor(start),
-                secs_ceil(end).max(secs_floor(start) + 1)
+                &text,
+                tag,
+                &format!("step_{}", mermaid_id(&st.id)),
+                start,
+                end,
+                chart_ms,
             );
         }
     }
@@ -351,7 +458,7 @@ fn gantt(out: &mut String, s: &RunSummary) {
     if !milestones.is_empty() {
         out.push_str("    section Recovery\n");
         for (id, text, at) in milestones {
-            let t = secs_floor(at);
+            let t = gantt_time(at);
             let _ = writeln!(
                 out,
                 "    {} :milestone, {id}, {t}, {t}",
@@ -368,13 +475,15 @@ fn gantt(out: &mut String, s: &RunSummary) {
                 Some(false) => "crit, ",
                 None => "active, ",
             };
-            let _ = writeln!(
+            let text = format!("rollback {}", mermaid_text(&r.step));
+            gantt_task(
                 out,
-                "    rollback {} :{tag}rb_{}_{i}, {}, {}",
-                mermaid_text(&r.step),
-                mermaid_id(&r.step),
-                secs_floor(r.started_at_ms),
-                secs_ceil(end).max(secs_floor(r.started_at_ms) + 1)
+                &text,
+                tag,
+                &format!("rb_{}_{i}", mermaid_id(&r.step)),
+                r.started_at_ms,
+                end,
+                chart_ms,
             );
         }
     }

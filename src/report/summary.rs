@@ -37,6 +37,12 @@ pub struct RunSummary {
     /// evidence of the environment as it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub environment_sets: Vec<(String, String)>,
+    /// `--var` and `--seed` given for the run.
+    #[serde(
+        default,
+        skip_serializing_if = "crate::engine::events::Overrides::is_empty"
+    )]
+    pub overrides: crate::engine::events::Overrides,
     pub objectives: Option<ObjectivesInfo>,
     pub journal_version: Option<u32>,
     pub firedrill_version: Option<String>,
@@ -387,6 +393,7 @@ impl RunSummary {
             seed: None,
             variables: Vec::new(),
             environment_sets: Vec::new(),
+            overrides: Default::default(),
             objectives: None,
             journal_version: None,
             firedrill_version: None,
@@ -505,8 +512,10 @@ impl RunSummary {
                 dry_run,
                 firedrill_version,
                 environment_doc,
+                overrides,
                 ..
             } => {
+                self.overrides = overrides.clone();
                 self.environment_sets = environment_doc
                     .as_ref()
                     .map(|d| d.sets.clone())
@@ -848,6 +857,12 @@ impl RunSummary {
     }
 
     /// Whether the journal reached `RunFinished`.
+    /// A what-if run: the environment was overridden (`--set`), so it is not the environment
+    /// as it is.
+    pub fn is_what_if(&self) -> bool {
+        !self.environment_sets.is_empty()
+    }
+
     pub fn is_finished(&self) -> bool {
         self.verdict.is_some()
     }

@@ -60,13 +60,23 @@ impl Lab {
         }
     }
 
-    /// The game-day directories, oldest first.
+    /// The game-day directories, oldest first (by their start: ids made in one second sort by
+    /// their random suffix).
     fn gamedays(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.runs().join("gamedays"))
-            .map(|rd| rd.map(|e| e.unwrap().path()).collect())
-            .unwrap_or_default();
+        let mut v: Vec<(chrono::DateTime<chrono::Utc>, PathBuf)> =
+            std::fs::read_dir(self.runs().join("gamedays"))
+                .map(|rd| rd.map(|e| e.unwrap().path()).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| {
+                    let g: Json =
+                        serde_json::from_slice(&std::fs::read(p.join("gameday.json")).unwrap())
+                            .unwrap();
+                    (g["started"].as_str().unwrap().parse().unwrap(), p)
+                })
+                .collect();
         v.sort();
-        v
+        v.into_iter().map(|(_, p)| p).collect()
     }
 
     fn write(&self, name: &str, text: &str) -> String {
@@ -755,4 +765,77 @@ fn the_scheduler_process_starts_a_due_game_day_and_stops_on_sigterm() {
         "the interrupted game day exits as an aborted drill"
     );
     assert!(state["running"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_what_if_run_says_so_and_its_action_items_stay_apart() {
+    let lab = Lab::new();
+    let rf = experiment("region-failover.yaml");
+    lab.firedrill(&[
+        "run",
+        &rf,
+        "--set",
+        "sim.dns[0].ttl=1h",
+        "--var",
+        "dr_cluster=orders-db-dr",
+        "--seed",
+        "7",
+        "-q",
+    ])
+    .expect(4);
+    lab.firedrill(&["run", &rf, "-q"]).expect(0);
+    let mut reports: Vec<(chrono::DateTime<chrono::Utc>, String)> = std::fs::read_dir(lab.runs())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("summary.json").exists())
+        .map(|p| {
+            let s: Json =
+                serde_json::from_slice(&std::fs::read(p.join("summary.json")).unwrap()).unwrap();
+            (
+                s["started"].as_str().unwrap().parse().unwrap(),
+                std::fs::read_to_string(p.join("report.md")).unwrap(),
+            )
+        })
+        .collect();
+    reports.sort();
+    let (what_if, real) = (&reports[0].1, &reports[1].1);
+    assert!(what_if.contains("> **What-if run:** the environment was changed for this run (`--set sim.dns[0].ttl=1h`)"), "{what_if}");
+    assert!(
+        what_if.contains(
+            "| Overrides | `--set sim.dns[0].ttl=1h`, `--var dr_cluster=orders-db-dr`, `--seed 7` |"
+        ),
+        "{what_if}"
+    );
+    // The miss's action items (the RTO) are not the experiment's open items.
+    assert!(!real.contains("What-if run"), "{real}");
+    assert!(
+        real.contains("## Open action items from earlier drills of this experiment\n\nNone."),
+        "{real}"
+    );
+    let journal = std::fs::read_to_string(
+        lab.runs()
+            .join(
+                std::fs::read_dir(lab.runs())
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .find(|p| {
+                        p.join("journal.jsonl").exists()
+                            && std::fs::read_to_string(p.join("journal.jsonl"))
+                                .unwrap()
+                                .contains("\"seed\":7")
+                    })
+                    .unwrap(),
+            )
+            .join("journal.jsonl"),
+    )
+    .unwrap();
+    assert!(
+        journal
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\"overrides\":{\"vars\":[[\"dr_cluster\",\"orders-db-dr\"]],\"seed\":7}"),
+        "{}",
+        journal.lines().next().unwrap()
+    );
 }

@@ -19,6 +19,7 @@ mod kubectl;
 mod lab_drill;
 mod lab_http;
 mod layout;
+mod mermaid;
 mod notify;
 mod postgres_lab;
 mod prometheus_lab;
