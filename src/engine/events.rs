@@ -123,6 +123,16 @@ pub struct PlannedStep {
     pub description: Option<String>,
 }
 
+/// A probe as defined (for reports rendered from the journal alone: what each probe measures).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedProbe {
+    pub name: String,
+    /// The probe's vocabulary name (`service.metrics`, `k8s.pods`, ...).
+    pub call: String,
+    /// Its checked parameters (secrets masked like every event).
+    pub with: Json,
+}
+
 /// Objectives in force for the run, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectivesInfo {
@@ -248,6 +258,9 @@ pub enum Event {
         /// `--var` and `--seed` given for this run.
         #[serde(default, skip_serializing_if = "Overrides::is_empty")]
         overrides: Overrides,
+        /// The probes, as defined (what each one measures).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        probes: Vec<PlannedProbe>,
     },
     PhaseStarted {
         phase: Phase,

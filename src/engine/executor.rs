@@ -382,6 +382,15 @@ fn run_started(exp: &Experiment, plan: &Plan, opts: &RunOptions) -> Event {
         firedrill_version: env!("CARGO_PKG_VERSION").to_string(),
         environment_doc: opts.environment_doc.clone(),
         overrides: opts.overrides.clone(),
+        probes: exp
+            .probes
+            .iter()
+            .map(|p| super::events::PlannedProbe {
+                name: p.name.value.clone(),
+                call: p.call.name().to_string(),
+                with: p.with.clone(),
+            })
+            .collect(),
         secrets: exp
             .secrets
             .iter()

@@ -258,12 +258,20 @@ async fn rpo(sh: &Shared, dl: &DataLoss, o: &Objectives, fault_at: Duration) -> 
         deadline_ms: None,
         met: loss.is_some_and(|l| l <= o.rpo),
         detail: match (newest, loss) {
-            (Some(t), Some(l)) => format!(
-                "newest surviving write at +{}, fault at +{}: {} of writes lost",
-                crate::lang::duration::format(clock.offset_of(t)),
-                crate::lang::duration::format(fault_at),
-                crate::lang::duration::format(l)
-            ),
+            (Some(t), Some(l)) => {
+                let at = (t - clock.start_wall).num_milliseconds();
+                format!(
+                    "newest surviving write at {}{}, fault at +{}: {} of writes lost",
+                    crate::lang::duration::format_offset(at),
+                    if at < 0 {
+                        " (before the run started)"
+                    } else {
+                        ""
+                    },
+                    crate::lang::duration::format(fault_at),
+                    crate::lang::duration::format(l)
+                )
+            }
             _ => format!("probe `{}` gave no timestamp at `{field}`", probe.value),
         },
         impact_ms: None,

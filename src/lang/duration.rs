@@ -88,6 +88,16 @@ pub fn parse_up_to(input: &str, limit: Duration) -> Result<Duration, DurationErr
     Ok(Duration::from_millis(total_ms.round() as u64))
 }
 
+/// A signed run offset: `+30s`, `-1s` (before the run started), `+0s`.
+pub fn format_offset(ms: i64) -> String {
+    let d = format(Duration::from_millis(ms.unsigned_abs()));
+    if ms < 0 {
+        format!("-{d}")
+    } else {
+        format!("+{d}")
+    }
+}
+
 /// Format compactly: `4m10s`, `1h`, `250ms`, `0s`. Sub-second parts are kept only below a minute.
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();

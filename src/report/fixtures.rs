@@ -415,6 +415,7 @@ pub fn run_started(run_id: &str) -> Event {
         environment_doc: None,
         secrets: Vec::new(),
         overrides: Default::default(),
+        probes: Vec::new(),
         firedrill_version: "0.1.0".into(),
     }
 }

@@ -483,6 +483,125 @@ fn recovery_window_analysis(s: &RunSummary) -> Option<String> {
     Some(out)
 }
 
+/// The string values a probe's parameters name (targets: a service, a record, a cluster, labels).
+fn probe_values(v: &Json, out: &mut Vec<String>) {
+    match v {
+        Json::String(s) => out.push(s.clone()),
+        Json::Array(a) => a.iter().for_each(|x| probe_values(x, out)),
+        Json::Object(o) => o.values().for_each(|x| probe_values(x, out)),
+        _ => {}
+    }
+}
+
+/// Whether an environment event concerns what a probe measures. An event's component is
+/// `<kind> <subject>` (`service api`, `route53 api.example.com`, `db orders-db-dr`); it concerns
+/// the probe when the subject, or one of its dot- or slash-separated labels, is a target the
+/// probe names (`service: api` is concerned by the record `api.example.com` its clients resolve),
+/// or when it is a Kubernetes cluster's event and the probe is a Kubernetes probe on that cluster
+/// (or names none).
+pub(crate) fn concerns(
+    p: &crate::engine::events::PlannedProbe,
+    e: &crate::report::summary::EnvironmentEvent,
+) -> bool {
+    let (kind, subject) = e
+        .component
+        .split_once(' ')
+        .unwrap_or(("", e.component.as_str()));
+    let mut values = Vec::new();
+    probe_values(&p.with, &mut values);
+    let labels: Vec<&str> = subject.split(['.', '/', ':', ' ']).collect();
+    if values
+        .iter()
+        .any(|v| v == subject || labels.contains(&v.as_str()))
+    {
+        return true;
+    }
+    p.call.starts_with("k8s.")
+        && kind == "k8s"
+        && p.with
+            .get("cluster")
+            .and_then(Json::as_str)
+            .is_none_or(|c| c == subject)
+}
+
+/// The causal chain of the recovery: what the last probe to pass waited on, or what the probes
+/// still failing at the deadline last saw. `None` when the journal has no probe definitions
+/// (written before they were journaled).
+fn causal_chain(s: &RunSummary) -> Option<String> {
+    if s.probe_defs.is_empty() {
+        return None;
+    }
+    let defs = |names: &[String]| -> Vec<&crate::engine::events::PlannedProbe> {
+        s.probe_defs
+            .iter()
+            .filter(|p| names.contains(&p.name))
+            .collect()
+    };
+    let last_concerning = |probes: &[&crate::engine::events::PlannedProbe], until: u64| {
+        s.environment_events
+            .iter()
+            .filter(|e| e.at_ms <= until && probes.iter().any(|p| concerns(p, e)))
+            .max_by_key(|e| e.at_ms)
+    };
+    if let Some(d) = s
+        .deadline_exceeded
+        .as_ref()
+        .filter(|d| !d.failing.is_empty())
+    {
+        let probes = defs(&d.failing);
+        let names = code_list(&d.failing);
+        return Some(match last_concerning(&probes, d.at_ms) {
+            Some(e) => format!(
+                "The last environment event concerning {names} was at {}: {}: {}. Nothing that concerns them changed in the {} after it, up to the deadline.",
+                offset(e.at_ms),
+                e.component,
+                e.message,
+                human(d.at_ms.saturating_sub(e.at_ms))
+            ),
+            None => format!(
+                "No environment event concerns what {names} measure: look at what they depend on outside the estate's reports."
+            ),
+        });
+    }
+    let p = s.last_recovering_probe()?;
+    let probes = defs(std::slice::from_ref(&p.probe));
+    Some(match last_concerning(&probes, p.at_ms) {
+        Some(e) => format!(
+            "Recovery was gated by `{}`, the last recovery probe to pass (at {}); the last event before it concerning what it measures was at {}: {}: {}.",
+            p.probe,
+            offset(p.at_ms),
+            offset(e.at_ms),
+            e.component,
+            e.message
+        ),
+        None => {
+            // Nothing names its target: what the other recovery probes waited on is the
+            // nearest evidence (a service's availability follows its pods).
+            let others: Vec<String> = s
+                .recovery_probes
+                .iter()
+                .map(|r| r.probe.clone())
+                .filter(|n| *n != p.probe)
+                .collect();
+            match last_concerning(&defs(&others), p.at_ms) {
+                Some(e) => format!(
+                    "Recovery was gated by `{}`, the last recovery probe to pass (at {}); no environment event names what it measures, and the last event before it concerning the other recovery probes was at {}: {}: {}.",
+                    p.probe,
+                    offset(p.at_ms),
+                    offset(e.at_ms),
+                    e.component,
+                    e.message
+                ),
+                None => format!(
+                    "Recovery was gated by `{}`, the last recovery probe to pass (at {}); no environment event concerns what it measures.",
+                    p.probe,
+                    offset(p.at_ms)
+                ),
+            }
+        }
+    })
+}
+
 fn root_cause(s: &RunSummary, owner: &str) -> String {
     let mut parts: Vec<String> = Vec::new();
     let gate = match &s.deadline_exceeded {
@@ -527,8 +646,10 @@ fn root_cause(s: &RunSummary, owner: &str) -> String {
         line.push('.');
         parts.push(line);
     }
+    // With probe definitions the causal chain below names the gate and what it waited on.
     if parts.is_empty()
         && s.measurements.iter().all(|m| m.met)
+        && (s.probe_defs.is_empty() || s.recovered.is_none())
         && let Some(g) = &gate
     {
         let mut g = g.clone();
@@ -549,10 +670,15 @@ fn root_cause(s: &RunSummary, owner: &str) -> String {
             r.error.as_deref().unwrap_or("no error given")
         ));
     }
-    if s.fault_at_ms.is_some()
-        && let Some(w) = recovery_window_analysis(s)
-    {
-        parts.push(w);
+    if s.fault_at_ms.is_some() {
+        match causal_chain(s) {
+            Some(c) => parts.push(c),
+            None => {
+                if let Some(w) = recovery_window_analysis(s) {
+                    parts.push(w);
+                }
+            }
+        }
     }
     parts.push(todo(owner, "confirm or correct this draft root cause"));
     parts.join(" ")
@@ -619,10 +745,20 @@ fn findings(s: &RunSummary) -> Vec<String> {
         let vs = measured_vs_objective(m);
         out.push(match m.name.as_str() {
             "rto" => {
-                let gate = s
-                    .last_recovering_probe()
-                    .map(|p| format!("; start with `{}`, the last probe to recover", p.probe))
-                    .unwrap_or_default();
+                let gate = match s
+                    .deadline_exceeded
+                    .as_ref()
+                    .filter(|d| !d.failing.is_empty())
+                {
+                    Some(d) => format!(
+                        "; start with {}, still failing at the deadline",
+                        code_list(&d.failing)
+                    ),
+                    None => s
+                        .last_recovering_probe()
+                        .map(|p| format!("; start with `{}`, the last probe to recover", p.probe))
+                        .unwrap_or_default(),
+                };
                 format!("Bring recovery time within RTO: measured {vs}{gate}")
             }
             "rpo" => format!("Bring data loss within RPO: measured {vs}"),

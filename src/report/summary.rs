@@ -43,6 +43,9 @@ pub struct RunSummary {
         skip_serializing_if = "crate::engine::events::Overrides::is_empty"
     )]
     pub overrides: crate::engine::events::Overrides,
+    /// The probes as defined (what each measures), for the post-mortem's causal chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_defs: Vec<crate::engine::events::PlannedProbe>,
     pub objectives: Option<ObjectivesInfo>,
     pub journal_version: Option<u32>,
     pub firedrill_version: Option<String>,
@@ -394,6 +397,7 @@ impl RunSummary {
             variables: Vec::new(),
             environment_sets: Vec::new(),
             overrides: Default::default(),
+            probe_defs: Vec::new(),
             objectives: None,
             journal_version: None,
             firedrill_version: None,
@@ -513,9 +517,11 @@ impl RunSummary {
                 firedrill_version,
                 environment_doc,
                 overrides,
+                probes,
                 ..
             } => {
                 self.overrides = overrides.clone();
+                self.probe_defs = probes.clone();
                 self.environment_sets = environment_doc
                     .as_ref()
                     .map(|d| d.sets.clone())

@@ -23,6 +23,7 @@ mod mermaid;
 mod notify;
 mod postgres_lab;
 mod prometheus_lab;
+mod reports;
 mod sim_fis;
 mod sim_k8s;
 mod sim_outcomes;
