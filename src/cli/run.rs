@@ -589,7 +589,7 @@ fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
             let measured = match m.measured_ms {
                 None if m.no_impact => "no impact".to_string(),
                 None if m.deadline_ms.is_none() => "-".to_string(),
-                Some(ms) => crate::lang::duration::format(std::time::Duration::from_millis(ms)),
+                Some(ms) => crate::lang::duration::format_at(ms, m.resolution_ms),
                 None => format!(
                     "> {}",
                     crate::lang::duration::format(std::time::Duration::from_millis(

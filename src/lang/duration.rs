@@ -88,6 +88,20 @@ pub fn parse_up_to(input: &str, limit: Duration) -> Result<Duration, DurationErr
     Ok(Duration::from_millis(total_ms.round() as u64))
 }
 
+/// A measured figure with no more digits than its resolution: to the second when the
+/// resolution is a second or more (`30.006s` at ±15s reads `30s`), else to its tenth or
+/// hundredth of a second.
+pub fn format_at(ms: u64, resolution_ms: u64) -> String {
+    let unit = match resolution_ms {
+        r if r >= 1000 => 1000,
+        r if r >= 100 => 100,
+        r if r >= 10 => 10,
+        _ => 1,
+    };
+    let rounded = (ms + unit / 2) / unit * unit;
+    format(Duration::from_millis(rounded))
+}
+
 /// A signed run offset: `+30s`, `-1s` (before the run started), `+0s`.
 pub fn format_offset(ms: i64) -> String {
     let d = format(Duration::from_millis(ms.unsigned_abs()));
@@ -214,5 +228,21 @@ mod tests {
             assert_eq!(parse(s), Ok(d));
         }
         assert_eq!(format_signed(-65_000), "-1m5s");
+    }
+}
+
+#[cfg(test)]
+mod readable_tests {
+    #[test]
+    fn figures_keep_the_digits_of_their_resolution_and_offsets_their_sign() {
+        assert_eq!(super::format_at(30_006, 15_000), "30s");
+        assert_eq!(super::format_at(150_499, 10_000), "2m30s");
+        assert_eq!(super::format_at(1_234, 250), "1.2s");
+        assert_eq!(super::format_offset(-1_000), "-1s");
+        assert_eq!(super::format_offset(0), "+0s");
+        assert_eq!(crate::lang::tolerance::number(0.19999999999999996), "0.2");
+        assert_eq!(crate::lang::tolerance::number(1.0), "1");
+        assert_eq!(crate::lang::tolerance::number(0.012345678), "0.0123457");
+        assert_eq!(crate::lang::tolerance::number(-2.5), "-2.5");
     }
 }

@@ -175,7 +175,7 @@ pub fn render(exp: &Experiment, plan: &Plan) -> String {
         .collect();
     let _ = writeln!(
         out,
-        "\nCritical path ({} estimated): {}",
+        "\nCritical path (at most {}: the steps' durations and wait deadlines along it, a worst case): {}",
         crate::lang::duration::format(plan.critical_length),
         path.join(" -> ")
     );

@@ -131,8 +131,36 @@ fn loosely_equal(a: &Json, b: &Json) -> bool {
     }
 }
 
+/// A number as people write it: at most 6 significant digits (no `0.19999999999999996`).
+pub fn number(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return if x == 0.0 { "0".into() } else { x.to_string() };
+    }
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        return format!("{}", x as i64);
+    }
+    let digits = 6 - (x.abs().log10().floor() as i32 + 1);
+    let s = format!("{:.*}", digits.clamp(0, 12) as usize, x);
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    if s == "-0" { "0".into() } else { s }
+}
+
+/// A JSON value for people: numbers via [`number`], the rest as JSON.
+pub fn show_value(v: &Json) -> String {
+    match v {
+        Json::Number(n) if !n.is_i64() && !n.is_u64() => {
+            n.as_f64().map(number).unwrap_or_else(|| n.to_string())
+        }
+        other => other.to_string(),
+    }
+}
+
 fn show(v: &Json) -> String {
-    let s = v.to_string();
+    let s = show_value(v);
     if s.chars().count() > 120 {
         format!("{}…", s.chars().take(120).collect::<String>())
     } else {
@@ -226,7 +254,11 @@ impl Tolerance {
                             let ok = within(x);
                             (
                                 ok,
-                                format!("{x} {} {range}", if ok { "within" } else { "outside" }),
+                                format!(
+                                    "{} {} {range}",
+                                    number(x),
+                                    if ok { "within" } else { "outside" }
+                                ),
                             )
                         }
                     },

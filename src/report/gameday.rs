@@ -183,7 +183,7 @@ fn human(ms: u64) -> String {
 
 fn figure(m: &Measurement) -> String {
     let measured = match m.measured_ms {
-        Some(v) => human(v),
+        Some(v) => crate::lang::duration::format_at(v, m.resolution_ms),
         None if m.no_impact => "no impact".into(),
         None => match m.deadline_ms {
             Some(d) => format!("> {}", human(d)),
@@ -669,7 +669,7 @@ fn post_mortem(out: &mut String, g: &GameDaySummary, decision: &str) {
             } else {
                 &d.to_improve
             };
-            for i in list.iter().filter(|i| !i.trim_start().starts_with("<!--")) {
+            for i in list.iter().filter(|i| !crate::report::lessons::is_todo(i)) {
                 match lines.iter_mut().find(|(t, _)| t == i) {
                     Some((_, names)) => names.push(&d.name),
                     None => lines.push((i.clone(), vec![&d.name])),

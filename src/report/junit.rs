@@ -107,7 +107,7 @@ fn cases(s: &RunSummary) -> Vec<Case> {
         let name = m.name.to_uppercase();
         let objective = m.objective_ms.map(human).unwrap_or_else(|| "-".into());
         let measured = match m.measured_ms {
-            Some(v) => human(v),
+            Some(v) => crate::lang::duration::format_at(v, m.resolution_ms),
             None if m.no_impact => "no impact".into(),
             None => format!(
                 "not reached by the {} deadline",

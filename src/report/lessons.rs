@@ -124,9 +124,17 @@ pub enum LessonsError {
     },
 }
 
+/// The marker of what people must complete (visible in the rendered page, and greppable).
+pub const TODO_MARK: &str = "TO COMPLETE ";
+
+/// Whether a line is a placeholder for people to complete.
+pub fn is_todo(s: &str) -> bool {
+    s.contains(TODO_MARK)
+}
+
 /// A marker for what people must complete; rendered verbatim (an HTML comment) in markdown.
 pub fn todo(owner: &str, what: &str) -> String {
-    format!("<!-- TODO({owner}): {what} -->")
+    format!("**{TODO_MARK}({owner}):** _{what}_")
 }
 
 /// `+4m10s`: a run-clock offset.
@@ -243,11 +251,18 @@ fn impact(s: &RunSummary) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(during) = s.phase(Phase::Method) {
         for c in during.probes.iter().filter(|c| is_impact_probe(&c.name)) {
+            let num = crate::lang::tolerance::number;
             let range = match (c.min, c.max) {
-                (Some(lo), Some(hi)) => format!(" measured between {lo} and {hi};"),
+                (Some(lo), Some(hi)) if lo == hi => {
+                    format!(" measured {} in every check;", num(lo))
+                }
+                (Some(lo), Some(hi)) => format!(" measured between {} and {};", num(lo), num(hi)),
                 _ => String::new(),
             };
             let out = match (&c.first_failure, &c.last_failure) {
+                (Some(_), Some(_)) if c.failed == c.checks => {
+                    format!("every one of its {} checks out of tolerance", c.checks)
+                }
                 (Some(first), Some(last)) => format!(
                     "{} of {} checks out of tolerance, from {} to {}",
                     c.failed,
@@ -1001,7 +1016,11 @@ mod tests {
         s.data_loss.clear();
         let l = LessonsRecord::from_summary(&s);
         assert_eq!(l.action_items[0].owner, "TODO");
-        assert!(l.impact.starts_with("<!-- TODO(owner): "), "{}", l.impact);
+        assert!(
+            l.impact.starts_with("**TO COMPLETE (owner):** _"),
+            "{}",
+            l.impact
+        );
     }
 
     #[test]

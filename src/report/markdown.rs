@@ -9,9 +9,7 @@ use serde_json::Value as Json;
 
 use crate::engine::events::{Measurement, Phase, StepOutcome};
 use crate::lang::duration::format;
-use crate::report::lessons::{
-    ActionStatus, LessonsRecord, OpenActionItem, offset, short_json, truncate,
-};
+use crate::report::lessons::{ActionStatus, LessonsRecord, OpenActionItem, offset, truncate};
 use crate::report::summary::RunSummary;
 
 /// Longest output / value shown inline, in characters.
@@ -193,7 +191,7 @@ fn header(out: &mut String, s: &RunSummary) {
 fn measured_cell(m: &Measurement) -> String {
     match (m.measured_ms, m.deadline_ms) {
         (None, _) if m.no_impact => "no impact observed".to_string(),
-        (Some(v), _) => human(v),
+        (Some(v), _) => crate::lang::duration::format_at(v, m.resolution_ms),
         (None, Some(d)) => format!("> {} (deadline)", human(d)),
         (None, None) => "not measured".to_string(),
     }
@@ -528,10 +526,10 @@ fn probe_table(out: &mut String, s: &RunSummary, phase: Phase, label: &str) {
         let r = &c.last;
         let _ = writeln!(
             out,
-            "| `{}` | {} | `{}` | {} | {} | {counts} |",
+            "| `{}` | {} | {} | {} | {} | {counts} |",
             c.name,
             if r.ok { "ok" } else { "FAIL" },
-            cell(&short_json(&r.value, 80)),
+            cell(&readable(&r.value, 4, "<br>")),
             cell(&r.message),
             offset(r.at_ms)
         );
@@ -546,18 +544,23 @@ fn steady_state(out: &mut String, s: &RunSummary) {
     if s.deviations.is_empty() {
         out.push_str("Deviations: none.\n\n");
     } else {
-        let _ = writeln!(out, "Deviations: {}.\n", s.deviation_count());
+        let _ = writeln!(
+            out,
+            "Deviations (checks of the during-hypothesis probes out of tolerance): {} across {} probe(s).\n",
+            s.deviation_count(),
+            s.deviations.len()
+        );
         out.push_str("| Probe | Count | First | Last | Worst value | Last message |\n");
         out.push_str("|---|---|---|---|---|---|\n");
         for d in &s.deviations {
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | `{}` | {} |",
+                "| `{}` | {} | {} | {} | {} | {} |",
                 d.probe,
                 d.count,
                 offset(d.first_at_ms),
                 offset(d.last_at_ms),
-                cell(&short_json(&d.worst_value, 80)),
+                cell(&readable(&d.worst_value, 4, "<br>")),
                 cell(&d.last_message)
             );
         }
@@ -588,6 +591,63 @@ fn outcome_label(o: Option<StepOutcome>, started: bool) -> &'static str {
         None if started => "running when the journal ends",
         None => "not started",
     }
+}
+
+/// Flatten a value into `key: value` pairs (nested keys dotted, lists indexed).
+fn pairs(prefix: &str, v: &Json, out: &mut Vec<(String, String)>) {
+    match v {
+        Json::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                pairs(&key, x, out);
+            }
+        }
+        Json::Array(a) if !a.is_empty() && a.iter().any(|x| x.is_object() || x.is_array()) => {
+            for (i, x) in a.iter().enumerate() {
+                pairs(&format!("{prefix}[{i}]"), x, out);
+            }
+        }
+        Json::Array(a) => out.push((
+            prefix.to_string(),
+            a.iter().map(scalar).collect::<Vec<_>>().join(", "),
+        )),
+        other => out.push((prefix.to_string(), scalar(other))),
+    }
+}
+
+fn scalar(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        Json::Null => "null".into(),
+        other => crate::lang::tolerance::show_value(other),
+    }
+}
+
+/// A value for people: a scalar as it reads, an object as `key: value` pairs, at most
+/// `max_pairs` of them with a note of how many more the journal has.
+fn readable(v: &Json, max_pairs: usize, sep: &str) -> String {
+    let mut ps = Vec::new();
+    pairs("", v, &mut ps);
+    if ps.len() == 1 && ps[0].0.is_empty() {
+        return truncate(&ps[0].1, MAX_INLINE);
+    }
+    let shown: Vec<String> = ps
+        .iter()
+        .take(max_pairs)
+        .map(|(k, x)| format!("{k}: {}", truncate(x, 80)))
+        .collect();
+    let mut out = shown.join(sep);
+    if ps.len() > max_pairs {
+        out.push_str(&format!(
+            "{sep}… {} more in the journal",
+            ps.len() - max_pairs
+        ));
+    }
+    out
 }
 
 fn interesting(v: &Json) -> bool {
@@ -675,11 +735,7 @@ fn steps(out: &mut String, s: &RunSummary) {
             );
         }
         if let Some(o) = output {
-            let _ = writeln!(
-                out,
-                "  - output: `{}`",
-                truncate(&o.to_string(), MAX_INLINE)
-            );
+            let _ = writeln!(out, "  - output: {}", readable(&o, 8, "; "));
         }
     }
     out.push('\n');
@@ -981,7 +1037,7 @@ mod tests {
             md.contains("The longest gap, 6m25s between rds orders-db"),
             "{md}"
         );
-        assert!(md.contains("<!-- TODO(team-payments): "));
+        assert!(md.contains("**TO COMPLETE (team-payments):** _"));
         let sections: Vec<usize> = [
             "## Verdict",
             "## Timeline",
@@ -1093,10 +1149,7 @@ mod tests {
         let mut s = RunSummary::from_records(&fixtures::pass_run());
         s.steps[0].output = serde_json::json!({"blob": "x".repeat(1000)}).into();
         let md = render_markdown(&s, &[]);
-        let line = md
-            .lines()
-            .find(|l| l.contains("output: `{\"blob\""))
-            .unwrap();
+        let line = md.lines().find(|l| l.contains("output: blob: ")).unwrap();
         assert!(line.chars().count() < 330, "{}", line.len());
         assert!(line.contains('…'));
     }
