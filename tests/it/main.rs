@@ -28,4 +28,5 @@ mod sim_fis;
 mod sim_k8s;
 mod sim_outcomes;
 mod support;
+mod terminal;
 mod timetable;
