@@ -318,6 +318,25 @@ fn report_latest_rerenders_from_the_journal_alone() {
     assert_eq!(key_lines(&out.stdout), want, "{}", out.stdout);
 }
 
+/// Redactions for report snapshots: run ids, wall-clock times (not the timeline's offsets,
+/// dated 1970-01-01), durations, paths, hashes.
+fn report_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"\d{8}T\d{6}Z-[a-z0-9-]+?-[0-9a-f]{4}", "[RUN_ID]"),
+        (
+            r"20\d{2}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?( UTC|Z)?",
+            "[TIMESTAMP]",
+        ),
+        (r"20\d{2}-\d{2}-\d{2}", "[DATE]"),
+        (
+            r"(?m)^\| Duration \| [^|]+ \|$",
+            "| Duration | [DURATION] |",
+        ),
+        (r"\(`[^`]*experiments/", "(`[DIR]/experiments/"),
+        (r"chain ending `[0-9a-f]{64}`", "chain ending `[SHA256]`"),
+    ]
+}
+
 #[test]
 fn rendered_report_snapshot() {
     let mut t = Test::new().args([
@@ -330,16 +349,46 @@ fn rendered_report_snapshot() {
     t.run().expect_code(0);
     t = t.args(["report", "latest"]);
     let out = t.run().expect_code(0);
-    insta::with_settings!({filters => vec![
-        (r"\d{8}T\d{6}Z-[a-z0-9-]+?-[0-9a-f]{4}", "[RUN_ID]"),
-        (r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d+)?( UTC|Z)?", "[TIMESTAMP]"),
-        (r"\d{4}-\d{2}-\d{2}", "[DATE]"),
-        (r"(?m)^\| Duration \| [^|]+ \|$", "| Duration | [DURATION] |"),
-        (r"\(`[^`]*experiments/", "(`[DIR]/experiments/"),
-        (r"chain ending `[0-9a-f]{64}`", "chain ending `[SHA256]`"),
-    ]}, {
+    insta::with_settings!({filters => report_filters()}, {
         insta::assert_snapshot!("report_pod_kill", out.stdout);
     });
+}
+
+/// Every sample's report, and the TTL-1h miss's, as snapshots: the text a team hands its
+/// auditors does not change unnoticed.
+#[test]
+fn every_sample_report_snapshot() {
+    let mut runs: Vec<(String, Vec<String>, i32)> = samples()
+        .iter()
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                vec![p.display().to_string()],
+                0,
+            )
+        })
+        .collect();
+    runs.push((
+        "region-failover-ttl-1h".into(),
+        vec![
+            repo("experiments/region-failover.yaml"),
+            "--set".into(),
+            "sim.dns[0].ttl=1h".into(),
+        ],
+        4,
+    ));
+    for (name, args, code) in runs {
+        let mut a = vec!["run".to_string()];
+        a.extend(args);
+        a.extend(["-q".into(), "--seed".into(), "7".into()]);
+        let t = Test::new().args(a);
+        t.run().expect_code(code);
+        let dir = t.run_dirs().pop().unwrap();
+        let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        insta::with_settings!({filters => report_filters()}, {
+            insta::assert_snapshot!(format!("sample_report_{name}"), report);
+        });
+    }
 }
 
 /// The drill that misses its RTO: region-failover with a 1h DNS TTL when that sample exists;
