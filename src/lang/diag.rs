@@ -51,7 +51,7 @@ impl Diagnostic {
             at
         );
         if let (Some(loc), Some(src)) = (self.loc, source)
-            && let Some(line) = src.lines().nth(loc.line.saturating_sub(1) as usize)
+            && let Some(line) = source_lines(src).nth(loc.line.saturating_sub(1) as usize)
         {
             let num = loc.line.to_string();
             let pad = " ".repeat(num.len());
@@ -161,5 +161,35 @@ mod tests {
         );
         assert_eq!(suggest("zzzzzz", ["abort_when", "interval"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}
+
+/// The lines of a source as YAML counts them: `\n`, `\r\n` and a lone `\r` each end one (a
+/// location's line is the YAML scanner's).
+pub fn source_lines(src: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(src);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        match s.find(['\n', '\r']) {
+            None => {
+                rest = None;
+                Some(s)
+            }
+            Some(i) => {
+                let skip = if s[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = Some(&s[i + skip..]);
+                Some(&s[..i])
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod source_line_tests {
+    #[test]
+    fn lines_end_at_lf_crlf_and_a_lone_cr() {
+        let v: Vec<&str> = super::source_lines("a\nb\r\nc\rd").collect();
+        assert_eq!(v, ["a", "b", "c", "d"]);
+        assert_eq!(super::source_lines("").count(), 1);
     }
 }

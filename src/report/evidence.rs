@@ -281,7 +281,11 @@ pub fn evaluate(
 fn human(ms: u64) -> String {
     // Ages read in whole units: days above two days, hours above two hours, else minutes.
     if ms >= 2 * 86_400_000 {
-        format!("{}d", ms / 86_400_000)
+        // Whole days, with the hours when there are some (30d23h is not "30d, over 30d").
+        match (ms % 86_400_000) / 3_600_000 {
+            0 => format!("{}d", ms / 86_400_000),
+            h => format!("{}d{h}h", ms / 86_400_000),
+        }
     } else if ms >= 2 * 3_600_000 {
         format!("{}h", ms / 3_600_000)
     } else {
