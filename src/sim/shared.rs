@@ -13,13 +13,17 @@ pub const WARM_UP: Duration = Duration::from_secs(3600);
 
 /// An estate and its clock, shareable between the provider and other views of the same estate
 /// (the Kubernetes API that `firedrill sim serve` and the tests serve from it). Estate time is
-/// [`WARM_UP`] + the clock's elapsed time; the first clock set wins.
+/// [`WARM_UP`] + the clock's elapsed time; the first clock set wins. Before one is set (a
+/// preflight, a test without a drill) a provisional clock stands in, so the drill's own clock
+/// becomes the estate's anchor when it starts: one anchor for the run's and the estate's times.
 #[derive(Clone)]
 pub struct SharedEstate {
     estate: Arc<Mutex<Estate>>,
     /// The FIS experiments started on this estate (`sim::fis`).
     fis: Arc<Mutex<crate::sim::fis::Registry>>,
     clock: Arc<OnceLock<RunClock>>,
+    /// Used until `start` sets `clock`.
+    provisional: Arc<OnceLock<RunClock>>,
     changed: Arc<tokio::sync::Notify>,
 }
 
@@ -29,6 +33,7 @@ impl SharedEstate {
             estate: Arc::new(Mutex::new(estate)),
             fis: Arc::default(),
             clock: Arc::new(OnceLock::new()),
+            provisional: Arc::new(OnceLock::new()),
             changed: Arc::new(tokio::sync::Notify::new()),
         }
     }
@@ -55,7 +60,10 @@ impl SharedEstate {
     }
 
     pub fn clock(&self) -> RunClock {
-        *self.clock.get_or_init(RunClock::start_now)
+        match self.clock.get() {
+            Some(c) => *c,
+            None => *self.provisional.get_or_init(RunClock::start_now),
+        }
     }
 
     /// Estate time now (clock + warm-up).

@@ -334,13 +334,6 @@ fn report_filters() -> Vec<(&'static str, &'static str)> {
         ),
         (r"\(`[^`]*experiments/", "(`[DIR]/experiments/"),
         (r"chain ending `[0-9a-f]{64}`", "chain ending `[SHA256]`"),
-        // A data-loss window under a second depends on the wall-clock millisecond the run
-        // started at (the estate's writes are on the wall clock's seconds): within the
-        // figure's 1 s resolution, but not the same twice.
-        (
-            r"-?\d{1,3}ms( \(before the run started\)| of writes| against)",
-            "[<1s]$1",
-        ),
     ]
 }
 
