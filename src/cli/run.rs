@@ -563,16 +563,20 @@ pub(super) fn write_outputs(
     Ok(summary)
 }
 
-/// The report's trend section: this run against the experiment's earlier runs.
-pub(super) fn trend_section(summary: &RunSummary, run_dir: &Path) -> String {
-    let root = run_dir.parent().unwrap_or(Path::new("."));
-    let history = journal::experiment_history(
-        root,
+/// The experiment's runs before this one (the runs directory is the run directory's parent).
+fn history_of(summary: &RunSummary, run_dir: &Path) -> Vec<crate::report::trend::Point> {
+    journal::experiment_history(
+        run_dir.parent().unwrap_or(Path::new(".")),
         &summary.experiment,
         &summary.run_id,
         summary.started,
         crate::report::trend::WINDOW,
-    );
+    )
+}
+
+/// The report's trend section: this run against the experiment's earlier runs.
+pub(super) fn trend_section(summary: &RunSummary, run_dir: &Path) -> String {
+    let history = history_of(summary, run_dir);
     crate::report::trend::markdown(&crate::report::trend::Point::of(summary), &history)
 }
 
@@ -615,14 +619,7 @@ fn print_verdict(s: &RunSummary, run_dir: &Path, wall: std::time::Duration) {
             let _ = writeln!(out, "  - {r}");
         }
     }
-    let root = run_dir.parent().unwrap_or(Path::new("."));
-    let history = journal::experiment_history(
-        root,
-        &s.experiment,
-        &s.run_id,
-        s.started,
-        crate::report::trend::WINDOW,
-    );
+    let history = history_of(s, run_dir);
     let real = history.iter().filter(|p| !p.what_if).count();
     if real > 0 {
         let this = crate::report::trend::Point::of(s);

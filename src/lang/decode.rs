@@ -213,6 +213,23 @@ impl<'n> MapReader<'n> {
     }
 }
 
+/// Read `apiVersion` (required) and report any other than the one this build reads.
+pub fn api_version(cx: &mut Cx, m: &mut MapReader) {
+    let api = m.req::<Spanned<String>>(cx, "apiVersion");
+    let want = crate::lang::spec::API_VERSION;
+    if let Some(api) = &api
+        && api.value != want
+    {
+        cx.key("apiVersion", |cx| {
+            cx.error(
+                api.loc,
+                format!("unsupported apiVersion `{}`", api.value),
+                format!("write `apiVersion: {want}`"),
+            )
+        });
+    }
+}
+
 /// Decoding from a located node.
 pub trait Decode: Sized {
     fn decode(cx: &mut Cx, node: &Node) -> Option<Self>;

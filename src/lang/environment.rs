@@ -15,7 +15,6 @@
 
 use crate::lang::decode::Cx;
 use crate::lang::diag::{Diagnostic, did_you_mean};
-use crate::lang::spec::API_VERSION;
 use crate::lang::yaml::{Loc, Node, NodeKind};
 use serde_json::Value as Json;
 
@@ -391,18 +390,7 @@ pub fn parse_environment(
 
 fn decode(cx: &mut Cx, root: &Node, file: &str, text: &str) -> Option<Environment> {
     let mut m = cx.map(root, "the environment")?;
-    let api = m.req::<crate::lang::decode::Spanned<String>>(cx, "apiVersion");
-    if let Some(a) = &api
-        && a.value != API_VERSION
-    {
-        cx.key("apiVersion", |cx| {
-            cx.error(
-                a.loc,
-                format!("unsupported apiVersion `{}`", a.value),
-                format!("write `apiVersion: {API_VERSION}`"),
-            )
-        });
-    }
+    crate::lang::decode::api_version(cx, &mut m);
     if let Some(k) = m.req::<crate::lang::decode::Spanned<String>>(cx, "kind")
         && k.value != "Environment"
     {

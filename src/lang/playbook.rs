@@ -8,7 +8,7 @@
 
 use crate::lang::decode::{Cx, Decode, OrderedMap, Spanned, choice};
 use crate::lang::diag::{Diagnostic, did_you_mean};
-use crate::lang::spec::{API_VERSION, Metadata};
+use crate::lang::spec::Metadata;
 use crate::lang::yaml::{Loc, Node, NodeKind};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
 use std::collections::{HashMap, HashSet};
@@ -382,18 +382,7 @@ struct RawDrill {
 
 fn decode_playbook(cx: &mut Cx, root: &Node) -> Option<Playbook> {
     let mut m = cx.map(root, "the playbook")?;
-    let api = m.req::<Spanned<String>>(cx, "apiVersion");
-    if let Some(api) = &api
-        && api.value != API_VERSION
-    {
-        cx.key("apiVersion", |cx| {
-            cx.error(
-                api.loc,
-                format!("unsupported apiVersion `{}`", api.value),
-                format!("write `apiVersion: {API_VERSION}`"),
-            )
-        });
-    }
+    crate::lang::decode::api_version(cx, &mut m);
     if let Some(kind) = m.req::<Spanned<String>>(cx, "kind")
         && kind.value != "Playbook"
     {

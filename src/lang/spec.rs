@@ -625,18 +625,7 @@ fn decode_experiment(
     variables: Vec<(String, String)>,
 ) -> Option<Experiment> {
     let mut m = cx.map(root, "the experiment")?;
-    let api = m.req::<Spanned<String>>(cx, "apiVersion");
-    if let Some(api) = &api
-        && api.value != API_VERSION
-    {
-        cx.key("apiVersion", |cx| {
-            cx.error(
-                api.loc,
-                format!("unsupported apiVersion `{}`", api.value),
-                format!("write `apiVersion: {API_VERSION}`"),
-            )
-        });
-    }
+    crate::lang::decode::api_version(cx, &mut m);
     if let Some(kind) = m.req::<Spanned<String>>(cx, "kind")
         && kind.value != "Experiment"
     {
