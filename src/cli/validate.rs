@@ -1,5 +1,5 @@
-//! `firedrill validate`: check experiment and environment files; report every problem with
-//! file:line:col.
+//! `firedrill validate`: check experiment, environment and playbook files (a playbook with every
+//! experiment and environment it names); report every problem with file:line:col.
 
 use super::{Failure, ValidateArgs, read_file};
 use crate::exit;
@@ -20,8 +20,34 @@ pub(super) fn validate(a: ValidateArgs) -> Result<i32, Failure> {
             }
         };
         let name = f.display().to_string();
-        let is_env = std::str::from_utf8(&bytes)
-            .is_ok_and(|t| t.lines().any(|l| l.trim() == "kind: Environment"));
+        let kind_is = |k: &str| {
+            std::str::from_utf8(&bytes)
+                .is_ok_and(|t| t.lines().any(|l| l.trim() == format!("kind: {k}")))
+        };
+        if kind_is("Playbook") {
+            // The playbook, then every drill's experiment and environment with its overrides.
+            let source = String::from_utf8_lossy(&bytes).into_owned();
+            match super::gameday::load_playbook(f)
+                .and_then(|pb| super::gameday::load_drills(&pb, &source).map(|d| (pb, d)))
+            {
+                Ok((pb, drills)) => println!(
+                    "ok: {name} (playbook: {} drills, {} controls{})",
+                    drills.len(),
+                    pb.controls.len(),
+                    pb.schedule
+                        .as_ref()
+                        .map(|s| format!(", schedule `{}` in {}", s.cron, s.timezone.name()))
+                        .unwrap_or_default()
+                ),
+                Err(e) => {
+                    bad += 1;
+                    all.push_str(&e.message);
+                    all.push('\n');
+                }
+            }
+            continue;
+        }
+        let is_env = kind_is("Environment");
         let res = if is_env {
             environment::parse_environment(&name, &bytes, &[])
                 .and_then(|env| crate::backend::router::check_settings(&env))

@@ -629,10 +629,10 @@ fn decode_experiment(
     if let Some(kind) = m.req::<Spanned<String>>(cx, "kind")
         && kind.value != "Experiment"
     {
-        let help = if kind.value == "Environment" {
-            "this is an environment file; pass it with `--env`, and pass an experiment as the argument".to_string()
-        } else {
-            "write `kind: Experiment`".to_string()
+        let help = match kind.value.as_str() {
+            "Environment" => "this is an environment file; pass it with `--env`, and pass an experiment as the argument".to_string(),
+            "Playbook" => "this is a game-day playbook: run it with `firedrill gameday run`".to_string(),
+            _ => "write `kind: Experiment`".to_string(),
         };
         cx.key("kind", |cx| {
             cx.error(
@@ -641,6 +641,10 @@ fn decode_experiment(
                 help,
             )
         });
+        // Another kind of document: its keys are not an experiment's mistakes.
+        if matches!(kind.value.as_str(), "Environment" | "Playbook") {
+            return None;
+        }
     }
     let metadata = m.node("metadata").and_then(|n| {
         cx.key("metadata", |cx| {

@@ -839,3 +839,27 @@ fn a_what_if_run_says_so_and_its_action_items_stay_apart() {
         journal.lines().next().unwrap()
     );
 }
+
+#[test]
+fn validate_checks_a_playbook_with_its_drills_and_run_points_a_playbook_to_gameday() {
+    let lab = Lab::new();
+    let out = lab.firedrill(&["validate", PLAYBOOK]).expect(0);
+    assert_eq!(
+        out.stdout.trim(),
+        "ok: playbooks/quarterly-dr-game-day.yaml (playbook: 5 drills, 4 controls, schedule `0 14 * * TUE#1` in UTC)"
+    );
+    // A drill's broken experiment fails the playbook's validation, located in its own file.
+    let bad_exp = lab.write("bad.yaml", "apiVersion: firedrill.dev/v1\nkind: Experiment\nmetadata: {name: x}\nsteps:\n  - id: a\n    action: wiat\n");
+    let pb = lab.write("pb.yaml", &format!("apiVersion: firedrill.dev/v1\nkind: Playbook\nmetadata: {{name: gd}}\ndrills:\n  - experiment: {bad_exp}\n"));
+    let out = lab.firedrill(&["validate", &pb]).expect(2);
+    assert!(out.stderr.contains("bad.yaml:6:13"), "{}", out.stderr);
+    // `run` on a playbook: one error that says what to do, not the playbook's keys as mistakes.
+    let out = lab.firedrill(&["run", PLAYBOOK]).expect(2);
+    assert!(
+        out.stderr
+            .contains("this is a game-day playbook: run it with `firedrill gameday run`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("1 problem found"), "{}", out.stderr);
+}
