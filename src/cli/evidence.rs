@@ -5,7 +5,7 @@
 //! launch pipeline can gate on it.
 
 use super::gameday::{LoadedDrill, load_drills, load_playbook};
-use super::{EvidenceArgs, Failure, OutputArg, internal, read_file};
+use super::{EvidenceArgs, Failure, OutputArg, internal};
 use crate::exit;
 use crate::lang::playbook::Playbook;
 use crate::report::evidence::{self, ControlSpec, ControlStatus, RunFacts};
@@ -27,8 +27,7 @@ pub(super) fn evidence(a: EvidenceArgs) -> Result<i32, Failure> {
     };
     let mut all = Vec::new();
     for p in &a.playbooks {
-        let source = String::from_utf8_lossy(&read_file(p)?).into_owned();
-        let pb = load_playbook(p)?;
+        let (pb, source) = load_playbook(p)?;
         if pb.controls.is_empty() {
             eprintln!(
                 "warning: {}: the playbook names no `controls:`",

@@ -31,11 +31,13 @@ pub(super) struct LoadedDrill {
     pub experiment: Experiment,
 }
 
-/// Read and validate a playbook (exit 2 with every problem located).
-pub(super) fn load_playbook(path: &Path) -> Result<Playbook, Failure> {
+/// Read and validate a playbook (exit 2 with every problem located); also its text, which
+/// [`load_drills`] locates missing files in.
+pub(super) fn load_playbook(path: &Path) -> Result<(Playbook, String), Failure> {
     let bytes = read_file(path)?;
-    playbook::parse_playbook(&path.display().to_string(), &bytes)
-        .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))
+    let pb = playbook::parse_playbook(&path.display().to_string(), &bytes)
+        .map_err(|d| invalid(&d, std::str::from_utf8(&bytes).ok()))?;
+    Ok((pb, String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Load every drill's experiment (with its `vars:`) and environment (with its `set:`): every
@@ -166,8 +168,7 @@ fn run_args(
 }
 
 pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
-    let source = String::from_utf8_lossy(&read_file(&a.playbook)?).into_owned();
-    let pb = load_playbook(&a.playbook)?;
+    let (pb, source) = load_playbook(&a.playbook)?;
     if a.if_due
         && let Some(why) = not_due(&pb, &a.runs.runs_dir, chrono::Utc::now())?
     {

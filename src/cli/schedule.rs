@@ -9,7 +9,7 @@ use crate::exit;
 use chrono::{DateTime, Utc};
 
 pub(super) fn next(a: ScheduleNextArgs) -> Result<i32, Failure> {
-    let pb = load_playbook(&a.playbook)?;
+    let (pb, _) = load_playbook(&a.playbook)?;
     let Some(s) = &pb.schedule else {
         return Err(Failure {
             code: exit::INVALID_INPUT,
@@ -80,7 +80,7 @@ fn scheduled_playbooks(paths: &[std::path::PathBuf]) -> Result<Vec<timetable::En
     let mut out = Vec::new();
     let mut names = std::collections::HashSet::new();
     for f in files {
-        let pb = load_playbook(&f)?;
+        let (pb, _) = load_playbook(&f)?;
         let Some(schedule) = pb.schedule else {
             eprintln!("note: {}: no `schedule:`, not served", f.display());
             continue;
@@ -222,7 +222,7 @@ pub(super) fn run(a: super::ScheduleRunArgs) -> Result<i32, Failure> {
 
 /// `schedule pause` / `resume`: a marker file the scheduler reads before every decision.
 pub(super) fn pause(a: super::SchedulePauseArgs, paused: bool) -> Result<i32, Failure> {
-    let pb = load_playbook(&a.playbook)?;
+    let (pb, _) = load_playbook(&a.playbook)?;
     let marker = timetable::paused_path(&a.runs.runs_dir, &pb.metadata.name);
     let io = |e: std::io::Error| internal(format!("{}: {e}", marker.display()));
     if paused {
@@ -248,7 +248,7 @@ pub(super) fn pause(a: super::SchedulePauseArgs, paused: bool) -> Result<i32, Fa
 
 /// `schedule status`: paused or not, what runs, the next time, and the recent history.
 pub(super) fn status(a: super::SchedulePauseArgs) -> Result<i32, Failure> {
-    let pb = load_playbook(&a.playbook)?;
+    let (pb, _) = load_playbook(&a.playbook)?;
     let name = &pb.metadata.name;
     let path = timetable::state_path(&a.runs.runs_dir, name);
     let state = timetable::load(&path).map_err(|e| Failure {
@@ -306,7 +306,7 @@ pub(super) fn status(a: super::SchedulePauseArgs) -> Result<i32, Failure> {
 
 /// `schedule export --format cronjob`: a Kubernetes CronJob running `firedrill gameday run`.
 pub(super) fn export(a: super::ScheduleExportArgs) -> Result<i32, Failure> {
-    let pb = load_playbook(&a.playbook)?;
+    let (pb, _) = load_playbook(&a.playbook)?;
     let Some(s) = &pb.schedule else {
         return Err(Failure {
             code: exit::INVALID_INPUT,

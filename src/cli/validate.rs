@@ -26,9 +26,8 @@ pub(super) fn validate(a: ValidateArgs) -> Result<i32, Failure> {
         };
         if kind_is("Playbook") {
             // The playbook, then every drill's experiment and environment with its overrides.
-            let source = String::from_utf8_lossy(&bytes).into_owned();
             match super::gameday::load_playbook(f)
-                .and_then(|pb| super::gameday::load_drills(&pb, &source).map(|d| (pb, d)))
+                .and_then(|(pb, source)| super::gameday::load_drills(&pb, &source).map(|d| (pb, d)))
             {
                 Ok((pb, drills)) => println!(
                     "ok: {name} (playbook: {} drills, {} controls{})",
