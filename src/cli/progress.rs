@@ -148,7 +148,7 @@ impl Progress {
     }
 
     fn line(&self, rec: &Record) -> Option<String> {
-        let ms = |m: u64| crate::lang::duration::format(std::time::Duration::from_millis(m));
+        let ms = crate::lang::duration::format_ms;
         Some(match &rec.event {
             Event::RunStarted {
                 experiment,

@@ -16,6 +16,7 @@
 
 use crate::engine::events::{Event, Record, VerdictKind};
 use crate::engine::executor::Sink;
+use crate::lang::duration::format_ms as human;
 use crate::lang::notify::{EventKind, NotifySink, SinkKind};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -575,10 +576,6 @@ impl DrillEvents {
             id: String::new(),
         });
     }
-}
-
-fn human(ms: u64) -> String {
-    crate::lang::duration::format(Duration::from_millis(ms))
 }
 
 impl Sink for DrillEvents {

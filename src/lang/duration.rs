@@ -102,6 +102,11 @@ pub fn format_at(ms: u64, resolution_ms: u64) -> String {
     format(Duration::from_millis(rounded))
 }
 
+/// [`format`] of a count of milliseconds (how journals and summaries hold durations).
+pub fn format_ms(ms: u64) -> String {
+    format(Duration::from_millis(ms))
+}
+
 /// A signed run offset: `+30s`, `-1s` (before the run started), `+0s`.
 pub fn format_offset(ms: i64) -> String {
     let d = format(Duration::from_millis(ms.unsigned_abs()));

@@ -7,6 +7,7 @@
 
 use crate::engine::events::{Measurement, VerdictKind};
 use crate::exit;
+use crate::lang::duration::format_ms as human;
 use crate::lang::playbook::{GoNoGo, Objective};
 use crate::report::evidence::{ControlStatus, Freshness};
 use crate::report::lessons::{ActionItem, LessonsRecord};
@@ -175,10 +176,6 @@ pub fn score(drills: &[DrillResult]) -> Score {
         value: (mean * 100.0 + 1e-9).floor() as u32,
         parts,
     }
-}
-
-fn human(ms: u64) -> String {
-    crate::lang::duration::format(std::time::Duration::from_millis(ms))
 }
 
 fn figure(m: &Measurement) -> String {

@@ -4,6 +4,7 @@
 //! is one skipped (or errored) case. The schema is the one Jenkins, GitLab and junitparser read.
 
 use crate::engine::events::{Phase, VerdictKind};
+use crate::lang::duration::format_ms as human;
 use crate::report::gameday::{DrillOutcome, GameDaySummary};
 use crate::report::summary::RunSummary;
 use std::fmt::Write;
@@ -27,10 +28,6 @@ fn esc(s: &str) -> String {
 
 fn secs(ms: u64) -> String {
     format!("{:.3}", ms as f64 / 1000.0)
-}
-
-fn human(ms: u64) -> String {
-    crate::lang::duration::format(std::time::Duration::from_millis(ms))
 }
 
 enum Result {

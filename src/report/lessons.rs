@@ -3,6 +3,7 @@
 //! `TODO` markers and close action items by editing `status`. The markdown report's lessons
 //! section is rendered from this record (see `markdown.rs`), so the two never disagree.
 
+use crate::lang::duration::format_ms as human;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -140,10 +141,6 @@ pub fn todo(owner: &str, what: &str) -> String {
 /// `+4m10s`: a run-clock offset.
 pub fn offset(ms: u64) -> String {
     format!("+{}", format(Duration::from_millis(ms)))
-}
-
-fn human(ms: u64) -> String {
-    format(Duration::from_millis(ms))
 }
 
 fn upper(name: &str) -> String {

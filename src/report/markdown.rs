@@ -2,8 +2,8 @@
 //! [`RunSummary`] alone; the lessons-learned section is rendered from the [`LessonsRecord`] built
 //! from the same summary.
 
+use crate::lang::duration::format_ms as human;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::Value as Json;
 
@@ -14,10 +14,6 @@ use crate::report::summary::RunSummary;
 
 /// Longest output / value shown inline, in characters.
 const MAX_INLINE: usize = 300;
-
-fn human(ms: u64) -> String {
-    format(Duration::from_millis(ms))
-}
 
 /// Make text safe inside a markdown table cell.
 fn cell(s: &str) -> String {

@@ -3,6 +3,7 @@
 //! mixed into the sparkline of real runs.
 
 use crate::engine::events::VerdictKind;
+use crate::lang::duration::format_ms as human;
 use crate::report::summary::{RunSummary, verdict_label};
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
@@ -42,10 +43,6 @@ impl Point {
             .find(|(n, _)| n == name)
             .and_then(|(_, v)| *v)
     }
-}
-
-fn human(ms: u64) -> String {
-    crate::lang::duration::format(std::time::Duration::from_millis(ms))
 }
 
 /// The sparkline of one figure over the real (not what-if) runs, oldest first, this run last.
