@@ -176,6 +176,7 @@ pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
         return Ok(exit::PASS);
     }
     let drills = load_drills(&pb, &source)?;
+    unattended_gates(&a, &pb, &drills)?;
     let text = a.output == ReportOutput::Text;
     // Every drill is preflighted before the first starts: a target missing in drill five stops
     // the game day before drill one injects anything.
@@ -429,6 +430,52 @@ pub(super) fn run(a: GamedayRunArgs) -> Result<i32, Failure> {
         ReportOutput::Text => print_decision(&g, &dir),
     }
     Ok(code)
+}
+
+/// The drills that need an operator's yes: a playbook gate, or an `approval` step (or rollback)
+/// in the drill's experiment.
+fn gated(pb: &Playbook, drills: &[LoadedDrill]) -> Vec<String> {
+    let approval = |call: &str| call == "approval";
+    pb.drills
+        .iter()
+        .zip(drills)
+        .filter(|(pd, d)| {
+            pd.approval.is_some()
+                || d.experiment.steps.iter().any(|s| {
+                    approval(&s.action.value)
+                        || matches!(&s.rollback, crate::lang::spec::RollbackSpec::Action { call, .. } if approval(call.name()))
+                })
+        })
+        .map(|(pd, _)| pd.name.value.clone())
+        .collect()
+}
+
+/// Unattended, without `--approve`, a gate can only refuse: say so before the first drill
+/// rather than after the drills before it have run (exit 2, nothing ran).
+fn unattended_gates(
+    a: &GamedayRunArgs,
+    pb: &Playbook,
+    drills: &[LoadedDrill],
+) -> Result<(), Failure> {
+    if a.approve || (std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Ok(());
+    }
+    let gated = gated(pb, drills);
+    if gated.is_empty() {
+        return Ok(());
+    }
+    Err(Failure {
+        code: exit::INVALID_INPUT,
+        message: format!(
+            "error: {}: drill(s) {} need an approval, and no terminal is here to ask; nothing ran\n  = help: re-run with --approve to pass the approvals unattended, or run the game day from a terminal",
+            pb.file,
+            gated
+                .iter()
+                .map(|g| format!("`{g}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    })
 }
 
 /// `--if-due`: why the game day is not due at `now`, if it is not.

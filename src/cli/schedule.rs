@@ -54,7 +54,10 @@ pub(super) fn next(a: ScheduleNextArgs) -> Result<i32, Failure> {
 
 /// The playbooks `schedule run` serves: files as given; in a directory, every `.yaml`/`.yml`
 /// whose `kind` is Playbook (validated; those without a schedule are skipped, and said so).
-fn scheduled_playbooks(paths: &[std::path::PathBuf]) -> Result<Vec<timetable::Entrant>, Failure> {
+fn scheduled_playbooks(
+    paths: &[std::path::PathBuf],
+    approve: bool,
+) -> Result<Vec<timetable::Entrant>, Failure> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -85,6 +88,17 @@ fn scheduled_playbooks(paths: &[std::path::PathBuf]) -> Result<Vec<timetable::En
             eprintln!("note: {}: no `schedule:`, not served", f.display());
             continue;
         };
+        // Unattended game days with gates could only refuse at them: say so now.
+        if !approve && let Some(d) = pb.drills.iter().find(|d| d.approval.is_some()) {
+            return Err(Failure {
+                code: exit::INVALID_INPUT,
+                message: format!(
+                    "error: {}: drill `{}` has an approval gate, and a scheduled game day has nobody to ask\n  = help: serve it with `schedule run --approve`, or remove the gate",
+                    f.display(),
+                    d.name.value
+                ),
+            });
+        }
         if !names.insert(pb.metadata.name.clone()) {
             return Err(Failure {
                 code: exit::INVALID_INPUT,
@@ -158,7 +172,7 @@ impl timetable::Launcher for ChildLauncher {
 
 /// `schedule run`: the foreground scheduler (for a systemd unit or a container).
 pub(super) fn run(a: super::ScheduleRunArgs) -> Result<i32, Failure> {
-    let entrants = scheduled_playbooks(&a.playbooks)?;
+    let entrants = scheduled_playbooks(&a.playbooks, a.approve)?;
     for e in &entrants {
         let next = e.schedule.next(Utc::now());
         eprintln!(

@@ -407,26 +407,39 @@ fn junit_of_a_game_day_and_of_a_missed_drill_reads_in_junitparser() {
 #[test]
 fn an_approval_gate_fails_closed_unattended_and_stop_on_stops_the_game_day() {
     let lab = Lab::new();
-    // Unattended without --approve: the gated drill is not approved, nothing after it runs,
-    // NO-GO, exit 5; the drills before it ran.
-    let out = lab.firedrill(&["gameday", "run", PLAYBOOK, "-q"]).expect(5);
-    assert!(out.stdout.contains("NO-GO"), "{}", out.stdout);
+    // Unattended without --approve the region-failover gate could only refuse: the game day is
+    // refused before its first drill, not after four of them (exit 2, nothing ran).
+    let out = lab.firedrill(&["gameday", "run", PLAYBOOK, "-q"]).expect(2);
     assert!(
-        out.stdout
-            .contains("no terminal to ask and not pre-approved"),
+        out.stderr.contains("drill(s) `region-failover` need an approval, and no terminal is here to ask; nothing ran"),
         "{}",
-        out.stdout
+        out.stderr
     );
-    let g: Json =
-        serde_json::from_slice(&std::fs::read(lab.gamedays()[0].join("gameday.json")).unwrap())
-            .unwrap();
-    let outcomes: Vec<&str> = g["drills"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(outcomes, ["ran", "ran", "ran", "ran", "not_approved"]);
+    assert!(!lab.runs().exists(), "nothing ran, nothing was written");
+    // An `approval` step inside a drill's experiment counts the same.
+    let exp = lab.write(
+        "asks.yaml",
+        "apiVersion: firedrill.dev/v1\nkind: Experiment\nmetadata: {name: asks}\nsteps:\n  - id: ok\n    action: approval\n    with: {message: go?}\n",
+    );
+    let pb = lab.write(
+        "asks-pb.yaml",
+        &format!("apiVersion: firedrill.dev/v1\nkind: Playbook\nmetadata: {{name: asks}}\ndrills:\n  - experiment: {}\n  - experiment: {exp}\n", experiment("pod-kill.yaml")),
+    );
+    let out = lab.firedrill(&["gameday", "run", &pb, "-q"]).expect(2);
+    assert!(
+        out.stderr.contains("drill(s) `asks` need an approval"),
+        "{}",
+        out.stderr
+    );
+    assert!(!lab.runs().exists());
+    // The scheduler refuses to serve a gated playbook unattended, before it waits for anything.
+    let out = lab.firedrill(&["schedule", "run", PLAYBOOK]).expect(2);
+    assert!(
+        out.stderr
+            .contains("drill `region-failover` has an approval gate"),
+        "{}",
+        out.stderr
+    );
 
     // A drill that misses its objective: carried on by default, stopped by `stop_on: [missed]`.
     let play = |stop: &str| {
