@@ -93,6 +93,24 @@ fn a_wall_clock_drill_shows_a_ticking_status_line_in_a_terminal() {
             .fold(0, |acc, x| acc * 60 + x)
     };
     assert!(secs(&b) > secs(&a), "{a} then {b}");
+    // The countdown is the RTO less the time since the fault (injected at +0.05s; both figures
+    // shown in whole seconds, so they add up to 59 or 60 s).
+    for s in [&a, &b] {
+        let left: u64 = s
+            .split("RTO 1m: ")
+            .nth(1)
+            .unwrap()
+            .split('s')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let total = secs(s) + left;
+        assert!(
+            (59..=60).contains(&total),
+            "{s}: elapsed + left = {total}s, not the 1m RTO"
+        );
+    }
     // Event lines between the two captures: none (it ticked on its own).
     let events = |p: &str| p.lines().filter(|l| l.starts_with("[+")).count();
     assert_eq!(events(&first), events(&second), "{first}\n---\n{second}");
